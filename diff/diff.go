@@ -1,0 +1,73 @@
+// Package diff compares two values of the same type and reports what
+// changed, matching entities by identity.
+//
+// [Compare] walks both values field by field, exported and unexported
+// fields alike, through nested structs (value objects), pointers, arrays,
+// slices, maps and interfaces, and returns a [Result]:
+//
+//   - the changed fields of the root, with old and new values, as a
+//     column-level UPDATE needs them ([Changes.Fields]);
+//   - for each collection (slice, or map value) of entities, which elements
+//     were added, removed or modified, matched by identity, never by index
+//     or by equality ([Changes.Collections]). A modified element carries its
+//     own field changes and its own nested collections, to any depth. A
+//     change of order alone is not a change.
+//
+// What counts as equal:
+//
+//   - A type with a method Equal(T) bool, such as time.Time or a decimal
+//     type, is compared with it, so a monotonic clock reading or a different
+//     internal representation of the same value is not a change. Such a type
+//     is a value: it changes as a whole.
+//   - A float NaN equals a NaN, so a value holding NaN is not changed
+//     forever.
+//   - A nil slice or map equals an empty one: both store nothing.
+//   - A slice or map of values without identity, an array, an interface, and
+//     a pointer that turned nil or non-nil, change as a whole, reported as
+//     one [Change] of the field that holds them. A pointer to a struct that
+//     is non-nil on both sides is followed, and its fields are reported.
+//   - Fields tagged `ddd:"-"` and the version field tagged `ddd:"version"`
+//     (the repository's business) are not compared.
+//
+// An entity is a struct type, or pointer to one, that has a field tagged
+// `ddd:"id"` or a method ID() returning a comparable value; see package ddd.
+//
+// Comparison runs on per-type plans compiled on first use and cached, and
+// does not allocate when the two values are equal and the compared type is
+// a pointer (as aggregates are) and holds no maps or interfaces. Errors are
+// returned, never panics: see [ErrDuplicateID], [ErrNilEntity],
+// [ErrUnsupported] and [ErrCycle].
+package diff
+
+import (
+	"reflect"
+	"unsafe"
+)
+
+// Compare returns the differences between old and new. Both are values of
+// the same type T, usually a pointer to an aggregate root. A nil pointer is
+// compared as a value that is entirely absent: see [Result].
+func Compare[T any](old, new T) (Result, error) {
+	t := reflect.TypeFor[T]()
+	var p, q unsafe.Pointer
+	if t.Kind() == reflect.Pointer {
+		// Pass the pointers themselves, so that old and new do not escape.
+		p = *(*unsafe.Pointer)(unsafe.Pointer(&old))
+		q = *(*unsafe.Pointer)(unsafe.Pointer(&new))
+		return compareRoot(t, p, q, true)
+	}
+	return compareRoot(t, unsafe.Pointer(&old), unsafe.Pointer(&new), false)
+}
+
+// Equal reports whether old and new are equal by the rules of [Compare].
+// It is faster than Compare and does not allocate for the types Compare
+// does not allocate for.
+func Equal[T any](old, new T) (bool, error) {
+	t := reflect.TypeFor[T]()
+	if t.Kind() == reflect.Pointer {
+		p := *(*unsafe.Pointer)(unsafe.Pointer(&old))
+		q := *(*unsafe.Pointer)(unsafe.Pointer(&new))
+		return equalRoot(t, p, q, true)
+	}
+	return equalRoot(t, unsafe.Pointer(&old), unsafe.Pointer(&new), false)
+}

@@ -1,0 +1,125 @@
+// Package repository implements the Repository pattern with snapshot change
+// tracking for aggregates.
+//
+// A concrete repository supplies four [Hooks] (select, insert, update with
+// the diff, delete) and gets [Repository] from [AggregateRepositorySupport]:
+//
+//   - Find selects an aggregate and attaches it: a snapshot is taken by deep
+//     copy. Within one unit of work (a tracking scope in the context), the
+//     same aggregate is selected once and returned as the same instance.
+//   - Save of an aggregate that is not tracked inserts it and starts
+//     tracking it. Save of a tracked aggregate compares it with its snapshot
+//     and calls the update hook with the differences, only when there are
+//     some: an unchanged aggregate costs no statement. A save never reads
+//     the store again.
+//   - Remove deletes the aggregate and stops tracking it.
+//
+// # Versions
+//
+// If the root has an integer field tagged `ddd:"version"`, every save that
+// changes anything in the aggregate, a child entity alone included, advances
+// the version by one, and the hooks are told the version the store must find
+// ([Changes.OldVersion]) so that they can check it and report a conflict
+// with [ErrConflict]. The version field is set on the aggregate before the
+// update hook runs and restored if the save fails or its unit of work rolls
+// back.
+//
+// # Units of work
+//
+// A snapshot advances only when the save that carried it is committed. Give
+// the support a [Transactor] (the SQL layer's transaction helper is one):
+// it runs a function in a transaction and a tracking scope, and the
+// snapshots staged by the saves in it are applied after the commit and
+// dropped on a rollback, so that a retry sends the same changes again.
+// Without a Transactor, each Save outside a scope advances the snapshot as
+// soon as its hooks return.
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dddkit/dddkit/diff"
+)
+
+// Sentinel errors, usable with errors.Is.
+var (
+	// ErrNotFound reports that no aggregate has the requested identity. A
+	// select hook returns it (possibly wrapped) when the store has no row.
+	ErrNotFound = errors.New("repository: aggregate not found")
+	// ErrConflict reports an optimistic-lock conflict: the aggregate was
+	// changed or removed in the store since it was loaded. Hooks return it
+	// (possibly wrapped) when the version check finds no row.
+	ErrConflict = errors.New("repository: optimistic lock conflict")
+)
+
+// The errors of change detection are those of package diff; they are
+// re-exported here so that callers of a repository need one import.
+var (
+	// ErrDuplicateID is [diff.ErrDuplicateID].
+	ErrDuplicateID = diff.ErrDuplicateID
+	// ErrNilEntity is [diff.ErrNilEntity].
+	ErrNilEntity = diff.ErrNilEntity
+	// ErrUnsupported is [diff.ErrUnsupported].
+	ErrUnsupported = diff.ErrUnsupported
+	// ErrCycle is [diff.ErrCycle].
+	ErrCycle = diff.ErrCycle
+)
+
+// Repository is a collection-like store of aggregates of type T (a pointer
+// to the root) identified by ID.
+type Repository[T any, ID comparable] interface {
+	// Find returns the aggregate with identity id, or an error that wraps
+	// ErrNotFound.
+	Find(ctx context.Context, id ID) (T, error)
+	// Save inserts a new aggregate or writes the changes of a loaded one.
+	Save(ctx context.Context, agg T) error
+	// Remove deletes the aggregate.
+	Remove(ctx context.Context, agg T) error
+}
+
+// Hooks are what a concrete repository supplies to
+// [AggregateRepositorySupport]: the store's own operations. Each runs in the
+// context it is given, which carries the unit of work (transaction and
+// tracking scope) of the call, if any.
+type Hooks[T any, ID comparable] interface {
+	// Select loads the aggregate with identity id. It returns an error
+	// wrapping ErrNotFound when there is none.
+	Select(ctx context.Context, id ID) (T, error)
+	// Insert writes a new aggregate, root and children.
+	Insert(ctx context.Context, agg T) error
+	// Update writes the changes of a tracked aggregate, and only them.
+	Update(ctx context.Context, agg T, changes Changes) error
+	// Delete removes the aggregate, children first. version is the version
+	// the store must find, as in Changes.OldVersion.
+	Delete(ctx context.Context, agg T, version int64) error
+}
+
+// Changes is what the update hook is given for one save.
+type Changes struct {
+	// Diff holds what changed since the aggregate was loaded or last saved.
+	// It is never empty. The version field is not part of it.
+	Diff diff.Result
+	// Versioned reports whether the root has a version field. When it has,
+	// the store must update the root's version from OldVersion to NewVersion
+	// on the condition that it is OldVersion, and return ErrConflict when
+	// no row matches; the aggregate's version field already holds NewVersion.
+	Versioned bool
+	// OldVersion is the version the aggregate had when loaded or last saved.
+	OldVersion int64
+	// NewVersion is OldVersion + 1.
+	NewVersion int64
+}
+
+// Transactor runs fn in a unit of work: a transaction whose context carries
+// a tracking scope, committed after fn returns nil and rolled back
+// otherwise. A call made inside another joins it.
+type Transactor interface {
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+}
+
+// hookError wraps an error returned by a hook with the operation's name.
+func hookError(op string, err error) error {
+	return fmt.Errorf("repository: %s: %w", op, err)
+}

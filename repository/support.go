@@ -1,0 +1,242 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"unsafe"
+
+	"github.com/dddkit/dddkit/ddd"
+	"github.com/dddkit/dddkit/diff"
+	"github.com/dddkit/dddkit/internal/typeinfo"
+	"github.com/dddkit/dddkit/tracking"
+)
+
+// Option configures an [AggregateRepositorySupport].
+type Option func(*options)
+
+type options struct {
+	tx Transactor
+}
+
+// WithTransactor makes [AggregateRepositorySupport.Update] run in a unit of
+// work of tx (for example the SQL layer's database handle), so that loading,
+// changing and saving happen in one transaction.
+func WithTransactor(tx Transactor) Option {
+	return func(o *options) { o.tx = tx }
+}
+
+// AggregateRepositorySupport implements [Repository] on top of [Hooks],
+// with snapshot change tracking. T is a pointer to the aggregate root's
+// struct. It is safe for concurrent use.
+type AggregateRepositorySupport[T ddd.Aggregate[ID], ID comparable] struct {
+	hooks   Hooks[T, ID]
+	tracker *tracking.Tracker[T]
+	tx      Transactor
+	version *typeinfo.Field // nil when the root has no version field
+}
+
+// NewSupport returns a repository support for T on top of hooks. It fails
+// with an error wrapping [ErrUnsupported] when T is not a pointer to a
+// struct or its ddd tags are malformed.
+func NewSupport[T ddd.Aggregate[ID], ID comparable](hooks Hooks[T, ID], opts ...Option) (*AggregateRepositorySupport[T, ID], error) {
+	if hooks == nil {
+		return nil, errors.New("repository: nil hooks")
+	}
+	rt := reflect.TypeFor[T]()
+	if rt.Kind() != reflect.Pointer || rt.Elem().Kind() != reflect.Struct {
+		return nil, fmt.Errorf("repository: %v: %w: an aggregate must be a pointer to a struct", rt, ErrUnsupported)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &AggregateRepositorySupport[T, ID]{hooks: hooks, tracker: tracking.NewTracker[T](), tx: o.tx}
+	f, ok, err := typeinfo.VersionOf(rt.Elem())
+	if err != nil {
+		return nil, fmt.Errorf("repository: %v: %w: %w", rt, ErrUnsupported, err)
+	}
+	if ok {
+		s.version = &f
+	}
+	return s, nil
+}
+
+// Tracker returns the tracker that holds the snapshots of this repository's
+// aggregates.
+func (s *AggregateRepositorySupport[T, ID]) Tracker() *tracking.Tracker[T] { return s.tracker }
+
+func isNil[T any](v T) bool {
+	return *(*unsafe.Pointer)(unsafe.Pointer(&v)) == nil
+}
+
+func (s *AggregateRepositorySupport[T, ID]) readVersion(v T) int64 {
+	if s.version == nil {
+		return 0
+	}
+	return typeinfo.ReadInt(s.version.Type, unsafe.Add(*(*unsafe.Pointer)(unsafe.Pointer(&v)), s.version.Offset))
+}
+
+func (s *AggregateRepositorySupport[T, ID]) writeVersion(v T, n int64) {
+	if s.version == nil {
+		return
+	}
+	typeinfo.WriteInt(s.version.Type, unsafe.Add(*(*unsafe.Pointer)(unsafe.Pointer(&v)), s.version.Offset), n)
+}
+
+// noScope hides the scope of ctx, for tracking that is not tied to a write.
+func noScope(ctx context.Context) context.Context {
+	if _, ok := tracking.FromContext(ctx); ok {
+		return tracking.WithScope(ctx, nil)
+	}
+	return ctx
+}
+
+// Find returns the aggregate with identity id and tracks it. Within a
+// tracking scope, an aggregate already found or saved in it is returned
+// without calling the select hook again.
+func (s *AggregateRepositorySupport[T, ID]) Find(ctx context.Context, id ID) (T, error) {
+	var zero T
+	if agg, ok := s.tracker.Lookup(ctx, id); ok {
+		return agg, nil
+	}
+	agg, err := s.hooks.Select(ctx, id)
+	if err != nil {
+		return zero, hookError("find", err)
+	}
+	if isNil(agg) {
+		return zero, hookError("find", fmt.Errorf("%w: %v", ErrNotFound, id))
+	}
+	if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
+		return zero, hookError("find", err)
+	}
+	s.tracker.Remember(ctx, id, agg)
+	return agg, nil
+}
+
+// Attach starts tracking agg, loaded by a query of the concrete repository's
+// own, as if it had been returned by Find.
+func (s *AggregateRepositorySupport[T, ID]) Attach(ctx context.Context, agg T) error {
+	if isNil(agg) {
+		return fmt.Errorf("repository: attach: %w: nil aggregate", ErrUnsupported)
+	}
+	if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
+		return fmt.Errorf("repository: attach: %w", err)
+	}
+	s.tracker.Remember(ctx, agg.ID(), agg)
+	return nil
+}
+
+// Detach stops tracking agg: a later Save inserts it again.
+func (s *AggregateRepositorySupport[T, ID]) Detach(ctx context.Context, agg T) {
+	if isNil(agg) {
+		return
+	}
+	s.tracker.Detach(noScope(ctx), agg)
+	s.tracker.Forget(ctx, agg.ID())
+}
+
+// Save writes agg. An aggregate that is not tracked is inserted and then
+// tracked. A tracked one is compared with its snapshot: when nothing
+// changed, Save returns nil without calling any hook; otherwise it advances
+// the version (if any), calls the update hook with the differences, and
+// advances the snapshot, at once or, in a tracking scope, when the scope
+// commits. When a hook fails, the snapshot and the version are left as they
+// were.
+func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) error {
+	if isNil(agg) {
+		return fmt.Errorf("repository: save: %w: nil aggregate", ErrUnsupported)
+	}
+	snap, err := s.tracker.Snapshot(ctx, agg)
+	if errors.Is(err, tracking.ErrNotTracked) {
+		return s.insert(ctx, agg)
+	}
+	if err != nil {
+		return hookError("save", err)
+	}
+	d, err := diff.Compare(snap, agg)
+	if err != nil {
+		return hookError("save", err)
+	}
+	if !d.Changed() {
+		return nil
+	}
+	ch := Changes{Diff: d}
+	before := s.readVersion(agg)
+	if s.version != nil {
+		ch.Versioned = true
+		ch.OldVersion = s.readVersion(snap)
+		ch.NewVersion = ch.OldVersion + 1
+		s.writeVersion(agg, ch.NewVersion)
+	}
+	if err := s.hooks.Update(ctx, agg, ch); err != nil {
+		s.writeVersion(agg, before)
+		return hookError("save", err)
+	}
+	if err := s.tracker.Advance(ctx, agg); err != nil {
+		return hookError("save", err)
+	}
+	if sc, ok := tracking.FromContext(ctx); ok && s.version != nil {
+		sc.OnRollback(func() { s.writeVersion(agg, before) })
+	}
+	return nil
+}
+
+func (s *AggregateRepositorySupport[T, ID]) insert(ctx context.Context, agg T) error {
+	// Copy first: a type that cannot be tracked must fail before any write.
+	if _, err := tracking.Copy(agg); err != nil {
+		return hookError("save", err)
+	}
+	if err := s.hooks.Insert(ctx, agg); err != nil {
+		return hookError("save", err)
+	}
+	if err := s.tracker.Attach(ctx, agg); err != nil {
+		return hookError("save", err)
+	}
+	s.tracker.Remember(ctx, agg.ID(), agg)
+	return nil
+}
+
+// Remove deletes agg and stops tracking it (in a tracking scope, when the
+// scope commits). The delete hook is given the version to check: the
+// snapshot's when agg is tracked, else agg's own.
+func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) error {
+	if isNil(agg) {
+		return fmt.Errorf("repository: remove: %w: nil aggregate", ErrUnsupported)
+	}
+	version := s.readVersion(agg)
+	if snap, err := s.tracker.Snapshot(ctx, agg); err == nil {
+		version = s.readVersion(snap)
+	}
+	if err := s.hooks.Delete(ctx, agg, version); err != nil {
+		return hookError("remove", err)
+	}
+	s.tracker.Detach(ctx, agg)
+	s.tracker.Forget(ctx, agg.ID())
+	return nil
+}
+
+// Update loads the aggregate with identity id, runs change on it, and saves
+// it, in one unit of work: in a transaction of the [Transactor] given with
+// [WithTransactor], or else in a tracking scope. If change returns an
+// error, nothing is saved and the error is returned as is.
+func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, change func(T) error) error {
+	run := func(ctx context.Context) error {
+		agg, err := s.Find(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := change(agg); err != nil {
+			return err
+		}
+		return s.Save(ctx, agg)
+	}
+	if s.tx != nil {
+		return s.tx.InTx(ctx, run)
+	}
+	if _, ok := tracking.FromContext(ctx); ok {
+		return run(ctx)
+	}
+	return tracking.InScope(ctx, run)
+}

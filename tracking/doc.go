@@ -1,0 +1,14 @@
+// Package tracking takes snapshots of aggregates and detects their changes.
+//
+// A [Tracker] attaches an aggregate by taking a deep copy of it ([Copy]),
+// reports the differences between the aggregate and that snapshot
+// ([Tracker.Changes], built on package diff), advances the snapshot after a
+// successful save, and detaches it. Snapshots are held against weak
+// pointers: an aggregate that becomes unreachable has its snapshot released
+// without being detached.
+//
+// A [Scope] carried in a context.Context is a unit of work: snapshot
+// changes made in it are staged and applied when it commits, and dropped
+// when it rolls back, so a snapshot never advances past what the store has
+// committed. A scope is also an identity map.
+package tracking

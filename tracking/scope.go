@@ -1,0 +1,183 @@
+package tracking
+
+import (
+	"context"
+	"sync"
+)
+
+// Scope is a unit of work carried in a [context.Context]. While a scope is
+// in the context, a [Tracker] stages what it would otherwise apply at once
+// (attaching, advancing and detaching snapshots) and applies it when the
+// scope commits; a rollback drops it. A scope also holds an identity map:
+// within one scope, each aggregate is loaded once.
+//
+// A transaction helper creates a scope with the transaction, puts it in the
+// context with [WithScope], and commits the scope after the transaction
+// commits, or rolls it back. A Scope is safe for concurrent use, and
+// finished once committed or rolled back: later calls to Commit or Rollback
+// do nothing.
+type Scope struct {
+	mu       sync.Mutex
+	done     bool
+	order    []any           // staged keys, in first-staged order
+	staged   map[any]*staged // by stagedKey
+	identity map[identityKey]any
+	undo     []func()
+}
+
+type identityKey struct {
+	owner any
+	id    any
+}
+
+// staged is one aggregate's pending state in a scope.
+type staged struct {
+	detached bool
+	snap     any    // the pending snapshot (a T) when !detached
+	apply    func() // applies this pending state to its tracker
+}
+
+// NewScope returns an empty scope.
+func NewScope() *Scope {
+	return &Scope{}
+}
+
+type scopeKey struct{}
+
+// WithScope returns a copy of ctx that carries s.
+func WithScope(ctx context.Context, s *Scope) context.Context {
+	return context.WithValue(ctx, scopeKey{}, s)
+}
+
+// FromContext returns the scope carried by ctx, if any.
+func FromContext(ctx context.Context) (*Scope, bool) {
+	if ctx == nil {
+		return nil, false
+	}
+	s, ok := ctx.Value(scopeKey{}).(*Scope)
+	return s, ok && s != nil
+}
+
+// Commit applies the staged changes to their trackers, in the order they
+// were first staged, and ends the scope.
+func (s *Scope) Commit() {
+	s.mu.Lock()
+	if s.done {
+		s.mu.Unlock()
+		return
+	}
+	s.done = true
+	order, st := s.order, s.staged
+	s.order, s.staged, s.identity, s.undo = nil, nil, nil, nil
+	s.mu.Unlock()
+	for _, k := range order {
+		st[k].apply()
+	}
+}
+
+// Rollback drops the staged changes, undoes what the scope was told to undo
+// (see [Scope.OnRollback]), and ends the scope.
+func (s *Scope) Rollback() {
+	s.mu.Lock()
+	if s.done {
+		s.mu.Unlock()
+		return
+	}
+	s.done = true
+	undo := s.undo
+	s.order, s.staged, s.identity, s.undo = nil, nil, nil, nil
+	s.mu.Unlock()
+	for i := len(undo) - 1; i >= 0; i-- {
+		undo[i]()
+	}
+}
+
+// OnRollback registers f to run if the scope rolls back; functions run in
+// reverse order of registration. A repository uses it to restore in-memory
+// state it changed for a save, such as the aggregate's version. If the
+// scope is already finished, OnRollback does nothing.
+func (s *Scope) OnRollback(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.done {
+		s.undo = append(s.undo, f)
+	}
+}
+
+// Done reports whether the scope was committed or rolled back.
+func (s *Scope) Done() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done
+}
+
+func (s *Scope) stage(key any, st *staged) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		// A finished scope stages nothing: apply at once, as without one.
+		st.apply()
+		return
+	}
+	if s.staged == nil {
+		s.staged = make(map[any]*staged)
+	}
+	if _, ok := s.staged[key]; !ok {
+		s.order = append(s.order, key)
+	}
+	s.staged[key] = st
+}
+
+func (s *Scope) pending(key any) (*staged, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.staged[key]
+	return st, ok
+}
+
+func (s *Scope) lookup(owner, id any) (any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.identity[identityKey{owner, id}]
+	return v, ok
+}
+
+func (s *Scope) remember(owner, id, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return
+	}
+	if s.identity == nil {
+		s.identity = make(map[identityKey]any)
+	}
+	s.identity[identityKey{owner, id}] = v
+}
+
+func (s *Scope) forget(owner, id any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.identity, identityKey{owner, id})
+}
+
+// InScope runs fn with a new scope in its context, committing the scope
+// when fn returns nil and rolling it back when fn returns an error or panics
+// (the panic goes on). If ctx already carries a scope, fn joins it.
+func InScope(ctx context.Context, fn func(ctx context.Context) error) (err error) {
+	if _, ok := FromContext(ctx); ok {
+		return fn(ctx)
+	}
+	sc := NewScope()
+	defer func() {
+		if p := recover(); p != nil {
+			sc.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			sc.Rollback()
+		} else {
+			sc.Commit()
+		}
+	}()
+	return fn(WithScope(ctx, sc))
+}
