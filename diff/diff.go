@@ -56,7 +56,8 @@ func Compare[T any](old, new T) (Result, error) {
 		q = *(*unsafe.Pointer)(unsafe.Pointer(&new))
 		return compareRoot(t, p, q, true)
 	}
-	return compareRoot(t, unsafe.Pointer(&old), unsafe.Pointer(&new), false)
+	o, n := old, new // only these escape, and only for a non-pointer T
+	return compareRoot(t, unsafe.Pointer(&o), unsafe.Pointer(&n), false)
 }
 
 // Equal reports whether old and new are equal by the rules of [Compare].
@@ -69,5 +70,6 @@ func Equal[T any](old, new T) (bool, error) {
 		q := *(*unsafe.Pointer)(unsafe.Pointer(&new))
 		return equalRoot(t, p, q, true)
 	}
-	return equalRoot(t, unsafe.Pointer(&old), unsafe.Pointer(&new), false)
+	o, n := old, new
+	return equalRoot(t, unsafe.Pointer(&o), unsafe.Pointer(&n), false)
 }

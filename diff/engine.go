@@ -1,15 +1,460 @@
 package diff
 
 import (
-	"errors"
+	"fmt"
 	"reflect"
+	"sync"
 	"unsafe"
+
+	"github.com/dddkit/dddkit/internal/typeinfo"
 )
 
-func compareRoot(t reflect.Type, p, q unsafe.Pointer, ptr bool) (Result, error) {
-	return Result{}, errors.New("not implemented")
+// cycleDepth is how many pointers deep a comparison goes before it starts
+// to look for cycles, as encoding/json does: values nested less deeply pay
+// nothing for the check.
+const cycleDepth = 1000
+
+// walk is the state of one comparison. It comes from a pool, so that an
+// equal pair of values is compared without allocating.
+type walk struct {
+	depth  int
+	onPath map[unsafe.Pointer]struct{}
+	err    *Error
 }
 
-func equalRoot(t reflect.Type, p, q unsafe.Pointer, ptr bool) (bool, error) {
-	return false, errors.New("not implemented")
+var walkPool = sync.Pool{New: func() any { return new(walk) }}
+
+func getWalk() *walk { return walkPool.Get().(*walk) }
+
+func putWalk(w *walk) {
+	w.reset()
+	walkPool.Put(w)
+}
+
+func (w *walk) reset() {
+	w.depth = 0
+	w.err = nil
+	clear(w.onPath)
+}
+
+func (w *walk) fail(e *Error) {
+	if w.err == nil {
+		w.err = e
+	}
+}
+
+type sliceHeader struct {
+	data unsafe.Pointer
+	len  int
+	cap  int
+}
+
+func compareRoot(t reflect.Type, p, q unsafe.Pointer, isPtr bool) (Result, error) {
+	pl, a, b, done, err := rootPlan(t, p, q, isPtr)
+	if err != nil || done {
+		return Result{}, err
+	}
+	if pl == nil { // one root pointer is nil, the other is not
+		return Result{Changes{Fields: []Change{{Old: rootValue(t, p), New: rootValue(t, q)}}}}, nil
+	}
+	if !pl.mayCycle && pl.eq(nil, a, b) {
+		return Result{}, nil
+	}
+	w := getWalk()
+	defer putWalk(w)
+	if pl.mayCycle && pl.eq(w, a, b) && w.err == nil {
+		return Result{}, nil
+	}
+	w.reset()
+	var r Result
+	w.diffValue(pl, a, b, nil, &r.Changes)
+	if w.err != nil {
+		return Result{}, w.err
+	}
+	return r, nil
+}
+
+func equalRoot(t reflect.Type, p, q unsafe.Pointer, isPtr bool) (bool, error) {
+	pl, a, b, done, err := rootPlan(t, p, q, isPtr)
+	if err != nil {
+		return false, err
+	}
+	if done {
+		return true, nil
+	}
+	if pl == nil {
+		return false, nil
+	}
+	if !pl.mayCycle && pl.eq(nil, a, b) {
+		return true, nil
+	}
+	w := getWalk()
+	defer putWalk(w)
+	if pl.mayCycle && pl.eq(w, a, b) && w.err == nil {
+		return true, nil
+	}
+	// Not equal at first sight, or an error: the full walk tells a reorder
+	// of entities from a change, and where a problem is.
+	w.reset()
+	var c Changes
+	w.diffValue(pl, a, b, nil, &c)
+	if w.err != nil {
+		return false, w.err
+	}
+	return c.Empty(), nil
+}
+
+// rootPlan returns the plan to compare the roots with and the addresses of
+// the compared values. done reports the values equal without comparing; a
+// nil plan with no error means one root pointer is nil and the other not.
+func rootPlan(t reflect.Type, p, q unsafe.Pointer, isPtr bool) (pl *plan, a, b unsafe.Pointer, done bool, err error) {
+	if !isPtr {
+		pl, err := planOf(t)
+		if err != nil {
+			return nil, nil, nil, false, err
+		}
+		return pl, p, q, false, nil
+	}
+	pl, err = planOf(t.Elem())
+	if err != nil {
+		return nil, nil, nil, false, err
+	}
+	switch {
+	case p == q:
+		return pl, p, q, true, nil
+	case p == nil || q == nil:
+		return nil, nil, nil, false, nil
+	}
+	return pl, p, q, false, nil
+}
+
+func rootValue(t reflect.Type, p unsafe.Pointer) any {
+	if p == nil {
+		return reflect.Zero(t).Interface()
+	}
+	return reflect.NewAt(t.Elem(), p).Interface()
+}
+
+// valueOf returns the value of type t stored at p.
+func valueOf(t reflect.Type, p unsafe.Pointer) any {
+	return reflect.NewAt(t, p).Elem().Interface()
+}
+
+func (w *walk) ptrEq(elem *plan, a, b unsafe.Pointer) bool {
+	if a == b {
+		return true
+	}
+	if a == nil || b == nil {
+		return false
+	}
+	if w == nil { // a type that cannot recurse without end
+		return elem.eq(nil, a, b)
+	}
+	if w.err != nil {
+		return false
+	}
+	w.depth++
+	var eq bool
+	if w.depth <= cycleDepth {
+		eq = elem.eq(w, a, b)
+	} else {
+		eq = w.trackedEq(elem, a, b)
+	}
+	w.depth--
+	return eq
+}
+
+// trackedEq compares deeply nested values, watching for cycles.
+func (w *walk) trackedEq(elem *plan, a, b unsafe.Pointer) bool {
+	if w.onPath == nil {
+		w.onPath = make(map[unsafe.Pointer]struct{})
+	}
+	if _, ok := w.onPath[a]; ok {
+		w.fail(&Error{Err: ErrCycle})
+		return false
+	}
+	w.onPath[a] = struct{}{}
+	eq := elem.eq(w, a, b)
+	delete(w.onPath, a)
+	return eq
+}
+
+func (w *walk) sliceEq(elem *plan, a, b unsafe.Pointer) bool {
+	x, y := (*sliceHeader)(a), (*sliceHeader)(b)
+	if x.len != y.len {
+		return false
+	}
+	if x.len == 0 || x.data == y.data {
+		return true
+	}
+	esz := elem.size
+	switch elem.kind {
+	case kindMem:
+		n := uintptr(x.len) * esz
+		return unsafe.String((*byte)(x.data), n) == unsafe.String((*byte)(y.data), n)
+	case kindPointer:
+		for i := uintptr(0); i < uintptr(x.len); i++ {
+			pa := *(*unsafe.Pointer)(unsafe.Add(x.data, i*esz))
+			pb := *(*unsafe.Pointer)(unsafe.Add(y.data, i*esz))
+			if !w.ptrEq(elem.elem, pa, pb) {
+				return false
+			}
+		}
+		return true
+	}
+	for i := uintptr(0); i < uintptr(x.len); i++ {
+		if !elem.eq(w, unsafe.Add(x.data, i*esz), unsafe.Add(y.data, i*esz)) {
+			return false
+		}
+	}
+	return true
+}
+
+// entitySliceEq compares two slices of entities: equal when they hold the
+// same entities with equal contents, in any order.
+func (w *walk) entitySliceEq(p *plan, a, b unsafe.Pointer) bool {
+	if w.sliceEq(p.elem, a, b) {
+		return true
+	}
+	x, y := (*sliceHeader)(a), (*sliceHeader)(b)
+	if w == nil || x.len != y.len || w.err != nil {
+		// Without a walk, report a possible difference: the walk that
+		// builds the result tells a reorder from a change.
+		return false
+	}
+	// Same length, not equal in order: equal only if reordered.
+	var c Changes
+	w.diffEntities(p, entries(p, x), entries(p, y), nil, &c)
+	return w.err == nil && c.Empty()
+}
+
+func entries(p *plan, h *sliceHeader) []unsafe.Pointer {
+	out := make([]unsafe.Pointer, h.len)
+	for i := range out {
+		out[i] = unsafe.Add(h.data, uintptr(i)*p.elem.size)
+	}
+	return out
+}
+
+// mapValues returns pointers to copies of the values of the map at a, and
+// the keys by the same index.
+func mapValues(p *plan, a unsafe.Pointer) ([]reflect.Value, []unsafe.Pointer) {
+	m := reflect.NewAt(p.t, a).Elem()
+	keys := make([]reflect.Value, 0, m.Len())
+	vals := make([]unsafe.Pointer, 0, m.Len())
+	it := m.MapRange()
+	for it.Next() {
+		k := reflect.New(p.key).Elem()
+		k.SetIterKey(it)
+		v := reflect.New(p.t.Elem())
+		v.Elem().SetIterValue(it)
+		keys = append(keys, k)
+		vals = append(vals, v.UnsafePointer())
+	}
+	return keys, vals
+}
+
+func (w *walk) mapEq(p *plan, a, b unsafe.Pointer) bool {
+	ma, mb := reflect.NewAt(p.t, a).Elem(), reflect.NewAt(p.t, b).Elem()
+	if ma.Len() != mb.Len() {
+		return false
+	}
+	if ma.Len() == 0 || ma.UnsafePointer() == mb.UnsafePointer() {
+		return true
+	}
+	if p.identity != nil {
+		if w == nil {
+			return false // possibly different; see entitySliceEq
+		}
+		_, va := mapValues(p, a)
+		_, vb := mapValues(p, b)
+		var c Changes
+		w.diffEntities(p, va, vb, nil, &c)
+		return w.err == nil && c.Empty()
+	}
+	keys, va := mapValues(p, a)
+	vb := reflect.New(p.t.Elem())
+	for i, k := range keys {
+		v := mb.MapIndex(k)
+		if !v.IsValid() {
+			return false
+		}
+		vb.Elem().Set(v)
+		if !p.elem.eq(w, va[i], vb.UnsafePointer()) {
+			return false
+		}
+	}
+	return true
+}
+
+// ifaceData returns a pointer to the value of dynamic type dt held by the
+// interface stored at a.
+func ifaceData(a unsafe.Pointer, dt reflect.Type) unsafe.Pointer {
+	word := unsafe.Add(a, unsafe.Sizeof(uintptr(0)))
+	if typeinfo.DirectIface(dt) {
+		return word
+	}
+	return *(*unsafe.Pointer)(word)
+}
+
+func (w *walk) ifaceEq(p *plan, a, b unsafe.Pointer) bool {
+	va, vb := reflect.NewAt(p.t, a).Elem(), reflect.NewAt(p.t, b).Elem()
+	if va.IsNil() || vb.IsNil() {
+		return va.IsNil() && vb.IsNil()
+	}
+	dt := va.Elem().Type()
+	if dt != vb.Elem().Type() {
+		return false
+	}
+	dp, err := planOf(dt)
+	if err != nil {
+		if w != nil {
+			w.fail(err.(*Error))
+		}
+		return false
+	}
+	return dp.eq(w, ifaceData(a, dt), ifaceData(b, dt))
+}
+
+func appendPath(p Path, s Step) Path {
+	return append(p[:len(p):len(p)], s)
+}
+
+// diffValue reports how the values at a and b, of plan pl, differ, into out.
+// It is called only for values that may differ.
+func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, path Path, out *Changes) {
+	if w.err != nil {
+		return
+	}
+	switch pl.kind {
+	case kindStruct:
+		for _, f := range pl.fields {
+			x, y := unsafe.Add(a, f.off), unsafe.Add(b, f.off)
+			fpath := appendPath(path, FieldStep{Name: f.name, Index: f.index})
+			if f.plan.eq(w, x, y) {
+				continue
+			}
+			if w.err != nil {
+				if w.err.Path == nil {
+					w.err.Path = fpath
+				}
+				return
+			}
+			w.diffValue(f.plan, x, y, fpath, out)
+			if w.err != nil {
+				return
+			}
+		}
+		return
+	case kindPointer:
+		pa, pb := *(*unsafe.Pointer)(a), *(*unsafe.Pointer)(b)
+		if pa != nil && pb != nil && pl.elem.kind == kindStruct {
+			w.depth++
+			defer func() { w.depth-- }()
+			if w.depth > cycleDepth {
+				if w.onPath == nil {
+					w.onPath = make(map[unsafe.Pointer]struct{})
+				}
+				if _, ok := w.onPath[pa]; ok {
+					w.fail(&Error{Path: path, Err: ErrCycle})
+					return
+				}
+				w.onPath[pa] = struct{}{}
+				defer delete(w.onPath, pa)
+			}
+			w.diffValue(pl.elem, pa, pb, path, out)
+			return
+		}
+	case kindSlice:
+		if pl.identity != nil {
+			var c Changes
+			w.diffEntities(pl, entries(pl, (*sliceHeader)(a)), entries(pl, (*sliceHeader)(b)), path, &c)
+			if w.err == nil && len(c.Collections) > 0 {
+				out.Collections = append(out.Collections, Collection{Path: path, Elements: c.Collections[0].Elements})
+			}
+			return
+		}
+	case kindMap:
+		if pl.identity != nil {
+			_, va := mapValues(pl, a)
+			_, vb := mapValues(pl, b)
+			var c Changes
+			w.diffEntities(pl, va, vb, path, &c)
+			if w.err == nil && len(c.Collections) > 0 {
+				out.Collections = append(out.Collections, Collection{Path: path, Elements: c.Collections[0].Elements})
+			}
+			return
+		}
+	}
+	out.Fields = append(out.Fields, Change{Path: path, Old: valueOf(pl.t, a), New: valueOf(pl.t, b)})
+}
+
+// diffEntities matches the entities at olds and news (pointers to elements
+// of plan p's collection) by identity and appends their changes to out as
+// one collection at path.
+func (w *walk) diffEntities(p *plan, olds, news []unsafe.Pointer, path Path, out *Changes) {
+	elem, id := p.elem, p.identity
+	oldIDs := make([]any, len(olds))
+	index := make(map[any]int, len(olds))
+	for i, pa := range olds {
+		k, ok := id.Read(pa)
+		if !ok {
+			w.fail(&Error{Path: path, Err: fmt.Errorf("old value: %w", ErrNilEntity)})
+			return
+		}
+		if _, dup := index[k]; dup {
+			w.fail(&Error{Path: appendPath(path, ElementStep{ID: k}), Err: fmt.Errorf("old value: %w", ErrDuplicateID)})
+			return
+		}
+		index[k] = i
+		oldIDs[i] = k
+	}
+	matched := make([]bool, len(olds))
+	seen := make(map[any]struct{}, len(news))
+	var elems []Element
+	for _, pb := range news {
+		k, ok := id.Read(pb)
+		if !ok {
+			w.fail(&Error{Path: path, Err: ErrNilEntity})
+			return
+		}
+		if _, dup := seen[k]; dup {
+			w.fail(&Error{Path: appendPath(path, ElementStep{ID: k}), Err: ErrDuplicateID})
+			return
+		}
+		seen[k] = struct{}{}
+		i, ok := index[k]
+		if !ok {
+			elems = append(elems, Element{Kind: Added, ID: k, New: valueOf(elem.t, pb)})
+			continue
+		}
+		matched[i] = true
+		pa := olds[i]
+		if elem.eq(w, pa, pb) {
+			continue
+		}
+		epath := appendPath(path, ElementStep{ID: k})
+		if w.err != nil {
+			if w.err.Path == nil {
+				w.err.Path = epath
+			}
+			return
+		}
+		e := Element{Kind: Modified, ID: k, Old: valueOf(elem.t, pa), New: valueOf(elem.t, pb)}
+		w.diffValue(elem, pa, pb, nil, &e.Changes)
+		if w.err != nil {
+			w.err.Path = append(epath, w.err.Path...)
+			return
+		}
+		elems = append(elems, e)
+	}
+	var removed []Element
+	for i, ok := range matched {
+		if !ok {
+			removed = append(removed, Element{Kind: Removed, ID: oldIDs[i], Old: valueOf(elem.t, olds[i])})
+		}
+	}
+	if len(removed)+len(elems) > 0 {
+		out.Collections = append(out.Collections, Collection{Path: path, Elements: append(removed, elems...)})
+	}
 }

@@ -3,6 +3,7 @@ package diff
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -270,6 +271,9 @@ func format(v any) string {
 		return fmt.Sprintf("%#x", x)
 	case fmt.Stringer:
 		return x.String()
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && !rv.IsNil() && rv.Elem().Kind() != reflect.Struct {
+		return "&" + format(rv.Elem().Interface())
 	}
 	return fmt.Sprintf("%+v", v)
 }

@@ -1,0 +1,506 @@
+package diff
+
+import (
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/dddkit/dddkit/internal/typeinfo"
+)
+
+// A plan is what Compare knows about one type, compiled once and cached:
+// how to tell two values of it equal without allocating (eq), and what it
+// holds, for the slower walk that builds a Result.
+type plan struct {
+	t    reflect.Type
+	kind planKind
+	size uintptr
+
+	eq func(w *walk, p, q unsafe.Pointer) bool
+
+	ops    []eqOp      // struct: flat list of comparisons
+	fields []fieldPlan // struct: compared fields, in order
+	elem   *plan       // pointer, slice, array, map value
+	key    reflect.Type
+
+	// mayCycle reports whether comparing values of this type may recurse
+	// without end: the type is recursive or holds an interface. Only such
+	// types need the cycle watch of a walk.
+	mayCycle bool
+	cycleSet bool
+
+	identity *typeinfo.Identity // slice or map of entities
+	method   int                // equal-method: index of Equal in the pointer's method set
+	inner    *plan              // equal-method: structural plan, nil if none
+}
+
+type planKind uint8
+
+const (
+	kindMem        planKind = iota + 1 // compared byte for byte
+	kindFloat                          // float32, float64, complex64, complex128
+	kindString                         //
+	kindStruct                         //
+	kindPointer                        //
+	kindSlice                          //
+	kindArray                          //
+	kindMap                            //
+	kindInterface                      //
+	kindTime                           // time.Time, compared with Equal
+	kindEqualMethod                    // a type with Equal(T) bool
+)
+
+// fieldPlan is one compared field of a struct.
+type fieldPlan struct {
+	name  string
+	index int
+	off   uintptr
+	plan  *plan
+}
+
+// eqOp is one comparison of a struct's flat comparison list.
+type eqOp struct {
+	kind opKind
+	off  uintptr
+	size uintptr
+	plan *plan
+}
+
+type opKind uint8
+
+const (
+	opMem opKind = iota
+	opU64
+	opU32
+	opString
+	opF64
+	opF32
+	opTime
+	opPlan
+)
+
+// The cache of compiled plans is a map replaced whole on each insertion
+// (copy on write), read without a lock: types are few and compiled once,
+// and a lookup must cost next to nothing, since Compare does one per call.
+// It is keyed by the type's runtime descriptor, which is unique per type.
+var (
+	planCache atomic.Pointer[map[unsafe.Pointer]cached]
+	compileMu sync.Mutex
+)
+
+type cached struct {
+	plan *plan
+	err  *Error
+}
+
+// typeKey returns the address of t's runtime type descriptor.
+func typeKey(t reflect.Type) unsafe.Pointer {
+	return (*typeinfo.Eface)(unsafe.Pointer(&t)).Data
+}
+
+func lookup(t reflect.Type) (cached, bool) {
+	if m := planCache.Load(); m != nil {
+		c, ok := (*m)[typeKey(t)]
+		return c, ok
+	}
+	return cached{}, false
+}
+
+// store adds entries to the cache; the caller holds compileMu.
+func store(entries map[reflect.Type]cached) {
+	old := planCache.Load()
+	m := make(map[unsafe.Pointer]cached, len(entries)+8)
+	if old != nil {
+		for k, v := range *old {
+			m[k] = v
+		}
+	}
+	for t, c := range entries {
+		if _, ok := m[typeKey(t)]; !ok {
+			m[typeKey(t)] = c
+		}
+	}
+	planCache.Store(&m)
+}
+
+// planOf returns the plan of t, compiling it on first use.
+func planOf(t reflect.Type) (*plan, error) {
+	if c, ok := lookup(t); ok {
+		if c.err != nil {
+			return nil, c.err
+		}
+		return c.plan, nil
+	}
+	compileMu.Lock()
+	defer compileMu.Unlock()
+	if c, ok := lookup(t); ok {
+		if c.err != nil {
+			return nil, c.err
+		}
+		return c.plan, nil
+	}
+	c := &compiler{inProgress: make(map[reflect.Type]*plan)}
+	p, err := c.compile(t, nil)
+	if err != nil {
+		store(map[reflect.Type]cached{t: {err: err}})
+		return nil, err
+	}
+	// Publish every plan compiled on the way, now that all are complete.
+	entries := make(map[reflect.Type]cached, len(c.inProgress))
+	for pt, pp := range c.inProgress {
+		finish(pp)
+		cycles(pp, map[*plan]bool{})
+		entries[pt] = cached{plan: pp}
+	}
+	store(entries)
+	return p, nil
+}
+
+// cycles computes p.mayCycle; onStack holds the plans being visited.
+func cycles(p *plan, onStack map[*plan]bool) bool {
+	if p.cycleSet {
+		return p.mayCycle
+	}
+	if onStack[p] {
+		return true
+	}
+	onStack[p] = true
+	may := p.kind == kindInterface
+	for _, f := range p.fields {
+		may = cycles(f.plan, onStack) || may
+	}
+	for _, sub := range []*plan{p.elem, p.inner} {
+		if sub != nil {
+			may = cycles(sub, onStack) || may
+		}
+	}
+	delete(onStack, p)
+	p.mayCycle, p.cycleSet = may, true
+	return may
+}
+
+type compiler struct {
+	// inProgress holds the plans compiled in this session, complete or not,
+	// so that a recursive type refers to its own (placeholder) plan.
+	inProgress map[reflect.Type]*plan
+}
+
+func (c *compiler) compile(t reflect.Type, path Path) (*plan, *Error) {
+	if ce, ok := lookup(t); ok {
+		if ce.err != nil {
+			return nil, &Error{Path: append(path[:len(path):len(path)], ce.err.Path...), Err: ce.err.Err}
+		}
+		return ce.plan, nil
+	}
+	if p, ok := c.inProgress[t]; ok {
+		return p, nil
+	}
+	p := &plan{t: t, size: t.Size()}
+	c.inProgress[t] = p
+	if err := c.fill(p, path); err != nil {
+		delete(c.inProgress, t)
+		return nil, err
+	}
+	return p, nil
+}
+
+func unsupported(path Path, format string, args ...any) *Error {
+	return &Error{Path: path, Err: fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrUnsupported)}
+}
+
+func (c *compiler) fill(p *plan, path Path) *Error {
+	t := p.t
+	if t == typeinfo.TimeType() {
+		p.kind = kindTime
+		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return (*time.Time)(a).Equal(*(*time.Time)(b)) }
+		return nil
+	}
+	if _, isEntity, err := typeinfo.IdentityOf(t); err != nil {
+		return unsupported(path, "%v: %v", t, err)
+	} else if !isEntity {
+		if m, ok := typeinfo.EqualMethod(t); ok {
+			return c.fillEqualMethod(p, m, path)
+		}
+	}
+	return c.fillKind(p, path)
+}
+
+// fillKind fills p by the kind of its type, ignoring any Equal method.
+func (c *compiler) fillKind(p *plan, path Path) *Error {
+	t := p.t
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		p.kind = kindMem
+		p.eq = memEq(p.size)
+	case reflect.Float32:
+		p.kind = kindFloat
+		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return f32eq(*(*float32)(a), *(*float32)(b)) }
+	case reflect.Float64:
+		p.kind = kindFloat
+		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return f64eq(*(*float64)(a), *(*float64)(b)) }
+	case reflect.Complex64:
+		p.kind = kindFloat
+		p.eq = func(_ *walk, a, b unsafe.Pointer) bool {
+			x, y := *(*[2]float32)(a), *(*[2]float32)(b)
+			return f32eq(x[0], y[0]) && f32eq(x[1], y[1])
+		}
+	case reflect.Complex128:
+		p.kind = kindFloat
+		p.eq = func(_ *walk, a, b unsafe.Pointer) bool {
+			x, y := *(*[2]float64)(a), *(*[2]float64)(b)
+			return f64eq(x[0], y[0]) && f64eq(x[1], y[1])
+		}
+	case reflect.String:
+		p.kind = kindString
+		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return *(*string)(a) == *(*string)(b) }
+	case reflect.Struct:
+		return c.fillStruct(p, path)
+	case reflect.Pointer:
+		elem, err := c.compile(t.Elem(), path)
+		if err != nil {
+			return err
+		}
+		p.kind = kindPointer
+		p.elem = elem
+		p.eq = func(w *walk, a, b unsafe.Pointer) bool {
+			return w.ptrEq(elem, *(*unsafe.Pointer)(a), *(*unsafe.Pointer)(b))
+		}
+	case reflect.Slice:
+		elem, err := c.compile(t.Elem(), path)
+		if err != nil {
+			return err
+		}
+		p.kind = kindSlice
+		p.elem = elem
+		id, isEntity, ierr := typeinfo.IdentityOf(t.Elem())
+		if ierr != nil {
+			return unsupported(path, "%v: %v", t, ierr)
+		}
+		if isEntity {
+			p.identity = id
+			p.eq = func(w *walk, a, b unsafe.Pointer) bool { return w.entitySliceEq(p, a, b) }
+		} else {
+			p.eq = func(w *walk, a, b unsafe.Pointer) bool { return w.sliceEq(elem, a, b) }
+		}
+	case reflect.Array:
+		elem, err := c.compile(t.Elem(), path)
+		if err != nil {
+			return err
+		}
+		p.kind = kindArray
+		p.elem = elem
+		if elem.kind == kindMem {
+			p.kind = kindMem
+			p.eq = memEq(p.size)
+			break
+		}
+		n, esz := uintptr(t.Len()), t.Elem().Size()
+		p.eq = func(w *walk, a, b unsafe.Pointer) bool {
+			for i := uintptr(0); i < n; i++ {
+				if !elem.eq(w, unsafe.Add(a, i*esz), unsafe.Add(b, i*esz)) {
+					return false
+				}
+			}
+			return true
+		}
+	case reflect.Map:
+		elem, err := c.compile(t.Elem(), path)
+		if err != nil {
+			return err
+		}
+		p.kind = kindMap
+		p.elem = elem
+		p.key = t.Key()
+		id, isEntity, ierr := typeinfo.IdentityOf(t.Elem())
+		if ierr != nil {
+			return unsupported(path, "%v: %v", t, ierr)
+		}
+		if isEntity {
+			p.identity = id
+		}
+		p.eq = func(w *walk, a, b unsafe.Pointer) bool { return w.mapEq(p, a, b) }
+	case reflect.Interface:
+		p.kind = kindInterface
+		p.eq = func(w *walk, a, b unsafe.Pointer) bool { return w.ifaceEq(p, a, b) }
+	default: // Func, Chan, UnsafePointer
+		return unsupported(path, "%v cannot be compared (tag the field `ddd:\"-\"` to ignore it)", t)
+	}
+	return nil
+}
+
+func (c *compiler) fillEqualMethod(p *plan, m reflect.Method, path Path) *Error {
+	p.kind = kindEqualMethod
+	p.method = m.Index
+	// Values that are identical field by field are Equal: try that first,
+	// which needs no call and no allocation. A type whose structure cannot
+	// be compared is compared with its method alone.
+	inner := &plan{t: p.t, size: p.size}
+	if err := c.fillKind(inner, path); err == nil {
+		p.inner = inner
+	}
+	t, idx := p.t, m.Index
+	call := func(a, b unsafe.Pointer) bool {
+		out := reflect.NewAt(t, a).Method(idx).Call([]reflect.Value{reflect.NewAt(t, b).Elem()})
+		return out[0].Bool()
+	}
+	if inner := p.inner; inner != nil {
+		p.eq = func(w *walk, a, b unsafe.Pointer) bool { return inner.eq(w, a, b) || call(a, b) }
+	} else {
+		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return call(a, b) }
+	}
+	return nil
+}
+
+func (c *compiler) fillStruct(p *plan, path Path) *Error {
+	t := p.t
+	info, err := typeinfo.StructOf(t)
+	if err != nil {
+		return unsupported(path, "%v: %v", t, err)
+	}
+	p.kind = kindStruct
+	for i, f := range info.Fields {
+		if f.Ignored || f.Version || f.Type.Size() == 0 {
+			continue
+		}
+		fpath := append(path[:len(path):len(path)], FieldStep{Name: f.Name, Index: i})
+		fp, err := c.compile(f.Type, fpath)
+		if err != nil {
+			return err
+		}
+		p.fields = append(p.fields, fieldPlan{name: f.Name, index: i, off: f.Offset, plan: fp})
+	}
+	// The flat list is built when the compile session ends (see planOf): a
+	// field's plan may still be a placeholder of a recursive type now.
+	p.eq = func(w *walk, a, b unsafe.Pointer) bool { return opsEq(w, p.ops, a, b) }
+	return nil
+}
+
+// finish completes a plan once every plan it refers to is complete.
+func finish(p *plan) {
+	if p.kind == kindStruct && p.ops == nil {
+		p.ops = flatten(p)
+	}
+	if p.inner != nil {
+		finish(p.inner)
+	}
+}
+
+// flatten turns the fields of struct plan p into a flat list of comparisons:
+// nested structs are inlined with their offsets, and adjacent fields
+// compared byte for byte are merged into one range.
+func flatten(p *plan) []eqOp {
+	var ops []eqOp
+	var add func(sp *plan, base uintptr)
+	add = func(sp *plan, base uintptr) {
+		for _, f := range sp.fields {
+			off := base + f.off
+			fp := f.plan
+			switch fp.kind {
+			case kindStruct:
+				if fp != p { // never inline a struct into itself
+					add(fp, off)
+					continue
+				}
+				ops = append(ops, eqOp{kind: opPlan, off: off, plan: fp})
+			case kindMem:
+				if n := len(ops); n > 0 && ops[n-1].kind == opMem && ops[n-1].off+ops[n-1].size == off {
+					ops[n-1].size += fp.size
+					continue
+				}
+				ops = append(ops, eqOp{kind: opMem, off: off, size: fp.size})
+			case kindString:
+				ops = append(ops, eqOp{kind: opString, off: off})
+			case kindTime:
+				ops = append(ops, eqOp{kind: opTime, off: off})
+			case kindFloat:
+				switch fp.t.Kind() {
+				case reflect.Float64:
+					ops = append(ops, eqOp{kind: opF64, off: off})
+				case reflect.Float32:
+					ops = append(ops, eqOp{kind: opF32, off: off})
+				default:
+					ops = append(ops, eqOp{kind: opPlan, off: off, plan: fp})
+				}
+			default:
+				ops = append(ops, eqOp{kind: opPlan, off: off, plan: fp})
+			}
+		}
+	}
+	add(p, 0)
+	for i := range ops {
+		if ops[i].kind == opMem {
+			switch {
+			case ops[i].size == 8 && ops[i].off%8 == 0:
+				ops[i].kind = opU64
+			case ops[i].size == 4 && ops[i].off%4 == 0:
+				ops[i].kind = opU32
+			}
+		}
+	}
+	return ops
+}
+
+func opsEq(w *walk, ops []eqOp, a, b unsafe.Pointer) bool {
+	for i := range ops {
+		op := &ops[i]
+		x, y := unsafe.Add(a, op.off), unsafe.Add(b, op.off)
+		switch op.kind {
+		case opU64:
+			if *(*uint64)(x) != *(*uint64)(y) {
+				return false
+			}
+		case opString:
+			if *(*string)(x) != *(*string)(y) {
+				return false
+			}
+		case opU32:
+			if *(*uint32)(x) != *(*uint32)(y) {
+				return false
+			}
+		case opMem:
+			if unsafe.String((*byte)(x), op.size) != unsafe.String((*byte)(y), op.size) {
+				return false
+			}
+		case opF64:
+			if !f64eq(*(*float64)(x), *(*float64)(y)) {
+				return false
+			}
+		case opF32:
+			if !f32eq(*(*float32)(x), *(*float32)(y)) {
+				return false
+			}
+		case opTime:
+			if !(*time.Time)(x).Equal(*(*time.Time)(y)) {
+				return false
+			}
+		case opPlan:
+			if !op.plan.eq(w, x, y) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func memEq(size uintptr) func(*walk, unsafe.Pointer, unsafe.Pointer) bool {
+	switch size {
+	case 1:
+		return func(_ *walk, a, b unsafe.Pointer) bool { return *(*uint8)(a) == *(*uint8)(b) }
+	case 2:
+		return func(_ *walk, a, b unsafe.Pointer) bool { return *(*uint16)(a) == *(*uint16)(b) }
+	case 4:
+		return func(_ *walk, a, b unsafe.Pointer) bool { return *(*uint32)(a) == *(*uint32)(b) }
+	case 8:
+		return func(_ *walk, a, b unsafe.Pointer) bool { return *(*uint64)(a) == *(*uint64)(b) }
+	}
+	return func(_ *walk, a, b unsafe.Pointer) bool {
+		return unsafe.String((*byte)(a), size) == unsafe.String((*byte)(b), size)
+	}
+}
+
+func f64eq(a, b float64) bool { return a == b || (a != a && b != b) }
+func f32eq(a, b float32) bool { return a == b || (a != a && b != b) }
