@@ -40,17 +40,17 @@ type plan struct {
 type planKind uint8
 
 const (
-	kindMem        planKind = iota + 1 // compared byte for byte
-	kindFloat                          // float32, float64, complex64, complex128
-	kindString                         //
-	kindStruct                         //
-	kindPointer                        //
-	kindSlice                          //
-	kindArray                          //
-	kindMap                            //
-	kindInterface                      //
-	kindTime                           // time.Time, compared with Equal
-	kindEqualMethod                    // a type with Equal(T) bool
+	kindMem         planKind = iota + 1 // compared byte for byte
+	kindFloat                           // float32, float64, complex64, complex128
+	kindString                          //
+	kindStruct                          //
+	kindPointer                         //
+	kindSlice                           //
+	kindArray                           //
+	kindMap                             //
+	kindInterface                       //
+	kindTime                            // time.Time, compared with Equal
+	kindEqualMethod                     // a type with Equal(T) bool
 )
 
 // fieldPlan is one compared field of a struct.
