@@ -3,6 +3,7 @@ package diff
 import (
 	"fmt"
 	"reflect"
+	"sort"
 	"sync"
 	"unsafe"
 
@@ -251,7 +252,37 @@ func mapValues(p *plan, a unsafe.Pointer) ([]reflect.Value, []unsafe.Pointer) {
 		keys = append(keys, k)
 		vals = append(vals, v.UnsafePointer())
 	}
-	return keys, vals
+	// Sort by key, so that results and errors do not depend on the order
+	// in which the map is iterated.
+	idx := make([]int, len(keys))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(i, j int) bool { return keyLess(keys[idx[i]], keys[idx[j]]) })
+	sk := make([]reflect.Value, len(keys))
+	sv := make([]unsafe.Pointer, len(vals))
+	for i, j := range idx {
+		sk[i], sv[i] = keys[j], vals[j]
+	}
+	return sk, sv
+}
+
+// keyLess orders map keys: numbers and strings by value, other keys by
+// their printed form.
+func keyLess(a, b reflect.Value) bool {
+	switch a.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return a.Int() < b.Int()
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return a.Uint() < b.Uint()
+	case reflect.Float32, reflect.Float64:
+		return a.Float() < b.Float()
+	case reflect.String:
+		return a.String() < b.String()
+	case reflect.Bool:
+		return !a.Bool() && b.Bool()
+	}
+	return fmt.Sprint(a.Interface()) < fmt.Sprint(b.Interface())
 }
 
 func (w *walk) mapEq(p *plan, a, b unsafe.Pointer) bool {
@@ -328,19 +359,11 @@ func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, path Path, out *Changes)
 	}
 	switch pl.kind {
 	case kindStruct:
+		// Fields are walked without comparing them first: comparing and
+		// then walking would visit deep values once per level.
 		for _, f := range pl.fields {
-			x, y := unsafe.Add(a, f.off), unsafe.Add(b, f.off)
-			fpath := appendPath(path, FieldStep{Name: f.name, Index: f.index})
-			if f.plan.eq(w, x, y) {
-				continue
-			}
-			if w.err != nil {
-				if w.err.Path == nil {
-					w.err.Path = fpath
-				}
-				return
-			}
-			w.diffValue(f.plan, x, y, fpath, out)
+			w.diffValue(f.plan, unsafe.Add(a, f.off), unsafe.Add(b, f.off),
+				appendPath(path, FieldStep{Name: f.name, Index: f.index}), out)
 			if w.err != nil {
 				return
 			}
@@ -348,6 +371,9 @@ func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, path Path, out *Changes)
 		return
 	case kindPointer:
 		pa, pb := *(*unsafe.Pointer)(a), *(*unsafe.Pointer)(b)
+		if pa == pb {
+			return
+		}
 		if pa != nil && pb != nil && pl.elem.kind == kindStruct {
 			w.depth++
 			defer func() { w.depth-- }()
@@ -386,7 +412,67 @@ func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, path Path, out *Changes)
 			return
 		}
 	}
+	if pl.eq(w, a, b) {
+		return
+	}
+	if w.err != nil {
+		if w.err.Path == nil {
+			w.err.Path = path
+		}
+		return
+	}
 	out.Fields = append(out.Fields, Change{Path: path, Old: valueOf(pl.t, a), New: valueOf(pl.t, b)})
+}
+
+// checkIDs checks the entity collections inside the value at a, of plan pl,
+// for nil elements and duplicate identities: what comparing it with nothing
+// would find.
+func (w *walk) checkIDs(pl *plan, a unsafe.Pointer, path Path) {
+	if w.err != nil || !pl.hasEntities {
+		return
+	}
+	switch pl.kind {
+	case kindStruct:
+		for _, f := range pl.fields {
+			w.checkIDs(f.plan, unsafe.Add(a, f.off), appendPath(path, FieldStep{Name: f.name, Index: f.index}))
+		}
+	case kindPointer:
+		if pa := *(*unsafe.Pointer)(a); pa != nil {
+			w.depth++
+			if w.depth > cycleDepth {
+				if w.onPath == nil {
+					w.onPath = make(map[unsafe.Pointer]struct{})
+				}
+				if _, ok := w.onPath[pa]; ok {
+					w.fail(&Error{Path: path, Err: ErrCycle})
+					w.depth--
+					return
+				}
+				w.onPath[pa] = struct{}{}
+				w.checkIDs(pl.elem, pa, path)
+				delete(w.onPath, pa)
+			} else {
+				w.checkIDs(pl.elem, pa, path)
+			}
+			w.depth--
+		}
+	case kindSlice, kindMap:
+		var ptrs []unsafe.Pointer
+		if pl.kind == kindSlice {
+			ptrs = entries(pl, (*sliceHeader)(a))
+		} else {
+			_, ptrs = mapValues(pl, a)
+		}
+		if pl.identity == nil {
+			for _, p := range ptrs {
+				w.checkIDs(pl.elem, p, path)
+			}
+			return
+		}
+		// Compared with nothing, every element is added: diffEntities
+		// checks the identities and, through checkIDs, their insides.
+		w.diffEntities(pl, nil, ptrs, path, &Changes{})
+	}
 }
 
 // diffEntities matches the entities at olds and news (pointers to elements
@@ -425,6 +511,12 @@ func (w *walk) diffEntities(p *plan, olds, news []unsafe.Pointer, path Path, out
 		seen[k] = struct{}{}
 		i, ok := index[k]
 		if !ok {
+			if elem.hasEntities {
+				w.checkIDs(elem, pb, appendPath(path, ElementStep{ID: k}))
+				if w.err != nil {
+					return
+				}
+			}
 			elems = append(elems, Element{Kind: Added, ID: k, New: valueOf(elem.t, pb)})
 			continue
 		}

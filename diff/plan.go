@@ -31,6 +31,9 @@ type plan struct {
 	// types need the cycle watch of a walk.
 	mayCycle bool
 	cycleSet bool
+	// hasEntities reports whether values of this type may hold entity
+	// collections, whose identities must be checked even in added elements.
+	hasEntities bool
 
 	identity *typeinfo.Identity // slice or map of entities
 	method   int                // equal-method: index of Equal in the pointer's method set
@@ -169,16 +172,19 @@ func cycles(p *plan, onStack map[*plan]bool) bool {
 	}
 	onStack[p] = true
 	may := p.kind == kindInterface
+	ents := p.identity != nil || p.kind == kindInterface
 	for _, f := range p.fields {
 		may = cycles(f.plan, onStack) || may
+		ents = ents || f.plan.hasEntities || onStack[f.plan]
 	}
 	for _, sub := range []*plan{p.elem, p.inner} {
 		if sub != nil {
 			may = cycles(sub, onStack) || may
+			ents = ents || sub.hasEntities || onStack[sub]
 		}
 	}
 	delete(onStack, p)
-	p.mayCycle, p.cycleSet = may, true
+	p.mayCycle, p.cycleSet, p.hasEntities = may, true, ents
 	return may
 }
 
