@@ -33,7 +33,7 @@ type genRoot struct {
 	lines   []*genLine
 	byKey   map[int]*genLine
 	skipped chan int `ddd:"-"`
-	version int     `ddd:"version"`
+	version int      `ddd:"version"`
 }
 
 type genAddr struct {
