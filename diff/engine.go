@@ -194,10 +194,34 @@ func (w *walk) sliceEq(elem *plan, a, b unsafe.Pointer) bool {
 		n := uintptr(x.len) * esz
 		return unsafe.String((*byte)(x.data), n) == unsafe.String((*byte)(y.data), n)
 	case kindPointer:
+		if target := elem.elem; w == nil && target.kind == kindStruct {
+			// The common case, []*Entity: compare the structs' flat lists
+			// in line, without a call per element.
+			ops := target.ops
+			for i := uintptr(0); i < uintptr(x.len); i++ {
+				pa := *(*unsafe.Pointer)(unsafe.Add(x.data, i*esz))
+				pb := *(*unsafe.Pointer)(unsafe.Add(y.data, i*esz))
+				if pa == pb {
+					continue
+				}
+				if pa == nil || pb == nil || !opsEq(nil, ops, pa, pb) {
+					return false
+				}
+			}
+			return true
+		}
 		for i := uintptr(0); i < uintptr(x.len); i++ {
 			pa := *(*unsafe.Pointer)(unsafe.Add(x.data, i*esz))
 			pb := *(*unsafe.Pointer)(unsafe.Add(y.data, i*esz))
 			if !w.ptrEq(elem.elem, pa, pb) {
+				return false
+			}
+		}
+		return true
+	case kindStruct:
+		ops := elem.ops
+		for i := uintptr(0); i < uintptr(x.len); i++ {
+			if !opsEq(w, ops, unsafe.Add(x.data, i*esz), unsafe.Add(y.data, i*esz)) {
 				return false
 			}
 		}
@@ -475,75 +499,178 @@ func (w *walk) checkIDs(pl *plan, a unsafe.Pointer, path Path) {
 	}
 }
 
+// keyReader returns a function that reads the identity of an entity stored
+// at a pointer as a map key of type K, with false for a nil entity.
+type keyReader[K comparable] func(ptr unsafe.Pointer) (K, bool)
+
+// fieldOf returns the address of the tagged identity field of the entity at
+// ptr, or nil for a nil entity.
+func fieldOf(id *typeinfo.Identity, ptr unsafe.Pointer) unsafe.Pointer {
+	if id.Deref {
+		if ptr = *(*unsafe.Pointer)(ptr); ptr == nil {
+			return nil
+		}
+	}
+	return unsafe.Add(ptr, id.Offset)
+}
+
+func isInt(k reflect.Kind) bool {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return true
+	}
+	return false
+}
+
+// idOf returns the identity of the entity at ptr as a value of its own type.
+func idOf(p *plan, ptr unsafe.Pointer) any {
+	v, _ := p.identity.Read(ptr)
+	return v
+}
+
 // diffEntities matches the entities at olds and news (pointers to elements
 // of plan p's collection) by identity and appends their changes to out as
-// one collection at path.
+// one collection at path. Integer and string identities in a tagged field
+// are matched in maps of their own kind, without boxing.
 func (w *walk) diffEntities(p *plan, olds, news []unsafe.Pointer, path Path, out *Changes) {
-	elem, id := p.elem, p.identity
-	oldIDs := make([]any, len(olds))
-	index := make(map[any]int, len(olds))
+	id := p.identity
+	switch k := id.Type.Kind(); {
+	case !id.Method && isInt(k):
+		size := id.Type.Size()
+		diffEntitiesBy(w, p, olds, news, path, out, func(ptr unsafe.Pointer) (uint64, bool) {
+			f := fieldOf(id, ptr)
+			if f == nil {
+				return 0, false
+			}
+			switch size {
+			case 8:
+				return *(*uint64)(f), true
+			case 4:
+				return uint64(*(*uint32)(f)), true
+			case 2:
+				return uint64(*(*uint16)(f)), true
+			}
+			return uint64(*(*uint8)(f)), true
+		})
+	case !id.Method && k == reflect.String:
+		diffEntitiesBy(w, p, olds, news, path, out, func(ptr unsafe.Pointer) (string, bool) {
+			f := fieldOf(id, ptr)
+			if f == nil {
+				return "", false
+			}
+			return *(*string)(f), true
+		})
+	default:
+		diffEntitiesBy(w, p, olds, news, path, out, id.Read)
+	}
+}
+
+func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news []unsafe.Pointer, path Path, out *Changes, read keyReader[K]) {
+	elem := p.elem
+	var elems []Element
+	seen := make(map[K]struct{}, len(news))
+	// modify records the change of a matched pair, if any.
+	modify := func(pa, pb unsafe.Pointer) bool {
+		if elem.eq(w, pa, pb) {
+			return true
+		}
+		id := idOf(p, pb)
+		epath := appendPath(path, ElementStep{ID: id})
+		if w.err != nil {
+			if w.err.Path == nil {
+				w.err.Path = epath
+			}
+			return false
+		}
+		e := Element{Kind: Modified, ID: id, Old: valueOf(elem.t, pa), New: valueOf(elem.t, pb)}
+		w.diffValue(elem, pa, pb, nil, &e.Changes)
+		if w.err != nil {
+			w.err.Path = append(epath, w.err.Path...)
+			return false
+		}
+		elems = append(elems, e)
+		return true
+	}
+	newKey := func(pb unsafe.Pointer) (K, bool) {
+		k, ok := read(pb)
+		if !ok {
+			w.fail(&Error{Path: path, Err: ErrNilEntity})
+			return k, false
+		}
+		if _, dup := seen[k]; dup {
+			w.fail(&Error{Path: appendPath(path, ElementStep{ID: idOf(p, pb)}), Err: ErrDuplicateID})
+			return k, false
+		}
+		seen[k] = struct{}{}
+		return k, true
+	}
+
+	// The common case: the same entities in the same order, some changed.
+	// Matched by position, checked by identity, with one map for duplicates.
+	if len(olds) == len(news) {
+		aligned := true
+		for i, pb := range news {
+			ka, oka := read(olds[i])
+			kb, okb := read(pb)
+			if !oka || !okb || ka != kb {
+				aligned = false
+				break
+			}
+		}
+		if aligned {
+			for i, pb := range news {
+				if _, ok := newKey(pb); !ok || !modify(olds[i], pb) {
+					return
+				}
+			}
+			if len(elems) > 0 {
+				out.Collections = append(out.Collections, Collection{Path: path, Elements: elems})
+			}
+			return
+		}
+	}
+
+	index := make(map[K]int, len(olds))
 	for i, pa := range olds {
-		k, ok := id.Read(pa)
+		k, ok := read(pa)
 		if !ok {
 			w.fail(&Error{Path: path, Err: fmt.Errorf("old value: %w", ErrNilEntity)})
 			return
 		}
 		if _, dup := index[k]; dup {
-			w.fail(&Error{Path: appendPath(path, ElementStep{ID: k}), Err: fmt.Errorf("old value: %w", ErrDuplicateID)})
+			w.fail(&Error{Path: appendPath(path, ElementStep{ID: idOf(p, pa)}), Err: fmt.Errorf("old value: %w", ErrDuplicateID)})
 			return
 		}
 		index[k] = i
-		oldIDs[i] = k
 	}
 	matched := make([]bool, len(olds))
-	seen := make(map[any]struct{}, len(news))
-	var elems []Element
 	for _, pb := range news {
-		k, ok := id.Read(pb)
+		k, ok := newKey(pb)
 		if !ok {
-			w.fail(&Error{Path: path, Err: ErrNilEntity})
 			return
 		}
-		if _, dup := seen[k]; dup {
-			w.fail(&Error{Path: appendPath(path, ElementStep{ID: k}), Err: ErrDuplicateID})
-			return
-		}
-		seen[k] = struct{}{}
 		i, ok := index[k]
 		if !ok {
+			id := idOf(p, pb)
 			if elem.hasEntities {
-				w.checkIDs(elem, pb, appendPath(path, ElementStep{ID: k}))
+				w.checkIDs(elem, pb, appendPath(path, ElementStep{ID: id}))
 				if w.err != nil {
 					return
 				}
 			}
-			elems = append(elems, Element{Kind: Added, ID: k, New: valueOf(elem.t, pb)})
+			elems = append(elems, Element{Kind: Added, ID: id, New: valueOf(elem.t, pb)})
 			continue
 		}
 		matched[i] = true
-		pa := olds[i]
-		if elem.eq(w, pa, pb) {
-			continue
-		}
-		epath := appendPath(path, ElementStep{ID: k})
-		if w.err != nil {
-			if w.err.Path == nil {
-				w.err.Path = epath
-			}
+		if !modify(olds[i], pb) {
 			return
 		}
-		e := Element{Kind: Modified, ID: k, Old: valueOf(elem.t, pa), New: valueOf(elem.t, pb)}
-		w.diffValue(elem, pa, pb, nil, &e.Changes)
-		if w.err != nil {
-			w.err.Path = append(epath, w.err.Path...)
-			return
-		}
-		elems = append(elems, e)
 	}
 	var removed []Element
 	for i, ok := range matched {
 		if !ok {
-			removed = append(removed, Element{Kind: Removed, ID: oldIDs[i], Old: valueOf(elem.t, olds[i])})
+			removed = append(removed, Element{Kind: Removed, ID: idOf(p, olds[i]), Old: valueOf(elem.t, olds[i])})
 		}
 	}
 	if len(removed)+len(elems) > 0 {

@@ -437,17 +437,21 @@ func flatten(p *plan) []eqOp {
 		}
 	}
 	add(p, 0)
-	for i := range ops {
-		if ops[i].kind == opMem {
-			switch {
-			case ops[i].size == 8 && ops[i].off%8 == 0:
-				ops[i].kind = opU64
-			case ops[i].size == 4 && ops[i].off%4 == 0:
-				ops[i].kind = opU32
+	// Byte ranges made of aligned words are compared a word at a time.
+	var out []eqOp
+	for _, op := range ops {
+		switch {
+		case op.kind == opMem && op.off%8 == 0 && op.size%8 == 0 && op.size <= 64:
+			for o := uintptr(0); o < op.size; o += 8 {
+				out = append(out, eqOp{kind: opU64, off: op.off + o})
 			}
+		case op.kind == opMem && op.size == 4 && op.off%4 == 0:
+			out = append(out, eqOp{kind: opU32, off: op.off})
+		default:
+			out = append(out, op)
 		}
 	}
-	return ops
+	return out
 }
 
 func opsEq(w *walk, ops []eqOp, a, b unsafe.Pointer) bool {
