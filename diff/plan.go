@@ -77,6 +77,7 @@ type opKind uint8
 const (
 	opMem opKind = iota
 	opU64
+	opU128
 	opU32
 	opString
 	opF64
@@ -441,10 +442,10 @@ func flatten(p *plan) []eqOp {
 	var out []eqOp
 	for _, op := range ops {
 		switch {
-		case op.kind == opMem && op.off%8 == 0 && op.size%8 == 0 && op.size <= 64:
-			for o := uintptr(0); o < op.size; o += 8 {
-				out = append(out, eqOp{kind: opU64, off: op.off + o})
-			}
+		case op.kind == opMem && op.off%8 == 0 && op.size == 8:
+			out = append(out, eqOp{kind: opU64, off: op.off})
+		case op.kind == opMem && op.off%8 == 0 && op.size == 16:
+			out = append(out, eqOp{kind: opU128, off: op.off})
 		case op.kind == opMem && op.size == 4 && op.off%4 == 0:
 			out = append(out, eqOp{kind: opU32, off: op.off})
 		default:
@@ -465,6 +466,10 @@ func opsEq(w *walk, ops []eqOp, a, b unsafe.Pointer) bool {
 			}
 		case opString:
 			if *(*string)(x) != *(*string)(y) {
+				return false
+			}
+		case opU128:
+			if *(*[2]uint64)(x) != *(*[2]uint64)(y) {
 				return false
 			}
 		case opU32:
