@@ -1,0 +1,304 @@
+package sqlstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite"
+
+	"github.com/dddkit/dddkit/repository"
+)
+
+// The integration tests run one body over every backend, in the manner of
+// pgxpool's common_test.go: SQLite through database/sql always, and
+// PostgreSQL through pgxpool and through database/sql (driver "pgx") when
+// DDDKIT_TEST_POSTGRES_DSN is set. Each PostgreSQL test gets a schema of
+// its own, named at random and dropped afterwards, set as the search_path
+// of its connections, so that runs never collide.
+
+const pgEnv = "DDDKIT_TEST_POSTGRES_DSN"
+
+const skipPG = "DDDKIT_TEST_POSTGRES_DSN is not set: skipping the PostgreSQL suite"
+
+// backend is one database under test.
+type backend struct {
+	name string
+	db   *DB
+	// quiet is db without the observer, for checks that must not show in
+	// the log.
+	quiet *DB
+	pgx   bool // native pgx: operations are single batches
+	log   *stmtLog
+	raw   raw
+}
+
+// raw is direct access to the database, for fixtures and checks.
+type raw interface {
+	exec(t testing.TB, sql string, args ...any)
+	count(t testing.TB, sql string, args ...any) int64
+}
+
+var schemaDDL = []string{
+	`CREATE TABLE customers (name TEXT PRIMARY KEY)`,
+	`INSERT INTO customers (name) VALUES ('alice'), ('bob')`,
+	// The deferred foreign key fails at COMMIT: the commit error test.
+	`CREATE TABLE orders (
+		id BIGINT PRIMARY KEY,
+		customer TEXT NOT NULL REFERENCES customers (name) DEFERRABLE INITIALLY DEFERRED,
+		total_amount BIGINT NOT NULL,
+		total_currency TEXT NOT NULL,
+		version BIGINT NOT NULL
+	)`,
+	// UNIQUE (order_id, sku) proves that removed rows are deleted before
+	// added rows are inserted; the CHECK makes a statement fail mid-save.
+	`CREATE TABLE order_items (
+		order_id BIGINT NOT NULL REFERENCES orders (id),
+		id BIGINT NOT NULL,
+		sku TEXT NOT NULL,
+		quantity INTEGER NOT NULL CHECK (quantity > 0),
+		PRIMARY KEY (order_id, id),
+		UNIQUE (order_id, sku)
+	)`,
+}
+
+// forEachBackend runs body once per backend, as subtests.
+func forEachBackend(t *testing.T, body func(t *testing.T, b *backend)) {
+	t.Run("sqlite", func(t *testing.T) { body(t, sqliteBackend(t)) })
+	t.Run("postgres/pgxpool", func(t *testing.T) { body(t, pgxBackend(t)) })
+	t.Run("postgres/database-sql", func(t *testing.T) { body(t, pgSQLBackend(t)) })
+}
+
+func sqliteBackend(t testing.TB) *backend {
+	dsn := "file:" + filepath.Join(t.TempDir(), "test.db") + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)"
+	x, err := sqlx.Open("sqlite", dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { x.Close() })
+	r := sqlRaw{x}
+	for _, s := range schemaDDL {
+		r.exec(t, s)
+	}
+	log := &stmtLog{}
+	db, err := NewSQL(x, WithObserver(log.observe))
+	require.NoError(t, err)
+	quiet, err := NewSQL(x)
+	require.NoError(t, err)
+	return &backend{name: "sqlite", db: db, quiet: quiet, log: log, raw: r}
+}
+
+// pgSchema creates a schema of its own for t and returns a DSN-parsed
+// config's runtime parameter to use it.
+func pgSchema(t testing.TB) (dsn, schema string) {
+	dsn = os.Getenv(pgEnv)
+	if dsn == "" {
+		t.Skip(skipPG)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	schema = "dddkit_test_" + hex.EncodeToString(b[:])
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer admin.Close(ctx)
+	_, err = admin.Exec(ctx, "CREATE SCHEMA "+schema)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), dsn)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return dsn, schema
+}
+
+func pgxBackend(t testing.TB) *backend {
+	dsn, schema := pgSchema(t)
+	cfg, err := pgxpool.ParseConfig(dsn)
+	require.NoError(t, err)
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	r := pgxRaw{pool}
+	for _, s := range schemaDDL {
+		r.exec(t, s)
+	}
+	log := &stmtLog{}
+	return &backend{name: "postgres/pgxpool", db: NewPGX(pool, WithObserver(log.observe)), quiet: NewPGX(pool), pgx: true, log: log, raw: r}
+}
+
+func pgSQLBackend(t testing.TB) *backend {
+	dsn, schema := pgSchema(t)
+	cfg, err := pgx.ParseConfig(dsn)
+	require.NoError(t, err)
+	cfg.RuntimeParams["search_path"] = schema
+	x := sqlx.NewDb(stdlib.OpenDB(*cfg), "pgx")
+	t.Cleanup(func() { x.Close() })
+	r := sqlRaw{x}
+	for _, s := range schemaDDL {
+		r.exec(t, s)
+	}
+	log := &stmtLog{}
+	db, err := NewSQL(x, WithObserver(log.observe))
+	require.NoError(t, err)
+	quiet, err := NewSQL(x)
+	require.NoError(t, err)
+	return &backend{name: "postgres/database-sql", db: db, quiet: quiet, log: log, raw: r}
+}
+
+type sqlRaw struct{ x *sqlx.DB }
+
+func (r sqlRaw) exec(t testing.TB, q string, args ...any) {
+	t.Helper()
+	_, err := r.x.Exec(r.x.Rebind(q), args...)
+	require.NoError(t, err, q)
+}
+
+func (r sqlRaw) count(t testing.TB, q string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	require.NoError(t, r.x.Get(&n, r.x.Rebind(q), args...), q)
+	return n
+}
+
+type pgxRaw struct{ p *pgxpool.Pool }
+
+func (r pgxRaw) exec(t testing.TB, q string, args ...any) {
+	t.Helper()
+	_, err := r.p.Exec(context.Background(), sqlx.Rebind(sqlx.DOLLAR, q), args...)
+	require.NoError(t, err, q)
+}
+
+func (r pgxRaw) count(t testing.TB, q string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	require.NoError(t, r.p.QueryRow(context.Background(), sqlx.Rebind(sqlx.DOLLAR, q), args...).Scan(&n), q)
+	return n
+}
+
+// stmtLog records what the observer sees.
+type stmtLog struct {
+	mu    sync.Mutex
+	stmts []Statement
+}
+
+func (l *stmtLog) observe(_ context.Context, s Statement) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stmts = append(l.stmts, s)
+}
+
+// take returns the statements recorded since the last take.
+func (l *stmtLog) take() []Statement {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.stmts
+	l.stmts = nil
+	return out
+}
+
+func trips(stmts []Statement) int {
+	seen := map[int]bool{}
+	for _, s := range stmts {
+		seen[s.RoundTrip] = true
+	}
+	return len(seen)
+}
+
+var control = map[string]bool{
+	sqlBegin: true, sqlBeginSnapshot: true, sqlCommit: true, sqlRollback: true,
+	sqlSavepoint: true, sqlReleaseSavepoint: true, sqlRollbackTo: true,
+}
+
+var dollarRE = regexp.MustCompile(`\$\d+`)
+
+// dml returns the statements other than transaction control, with their
+// placeholders written as ? so that backends compare equal.
+func dml(stmts []Statement) []string {
+	var out []string
+	for _, s := range stmts {
+		if !control[s.SQL] {
+			out = append(out, dollarRE.ReplaceAllString(s.SQL, "?"))
+		}
+	}
+	return out
+}
+
+func sqls(stmts []Statement) []string {
+	out := make([]string, len(stmts))
+	for i, s := range stmts {
+		out[i] = s.SQL
+	}
+	return out
+}
+
+func count(stmts []Statement, sql string) int {
+	n := 0
+	for _, s := range stmts {
+		if s.SQL == sql {
+			n++
+		}
+	}
+	return n
+}
+
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *backend) repo(t testing.TB) *repository.AggregateRepositorySupport[*order, orderID] {
+	r, err := NewRepository[*order, orderID](b.db, orderMapping(t))
+	require.NoError(t, err)
+	return r
+}
+
+// load reads the aggregate from the database, without tracking.
+func (b *backend) load(t testing.TB, id orderID) *order {
+	t.Helper()
+	o, err := NewStore[*order, orderID](b.quiet, orderMapping(t)).Select(context.Background(), id)
+	require.NoError(t, err)
+	return o
+}
+
+func (b *backend) exists(t testing.TB, id orderID) bool {
+	return b.raw.count(t, "SELECT count(*) FROM orders WHERE id = ?", int64(id)) > 0
+}
+
+// stored is o as the database stores it: without its unmapped and ignored
+// fields, children in key order, an empty collection as nil.
+func stored(o *order) *order {
+	c := *o
+	c.note, c.cache = "", nil
+	c.items = nil
+	for _, it := range o.items {
+		cp := *it
+		c.items = append(c.items, &cp)
+	}
+	for i := 1; i < len(c.items); i++ {
+		for j := i; j > 0 && c.items[j].id < c.items[j-1].id; j-- {
+			c.items[j], c.items[j-1] = c.items[j-1], c.items[j]
+		}
+	}
+	return &c
+}

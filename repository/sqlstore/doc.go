@@ -1,0 +1,171 @@
+// Package sqlstore persists aggregates in SQL tables: it implements the
+// hooks of [repository.AggregateRepositorySupport] for PostgreSQL (through
+// pgx, natively or through database/sql) and SQLite (through database/sql),
+// writing only what changed, in one transaction, in as few round trips as
+// the driver allows.
+//
+// A program builds a [DB] once per connection pool, a [Mapping] once per
+// aggregate type, and a repository from both:
+//
+//	db := sqlstore.NewPGX(pool)
+//	m, err := sqlstore.NewMapping[*Order](
+//		sqlstore.Table{Name: "orders"},
+//		sqlstore.Child{Field: "items", Table: "order_items", ParentKey: "order_id"},
+//	)
+//	orders, err := sqlstore.NewRepository[*Order, OrderID](db, m)
+//	err = orders.Update(ctx, id, func(o *Order) error { return o.AddItem(...) })
+//
+// # Connections and dialects
+//
+// [NewPGX] takes anything with pgx's SendBatch (a *pgxpool.Pool or a
+// *pgx.Conn, never a pgx.Tx: transactions are begun by [DB.InTx]) and sends
+// every operation as one pgx.Batch. [NewSQL] takes a *sqlx.DB and picks the
+// dialect from its driver name: "pgx" (and "pgx/v5") and "postgres" are
+// PostgreSQL, "sqlite" and "sqlite3" SQLite, anything else is an error.
+// Only these differences are dialect-specific: placeholders ($1 or ?); the
+// DELETE of removed children ("id" = ANY($2) with one array parameter with
+// pgx, an IN (?, ?, ...) list on SQLite and with lib/pq, which cannot bind
+// a Go slice); the parameter limit that splits multi-row INSERTs and IN
+// lists (65535 on PostgreSQL, 32766 on SQLite); SELECT ... FOR UPDATE
+// (PostgreSQL only); the isolation of a load's snapshot. Identifiers are
+// quoted the same way on both ("sales"."orders").
+//
+// # Mapping
+//
+// [NewMapping] reads the struct tags of the aggregate once and validates
+// everything up front, with errors that name the field or table at fault:
+//
+//   - A column is a field tagged `db:"name"`, exported or not (the sqlx
+//     convention). Fields tagged `db:"-"` or `ddd:"-"` are skipped.
+//   - An untagged field of a struct type is a value object and flattened:
+//     its tagged fields are columns of the same table, recursively, unless
+//     the type is time.Time or implements driver.Valuer or sql.Scanner (such
+//     types are values: tag them to make them a column). Other untagged
+//     fields are not mapped; a change to them is not persisted.
+//   - The root table has a key column ([Table.Key], "id" by default), and
+//     the root's version field (tagged `ddd:"version"`), if any, must be a
+//     column. Child elements cannot have a version.
+//   - Every entity collection of the root (a slice or map whose element is
+//     an entity, see package ddd) must be mapped by a [Child] (or tagged
+//     `ddd:"-"`), with its own table, key column, and parent key column
+//     filled from the root's key. The parent key must not be a field of the
+//     element: sqlstore owns it. A map collection must be keyed by the
+//     element's identity. Only one level of children is supported: an
+//     element type that holds entity collections of its own is refused.
+//   - Table names may be qualified by a schema; all names must be plain
+//     identifiers (at most 63 bytes, PostgreSQL's limit) and are always
+//     quoted. Every value is a bind parameter: no value is ever formatted
+//     into SQL text.
+//
+// Fields are read and written at their offsets (reflect.NewAt), which is
+// how unexported fields are scanned into. Keys are assigned by the
+// application, as entities have their identity before they are stored:
+// sqlstore never reads generated values back.
+//
+// # Statements
+//
+// [Store.Insert] writes the root row, then for each child table one
+// multi-row INSERT of all its rows. [Store.Update] turns the diff of a save
+// ([repository.Changes]) into, in this order: the root UPDATE that sets the
+// changed columns only (a change inside a value object maps to its
+// flattened column; a value object replaced as a whole sets all of its
+// columns) and the new version, on the condition of the key and the old
+// version; per child table, one DELETE of the removed rows (also scoped to
+// the parent); per modified child, an UPDATE of its changed columns only,
+// keyed by parent and key; per child table, one multi-row INSERT of the
+// added rows. A change of children alone still writes the root's version
+// bump, and so does a change of unmapped fields, because the repository
+// advanced the version in memory. Parents are inserted before children and
+// children deleted before parents (foreign keys), and deletes come before
+// updates and inserts, so that a row added (or changed) in a save may take
+// a unique value that a row removed in the same save held. A diff path that
+// maps to no column is skipped; a change of a key column is an error. An
+// aggregate without a version and without changed root columns gets no
+// root statement. [Store.Delete] deletes each child table's rows of the
+// root, then the root row with the version check. [Store.Select] reads the
+// root row by key, then each child table's rows of that root in key order.
+//
+// # Optimistic locking
+//
+// The root statement of a save is checked: when no row has the key and
+// the old version (the aggregate was changed or removed since it was
+// loaded), the save fails with an error wrapping [repository.ErrConflict],
+// and nothing of it persists. Only the root statement is checked: the
+// version covers the whole aggregate. Without a version field the root
+// statement still requires the row to exist.
+//
+// On database/sql the check is the statement's RowsAffected, and a failed
+// check rolls the save back. A pgx batch cannot stop half way on a client
+// decision, so on pgx the check is made to fail inside the server: the
+// root statement is sent as
+//
+//	WITH r AS (UPDATE "orders" SET ... WHERE "id" = $n AND "version" = $m RETURNING 1)
+//	SELECT 1/count(*) FROM r
+//
+// which raises division_by_zero (SQLSTATE 22012) when no row matched. That
+// error aborts the batch's transaction, so nothing of the save persists,
+// and the error on that statement is reported as the conflict (a 22012
+// raised by any other statement, or by a trigger, is reported as it is).
+// The root statement comes first in a save, so that it also takes the
+// root's row lock before any child row is touched: concurrent saves of one
+// aggregate queue on the root instead of deadlocking. A delete, which must
+// delete the children first, locks and checks the root first on
+// PostgreSQL with SELECT 1 ... FOR UPDATE (wrapped the same way on pgx).
+//
+// # Atomicity and round trips
+//
+// Every write is all or nothing:
+//
+//   - pgx, outside a transaction: the whole operation is one pgx.Batch,
+//     one round trip, which PostgreSQL runs as one implicit transaction.
+//   - database/sql, outside a transaction: an operation of more than one
+//     statement runs in a transaction of its own (BEGIN ... COMMIT), one
+//     round trip per statement.
+//   - Inside a transaction of [DB.InTx]: the statements are enclosed in
+//     SAVEPOINT dddkit_save ... RELEASE SAVEPOINT dddkit_save (on pgx in
+//     the same batch), so that a failed save leaves the transaction usable
+//     and as it was before the save. The ROLLBACK TO SAVEPOINT is sent
+//     lazily, before the next statement or the COMMIT, and not at all when
+//     the transaction rolls back, which is the usual outcome of a failed
+//     save; it is sent alone because PostgreSQL refuses to prepare most
+//     other statements in an aborted transaction. Loads are not enclosed:
+//     on PostgreSQL a load that fails in a transaction aborts it, and the
+//     unit of work has to roll back.
+//
+// A load outside a transaction reads one snapshot: on pgx its batch is
+// BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, the SELECTs, COMMIT,
+// still one round trip; on database/sql it runs in a read-only
+// transaction. Otherwise a save committed between the root's SELECT and
+// the children's would hand domain code a torn aggregate. Inside a
+// transaction, loads see what its isolation level shows; as the root is
+// read first, a torn read can only pair an old root with newer children,
+// and saving that aggregate fails the version check.
+//
+// pgx prepares a statement text the first time a connection sees it (its
+// default QueryExecModeCacheStatement), which costs one extra round trip
+// for the whole batch; the statements sqlstore generates are deterministic
+// (columns in field order), so repeated saves of the same shape hit the
+// cache.
+//
+// # Transactions and units of work
+//
+// [DB.InTx] implements [repository.Transactor]. It carries a transaction
+// and a new [tracking.Scope] in the context; the scope commits (the saved
+// snapshots advance) only after the database committed, and rolls back
+// otherwise, so that a retry sends the same changes again. An error or a
+// panic of fn rolls back (a panic is re-raised after the rollback); errors
+// of COMMIT and ROLLBACK are returned, joined with fn's, never dropped. A
+// call inside another joins it. The transaction begins lazily, with the
+// first statement sent in it: on pgx the BEGIN is queued as the first
+// statement of that batch (pgx.Batch.BeginTx) and costs no round trip, and
+// a unit of work that sends nothing costs nothing. The statements of one
+// transaction are serialized. Transactions use the database's default
+// isolation level.
+//
+// # Observing statements
+//
+// [WithObserver] reports every statement sent, BEGIN, COMMIT, ROLLBACK and
+// the savepoint statements included, with its arguments, outcome, duration
+// and round trip: round trips are numbered per [DB], and the statements of
+// one batch share a number. [SlogObserver] logs them with log/slog.
+package sqlstore

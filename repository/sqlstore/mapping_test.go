@@ -1,0 +1,149 @@
+package sqlstore
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type part struct {
+	id int64 `db:"id" ddd:"id"`
+}
+
+// line holds a collection of entities of its own: a grandchild.
+type line struct {
+	id    int64   `db:"id" ddd:"id"`
+	parts []*part `db:"-"`
+	extra []part
+}
+
+type withGrandchild struct {
+	id    int64 `db:"id"`
+	lines []line
+}
+
+type twoColls struct {
+	id    int64 `db:"id"`
+	items []*item
+	other []*item
+}
+
+type noVersionTag struct {
+	id      int64 `db:"id"`
+	version int64 `ddd:"version"`
+}
+
+type dupColumn struct {
+	id int64  `db:"id"`
+	a  string `db:"name"`
+	b  string `db:"name"`
+}
+
+type taggedColl struct {
+	id    int64   `db:"id"`
+	items []*item `db:"items"`
+}
+
+type stamped struct {
+	id      int64     `db:"id"`
+	created time.Time `db:"created_at"`
+	updated time.Time // untagged time: not a value object, not mapped
+	addr    struct {
+		street string `db:"street"`
+		geo    struct {
+			lat float64 `db:"lat"`
+		}
+	}
+}
+
+type mapColl struct {
+	id    int64 `db:"id"`
+	items map[itemID]item
+}
+
+type badMapKey struct {
+	id    int64 `db:"id"`
+	items map[string]*item
+}
+
+type versionedChild struct {
+	id int64 `db:"id" ddd:"id"`
+	v  int64 `db:"v" ddd:"version"`
+}
+
+type withVersionedChild struct {
+	id   int64 `db:"id"`
+	kids []versionedChild
+}
+
+type childWithParentKey struct {
+	id      int64 `db:"id" ddd:"id"`
+	orderID int64 `db:"order_id"`
+}
+
+type withParentKeyChild struct {
+	id   int64 `db:"id"`
+	kids []*childWithParentKey
+}
+
+func TestNewMappingErrors(t *testing.T) {
+	items := Child{Field: "items", Table: "order_items", ParentKey: "order_id"}
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"table name with a quote", err2(NewMapping[*order](Table{Name: `orders"; DROP TABLE x; --`}, items)), `root: invalid table name "orders\"; DROP TABLE x; --"`},
+		{"table name with three parts", err2(NewMapping[*order](Table{Name: "a.b.c"}, items)), `invalid table name "a.b.c"`},
+		{"empty table name", err2(NewMapping[*order](Table{}, items)), `invalid table name ""`},
+		{"too long identifier", err2(NewMapping[*order](Table{Name: longName}, items)), "longer than 63 bytes"},
+		{"child table name", err2(NewMapping[*order](Table{Name: "orders"}, Child{Field: "items", Table: "order items", ParentKey: "order_id"})), `child "items": invalid table name "order items"`},
+		{"parent key name", err2(NewMapping[*order](Table{Name: "orders"}, Child{Field: "items", Table: "order_items", ParentKey: "order-id"})), `invalid parent key column name "order-id"`},
+		{"missing parent key", err2(NewMapping[*order](Table{Name: "orders"}, Child{Field: "items", Table: "order_items"})), `empty ParentKey`},
+		{"root key column missing", err2(NewMapping[*order](Table{Name: "orders", Key: "order_id"}, items)), `key column "order_id" is not the db tag of any field`},
+		{"child key column missing", err2(NewMapping[*order](Table{Name: "orders"}, Child{Field: "items", Table: "order_items", Key: "item_id", ParentKey: "order_id"})), `key column "item_id" is not the db tag of any field`},
+		{"unknown field", err2(NewMapping[*order](Table{Name: "orders"}, Child{Field: "lines", Table: "order_items", ParentKey: "order_id"})), `child "lines": sqlstore.order has no field lines`},
+		{"field not a collection", err2(NewMapping[*order](Table{Name: "orders"}, items, Child{Field: "customer", Table: "x", ParentKey: "order_id"})), `field customer (string) is not a slice or map of entities`},
+		{"ignored field", err2(NewMapping[*order](Table{Name: "orders"}, items, Child{Field: "cache", Table: "x", ParentKey: "order_id"})), "is tagged `ddd:\"-\"`"},
+		{"collection left unmapped", err2(NewMapping[*order](Table{Name: "orders"})), "field items is a collection of entities that no Child maps"},
+		{"field mapped twice", err2(NewMapping[*order](Table{Name: "orders"}, items, items)), "field items is mapped twice"},
+		{"table mapped twice", err2(NewMapping[*twoColls](Table{Name: "t"}, Child{Field: "items", Table: "c", ParentKey: "p"}, Child{Field: "other", Table: "c", ParentKey: "p"})), `table "c" is mapped twice`},
+		{"grandchild", err2(NewMapping[*withGrandchild](Table{Name: "t"}, Child{Field: "lines", Table: "lines", ParentKey: "t_id"})), "field extra of sqlstore.line is a collection of entities: nested child collections are not supported"},
+		{"version without db tag", err2(NewMapping[*noVersionTag](Table{Name: "t"})), "version field version has no db tag"},
+		{"column mapped twice", err2(NewMapping[*dupColumn](Table{Name: "t"})), `column "name" is mapped twice, by fields a and b`},
+		{"collection with a db tag", err2(NewMapping[*taggedColl](Table{Name: "t"})), "field items is a collection of entities and cannot be a column"},
+		{"not a pointer", err2(NewMapping[order](Table{Name: "orders"})), "an aggregate must be a pointer to a struct"},
+		{"map keyed by another type", err2(NewMapping[*badMapKey](Table{Name: "t"}, Child{Field: "items", Table: "c", ParentKey: "p"})), "map key type string is not the identity type sqlstore.itemID"},
+		{"versioned child", err2(NewMapping[*withVersionedChild](Table{Name: "t"}, Child{Field: "kids", Table: "c", ParentKey: "p"})), "only the root has one"},
+		{"parent key mapped by the child", err2(NewMapping[*withParentKeyChild](Table{Name: "t"}, Child{Field: "kids", Table: "c", ParentKey: "order_id"})), `parent key column "order_id" is the db tag of field orderID`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Error(t, tt.err)
+			assert.Contains(t, tt.err.Error(), tt.want)
+			assert.Contains(t, tt.err.Error(), "sqlstore: mapping ")
+		})
+	}
+}
+
+const longName = "a_very_long_table_name_that_goes_on_and_on_past_the_postgres_limit"
+
+func err2[T any](_ T, err error) error { return err }
+
+func TestNewMappingColumns(t *testing.T) {
+	m, err := NewMapping[*stamped](Table{Name: "s"})
+	require.NoError(t, err)
+	var names, fields []string
+	for _, c := range m.root.cols {
+		names = append(names, c.name)
+		fields = append(fields, c.field)
+	}
+	assert.Equal(t, []string{"id", "created_at", "street", "lat"}, names, "time.Time is a column when tagged and not flattened when not; nested value objects flatten")
+	assert.Equal(t, []string{"id", "created", "addr.street", "addr.geo.lat"}, fields)
+
+	mc, err := NewMapping[*mapColl](Table{Name: "m"}, Child{Field: "items", Table: "items", ParentKey: "m_id"})
+	require.NoError(t, err, "a map keyed by the identity, of struct values, is a child collection")
+	assert.False(t, mc.children[0].ptr)
+}
