@@ -249,16 +249,35 @@ func (w *walk) entitySliceEq(p *plan, a, b unsafe.Pointer) bool {
 	}
 	// Same length, not equal in order: equal only if reordered.
 	var c Changes
-	w.diffEntities(p, entries(p, x), entries(p, y), nil, &c)
+	w.diffEntities(p, sliceElems(p, x), sliceElems(p, y), nil, &c)
 	return w.err == nil && c.Empty()
 }
 
-func entries(p *plan, h *sliceHeader) []unsafe.Pointer {
-	out := make([]unsafe.Pointer, h.len)
-	for i := range out {
-		out[i] = unsafe.Add(h.data, uintptr(i)*p.elem.size)
+// elems is the elements of a collection: of a slice, read in place, or of a
+// map, copied out.
+type elems struct {
+	data unsafe.Pointer // slice: the backing array
+	size uintptr        // slice: the element size
+	ptrs []unsafe.Pointer
+	n    int
+}
+
+func (e *elems) at(i int) unsafe.Pointer {
+	if e.ptrs != nil {
+		return e.ptrs[i]
 	}
-	return out
+	return unsafe.Add(e.data, uintptr(i)*e.size)
+}
+
+func sliceElems(p *plan, h *sliceHeader) elems {
+	return elems{data: h.data, size: p.elem.size, n: h.len}
+}
+
+func ptrElems(ptrs []unsafe.Pointer) elems {
+	if ptrs == nil {
+		ptrs = []unsafe.Pointer{}
+	}
+	return elems{ptrs: ptrs, n: len(ptrs)}
 }
 
 // mapValues returns pointers to copies of the values of the map at a, and
@@ -324,7 +343,7 @@ func (w *walk) mapEq(p *plan, a, b unsafe.Pointer) bool {
 		_, va := mapValues(p, a)
 		_, vb := mapValues(p, b)
 		var c Changes
-		w.diffEntities(p, va, vb, nil, &c)
+		w.diffEntities(p, ptrElems(va), ptrElems(vb), nil, &c)
 		return w.err == nil && c.Empty()
 	}
 	keys, va := mapValues(p, a)
@@ -386,8 +405,15 @@ func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, path Path, out *Changes)
 		// Fields are walked without comparing them first: comparing and
 		// then walking would visit deep values once per level.
 		for _, f := range pl.fields {
-			w.diffValue(f.plan, unsafe.Add(a, f.off), unsafe.Add(b, f.off),
-				appendPath(path, FieldStep{Name: f.name, Index: f.index}), out)
+			x, y := unsafe.Add(a, f.off), unsafe.Add(b, f.off)
+			// A field that cannot recurse without end is compared first, so
+			// that an unchanged field costs no path and no walk. The others
+			// are walked at once: comparing them first would visit a deep
+			// value once per level.
+			if !f.plan.mayCycle && f.plan.eq(nil, x, y) {
+				continue
+			}
+			w.diffValue(f.plan, x, y, appendPath(path, FieldStep{Name: f.name, Index: f.index}), out)
 			if w.err != nil {
 				return
 			}
@@ -418,7 +444,7 @@ func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, path Path, out *Changes)
 	case kindSlice:
 		if pl.identity != nil {
 			var c Changes
-			w.diffEntities(pl, entries(pl, (*sliceHeader)(a)), entries(pl, (*sliceHeader)(b)), path, &c)
+			w.diffEntities(pl, sliceElems(pl, (*sliceHeader)(a)), sliceElems(pl, (*sliceHeader)(b)), path, &c)
 			if w.err == nil && len(c.Collections) > 0 {
 				out.Collections = append(out.Collections, Collection{Path: path, Elements: c.Collections[0].Elements})
 			}
@@ -429,7 +455,7 @@ func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, path Path, out *Changes)
 			_, va := mapValues(pl, a)
 			_, vb := mapValues(pl, b)
 			var c Changes
-			w.diffEntities(pl, va, vb, path, &c)
+			w.diffEntities(pl, ptrElems(va), ptrElems(vb), path, &c)
 			if w.err == nil && len(c.Collections) > 0 {
 				out.Collections = append(out.Collections, Collection{Path: path, Elements: c.Collections[0].Elements})
 			}
@@ -481,21 +507,22 @@ func (w *walk) checkIDs(pl *plan, a unsafe.Pointer, path Path) {
 			w.depth--
 		}
 	case kindSlice, kindMap:
-		var ptrs []unsafe.Pointer
+		var all elems
 		if pl.kind == kindSlice {
-			ptrs = entries(pl, (*sliceHeader)(a))
+			all = sliceElems(pl, (*sliceHeader)(a))
 		} else {
-			_, ptrs = mapValues(pl, a)
+			_, ptrs := mapValues(pl, a)
+			all = ptrElems(ptrs)
 		}
 		if pl.identity == nil {
-			for _, p := range ptrs {
-				w.checkIDs(pl.elem, p, path)
+			for i := range all.n {
+				w.checkIDs(pl.elem, all.at(i), path)
 			}
 			return
 		}
 		// Compared with nothing, every element is added: diffEntities
 		// checks the identities and, through checkIDs, their insides.
-		w.diffEntities(pl, nil, ptrs, path, &Changes{})
+		w.diffEntities(pl, ptrElems(nil), all, path, &Changes{})
 	}
 }
 
@@ -533,7 +560,7 @@ func idOf(p *plan, ptr unsafe.Pointer) any {
 // of plan p's collection) by identity and appends their changes to out as
 // one collection at path. Integer and string identities in a tagged field
 // are matched in maps of their own kind, without boxing.
-func (w *walk) diffEntities(p *plan, olds, news []unsafe.Pointer, path Path, out *Changes) {
+func (w *walk) diffEntities(p *plan, olds, news elems, path Path, out *Changes) {
 	id := p.identity
 	switch k := id.Type.Kind(); {
 	case !id.Method && isInt(k):
@@ -566,13 +593,65 @@ func (w *walk) diffEntities(p *plan, olds, news []unsafe.Pointer, path Path, out
 	}
 }
 
-func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news []unsafe.Pointer, path Path, out *Changes, read keyReader[K]) {
+// duplicate returns the index of the first key seen before, or -1.
+func duplicate[K comparable](keys []K) int {
+	if ints, ok := any(keys).([]uint64); ok {
+		if i, done := denseDuplicate(ints); done {
+			return i
+		}
+	}
+	seen := make(map[K]struct{}, len(keys))
+	for i, k := range keys {
+		if _, dup := seen[k]; dup {
+			return i
+		}
+		seen[k] = struct{}{}
+	}
+	return -1
+}
+
+// denseDuplicate finds a duplicate among integer keys with a bit set, when
+// they span a range of at most 64 times their number (sequences of line
+// numbers, for example). It reports false when the keys are too sparse.
+func denseDuplicate(keys []uint64) (int, bool) {
+	if len(keys) == 0 {
+		return -1, true
+	}
+	lo, hi := keys[0], keys[0]
+	for _, k := range keys {
+		lo, hi = min(lo, k), max(hi, k)
+	}
+	span := hi - lo
+	if span/64 > uint64(len(keys)) {
+		return -1, false
+	}
+	bits := make([]uint64, span/64+1)
+	for i, k := range keys {
+		d := k - lo
+		if bits[d/64]&(1<<(d%64)) != 0 {
+			return i, true
+		}
+		bits[d/64] |= 1 << (d % 64)
+	}
+	return -1, true
+}
+
+func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news elems, path Path, out *Changes, read keyReader[K]) {
 	elem := p.elem
 	var elems []Element
-	seen := make(map[K]struct{}, len(news))
+	var seen map[K]struct{}
+	// same compares a matched pair; for pointers to structs that cannot
+	// recurse, without a call per element.
+	same := func(pa, pb unsafe.Pointer) bool { return elem.eq(w, pa, pb) }
+	if t := elem.elem; elem.kind == kindPointer && t.kind == kindStruct && !t.mayCycle {
+		same = func(pa, pb unsafe.Pointer) bool {
+			x, y := *(*unsafe.Pointer)(pa), *(*unsafe.Pointer)(pb)
+			return x == y || (x != nil && y != nil && opsEq(nil, t.ops, x, y))
+		}
+	}
 	// modify records the change of a matched pair, if any.
 	modify := func(pa, pb unsafe.Pointer) bool {
-		if elem.eq(w, pa, pb) {
+		if same(pa, pb) {
 			return true
 		}
 		id := idOf(p, pb)
@@ -607,32 +686,41 @@ func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news []unsafe.Pointer,
 	}
 
 	// The common case: the same entities in the same order, some changed.
-	// Matched by position, checked by identity, with one map for duplicates.
-	if len(olds) == len(news) {
+	// Matched by position, checked by identity, then checked for
+	// duplicates without a map when the identities are dense integers.
+	if olds.n == news.n {
+		keys := make([]K, news.n)
 		aligned := true
-		for i, pb := range news {
-			ka, oka := read(olds[i])
+		for i := range news.n {
+			pa, pb := olds.at(i), news.at(i)
+			ka, oka := read(pa)
 			kb, okb := read(pb)
 			if !oka || !okb || ka != kb {
 				aligned = false
 				break
 			}
+			keys[i] = kb
+			if !modify(pa, pb) {
+				return
+			}
 		}
 		if aligned {
-			for i, pb := range news {
-				if _, ok := newKey(pb); !ok || !modify(olds[i], pb) {
-					return
-				}
+			if dup := duplicate(keys); dup >= 0 {
+				w.fail(&Error{Path: appendPath(path, ElementStep{ID: idOf(p, news.at(dup))}), Err: ErrDuplicateID})
+				return
 			}
 			if len(elems) > 0 {
 				out.Collections = append(out.Collections, Collection{Path: path, Elements: elems})
 			}
 			return
 		}
+		elems = nil // matched by identity below
 	}
 
-	index := make(map[K]int, len(olds))
-	for i, pa := range olds {
+	seen = make(map[K]struct{}, news.n)
+	index := make(map[K]int, olds.n)
+	for i := range olds.n {
+		pa := olds.at(i)
 		k, ok := read(pa)
 		if !ok {
 			w.fail(&Error{Path: path, Err: fmt.Errorf("old value: %w", ErrNilEntity)})
@@ -644,8 +732,9 @@ func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news []unsafe.Pointer,
 		}
 		index[k] = i
 	}
-	matched := make([]bool, len(olds))
-	for _, pb := range news {
+	matched := make([]bool, olds.n)
+	for j := range news.n {
+		pb := news.at(j)
 		k, ok := newKey(pb)
 		if !ok {
 			return
@@ -663,14 +752,14 @@ func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news []unsafe.Pointer,
 			continue
 		}
 		matched[i] = true
-		if !modify(olds[i], pb) {
+		if !modify(olds.at(i), pb) {
 			return
 		}
 	}
 	var removed []Element
 	for i, ok := range matched {
 		if !ok {
-			removed = append(removed, Element{Kind: Removed, ID: idOf(p, olds[i]), Old: valueOf(elem.t, olds[i])})
+			removed = append(removed, Element{Kind: Removed, ID: idOf(p, olds.at(i)), Old: valueOf(elem.t, olds.at(i))})
 		}
 	}
 	if len(removed)+len(elems) > 0 {
