@@ -174,7 +174,9 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 		s.writeVersion(agg, before)
 		return hookError("save", err)
 	}
-	if err := s.tracker.Advance(ctx, agg); err != nil {
+	// The new snapshot is built from the old one and the diff: only what
+	// changed is copied.
+	if err := s.tracker.AdvanceFrom(ctx, agg, snap, d); err != nil {
 		return hookError("save", err)
 	}
 	if sc, ok := tracking.FromContext(ctx); ok && s.version != nil {

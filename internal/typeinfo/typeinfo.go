@@ -273,3 +273,30 @@ func DataOf(ap *any, t reflect.Type) unsafe.Pointer {
 	}
 	return e.Data
 }
+
+// Same reports whether the entities stored at p and q (values of type
+// id.Elem, as stored in a collection) have the same identity. Nil entities
+// are the same only as each other.
+func (id *Identity) Same(p, q unsafe.Pointer) bool {
+	sp, sq := p, q
+	if id.Deref {
+		sp, sq = *(*unsafe.Pointer)(p), *(*unsafe.Pointer)(q)
+		if sp == nil || sq == nil {
+			return sp == sq
+		}
+	}
+	if !id.Method {
+		fp, fq := unsafe.Add(sp, id.Offset), unsafe.Add(sq, id.Offset)
+		switch id.Type.Kind() {
+		case reflect.String:
+			return *(*string)(fp) == *(*string)(fq)
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+			n := id.Type.Size()
+			return unsafe.String((*byte)(fp), n) == unsafe.String((*byte)(fq), n)
+		}
+	}
+	a, _ := id.Read(p)
+	b, _ := id.Read(q)
+	return a == b
+}

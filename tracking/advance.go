@@ -1,0 +1,221 @@
+package tracking
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"runtime"
+	"unsafe"
+
+	"github.com/dddkit/dddkit/diff"
+	"github.com/dddkit/dddkit/internal/typeinfo"
+)
+
+// AdvanceFrom is [Tracker.Advance] for a save whose changes are known: snap
+// is the snapshot v was compared with (from [Tracker.Snapshot]) and d the
+// result of that comparison (diff.Compare(snap, v)), as a repository has
+// them at the end of a save. Instead of copying all of v, it builds the new
+// snapshot from snap, copying from v only the fields and the entities that
+// d reports changed: saving one changed item of an order of a thousand
+// copies one item. Successive snapshots share their unchanged parts, which
+// nothing ever modifies, and share no memory with v.
+//
+// The result equals a fresh copy of v by the rules of package diff. Given
+// a d that does not describe v against snap, the snapshot is wrong; when in
+// doubt, use Advance.
+func (t *Tracker[T]) AdvanceFrom(ctx context.Context, v, snap T, d diff.Result) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	w, err := key(v)
+	if err != nil {
+		return err
+	}
+	if ptrOf(snap) == nil {
+		return fmt.Errorf("tracking: advance: %w: nil snapshot", diff.ErrUnsupported)
+	}
+	np, err := patch(reflect.TypeFor[T]().Elem(), ptrOf(snap), ptrOf(v), &d.Changes)
+	if err != nil {
+		return fmt.Errorf("tracking: snapshot: %w", err)
+	}
+	next := *(*T)(unsafe.Pointer(&np))
+	if s, ok := FromContext(ctx); ok {
+		s.stage(stagedKey[T]{t, w}, &staged{snap: next, apply: func() { t.install(v, w, next) }})
+		runtime.KeepAlive(v)
+		return nil
+	}
+	t.install(v, w, next)
+	return nil
+}
+
+// patch returns a new struct of type rt: a shallow copy of the snapshot at
+// old with the fields that ch reports changed copied from cur.
+func patch(rt reflect.Type, old, cur unsafe.Pointer, ch *diff.Changes) (unsafe.Pointer, error) {
+	info, err := typeinfo.StructOf(rt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", diff.ErrUnsupported, err)
+	}
+	nv := reflect.New(rt)
+	np := nv.UnsafePointer()
+	nv.Elem().Set(reflect.NewAt(rt, old).Elem()) // typed copy: write barriers kept
+
+	// Top-level fields to copy whole from cur, and entity collections to
+	// rebuild element by element.
+	whole := make(map[int]bool)
+	colls := make(map[int]*diff.Collection)
+	top := func(p diff.Path) (int, bool) {
+		if len(p) == 0 {
+			return 0, false
+		}
+		f, ok := p[0].(diff.FieldStep)
+		return f.Index, ok
+	}
+	for _, f := range ch.Fields {
+		i, ok := top(f.Path)
+		if !ok {
+			return copyWhole(rt, cur)
+		}
+		whole[i] = true
+	}
+	for i := range ch.Collections {
+		c := &ch.Collections[i]
+		idx, ok := top(c.Path)
+		if !ok {
+			return copyWhole(rt, cur)
+		}
+		if len(c.Path) == 1 {
+			colls[idx] = c
+		} else {
+			whole[idx] = true // a collection inside a value object
+		}
+	}
+	if info.Version >= 0 {
+		whole[info.Version] = true
+	}
+	for idx := range whole {
+		delete(colls, idx)
+		if err := copyField(info.Fields[idx], np, cur); err != nil {
+			return nil, err
+		}
+	}
+	// Entity collections without changes keep the old elements, but follow
+	// the current order, so that the next comparison matches them by
+	// position.
+	for idx, f := range info.Fields {
+		if _, ok := colls[idx]; ok || whole[idx] || f.Ignored || f.Type.Kind() != reflect.Slice {
+			continue
+		}
+		if _, isEntity, _ := typeinfo.IdentityOf(f.Type.Elem()); isEntity {
+			colls[idx] = nil
+		}
+	}
+	for idx, c := range colls {
+		f := info.Fields[idx]
+		if f.Type.Kind() != reflect.Slice || f.Type.Elem().Kind() != reflect.Pointer {
+			if err := copyField(f, np, cur); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := patchSlice(f, np, old, cur, c); err != nil {
+			return nil, err
+		}
+	}
+	return np, nil
+}
+
+func copyWhole(rt reflect.Type, cur unsafe.Pointer) (unsafe.Pointer, error) {
+	return copyPointer(planOf(reflect.PointerTo(rt)), cur)
+}
+
+// copyField replaces field f of the struct at dst by a deep copy of the
+// same field of the struct at src.
+func copyField(f typeinfo.Field, dst, src unsafe.Pointer) error {
+	fd, fs := unsafe.Add(dst, f.Offset), unsafe.Add(src, f.Offset)
+	// Copy through a pointer to the field, as Copy does for a pointer root,
+	// then assign the copy (a typed store).
+	c, err := copyPointer(planOf(reflect.PointerTo(f.Type)), fs)
+	if err != nil {
+		return fmt.Errorf("field .%s: %w", f.Name, err)
+	}
+	reflect.NewAt(f.Type, fd).Elem().Set(reflect.NewAt(f.Type, c).Elem())
+	return nil
+}
+
+// patchSlice rebuilds the entity slice field f (of pointers) of the new
+// snapshot at np: elements c reports added or modified are copied from
+// cur, the others are the old snapshot's elements of the same identity.
+func patchSlice(f typeinfo.Field, np, old, cur unsafe.Pointer, c *diff.Collection) error {
+	id, ok, err := typeinfo.IdentityOf(f.Type.Elem())
+	if err != nil || !ok {
+		return copyField(f, np, cur)
+	}
+	var changed map[unsafe.Pointer]bool
+	if c != nil {
+		changed = make(map[unsafe.Pointer]bool, len(c.Elements))
+	}
+	var list []diff.Element
+	if c != nil {
+		list = c.Elements
+	}
+	for i := range list {
+		e := &list[i]
+		if e.Kind == diff.Added || e.Kind == diff.Modified {
+			// e.New holds the element, a pointer: the interface's data word.
+			changed[(*typeinfo.Eface)(unsafe.Pointer(&e.New)).Data] = true
+		}
+	}
+	olds := *(*sliceHeader)(unsafe.Add(old, f.Offset))
+	cs := *(*sliceHeader)(unsafe.Add(cur, f.Offset))
+	if cs.Len == 0 {
+		return copyField(f, np, cur) // keeps nil and empty apart
+	}
+	if len(changed) == 0 && olds.Len == cs.Len {
+		same := true
+		for i := 0; i < cs.Len && same; i++ {
+			off := uintptr(i) * unsafe.Sizeof(uintptr(0))
+			same = id.Same(unsafe.Add(olds.Data, off), unsafe.Add(cs.Data, off))
+		}
+		if same {
+			return nil // the old slice, shared, already in the new snapshot
+		}
+	}
+	ptrPlan := planOf(f.Type.Elem())
+	ns := reflect.MakeSlice(f.Type, cs.Len, cs.Len)
+	data := ns.UnsafePointer()
+	const word = unsafe.Sizeof(uintptr(0))
+	var byID map[any]unsafe.Pointer
+	for i := 0; i < cs.Len; i++ {
+		slot := unsafe.Add(cs.Data, uintptr(i)*word)
+		cp := *(*unsafe.Pointer)(slot)
+		var p unsafe.Pointer
+		switch {
+		case cp == nil:
+		case changed[cp]:
+			if p, err = copyPointer(ptrPlan, cp); err != nil {
+				return fmt.Errorf("field .%s: %w", f.Name, err)
+			}
+		case i < olds.Len && id.Same(unsafe.Add(olds.Data, uintptr(i)*word), slot):
+			p = *(*unsafe.Pointer)(unsafe.Add(olds.Data, uintptr(i)*word))
+		default:
+			if byID == nil {
+				byID = make(map[any]unsafe.Pointer, olds.Len)
+				for j := 0; j < olds.Len; j++ {
+					oslot := unsafe.Add(olds.Data, uintptr(j)*word)
+					if k, ok := id.Read(oslot); ok {
+						byID[k] = *(*unsafe.Pointer)(oslot)
+					}
+				}
+			}
+			k, _ := id.Read(slot)
+			if p = byID[k]; p == nil {
+				if p, err = copyPointer(ptrPlan, cp); err != nil {
+					return fmt.Errorf("field .%s: %w", f.Name, err)
+				}
+			}
+		}
+		*(*unsafe.Pointer)(unsafe.Add(data, uintptr(i)*word)) = p // typed store
+	}
+	reflect.NewAt(f.Type, unsafe.Add(np, f.Offset)).Elem().Set(ns)
+	return nil
+}

@@ -1,0 +1,116 @@
+package tracking
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/diff"
+)
+
+// mutateOrder applies n random business changes to o.
+func mutateOrder(o *Order, r *rand.Rand, n int) {
+	for range n {
+		switch r.IntN(9) {
+		case 0:
+			if len(o.items) > 0 {
+				o.items[r.IntN(len(o.items))].quantity++
+			}
+		case 1:
+			o.items = append(o.items, &OrderItem{id: itemID(10_000 + r.IntN(1_000_000)), name: "new", quantity: 1})
+		case 2:
+			if len(o.items) > 0 {
+				i := r.IntN(len(o.items))
+				o.items = append(o.items[:i:i], o.items[i+1:]...)
+			}
+		case 3:
+			r.Shuffle(len(o.items), func(i, j int) { o.items[i], o.items[j] = o.items[j], o.items[i] })
+		case 4:
+			o.recipient.Phone += "9"
+		case 5:
+			o.total++
+		case 6:
+			o.items = nil
+		case 7:
+			if len(o.items) > 0 {
+				it := *o.items[0]
+				it.name = "replaced"
+				o.items[0] = &it // same identity, new object
+			}
+		case 8:
+			o.status = "shipped"
+		}
+	}
+}
+
+func hasDupItems(o *Order) bool {
+	seen := map[itemID]bool{}
+	for _, it := range o.items {
+		if seen[it.id] {
+			return true
+		}
+		seen[it.id] = true
+	}
+	return false
+}
+
+// TestAdvanceFrom checks that a snapshot built from the previous one and the
+// diff equals a fresh copy, shares nothing with the aggregate, and leaves
+// the previous snapshot untouched, over chains of random saves.
+func TestAdvanceFrom(t *testing.T) {
+	ctx := context.Background()
+	for seed := range uint64(300) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		o := newOrder(r.IntN(20))
+		tr := NewTracker[*Order]()
+		require.NoError(t, tr.Attach(ctx, o))
+		for range 5 {
+			mutateOrder(o, r, 1+r.IntN(3))
+			if hasDupItems(o) {
+				break
+			}
+			snap, err := tr.Snapshot(ctx, o)
+			require.NoError(t, err)
+			before, err := Copy(snap)
+			require.NoError(t, err)
+			d, err := diff.Compare(snap, o)
+			require.NoError(t, err)
+			o.version++ // as a repository does
+			require.NoError(t, tr.AdvanceFrom(ctx, o, snap, d))
+
+			next, err := tr.Snapshot(ctx, o)
+			require.NoError(t, err)
+			checkCopy(t, o, next) // equal to o, sharing no mutable memory with it
+			if dd := cmpDiff(before, snap); dd != "" {
+				t.Fatalf("seed %d: the previous snapshot changed:\n%s", seed, dd)
+			}
+			changed, err := tr.Changed(ctx, o)
+			require.NoError(t, err)
+			require.False(t, changed)
+		}
+	}
+}
+
+func TestAdvanceFromInScope(t *testing.T) {
+	bg := context.Background()
+	o := newOrder(3)
+	tr := NewTracker[*Order]()
+	require.NoError(t, tr.Attach(bg, o))
+	o.items[1].quantity = 9
+	snap, _ := tr.Snapshot(bg, o)
+	d, err := diff.Compare(snap, o)
+	require.NoError(t, err)
+
+	sc := NewScope()
+	require.NoError(t, tr.AdvanceFrom(WithScope(bg, sc), o, snap, d))
+	changed, _ := tr.Changed(bg, o)
+	require.True(t, changed, "staged until the scope commits")
+	sc.Commit()
+	changed, _ = tr.Changed(bg, o)
+	require.False(t, changed)
+}
+
+func cmpDiff[T any](a, b T) string { return cmp.Diff(a, b, cmpOpts...) }
