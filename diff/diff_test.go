@@ -264,9 +264,19 @@ type rounded struct {
 // Equal treats values that round to the same integer as equal.
 func (r rounded) Equal(o rounded) bool { return math.Round(r.v) == math.Round(o.v) }
 
+// amount has several methods, so that Equal is not the first of its
+// method set, and a value receiver.
+type amount struct{ cents, scale int64 }
+
+func (a amount) Add(b amount) amount { return amount{a.cents + b.cents, a.scale} }
+func (a amount) Equal(b amount) bool { return a.cents*b.scale == b.cents*a.scale }
+func (a amount) Zero() bool          { return a.cents == 0 }
+func (a *amount) Double() amount     { return amount{a.cents * 2, a.scale} }
+
 type priced struct {
 	Price rounded
 	Cost  money
+	Sum   amount
 }
 
 func TestCompareValues(t *testing.T) {
@@ -364,8 +374,8 @@ func TestCompareValues(t *testing.T) {
 	}, {
 		name:   "Equal methods",
 		reason: "types with Equal(T) bool are compared with it, whatever their representation",
-		old:    &priced{Price: rounded{1.1}, Cost: money{5}},
-		new:    &priced{Price: rounded{0.9}, Cost: money{5}},
+		old:    &priced{Price: rounded{1.1}, Cost: money{5}, Sum: amount{1, 10}},
+		new:    &priced{Price: rounded{0.9}, Cost: money{5}, Sum: amount{10, 100}},
 		want:   "no changes",
 	}, {
 		name:   "Equal method says changed",

@@ -367,6 +367,11 @@ func (c *compiler) fillKind(p *plan, path Path) *Error {
 
 func (c *compiler) fillEqualMethod(p *plan, m reflect.Method, path Path) *Error {
 	p.kind = kindEqualMethod
+	// The method is called on a pointer to the value: take its index in
+	// the pointer's method set, which holds the value's methods too.
+	if pm, ok := reflect.PointerTo(p.t).MethodByName(m.Name); ok {
+		m = pm
+	}
 	p.method = m.Index
 	// Values that are identical field by field are Equal: try that first,
 	// which needs no call and no allocation. A type whose structure cannot
