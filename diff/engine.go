@@ -195,20 +195,9 @@ func (w *walk) sliceEq(elem *plan, a, b unsafe.Pointer) bool {
 		return unsafe.String((*byte)(x.data), n) == unsafe.String((*byte)(y.data), n)
 	case kindPointer:
 		if target := elem.elem; w == nil && target.kind == kindStruct {
-			// The common case, []*Entity: compare the structs' flat lists
-			// in line, without a call per element.
-			ops := target.ops
-			for i := uintptr(0); i < uintptr(x.len); i++ {
-				pa := *(*unsafe.Pointer)(unsafe.Add(x.data, i*esz))
-				pb := *(*unsafe.Pointer)(unsafe.Add(y.data, i*esz))
-				if pa == pb {
-					continue
-				}
-				if pa == nil || pb == nil || !opsEq(nil, ops, pa, pb) {
-					return false
-				}
-			}
-			return true
+			// The common case, []*Entity: compare the structs in line,
+			// without a call per element.
+			return ptrSliceEq(target, x, y)
 		}
 		for i := uintptr(0); i < uintptr(x.len); i++ {
 			pa := *(*unsafe.Pointer)(unsafe.Add(x.data, i*esz))

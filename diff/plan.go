@@ -21,10 +21,14 @@ type plan struct {
 
 	eq func(w *walk, p, q unsafe.Pointer) bool
 
-	ops    []eqOp      // struct: flat list of comparisons
-	fields []fieldPlan // struct: compared fields, in order
-	elem   *plan       // pointer, slice, array, map value
-	key    reflect.Type
+	ops []eqOp // struct: flat list of comparisons
+	// struct made only of aligned words and strings: their offsets, for a
+	// comparison without dispatch (simple is true then)
+	simple      bool
+	words, strs []uintptr
+	fields      []fieldPlan // struct: compared fields, in order
+	elem        *plan       // pointer, slice, array, map value
+	key         reflect.Type
 
 	// mayCycle reports whether comparing values of this type may recurse
 	// without end: the type is recursive or holds an interface. Only such
@@ -83,6 +87,7 @@ const (
 	opF64
 	opF32
 	opTime
+	opPtrSlice // a []*Struct of a type that cannot recurse, compared in line
 	opPlan
 )
 
@@ -180,9 +185,11 @@ func planOf(t reflect.Type) (*plan, error) {
 	}
 	// Publish every plan compiled on the way, now that all are complete.
 	entries := make(map[reflect.Type]cached, len(c.inProgress))
+	for _, pp := range c.inProgress {
+		cycles(pp, map[*plan]bool{})
+	}
 	for pt, pp := range c.inProgress {
 		finish(pp)
-		cycles(pp, map[*plan]bool{})
 		entries[pt] = cached{plan: pp}
 	}
 	store(entries)
@@ -289,7 +296,7 @@ func (c *compiler) fillKind(p *plan, path Path) *Error {
 		}
 	case reflect.String:
 		p.kind = kindString
-		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return *(*string)(a) == *(*string)(b) }
+		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return strEq(*(*string)(a), *(*string)(b)) }
 	case reflect.Struct:
 		return c.fillStruct(p, path)
 	case reflect.Pointer:
@@ -421,6 +428,19 @@ func (c *compiler) fillStruct(p *plan, path Path) *Error {
 func finish(p *plan) {
 	if p.kind == kindStruct && p.ops == nil {
 		p.ops = flatten(p)
+		p.simple = true
+		for _, op := range p.ops {
+			switch op.kind {
+			case opU64:
+				p.words = append(p.words, op.off)
+			case opU128:
+				p.words = append(p.words, op.off, op.off+8)
+			case opString:
+				p.strs = append(p.strs, op.off)
+			default:
+				p.simple = false
+			}
+		}
 	}
 	if p.inner != nil {
 		finish(p.inner)
@@ -454,6 +474,12 @@ func flatten(p *plan) []eqOp {
 				ops = append(ops, eqOp{kind: opString, off: off})
 			case kindTime:
 				ops = append(ops, eqOp{kind: opTime, off: off})
+			case kindSlice:
+				if e := fp.elem; e.kind == kindPointer && e.elem.kind == kindStruct && !fp.mayCycle {
+					ops = append(ops, eqOp{kind: opPtrSlice, off: off, plan: fp})
+				} else {
+					ops = append(ops, eqOp{kind: opPlan, off: off, plan: fp})
+				}
 			case kindFloat:
 				switch fp.t.Kind() {
 				case reflect.Float64:
@@ -496,7 +522,7 @@ func opsEq(w *walk, ops []eqOp, a, b unsafe.Pointer) bool {
 				return false
 			}
 		case opString:
-			if *(*string)(x) != *(*string)(y) {
+			if !strEq(*(*string)(x), *(*string)(y)) {
 				return false
 			}
 		case opU128:
@@ -523,8 +549,61 @@ func opsEq(w *walk, ops []eqOp, a, b unsafe.Pointer) bool {
 			if !(*time.Time)(x).Equal(*(*time.Time)(y)) {
 				return false
 			}
+		case opPtrSlice:
+			if w != nil {
+				if !op.plan.eq(w, x, y) {
+					return false
+				}
+				continue
+			}
+			// Equal in order; a reorder of entities is found by the walk
+			// that follows a false.
+			hx, hy := (*sliceHeader)(x), (*sliceHeader)(y)
+			if hx.len != hy.len {
+				return false
+			}
+			if hx.data == hy.data {
+				continue
+			}
+			if !ptrSliceEq(op.plan.elem.elem, hx, hy) {
+				return false
+			}
 		case opPlan:
 			if !op.plan.eq(w, x, y) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+const ptrSize = unsafe.Sizeof(uintptr(0))
+
+// ptrSliceEq compares, in order, two slices of pointers to structs of plan
+// sp, which cannot recurse.
+func ptrSliceEq(sp *plan, hx, hy *sliceHeader) bool {
+	for i := 0; i < hx.len; i++ {
+		pa := *(*unsafe.Pointer)(unsafe.Add(hx.data, uintptr(i)*ptrSize))
+		pb := *(*unsafe.Pointer)(unsafe.Add(hy.data, uintptr(i)*ptrSize))
+		if pa == pb {
+			continue
+		}
+		if pa == nil || pb == nil {
+			return false
+		}
+		if !sp.simple {
+			if !opsEq(nil, sp.ops, pa, pb) {
+				return false
+			}
+			continue
+		}
+		for _, off := range sp.words {
+			if *(*uint64)(unsafe.Add(pa, off)) != *(*uint64)(unsafe.Add(pb, off)) {
+				return false
+			}
+		}
+		for _, off := range sp.strs {
+			if !strEq(*(*string)(unsafe.Add(pa, off)), *(*string)(unsafe.Add(pb, off))) {
 				return false
 			}
 		}
@@ -546,6 +625,12 @@ func memEq(size uintptr) func(*walk, unsafe.Pointer, unsafe.Pointer) bool {
 	return func(_ *walk, a, b unsafe.Pointer) bool {
 		return unsafe.String((*byte)(a), size) == unsafe.String((*byte)(b), size)
 	}
+}
+
+// strEq compares strings, without a call when they share their bytes, as a
+// snapshot's strings do with the aggregate's until they are reassigned.
+func strEq(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 func f64eq(a, b float64) bool { return a == b || (a != a && b != b) }
