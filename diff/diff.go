@@ -58,13 +58,15 @@ func Compare[T any](old, new T) (Result, error) {
 			return Result{}, nil
 		}
 		// The common case, an unchanged aggregate, in as few steps as can be.
-		if pl := cachedElemPlan(t); pl != nil && p != nil && q != nil && !pl.mayCycle && pl.eq(nil, p, q) {
+		pl := cachedElemPlan(t)
+		fast := pl != nil && p != nil && q != nil && !pl.mayCycle
+		if fast && pl.eq(nil, p, q) {
 			return Result{}, nil
 		}
-		return compareRoot(t, p, q, true)
+		return compareRoot(t, p, q, true, fast)
 	}
 	o, n := old, new // only these escape, and only for a non-pointer T
-	return compareRoot(t, unsafe.Pointer(&o), unsafe.Pointer(&n), false)
+	return compareRoot(t, unsafe.Pointer(&o), unsafe.Pointer(&n), false, false)
 }
 
 // Equal reports whether old and new are equal by the rules of [Compare].

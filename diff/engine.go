@@ -50,7 +50,9 @@ type sliceHeader struct {
 	cap  int
 }
 
-func compareRoot(t reflect.Type, p, q unsafe.Pointer, isPtr bool) (Result, error) {
+// compareRoot compares the roots; checked reports that the caller already
+// found them unequal at first sight.
+func compareRoot(t reflect.Type, p, q unsafe.Pointer, isPtr, checked bool) (Result, error) {
 	pl, a, b, done, err := rootPlan(t, p, q, isPtr)
 	if err != nil || done {
 		return Result{}, err
@@ -58,7 +60,7 @@ func compareRoot(t reflect.Type, p, q unsafe.Pointer, isPtr bool) (Result, error
 	if pl == nil { // one root pointer is nil, the other is not
 		return Result{Changes{Fields: []Change{{Old: rootValue(t, p), New: rootValue(t, q)}}}}, nil
 	}
-	if !pl.mayCycle && pl.eq(nil, a, b) {
+	if !checked && !pl.mayCycle && pl.eq(nil, a, b) {
 		return Result{}, nil
 	}
 	w := getWalk()
@@ -398,8 +400,9 @@ func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, path Path, out *Changes)
 			// A field that cannot recurse without end is compared first, so
 			// that an unchanged field costs no path and no walk. The others
 			// are walked at once: comparing them first would visit a deep
-			// value once per level.
-			if !f.plan.mayCycle && f.plan.eq(nil, x, y) {
+			// value once per level. So are entity collections, whose walk
+			// compares them in one pass.
+			if !f.plan.mayCycle && f.plan.identity == nil && f.plan.eq(nil, x, y) {
 				continue
 			}
 			w.diffValue(f.plan, x, y, appendPath(path, FieldStep{Name: f.name, Index: f.index}), out)
@@ -635,7 +638,7 @@ func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news elems, path Path,
 	if t := elem.elem; elem.kind == kindPointer && t.kind == kindStruct && !t.mayCycle {
 		same = func(pa, pb unsafe.Pointer) bool {
 			x, y := *(*unsafe.Pointer)(pa), *(*unsafe.Pointer)(pb)
-			return x == y || (x != nil && y != nil && opsEq(nil, t.ops, x, y))
+			return x == y || (x != nil && y != nil && structEq(t, x, y))
 		}
 	}
 	// modify records the change of a matched pair, if any.

@@ -579,6 +579,25 @@ func opsEq(w *walk, ops []eqOp, a, b unsafe.Pointer) bool {
 
 const ptrSize = unsafe.Sizeof(uintptr(0))
 
+// structEq compares the structs of plan sp (which cannot recurse) at a and
+// b: a simple struct without dispatch, others by their flat list.
+func structEq(sp *plan, a, b unsafe.Pointer) bool {
+	if !sp.simple {
+		return opsEq(nil, sp.ops, a, b)
+	}
+	for _, off := range sp.words {
+		if *(*uint64)(unsafe.Add(a, off)) != *(*uint64)(unsafe.Add(b, off)) {
+			return false
+		}
+	}
+	for _, off := range sp.strs {
+		if !strEq(*(*string)(unsafe.Add(a, off)), *(*string)(unsafe.Add(b, off))) {
+			return false
+		}
+	}
+	return true
+}
+
 // ptrSliceEq compares, in order, two slices of pointers to structs of plan
 // sp, which cannot recurse.
 func ptrSliceEq(sp *plan, hx, hy *sliceHeader) bool {
@@ -591,21 +610,8 @@ func ptrSliceEq(sp *plan, hx, hy *sliceHeader) bool {
 		if pa == nil || pb == nil {
 			return false
 		}
-		if !sp.simple {
-			if !opsEq(nil, sp.ops, pa, pb) {
-				return false
-			}
-			continue
-		}
-		for _, off := range sp.words {
-			if *(*uint64)(unsafe.Add(pa, off)) != *(*uint64)(unsafe.Add(pb, off)) {
-				return false
-			}
-		}
-		for _, off := range sp.strs {
-			if !strEq(*(*string)(unsafe.Add(pa, off)), *(*string)(unsafe.Add(pb, off))) {
-				return false
-			}
+		if !structEq(sp, pa, pb) {
+			return false
 		}
 	}
 	return true

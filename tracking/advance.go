@@ -98,17 +98,8 @@ func patch(rt reflect.Type, old, cur unsafe.Pointer, ch *diff.Changes) (unsafe.P
 			return nil, err
 		}
 	}
-	// Entity collections without changes keep the old elements, but follow
-	// the current order, so that the next comparison matches them by
-	// position.
-	for idx, f := range info.Fields {
-		if _, ok := colls[idx]; ok || whole[idx] || f.Ignored || f.Type.Kind() != reflect.Slice {
-			continue
-		}
-		if _, isEntity, _ := typeinfo.IdentityOf(f.Type.Elem()); isEntity {
-			colls[idx] = nil
-		}
-	}
+	// Entity collections without changes keep the old slice: a reorder is
+	// not a change, and the next comparison matches by identity.
 	for idx, c := range colls {
 		f := info.Fields[idx]
 		if f.Type.Kind() != reflect.Slice || f.Type.Elem().Kind() != reflect.Pointer {
@@ -150,6 +141,7 @@ func patchSlice(f typeinfo.Field, np, old, cur unsafe.Pointer, c *diff.Collectio
 	if err != nil || !ok {
 		return copyField(f, np, cur)
 	}
+	ptrPlan := planOf(f.Type.Elem())
 	var changed map[unsafe.Pointer]bool
 	if c != nil {
 		changed = make(map[unsafe.Pointer]bool, len(c.Elements))
@@ -170,17 +162,9 @@ func patchSlice(f typeinfo.Field, np, old, cur unsafe.Pointer, c *diff.Collectio
 	if cs.Len == 0 {
 		return copyField(f, np, cur) // keeps nil and empty apart
 	}
-	if len(changed) == 0 && olds.Len == cs.Len {
-		same := true
-		for i := 0; i < cs.Len && same; i++ {
-			off := uintptr(i) * unsafe.Sizeof(uintptr(0))
-			same = id.Same(unsafe.Add(olds.Data, off), unsafe.Add(cs.Data, off))
-		}
-		if same {
-			return nil // the old slice, shared, already in the new snapshot
-		}
+	if olds.Len == cs.Len && onlyModified(list) {
+		return patchModified(f, np, olds, ptrPlan, list)
 	}
-	ptrPlan := planOf(f.Type.Elem())
 	ns := reflect.MakeSlice(f.Type, cs.Len, cs.Len)
 	data := ns.UnsafePointer()
 	const word = unsafe.Sizeof(uintptr(0))
@@ -215,6 +199,63 @@ func patchSlice(f typeinfo.Field, np, old, cur unsafe.Pointer, c *diff.Collectio
 			}
 		}
 		*(*unsafe.Pointer)(unsafe.Add(data, uintptr(i)*word)) = p // typed store
+	}
+	reflect.NewAt(f.Type, unsafe.Add(np, f.Offset)).Elem().Set(ns)
+	return nil
+}
+
+func onlyModified(list []diff.Element) bool {
+	for i := range list {
+		if list[i].Kind != diff.Modified {
+			return false
+		}
+	}
+	return true
+}
+
+// patchModified rebuilds the entity slice field f of the new snapshot at np
+// when the collection only has modified elements: the old snapshot's
+// elements, in their order, with each modified one replaced by a copy of
+// its new value. Only pointers are compared to find them: no element is
+// read.
+func patchModified(f typeinfo.Field, np unsafe.Pointer, olds sliceHeader, ptrPlan *plan, list []diff.Element) error {
+	ns := reflect.MakeSlice(f.Type, olds.Len, olds.Len)
+	data := ns.UnsafePointer()
+	reflect.Copy(ns, reflect.NewAt(f.Type, unsafe.Add(np, f.Offset)).Elem()) // typed copy of the old elements
+	const word = unsafe.Sizeof(uintptr(0))
+	slot := func(j int) *unsafe.Pointer { return (*unsafe.Pointer)(unsafe.Add(data, uintptr(j)*word)) }
+	var index map[unsafe.Pointer]int // for many changes: old element -> position
+	if len(list) > 8 {
+		index = make(map[unsafe.Pointer]int, olds.Len)
+		for j := 0; j < olds.Len; j++ {
+			index[*slot(j)] = j
+		}
+	}
+	for i := range list {
+		e := &list[i]
+		oldp := (*typeinfo.Eface)(unsafe.Pointer(&e.Old)).Data
+		newp := (*typeinfo.Eface)(unsafe.Pointer(&e.New)).Data
+		c, err := copyPointer(ptrPlan, newp)
+		if err != nil {
+			return fmt.Errorf("field .%s: %w", f.Name, err)
+		}
+		j := -1
+		if index != nil {
+			if k, ok := index[oldp]; ok {
+				j = k
+			}
+		} else {
+			for k := 0; k < olds.Len; k++ {
+				if *slot(k) == oldp {
+					j = k
+					break
+				}
+			}
+		}
+		if j < 0 {
+			return fmt.Errorf("field .%s: %w: the changes do not match the snapshot", f.Name, diff.ErrUnsupported)
+		}
+		*slot(j) = c // typed store
 	}
 	reflect.NewAt(f.Type, unsafe.Add(np, f.Offset)).Elem().Set(ns)
 	return nil

@@ -83,7 +83,7 @@ func TestAdvanceFrom(t *testing.T) {
 
 			next, err := tr.Snapshot(ctx, o)
 			require.NoError(t, err)
-			checkCopy(t, o, next) // equal to o, sharing no mutable memory with it
+			checkSnapshot(t, o, next)
 			if dd := cmpDiff(before, snap); dd != "" {
 				t.Fatalf("seed %d: the previous snapshot changed:\n%s", seed, dd)
 			}
@@ -114,3 +114,45 @@ func TestAdvanceFromInScope(t *testing.T) {
 }
 
 func cmpDiff[T any](a, b T) string { return cmp.Diff(a, b, cmpOpts...) }
+
+// checkSnapshot checks that snap equals o by the rules of package diff (a
+// reorder of entities is no change) and shares no mutable memory with it.
+func checkSnapshot(t *testing.T, o, snap *Order) {
+	t.Helper()
+	eq, err := diff.Equal(snap, o)
+	require.NoError(t, err)
+	if !eq {
+		r, _ := diff.Compare(snap, o)
+		t.Fatalf("the snapshot differs from the aggregate:\n%s", r)
+	}
+	require.Equal(t, o.version, snap.version, "the version follows the aggregate")
+	require.NotSame(t, o, snap)
+	live := map[*OrderItem]bool{}
+	for _, it := range o.items {
+		live[it] = true
+	}
+	for _, it := range snap.items {
+		require.False(t, live[it], "the snapshot shares item %d with the aggregate", it.id)
+	}
+	if len(o.items) > 0 && len(snap.items) > 0 {
+		require.NotSame(t, &o.items[0], &snap.items[0], "the snapshot shares the items' backing array")
+	}
+}
+
+func TestAdvanceFromManyModified(t *testing.T) {
+	ctx := context.Background()
+	o := newOrder(50)
+	tr := NewTracker[*Order]()
+	require.NoError(t, tr.Attach(ctx, o))
+	for _, it := range o.items {
+		it.quantity += 10 // more changes than a linear search is used for
+	}
+	o.items[3], o.items[7] = o.items[7], o.items[3]
+	snap, _ := tr.Snapshot(ctx, o)
+	d, err := diff.Compare(snap, o)
+	require.NoError(t, err)
+	require.Len(t, d.Collection("items"), 50)
+	require.NoError(t, tr.AdvanceFrom(ctx, o, snap, d))
+	next, _ := tr.Snapshot(ctx, o)
+	checkSnapshot(t, o, next)
+}
