@@ -533,14 +533,6 @@ func fieldOf(id *typeinfo.Identity, ptr unsafe.Pointer) unsafe.Pointer {
 	return unsafe.Add(ptr, id.Offset)
 }
 
-func isInt(k reflect.Kind) bool {
-	switch k {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
-		return true
-	}
-	return false
-}
 
 // idOf returns the identity of the entity at ptr as a value of its own type.
 func idOf(p *plan, ptr unsafe.Pointer) any {
@@ -555,7 +547,7 @@ func idOf(p *plan, ptr unsafe.Pointer) any {
 func (w *walk) diffEntities(p *plan, olds, news elems, path Path, out *Changes) {
 	id := p.identity
 	switch k := id.Type.Kind(); {
-	case !id.Method && isInt(k):
+	case !id.Method && typeinfo.IsInteger(k):
 		size := id.Type.Size()
 		diffEntitiesBy(w, p, olds, news, path, out, func(ptr unsafe.Pointer) (uint64, bool) {
 			f := fieldOf(id, ptr)

@@ -79,7 +79,7 @@ func buildStruct(t reflect.Type) (*Struct, error) {
 				if s.Version >= 0 {
 					return nil, fmt.Errorf("%w: %v has two fields tagged %s:\"version\"", ErrTag, t, ddd.TagName)
 				}
-				if !isInteger(sf.Type.Kind()) {
+				if !IsInteger(sf.Type.Kind()) {
 					return nil, fmt.Errorf("%w: %v.%s tagged %s:\"version\" must be an integer, not %v", ErrTag, t, sf.Name, ddd.TagName, sf.Type)
 				}
 				f.Version = true
@@ -94,7 +94,8 @@ func buildStruct(t reflect.Type) (*Struct, error) {
 	return s, nil
 }
 
-func isInteger(k reflect.Kind) bool {
+// IsInteger reports whether k is a signed or unsigned integer kind.
+func IsInteger(k reflect.Kind) bool {
 	switch k {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:

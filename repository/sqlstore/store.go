@@ -423,12 +423,7 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) ([]s
 	key := rt.cols[rt.key].value(base)
 	w := &builder{d: s.d}
 
-	mark := make([]bool, len(rt.cols))
-	for i := range ch.Diff.Fields {
-		if idx, ok := ch.Diff.Fields[i].Path.FieldIndex(); ok && len(idx) > 0 {
-			rt.changed(idx, mark)
-		}
-	}
+	mark := rt.changedColumns(ch.Diff.Fields)
 	if mark[rt.key] {
 		return nil, fmt.Errorf("the key %s changed", rt.cols[rt.key].field)
 	}
@@ -437,15 +432,7 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) ([]s
 	}
 	if ch.Versioned || anyTrue(mark) {
 		s.checked(w, func() {
-			w.s("UPDATE " + rt.quoted + " SET ")
-			sep := ""
-			for i, m := range mark {
-				if m {
-					w.s(sep + rt.cols[i].quoted + " = ")
-					w.p(rt.cols[i].value(base))
-					sep = ", "
-				}
-			}
+			sep := w.updateSet(rt, mark, base)
 			if ch.Versioned {
 				w.s(sep + rt.cols[rt.version].quoted + " = ")
 				w.p(ch.NewVersion)
@@ -572,15 +559,37 @@ func (s *Store[T, ID]) deletes(stmts []stmt, c *child, parent any, removed []uns
 	return stmts
 }
 
+// changedColumns marks the columns of tb that the field changes touch.
+func (tb *table) changedColumns(fields []diff.Change) []bool {
+	mark := make([]bool, len(tb.cols))
+	for i := range fields {
+		if idx, ok := fields[i].Path.FieldIndex(); ok && len(idx) > 0 {
+			tb.changed(idx, mark)
+		}
+	}
+	return mark
+}
+
+// updateSet writes `UPDATE "table" SET "col" = $n, ...` for the marked
+// columns of tb, read from the struct at base, and returns the separator
+// that continues the list.
+func (w *builder) updateSet(tb *table, mark []bool, base unsafe.Pointer) string {
+	w.s("UPDATE " + tb.quoted + " SET ")
+	sep := ""
+	for i, m := range mark {
+		if m {
+			w.s(sep + tb.cols[i].quoted + " = ")
+			w.p(tb.cols[i].value(base))
+			sep = ", "
+		}
+	}
+	return sep
+}
+
 // childUpdate builds the UPDATE of the changed columns of a modified
 // child, or reports false when no mapped column changed.
 func (s *Store[T, ID]) childUpdate(w *builder, c *child, parent any, e *diff.Element) (stmt, bool, error) {
-	mark := make([]bool, len(c.cols))
-	for i := range e.Fields {
-		if idx, ok := e.Fields[i].Path.FieldIndex(); ok && len(idx) > 0 {
-			c.changed(idx, mark)
-		}
-	}
+	mark := c.changedColumns(e.Fields)
 	if !anyTrue(mark) {
 		return stmt{}, false, nil
 	}
@@ -591,15 +600,7 @@ func (s *Store[T, ID]) childUpdate(w *builder, c *child, parent any, e *diff.Ele
 	if err != nil {
 		return stmt{}, false, err
 	}
-	w.s("UPDATE " + c.quoted + " SET ")
-	sep := ""
-	for i, m := range mark {
-		if m {
-			w.s(sep + c.cols[i].quoted + " = ")
-			w.p(c.cols[i].value(p))
-			sep = ", "
-		}
-	}
+	w.updateSet(&c.table, mark, p)
 	w.s(" WHERE " + c.parentKey + " = ")
 	w.p(parent)
 	w.s(" AND " + c.cols[c.key].quoted + " = ")
