@@ -533,7 +533,6 @@ func fieldOf(id *typeinfo.Identity, ptr unsafe.Pointer) unsafe.Pointer {
 	return unsafe.Add(ptr, id.Offset)
 }
 
-
 // idOf returns the identity of the entity at ptr as a value of its own type.
 func idOf(p *plan, ptr unsafe.Pointer) any {
 	v, _ := p.identity.Read(ptr)
