@@ -20,6 +20,9 @@ const cycleDepth = 1000
 type walk struct {
 	depth  int
 	onPath map[unsafe.Pointer]struct{}
+	// containers on the path (slice arrays, maps, interface data), for the
+	// cycles that go through them rather than through a pointer
+	inside map[unsafe.Pointer]struct{}
 	err    *Error
 }
 
@@ -36,6 +39,7 @@ func (w *walk) reset() {
 	w.depth = 0
 	w.err = nil
 	clear(w.onPath)
+	clear(w.inside)
 }
 
 func (w *walk) fail(e *Error) {
@@ -182,7 +186,43 @@ func (w *walk) trackedEq(elem *plan, a, b unsafe.Pointer) bool {
 	return eq
 }
 
+// enter notes a step into the container at p (a slice's array, a map, the
+// data of an interface) and reports false, having failed the walk, when p
+// is already on the path: a value that contains itself. Like pointers,
+// containers are watched only past cycleDepth.
+func (w *walk) enter(p unsafe.Pointer) bool {
+	w.depth++
+	if w.depth <= cycleDepth || p == nil {
+		return true
+	}
+	if w.inside == nil {
+		w.inside = make(map[unsafe.Pointer]struct{})
+	}
+	if _, ok := w.inside[p]; ok {
+		w.fail(&Error{Err: ErrCycle})
+		w.depth--
+		return false
+	}
+	w.inside[p] = struct{}{}
+	return true
+}
+
+// leave undoes enter(p).
+func (w *walk) leave(p unsafe.Pointer) {
+	if w.depth > cycleDepth && p != nil {
+		delete(w.inside, p)
+	}
+	w.depth--
+}
+
 func (w *walk) sliceEq(elem *plan, a, b unsafe.Pointer) bool {
+	if w != nil {
+		x := (*sliceHeader)(a)
+		if !w.enter(x.data) {
+			return false
+		}
+		defer w.leave(x.data)
+	}
 	x, y := (*sliceHeader)(a), (*sliceHeader)(b)
 	if x.len != y.len {
 		return false
@@ -321,6 +361,13 @@ func keyLess(a, b reflect.Value) bool {
 
 func (w *walk) mapEq(p *plan, a, b unsafe.Pointer) bool {
 	ma, mb := reflect.NewAt(p.t, a).Elem(), reflect.NewAt(p.t, b).Elem()
+	if w != nil {
+		m := ma.UnsafePointer()
+		if !w.enter(m) {
+			return false
+		}
+		defer w.leave(m)
+	}
 	if ma.Len() != mb.Len() {
 		return false
 	}
@@ -377,6 +424,13 @@ func (w *walk) ifaceEq(p *plan, a, b unsafe.Pointer) bool {
 			w.fail(err.(*Error))
 		}
 		return false
+	}
+	if w != nil {
+		d := ifaceData(a, dt)
+		if !w.enter(d) {
+			return false
+		}
+		defer w.leave(d)
 	}
 	return dp.eq(w, ifaceData(a, dt), ifaceData(b, dt))
 }

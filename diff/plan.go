@@ -260,12 +260,23 @@ func (c *compiler) fill(p *plan, path Path) *Error {
 	}
 	if _, isEntity, err := typeinfo.IdentityOf(t); err != nil {
 		return unsupported(path, "%v: %v", t, err)
-	} else if !isEntity {
+	} else if !isEntity && valueKind(t.Kind()) {
 		if m, ok := typeinfo.EqualMethod(t); ok {
 			return c.fillEqualMethod(p, m, path)
 		}
 	}
 	return c.fillKind(p, path)
+}
+
+// valueKind reports whether a type of kind k can be a value compared with
+// its Equal method. Pointers, slices and maps are followed instead, as
+// Copy follows them: their Equal method may not see what a copy changes.
+func valueKind(k reflect.Kind) bool {
+	switch k {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
+		return false
+	}
+	return true
 }
 
 // fillKind fills p by the kind of its type, ignoring any Equal method.

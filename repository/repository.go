@@ -89,7 +89,9 @@ type Hooks[T any, ID comparable] interface {
 	Select(ctx context.Context, id ID) (T, error)
 	// Insert writes a new aggregate, root and children.
 	Insert(ctx context.Context, agg T) error
-	// Update writes the changes of a tracked aggregate, and only them.
+	// Update writes the changes of a tracked aggregate, and only them. It
+	// must not change the aggregate: the snapshot that follows the save is
+	// prepared before it runs.
 	Update(ctx context.Context, agg T, changes Changes) error
 	// Delete removes the aggregate, children first. version is the version
 	// the store must find, as in Changes.OldVersion.

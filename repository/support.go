@@ -162,6 +162,14 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 	if !d.Changed() {
 		return nil
 	}
+	// The next snapshot is built before anything is written, so that a
+	// value that cannot be snapshotted fails the save with nothing
+	// written. It is made from the old one and the diff: only what changed
+	// is copied.
+	next, err := s.tracker.Next(agg, snap, d)
+	if err != nil {
+		return hookError("save", err)
+	}
 	ch := Changes{Diff: d}
 	before := s.readVersion(agg)
 	if s.version != nil {
@@ -169,18 +177,17 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 		ch.OldVersion = s.readVersion(snap)
 		ch.NewVersion = ch.OldVersion + 1
 		s.writeVersion(agg, ch.NewVersion)
+		s.writeVersion(next, ch.NewVersion)
+		if sc, ok := tracking.FromContext(ctx); ok {
+			sc.OnRollback(func() { s.writeVersion(agg, before) })
+		}
 	}
 	if err := s.hooks.Update(ctx, agg, ch); err != nil {
 		s.writeVersion(agg, before)
 		return hookError("save", err)
 	}
-	// The new snapshot is built from the old one and the diff: only what
-	// changed is copied.
-	if err := s.tracker.AdvanceFrom(ctx, agg, snap, d); err != nil {
+	if err := s.tracker.AdvanceTo(ctx, agg, next); err != nil {
 		return hookError("save", err)
-	}
-	if sc, ok := tracking.FromContext(ctx); ok && s.version != nil {
-		sc.OnRollback(func() { s.writeVersion(agg, before) })
 	}
 	return nil
 }
@@ -193,6 +200,8 @@ func (s *AggregateRepositorySupport[T, ID]) insert(ctx context.Context, agg T) e
 	if err := s.hooks.Insert(ctx, agg); err != nil {
 		return hookError("save", err)
 	}
+	// The snapshot is taken after the insert, which may have set fields
+	// (a creation time, say) of the aggregate.
 	if err := s.tracker.Attach(ctx, agg); err != nil {
 		return hookError("save", err)
 	}

@@ -387,3 +387,68 @@ func TestDuplicateChildIdentity(t *testing.T) {
 	require.ErrorIs(t, err, repository.ErrDuplicateID)
 	assert.Empty(t, store.takeCalls(), "nothing is written")
 }
+
+type noted struct {
+	id      orderID
+	note    any
+	state   any
+	version int64 `ddd:"version"`
+}
+
+func (n *noted) ID() orderID { return n.id }
+
+type notedStore struct {
+	rows    map[orderID]*noted
+	updates int
+}
+
+func (m *notedStore) Select(_ context.Context, id orderID) (*noted, error) {
+	r, ok := m.rows[id]
+	if !ok {
+		return nil, repository.ErrNotFound
+	}
+	return tracking.Copy(r)
+}
+func (m *notedStore) Insert(_ context.Context, n *noted) error {
+	c, err := tracking.Copy(n)
+	m.rows[n.id] = c
+	return err
+}
+func (m *notedStore) Update(_ context.Context, n *noted, ch repository.Changes) error {
+	m.updates++
+	if m.rows[n.id].version != ch.OldVersion {
+		return repository.ErrConflict
+	}
+	c, err := tracking.Copy(n)
+	m.rows[n.id] = c
+	return err
+}
+func (m *notedStore) Delete(context.Context, *noted, int64) error { return nil }
+
+func TestSaveInterfaceFields(t *testing.T) {
+	ctx := context.Background()
+	store := &notedStore{rows: map[orderID]*noted{}}
+	repo, err := repository.NewSupport[*noted, orderID](store)
+	require.NoError(t, err)
+	require.NoError(t, repo.Save(ctx, &noted{id: 1, note: "x"}))
+	o, err := repo.Find(ctx, 1)
+	require.NoError(t, err)
+
+	o.note = []string{"b", "c"}
+	require.NoError(t, repo.Save(ctx, o))
+	assert.Equal(t, []string{"b", "c"}, o.note, "saving never writes into the aggregate")
+	o.note.([]string)[0] = "changed"
+	changed, err := repo.Tracker().Changed(ctx, o)
+	require.NoError(t, err)
+	assert.True(t, changed, "the snapshot does not share the slice held in the interface")
+
+	// A value that cannot be snapshotted fails the save before any write.
+	before := store.updates
+	o.state = func() {}
+	err = repo.Save(ctx, o)
+	require.ErrorIs(t, err, repository.ErrUnsupported)
+	assert.Equal(t, before, store.updates, "nothing was written")
+	assert.Equal(t, int64(1), o.version, "the version is as it was")
+	o.state = "fine"
+	require.NoError(t, repo.Save(ctx, o), "the aggregate is not left in conflict")
+}

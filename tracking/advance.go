@@ -11,19 +11,40 @@ import (
 	"github.com/dddkit/dddkit/internal/typeinfo"
 )
 
-// AdvanceFrom is [Tracker.Advance] for a save whose changes are known: snap
-// is the snapshot v was compared with (from [Tracker.Snapshot]) and d the
-// result of that comparison (diff.Compare(snap, v)), as a repository has
-// them at the end of a save. Instead of copying all of v, it builds the new
-// snapshot from snap, copying from v only the fields and the entities that
-// d reports changed: saving one changed item of an order of a thousand
-// copies one item. Successive snapshots share their unchanged parts, which
-// nothing ever modifies, and share no memory with v.
+// Next returns the snapshot v is to have after a save whose changes are
+// known: snap is the snapshot v was compared with (from
+// [Tracker.Snapshot]) and d the result of that comparison
+// (diff.Compare(snap, v)), as a repository has them before it writes.
+// Instead of copying all of v, Next builds the new snapshot from snap,
+// copying from v only the fields and the entities that d reports changed:
+// saving one changed item of an order of a thousand copies one item.
+// Successive snapshots share their unchanged parts, which nothing ever
+// modifies, and share no memory with v. Next changes nothing: install its
+// result with [Tracker.AdvanceTo] once the save succeeded.
 //
 // The result equals a fresh copy of v by the rules of package diff. Given
 // a d that does not describe v against snap, the snapshot is wrong; when in
-// doubt, use Advance.
-func (t *Tracker[T]) AdvanceFrom(ctx context.Context, v, snap T, d diff.Result) error {
+// doubt, use [Copy].
+func (t *Tracker[T]) Next(v, snap T, d diff.Result) (T, error) {
+	var zero T
+	if err := t.check(); err != nil {
+		return zero, err
+	}
+	if ptrOf(v) == nil || ptrOf(snap) == nil {
+		return zero, fmt.Errorf("tracking: next snapshot: %w: nil aggregate or snapshot", diff.ErrUnsupported)
+	}
+	np, err := patch(reflect.TypeFor[T]().Elem(), ptrOf(snap), ptrOf(v), &d.Changes)
+	if err != nil {
+		return zero, fmt.Errorf("tracking: snapshot: %w", err)
+	}
+	return *(*T)(unsafe.Pointer(&np)), nil
+}
+
+// AdvanceTo makes next the snapshot of v, attaching v if it was not
+// tracked: at once, or, in a scope, when the scope commits. next must be a
+// snapshot of v as it is now, from [Copy] or [Tracker.Next], and must not
+// be changed afterwards.
+func (t *Tracker[T]) AdvanceTo(ctx context.Context, v, next T) error {
 	if err := t.check(); err != nil {
 		return err
 	}
@@ -31,14 +52,9 @@ func (t *Tracker[T]) AdvanceFrom(ctx context.Context, v, snap T, d diff.Result) 
 	if err != nil {
 		return err
 	}
-	if ptrOf(snap) == nil {
+	if ptrOf(next) == nil {
 		return fmt.Errorf("tracking: advance: %w: nil snapshot", diff.ErrUnsupported)
 	}
-	np, err := patch(reflect.TypeFor[T]().Elem(), ptrOf(snap), ptrOf(v), &d.Changes)
-	if err != nil {
-		return fmt.Errorf("tracking: snapshot: %w", err)
-	}
-	next := *(*T)(unsafe.Pointer(&np))
 	if s, ok := FromContext(ctx); ok {
 		s.stage(stagedKey[T]{t, w}, &staged{snap: next, apply: func() { t.install(v, w, next) }})
 		runtime.KeepAlive(v)

@@ -57,10 +57,10 @@ func hasDupItems(o *Order) bool {
 	return false
 }
 
-// TestAdvanceFrom checks that a snapshot built from the previous one and the
+// TestNext checks that a snapshot built from the previous one and the
 // diff equals a fresh copy, shares nothing with the aggregate, and leaves
 // the previous snapshot untouched, over chains of random saves.
-func TestAdvanceFrom(t *testing.T) {
+func TestNext(t *testing.T) {
 	ctx := context.Background()
 	for seed := range uint64(300) {
 		r := rand.New(rand.NewPCG(seed, 1))
@@ -79,7 +79,7 @@ func TestAdvanceFrom(t *testing.T) {
 			d, err := diff.Compare(snap, o)
 			require.NoError(t, err)
 			o.version++ // as a repository does
-			require.NoError(t, tr.AdvanceFrom(ctx, o, snap, d))
+			advanceFrom(t, ctx, tr, o, snap, d)
 
 			next, err := tr.Snapshot(ctx, o)
 			require.NoError(t, err)
@@ -94,7 +94,7 @@ func TestAdvanceFrom(t *testing.T) {
 	}
 }
 
-func TestAdvanceFromInScope(t *testing.T) {
+func TestNextInScope(t *testing.T) {
 	bg := context.Background()
 	o := newOrder(3)
 	tr := NewTracker[*Order]()
@@ -105,7 +105,7 @@ func TestAdvanceFromInScope(t *testing.T) {
 	require.NoError(t, err)
 
 	sc := NewScope()
-	require.NoError(t, tr.AdvanceFrom(WithScope(bg, sc), o, snap, d))
+	advanceFrom(t, WithScope(bg, sc), tr, o, snap, d)
 	changed, _ := tr.Changed(bg, o)
 	require.True(t, changed, "staged until the scope commits")
 	sc.Commit()
@@ -114,6 +114,13 @@ func TestAdvanceFromInScope(t *testing.T) {
 }
 
 func cmpDiff[T any](a, b T) string { return cmp.Diff(a, b, cmpOpts...) }
+
+func advanceFrom(t *testing.T, ctx context.Context, tr *Tracker[*Order], o, snap *Order, d diff.Result) {
+	t.Helper()
+	next, err := tr.Next(o, snap, d)
+	require.NoError(t, err)
+	require.NoError(t, tr.AdvanceTo(ctx, o, next))
+}
 
 // checkSnapshot checks that snap equals o by the rules of package diff (a
 // reorder of entities is no change) and shares no mutable memory with it.
@@ -139,7 +146,7 @@ func checkSnapshot(t *testing.T, o, snap *Order) {
 	}
 }
 
-func TestAdvanceFromManyModified(t *testing.T) {
+func TestNextManyModified(t *testing.T) {
 	ctx := context.Background()
 	o := newOrder(50)
 	tr := NewTracker[*Order]()
@@ -152,7 +159,31 @@ func TestAdvanceFromManyModified(t *testing.T) {
 	d, err := diff.Compare(snap, o)
 	require.NoError(t, err)
 	require.Len(t, d.Collection("items"), 50)
-	require.NoError(t, tr.AdvanceFrom(ctx, o, snap, d))
+	advanceFrom(t, ctx, tr, o, snap, d)
 	next, _ := tr.Snapshot(ctx, o)
 	checkSnapshot(t, o, next)
+}
+
+// TestCopyPointerToInterface copies a pointer to an interface: the copy is a
+// new interface cell holding a copy of the value, and the original is left
+// as it was.
+func TestCopyPointerToInterface(t *testing.T) {
+	var x any = []int{1, 2, 3}
+	c, err := Copy(&x)
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2, 3}, *c)
+	require.Equal(t, []int{1, 2, 3}, x, "the original is unchanged")
+	(*c).([]int)[0] = 9
+	require.Equal(t, 1, x.([]int)[0], "the copy shares no memory with it")
+
+	type node struct {
+		_ [0]func() // pointer-shaped in an interface since Go 1.26, not a pointer
+		p *int
+	}
+	n := 5
+	var y any = node{p: &n}
+	cy, err := Copy(&y)
+	require.NoError(t, err)
+	require.Equal(t, 5, *(*cy).(node).p)
+	require.NotSame(t, &n, (*cy).(node).p)
 }

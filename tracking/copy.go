@@ -837,6 +837,13 @@ func newShallow(e *plan, src unsafe.Pointer) unsafe.Pointer {
 		*(*unsafe.Pointer)(np) = *(*unsafe.Pointer)(src)
 		return np
 	}
+	if e.typ.Kind() == reflect.Interface {
+		// Interface would return the value the interface holds, not a
+		// new interface: make the new cell and assign it, typed.
+		nv := reflect.New(e.typ)
+		nv.Elem().Set(reflect.NewAt(e.typ, src).Elem())
+		return nv.UnsafePointer()
+	}
 	// Interface copies an addressable value to a new object of its type.
 	x := valueAt(e.ptrWord, src).Interface()
 	return (*typeinfo.Eface)(unsafe.Pointer(&x)).Data

@@ -70,8 +70,8 @@ func buildStruct(t reflect.Type) (*Struct, error) {
 				if s.IDField >= 0 {
 					return nil, fmt.Errorf("%w: %v has two fields tagged %s:\"id\"", ErrTag, t, ddd.TagName)
 				}
-				if !sf.Type.Comparable() {
-					return nil, fmt.Errorf("%w: %v.%s tagged %s:\"id\" is of a type that is not comparable", ErrTag, t, sf.Name, ddd.TagName)
+				if !sf.Type.Comparable() || sf.Type.Kind() == reflect.Interface {
+					return nil, fmt.Errorf("%w: %v.%s tagged %s:\"id\" is of a type that is not comparable, or an interface", ErrTag, t, sf.Name, ddd.TagName)
 				}
 				f.ID = true
 				s.IDField = i
@@ -144,8 +144,17 @@ func IdentityOf(t reflect.Type) (*Identity, bool, error) {
 	}
 	// A method ID() on the pointer covers methods on the value too.
 	m, ok := reflect.PointerTo(st).MethodByName("ID")
-	if !ok || m.Type.NumIn() != 1 || m.Type.NumOut() != 1 || !m.Type.Out(0).Comparable() {
+	if !ok || m.Type.NumIn() != 1 || m.Type.NumOut() != 1 {
 		return nil, false, nil
+	}
+	out := m.Type.Out(0)
+	if !out.Comparable() {
+		return nil, false, nil // not an identity: an ID method of another kind
+	}
+	if out.Kind() == reflect.Interface {
+		// An identity held in an interface may not be comparable at run
+		// time: refuse it rather than panic when matching.
+		return nil, false, fmt.Errorf("%w: %v.ID returns %v: an identity must not be an interface", ErrTag, st, out)
 	}
 	return &Identity{Type: m.Type.Out(0), Method: true, Deref: deref, Elem: t, FieldIndex: -1}, true, nil
 }
@@ -246,17 +255,20 @@ func HasPointers(t reflect.Type) bool {
 
 // DirectIface reports whether a value of t is stored directly in the data
 // word of an interface (pointer-shaped types) rather than behind a pointer.
+// The rule is the compiler's and has changed between Go releases, so it is
+// observed rather than restated: boxing the zero value of a direct type
+// leaves a nil data word, while an indirect one points at a zero value.
 func DirectIface(t reflect.Type) bool {
-	switch t.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Chan, reflect.Func, reflect.UnsafePointer:
-		return true
-	case reflect.Array:
-		return t.Len() == 1 && DirectIface(t.Elem())
-	case reflect.Struct:
-		return t.NumField() == 1 && DirectIface(t.Field(0).Type)
+	if v, ok := directCache.Load(t); ok {
+		return v.(bool)
 	}
-	return false
+	z := reflect.Zero(t).Interface()
+	d := (*Eface)(unsafe.Pointer(&z)).Data == nil && t.Size() == unsafe.Sizeof(uintptr(0))
+	directCache.Store(t, d)
+	return d
 }
+
+var directCache sync.Map // reflect.Type -> bool
 
 // Eface is the layout of an empty interface value.
 type Eface struct {
