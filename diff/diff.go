@@ -11,7 +11,8 @@
 //     were added, removed or modified, matched by identity, never by index
 //     or by equality ([Changes.Collections]). A modified element carries its
 //     own field changes and its own nested collections, to any depth. A
-//     change of order alone is not a change.
+//     change of order alone is not a change. The elements of a map are
+//     matched by their identity too; its keys are not compared.
 //
 // What counts as equal:
 //
@@ -31,6 +32,13 @@
 //
 // An entity is a struct type, or pointer to one, that has a field tagged
 // `ddd:"id"` or a method ID() returning a comparable value; see package ddd.
+//
+// A value that contains itself, through pointers, slices, maps or
+// interfaces, is reported with [ErrCycle] once the walk is deep enough to
+// look for cycles (1,000 steps), never by overflowing the stack. An
+// identity must be of a comparable type that is not an interface: an
+// identity held in an interface may be incomparable at run time, and is
+// refused with [ErrUnsupported].
 //
 // Comparison runs on per-type plans compiled on first use and cached, and
 // does not allocate when the two values are equal and the compared type is

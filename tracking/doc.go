@@ -3,7 +3,9 @@
 // A [Tracker] attaches an aggregate by taking a deep copy of it ([Copy]),
 // reports the differences between the aggregate and that snapshot
 // ([Tracker.Changes], built on package diff), advances the snapshot after a
-// successful save, and detaches it. Snapshots are held against weak
+// successful save, and detaches it. After a save whose changes are known,
+// [Tracker.Next] builds the next snapshot from the previous one, copying
+// only what changed, and [Tracker.AdvanceTo] installs it. Snapshots are held against weak
 // pointers: an aggregate that becomes unreachable has its snapshot released
 // without being detached.
 //
