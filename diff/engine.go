@@ -630,6 +630,39 @@ func (w *walk) diffEntities(p *plan, olds, news elems, path Path, out *Changes) 
 	}
 }
 
+// fastAlignable reports whether fastAligned applies: slices of pointers to
+// structs that cannot recurse, identified by a 64-bit integer field.
+func fastAlignable(p *plan, olds, news elems) bool {
+	id, e := p.identity, p.elem
+	return !id.Method && id.Deref && id.Type.Size() == 8 && typeinfo.IsInteger(id.Type.Kind()) &&
+		e.kind == kindPointer && e.elem.kind == kindStruct && !e.elem.mayCycle &&
+		olds.ptrs == nil && news.ptrs == nil
+}
+
+// fastAligned matches the elements of two slices by position, checking
+// that their identities (read into keys) agree, and returns the positions
+// whose contents differ; aligned is false when an identity differs or an
+// element is nil.
+func fastAligned(p *plan, olds, news elems, keys []uint64) (changed []int, aligned bool) {
+	off, t := p.identity.Offset, p.elem.elem
+	for i := range news.n {
+		pa := *(*unsafe.Pointer)(unsafe.Add(olds.data, uintptr(i)*ptrSize))
+		pb := *(*unsafe.Pointer)(unsafe.Add(news.data, uintptr(i)*ptrSize))
+		if pa == nil || pb == nil {
+			return nil, false
+		}
+		k := *(*uint64)(unsafe.Add(pb, off))
+		if *(*uint64)(unsafe.Add(pa, off)) != k {
+			return nil, false
+		}
+		keys[i] = k
+		if pa != pb && !structEq(t, pa, pb) {
+			changed = append(changed, i)
+		}
+	}
+	return changed, true
+}
+
 // duplicate returns the index of the first key seen before, or -1.
 func duplicate[K comparable](keys []K) int {
 	if ints, ok := any(keys).([]uint64); ok {
@@ -728,17 +761,32 @@ func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news elems, path Path,
 	if olds.n == news.n {
 		keys := make([]K, news.n)
 		aligned := true
-		for i := range news.n {
-			pa, pb := olds.at(i), news.at(i)
-			ka, oka := read(pa)
-			kb, okb := read(pb)
-			if !oka || !okb || ka != kb {
-				aligned = false
-				break
+		if ks, ok := any(keys).([]uint64); ok && fastAlignable(p, olds, news) {
+			// The commonest shape, []*Entity keyed by a 64-bit integer
+			// field, in one loop without calls: changed pairs are noted,
+			// then reported in order.
+			var changed []int
+			changed, aligned = fastAligned(p, olds, news, ks)
+			if aligned {
+				for _, i := range changed {
+					if !modify(olds.at(i), news.at(i)) {
+						return
+					}
+				}
 			}
-			keys[i] = kb
-			if !modify(pa, pb) {
-				return
+		} else {
+			for i := range news.n {
+				pa, pb := olds.at(i), news.at(i)
+				ka, oka := read(pa)
+				kb, okb := read(pb)
+				if !oka || !okb || ka != kb {
+					aligned = false
+					break
+				}
+				keys[i] = kb
+				if !modify(pa, pb) {
+					return
+				}
 			}
 		}
 		if aligned {
