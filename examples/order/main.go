@@ -26,10 +26,8 @@ import (
 	"os"
 	"reflect"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/dddkit/dddkit/examples/order/application"
 	"github.com/dddkit/dddkit/examples/order/domain"
@@ -48,7 +46,7 @@ func main() {
 // scenario, writing its report to w.
 func run(ctx context.Context, w io.Writer, url string) (err error) {
 	rec := &recorder{}
-	db, closeDB, err := infrastructure.Open(ctx, url, sqlstore.WithObserver(rec.observe))
+	db, closeDB, err := infrastructure.Open(ctx, url, sqlstore.WithObserver(rec.Observe))
 	if err != nil {
 		return err
 	}
@@ -73,7 +71,7 @@ func run(ctx context.Context, w io.Writer, url string) (err error) {
 	var o *domain.Order
 	step := func(title string, fn func() error) error {
 		fmt.Fprintf(w, "\n== %s\n", title)
-		rec.reset()
+		rec.Reset()
 		err := fn()
 		rec.print(w)
 		if err != nil {
@@ -135,24 +133,8 @@ func describe(o *domain.Order) string {
 	return strings.TrimSuffix(b.String(), ";")
 }
 
-// recorder keeps the statements the observer reports.
-type recorder struct {
-	mu    sync.Mutex
-	stmts []sqlstore.Statement
-}
-
-func (r *recorder) observe(_ context.Context, s sqlstore.Statement) {
-	s.Args = slices.Clone(s.Args) // the observer must not keep them
-	r.mu.Lock()
-	r.stmts = append(r.stmts, s)
-	r.mu.Unlock()
-}
-
-func (r *recorder) reset() {
-	r.mu.Lock()
-	r.stmts = nil
-	r.mu.Unlock()
-}
+// recorder keeps the statements the observer reports, to print them.
+type recorder struct{ infrastructure.StatementLog }
 
 // dml finds the verb and table of an INSERT, UPDATE or DELETE, also when
 // pgx wraps it for the version check (WITH r AS (UPDATE ...)), and the SET
@@ -178,11 +160,10 @@ func role(sql string) string {
 // print writes the statements recorded, with their round trips, and a
 // summary: how many statements and round trips, and which writes.
 func (r *recorder) print(w io.Writer) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	stmts := r.Statements()
 	trips := map[int]bool{}
 	var writes []string
-	for _, s := range r.stmts {
+	for _, s := range stmts {
 		trips[s.RoundTrip] = true
 		line := fmt.Sprintf("   trip %2d  %-5s  %s", s.RoundTrip, role(s.SQL), s.SQL)
 		if len(s.Args) > 0 {
@@ -209,7 +190,7 @@ func (r *recorder) print(w io.Writer) {
 	if len(writes) > 0 {
 		summary = "writes: " + strings.Join(writes, ", ")
 	}
-	fmt.Fprintf(w, "   -> %s in %s; %s\n", plural(len(r.stmts), "statement"), plural(len(trips), "round trip"), summary)
+	fmt.Fprintf(w, "   -> %s in %s; %s\n", plural(len(stmts), "statement"), plural(len(trips), "round trip"), summary)
 }
 
 func plural(n int, what string) string {

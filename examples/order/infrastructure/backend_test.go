@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -126,32 +124,13 @@ func pgSQLBackend(t *testing.T) *backend {
 	return &backend{name: "postgres/database-sql", db: db, log: log, other: other, raw: x}
 }
 
-// stmtLog records what the observer sees.
-type stmtLog struct {
-	mu    sync.Mutex
-	stmts []sqlstore.Statement
-}
+// stmtLog records what the observer sees, with helpers to count it.
+type stmtLog struct{ StatementLog }
 
-func (l *stmtLog) observe(_ context.Context, s sqlstore.Statement) {
-	s.Args = slices.Clone(s.Args) // an observer must not keep them
-	l.mu.Lock()
-	l.stmts = append(l.stmts, s)
-	l.mu.Unlock()
-}
+func (l *stmtLog) observe(ctx context.Context, s sqlstore.Statement) { l.Observe(ctx, s) }
+func (l *stmtLog) reset()                                            { l.Reset() }
+func (l *stmtLog) all() []sqlstore.Statement                         { return l.Statements() }
 
-func (l *stmtLog) reset() {
-	l.mu.Lock()
-	l.stmts = nil
-	l.mu.Unlock()
-}
-
-func (l *stmtLog) all() []sqlstore.Statement {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.stmts)
-}
-
-// trips returns the number of distinct round trips recorded.
 func (l *stmtLog) trips() int {
 	seen := map[int]bool{}
 	for _, s := range l.all() {
