@@ -52,6 +52,21 @@ var (
 	// changed or removed in the store since it was loaded. Hooks return it
 	// (possibly wrapped) when the version check finds no row.
 	ErrConflict = errors.New("repository: optimistic lock conflict")
+	// ErrExists reports that a new aggregate could not be inserted because
+	// the store already holds one with the same identity: another writer
+	// inserted it first. Nothing of the insert was written. It is not a
+	// conflict of versions, and a retry of the same insert fails the same
+	// way, so [RetryPolicy] does not retry it.
+	ErrExists = errors.New("repository: an aggregate with this identity already exists")
+	// ErrOutcomeUnknown reports a write whose outcome cannot be known: the
+	// connection was lost after the statements were sent and before the
+	// database answered, so the change may or may not have been committed.
+	// The in-memory aggregate and its snapshot are left as if the write had
+	// failed. A retry of Save applies the change at most once: when the
+	// lost write did commit, the version check of the retry fails with
+	// [ErrConflict] (for a versioned aggregate); load the aggregate again to
+	// see which happened.
+	ErrOutcomeUnknown = errors.New("repository: outcome of the write unknown")
 )
 
 // The errors of change detection are those of package diff; they are
@@ -96,6 +111,16 @@ type Hooks[T any, ID comparable] interface {
 	// Delete removes the aggregate, children first. version is the version
 	// the store must find, as in Changes.OldVersion.
 	Delete(ctx context.Context, agg T, version int64) error
+}
+
+// Locker is implemented by hooks that can load an aggregate and lock it
+// until the end of the transaction of ctx (SELECT ... FOR UPDATE), for
+// [AggregateRepositorySupport.FindForUpdate].
+type Locker[T any, ID comparable] interface {
+	// SelectForUpdate is Select that also locks the aggregate's root. It
+	// fails when ctx carries no transaction, where the lock would be
+	// released at once.
+	SelectForUpdate(ctx context.Context, id ID) (T, error)
 }
 
 // Changes is what the update hook is given for one save.

@@ -17,7 +17,16 @@ import (
 type Option func(*options)
 
 type options struct {
-	tx Transactor
+	tx    Transactor
+	retry RetryPolicy
+}
+
+// WithRetry makes [AggregateRepositorySupport.Update] run its unit of work
+// again, on a freshly loaded aggregate, when it fails with an error that p
+// retries (by default [ErrConflict]). Update's function must then be safe
+// to run more than once: see [RetryPolicy].
+func WithRetry(p RetryPolicy) Option {
+	return func(o *options) { o.retry = p }
 }
 
 // WithTransactor makes [AggregateRepositorySupport.Update] run in a unit of
@@ -34,6 +43,7 @@ type AggregateRepositorySupport[T ddd.Aggregate[ID], ID comparable] struct {
 	hooks   Hooks[T, ID]
 	tracker *tracking.Tracker[T]
 	tx      Transactor
+	retry   RetryPolicy
 	version *typeinfo.Field // nil when the root has no version field
 }
 
@@ -52,7 +62,7 @@ func NewSupport[T ddd.Aggregate[ID], ID comparable](hooks Hooks[T, ID], opts ...
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &AggregateRepositorySupport[T, ID]{hooks: hooks, tracker: tracking.NewTracker[T](), tx: o.tx}
+	s := &AggregateRepositorySupport[T, ID]{hooks: hooks, tracker: tracking.NewTracker[T](), tx: o.tx, retry: o.retry}
 	f, ok, err := typeinfo.VersionOf(rt.Elem())
 	if err != nil {
 		return nil, fmt.Errorf("repository: %v: %w: %w", rt, ErrUnsupported, err)
@@ -97,19 +107,46 @@ func noScope(ctx context.Context) context.Context {
 // tracking scope, an aggregate already found or saved in it is returned
 // without calling the select hook again.
 func (s *AggregateRepositorySupport[T, ID]) Find(ctx context.Context, id ID) (T, error) {
-	var zero T
 	if agg, ok := s.tracker.Lookup(ctx, id); ok {
 		return agg, nil
 	}
-	agg, err := s.hooks.Select(ctx, id)
+	return s.load(ctx, "find", id, s.hooks.Select)
+}
+
+// FindForUpdate is [AggregateRepositorySupport.Find] that also locks the
+// aggregate in the store until the end of the transaction of ctx, so that
+// no concurrent writer can change it in between: what a read-modify-write
+// of an aggregate without a version field needs. The hooks must implement
+// [Locker]; otherwise FindForUpdate fails with an error wrapping
+// [ErrUnsupported]. An aggregate already loaded in the unit of work is
+// locked and returned as the same instance; its fields are not reloaded.
+func (s *AggregateRepositorySupport[T, ID]) FindForUpdate(ctx context.Context, id ID) (T, error) {
+	var zero T
+	l, ok := s.hooks.(Locker[T, ID])
+	if !ok {
+		return zero, fmt.Errorf("repository: find for update: %w: the hooks %T do not implement Locker", ErrUnsupported, s.hooks)
+	}
+	if agg, ok := s.tracker.Lookup(ctx, id); ok {
+		if _, err := l.SelectForUpdate(ctx, id); err != nil {
+			return zero, hookError("find for update", err)
+		}
+		return agg, nil
+	}
+	return s.load(ctx, "find for update", id, l.SelectForUpdate)
+}
+
+// load selects the aggregate with identity id through sel and tracks it.
+func (s *AggregateRepositorySupport[T, ID]) load(ctx context.Context, op string, id ID, sel func(context.Context, ID) (T, error)) (T, error) {
+	var zero T
+	agg, err := sel(ctx, id)
 	if err != nil {
-		return zero, hookError("find", err)
+		return zero, hookError(op, err)
 	}
 	if isNil(agg) {
-		return zero, hookError("find", fmt.Errorf("%w: %v", ErrNotFound, id))
+		return zero, hookError(op, fmt.Errorf("%w: %v", ErrNotFound, id))
 	}
 	if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
-		return zero, hookError("find", err)
+		return zero, hookError(op, err)
 	}
 	s.tracker.Remember(ctx, id, agg)
 	return agg, nil
@@ -232,9 +269,27 @@ func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) e
 // it, in one unit of work: in a transaction of the [Transactor] given with
 // [WithTransactor], or else in a tracking scope. If change returns an
 // error, nothing is saved and the error is returned as is.
+//
+// An aggregate with a version field is protected by its version: a
+// concurrent change makes the save fail with [ErrConflict]. One without is
+// loaded with [AggregateRepositorySupport.FindForUpdate] when the hooks
+// implement [Locker], so that concurrent Updates of it queue instead of
+// overwriting each other; hooks that cannot lock must serialize writers
+// themselves (SQLite's store does: its transactions take the write lock
+// when they begin).
+//
+// With [WithRetry], a failed unit of work runs again on a freshly loaded
+// aggregate, so change must be safe to run more than once.
 func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, change func(T) error) error {
+	if change == nil {
+		return errors.New("repository: update: nil function")
+	}
+	find := s.Find
+	if _, ok := s.hooks.(Locker[T, ID]); ok && s.version == nil {
+		find = s.FindForUpdate
+	}
 	run := func(ctx context.Context) error {
-		agg, err := s.Find(ctx, id)
+		agg, err := find(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -243,11 +298,13 @@ func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, c
 		}
 		return s.Save(ctx, agg)
 	}
-	if s.tx != nil {
-		return s.tx.InTx(ctx, run)
-	}
-	if _, ok := tracking.FromContext(ctx); ok {
-		return run(ctx)
-	}
-	return tracking.InScope(ctx, run)
+	return s.retry.Run(ctx, func(ctx context.Context) error {
+		if s.tx != nil {
+			return s.tx.InTx(ctx, run)
+		}
+		if _, ok := tracking.FromContext(ctx); ok {
+			return run(ctx)
+		}
+		return tracking.InScope(ctx, run)
+	})
 }
