@@ -169,6 +169,9 @@ type stmt struct {
 	check check
 	// scan, for a query, is called for every row.
 	scan func(r rowScanner) error
+	// insertsRoot marks the INSERT of a root row: a unique violation it
+	// raises is reported as [repository.ErrExists].
+	insertsRoot bool
 }
 
 // rowScanner is what pgx.Rows and *sql.Rows have in common.
@@ -306,7 +309,7 @@ func (db *DB) sqlExec(ctx context.Context, c sqlConn, stmts []stmt) (int, error)
 	for i := range stmts {
 		s := &stmts[i]
 		trip, start := db.nextTrip(), time.Now()
-		err := sqlOne(ctx, c, s)
+		err := classify(s, sqlOne(ctx, c, s))
 		db.report(ctx, s.sql, s.args, trip, err, time.Since(start))
 		if err != nil {
 			return i, err
@@ -421,6 +424,7 @@ func (db *DB) batch(ctx context.Context, c batchSender, ctl *batchCtl, stmts []s
 		if err != nil && s.check != noCheck && isDivisionByZero(err) {
 			err = errConflict
 		}
+		err = classify(s, err)
 		step(s.sql, s.args, err)
 	}
 	for i := 0; err == nil && i < len(post); i++ {

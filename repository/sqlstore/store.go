@@ -23,6 +23,7 @@ type Store[T any, ID comparable] struct {
 	wrap bool // pgx: checked statements raise division_by_zero
 
 	selectRoot  string
+	lockSelect  string // selectRoot that locks the row, where the dialect can
 	selectChild []string
 	insertRoot  string
 	deleteChild []string
@@ -50,6 +51,10 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 	w.s(" FROM " + rt.quoted + " WHERE " + key + " = ")
 	w.p(nil)
 	s.selectRoot = w.stmt(noCheck).sql
+	s.lockSelect = s.selectRoot
+	if s.d.forUpdate {
+		s.lockSelect += " FOR UPDATE"
+	}
 
 	w.s("INSERT INTO " + rt.quoted + " (")
 	columnList(w, rt.cols)
@@ -161,9 +166,28 @@ func ptrOf[T any](agg T) unsafe.Pointer {
 // returns an error wrapping [repository.ErrNotFound] when there is no root
 // row.
 func (s *Store[T, ID]) Select(ctx context.Context, id ID) (T, error) {
+	return s.selectAgg(ctx, "select", s.selectRoot, id)
+}
+
+// SelectForUpdate is [Store.Select] that also locks the root row until the
+// end of the transaction of ctx: SELECT ... FOR UPDATE on PostgreSQL. On
+// SQLite, whose write transactions hold the database's write lock from
+// their start, it is Select. It fails when ctx carries no transaction of
+// the store's DB ([DB.InTx]), where the lock would be released at once. It
+// implements [repository.Locker].
+func (s *Store[T, ID]) SelectForUpdate(ctx context.Context, id ID) (T, error) {
+	if s.ready() == nil && s.db.txFrom(ctx) == nil {
+		var zero T
+		return zero, s.fail("select for update", errors.New("not in a transaction of this DB: the lock would be released at once"))
+	}
+	return s.selectAgg(ctx, "select for update", s.lockSelect, id)
+}
+
+// selectAgg loads the aggregate with key id, its root by the query root.
+func (s *Store[T, ID]) selectAgg(ctx context.Context, op, root string, id ID) (T, error) {
 	var zero T
 	if err := s.ready(); err != nil {
-		return zero, s.fail("select", err)
+		return zero, s.fail(op, err)
 	}
 	rt := &s.m.root
 	rv := reflect.New(rt.typ)
@@ -174,7 +198,7 @@ func (s *Store[T, ID]) Select(ctx context.Context, id ID) (T, error) {
 		dests[i] = rt.cols[i].dest(base)
 	}
 	stmts := make([]stmt, 0, 1+len(s.m.children))
-	stmts = append(stmts, stmt{sql: s.selectRoot, args: []any{id}, scan: func(r rowScanner) error {
+	stmts = append(stmts, stmt{sql: root, args: []any{id}, scan: func(r rowScanner) error {
 		if found++; found > 1 {
 			return fmt.Errorf("more than one row has key %v", id)
 		}
@@ -186,10 +210,10 @@ func (s *Store[T, ID]) Select(ctx context.Context, id ID) (T, error) {
 		stmts = append(stmts, stmt{sql: s.selectChild[i], args: []any{id}, scan: colls[i].scan})
 	}
 	if err := s.db.run(ctx, stmts, false); err != nil {
-		return zero, s.fail("select", err)
+		return zero, s.fail(op, err)
 	}
 	if found == 0 {
-		return zero, s.fail("select", fmt.Errorf("%w: key %v", repository.ErrNotFound, id))
+		return zero, s.fail(op, fmt.Errorf("%w: key %v", repository.ErrNotFound, id))
 	}
 	for i, c := range s.m.children {
 		reflect.NewAt(c.collType, unsafe.Add(base, c.offset)).Elem().Set(colls[i].v)
@@ -269,16 +293,41 @@ func (s *Store[T, ID]) insertStmts(base unsafe.Pointer) ([]stmt, error) {
 	for i := range rt.cols {
 		args[i] = rt.cols[i].value(base)
 	}
-	stmts := []stmt{{sql: s.insertRoot, args: args}}
+	stmts := []stmt{{sql: s.insertRoot, args: args, insertsRoot: true}}
 	key := args[rt.key]
 	for _, c := range s.m.children {
 		elems, err := c.elements(base)
 		if err != nil {
 			return nil, err
 		}
+		if err := c.unique(elems); err != nil {
+			return nil, err
+		}
 		stmts = s.inserts(stmts, c, key, elems)
 	}
 	return stmts, nil
+}
+
+// unique checks that no two of elems, elements of c's collection, have the
+// same identity: they would be two rows of one key, refused by a unique key
+// or, without one, stored and then unusable.
+func (c *child) unique(elems []unsafe.Pointer) error {
+	if len(elems) < 2 {
+		return nil
+	}
+	seen := make(map[any]struct{}, len(elems))
+	for _, p := range elems {
+		at := p
+		if c.ptr {
+			at = unsafe.Pointer(&p)
+		}
+		id, _ := c.ident.Read(at)
+		if _, dup := seen[id]; dup {
+			return fmt.Errorf("%s[id=%v]: %w", c.spec.Field, id, repository.ErrDuplicateID)
+		}
+		seen[id] = struct{}{}
+	}
+	return nil
 }
 
 // elements returns pointers to the elements of c's collection in the root

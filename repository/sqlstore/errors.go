@@ -1,0 +1,65 @@
+package sqlstore
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/dddkit/dddkit/repository"
+)
+
+// SQLSTATE codes and SQLite result codes that sqlstore maps to the
+// sentinels of package repository.
+const (
+	pgUniqueViolation      = "23505"
+	pgSerializationFailure = "40001"
+	pgDeadlockDetected     = "40P01"
+
+	sqliteBusy                 = 5
+	sqliteConstraintPrimaryKey = 1555
+	sqliteConstraintUnique     = 2067
+)
+
+// sqliteCoder is the error of the modernc SQLite driver (and of others that
+// report the extended result code), without importing it.
+type sqliteCoder interface{ Code() int }
+
+// classify wraps err, the error of statement s, so that errors.Is matches
+// the sentinel that describes it, keeping the driver's error in the chain:
+//
+//   - a serialization failure or a deadlock on PostgreSQL, and SQLITE_BUSY
+//     (another writer holds the database) match [repository.ErrConflict]:
+//     the transaction lost a race with a concurrent one, and running the
+//     unit of work again on freshly loaded aggregates may succeed;
+//   - a unique violation raised by a statement that inserts a root row
+//     matches [repository.ErrExists].
+func classify(s *stmt, err error) error {
+	if err == nil || errors.Is(err, repository.ErrConflict) || errors.Is(err, repository.ErrExists) {
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case pgSerializationFailure, pgDeadlockDetected:
+			return fmt.Errorf("%w: %w", repository.ErrConflict, err)
+		case pgUniqueViolation:
+			if s != nil && s.insertsRoot {
+				return fmt.Errorf("%w: %w", repository.ErrExists, err)
+			}
+		}
+		return err
+	}
+	var se sqliteCoder
+	if errors.As(err, &se) {
+		switch code := se.Code(); {
+		case code&0xff == sqliteBusy:
+			return fmt.Errorf("%w: %w", repository.ErrConflict, err)
+		case code == sqliteConstraintPrimaryKey || code == sqliteConstraintUnique:
+			if s != nil && s.insertsRoot {
+				return fmt.Errorf("%w: %w", repository.ErrExists, err)
+			}
+		}
+	}
+	return err
+}
