@@ -334,4 +334,3 @@ func TestIncrementsAcrossProcesses(t *testing.T) {
 	t.Logf("%d processes x %d goroutines x %d increments on %d aggregates in %v: 0 lost, %d conflicts retried",
 		procs, workers, each, hotAggregates, time.Since(start).Round(time.Millisecond), retries)
 }
-
