@@ -62,7 +62,7 @@ func NewSupport[T ddd.Aggregate[ID], ID comparable](hooks Hooks[T, ID], opts ...
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &AggregateRepositorySupport[T, ID]{hooks: hooks, tracker: tracking.NewTracker[T](), tx: o.tx, retry: o.retry}
+	s := &AggregateRepositorySupport[T, ID]{hooks: hooks, tracker: tracking.Shared[T](), tx: o.tx, retry: o.retry}
 	f, ok, err := typeinfo.VersionOf(rt.Elem())
 	if err != nil {
 		return nil, fmt.Errorf("repository: %v: %w: %w", rt, ErrUnsupported, err)
@@ -74,7 +74,7 @@ func NewSupport[T ddd.Aggregate[ID], ID comparable](hooks Hooks[T, ID], opts ...
 }
 
 // Tracker returns the tracker that holds the snapshots of this repository's
-// aggregates.
+// aggregates: [tracking.Shared], which every repository of T shares.
 func (s *AggregateRepositorySupport[T, ID]) Tracker() *tracking.Tracker[T] { return s.tracker }
 
 func isNil[T any](v T) bool {
@@ -107,7 +107,7 @@ func noScope(ctx context.Context) context.Context {
 // tracking scope, an aggregate already found or saved in it is returned
 // without calling the select hook again.
 func (s *AggregateRepositorySupport[T, ID]) Find(ctx context.Context, id ID) (T, error) {
-	if agg, ok := s.tracker.Lookup(ctx, id); ok {
+	if agg, ok := tracking.Lookup[T](ctx, id); ok {
 		return agg, nil
 	}
 	return s.load(ctx, "find", id, s.hooks.Select)
@@ -126,7 +126,7 @@ func (s *AggregateRepositorySupport[T, ID]) FindForUpdate(ctx context.Context, i
 	if !ok {
 		return zero, fmt.Errorf("repository: find for update: %w: the hooks %T do not implement Locker", ErrUnsupported, s.hooks)
 	}
-	if agg, ok := s.tracker.Lookup(ctx, id); ok {
+	if agg, ok := tracking.Lookup[T](ctx, id); ok {
 		if _, err := l.SelectForUpdate(ctx, id); err != nil {
 			return zero, hookError("find for update", err)
 		}
@@ -148,7 +148,7 @@ func (s *AggregateRepositorySupport[T, ID]) load(ctx context.Context, op string,
 	if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
 		return zero, hookError(op, err)
 	}
-	s.tracker.Remember(ctx, id, agg)
+	tracking.Remember(ctx, id, agg)
 	return agg, nil
 }
 
@@ -161,7 +161,7 @@ func (s *AggregateRepositorySupport[T, ID]) Attach(ctx context.Context, agg T) e
 	if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
 		return fmt.Errorf("repository: attach: %w", err)
 	}
-	s.tracker.Remember(ctx, agg.ID(), agg)
+	tracking.Remember(ctx, agg.ID(), agg)
 	return nil
 }
 
@@ -171,7 +171,7 @@ func (s *AggregateRepositorySupport[T, ID]) Detach(ctx context.Context, agg T) {
 		return
 	}
 	s.tracker.Detach(noScope(ctx), agg)
-	s.tracker.Forget(ctx, agg.ID())
+	tracking.Forget[T](ctx, agg.ID())
 }
 
 // Save writes agg. An aggregate that is not tracked is inserted and then
@@ -203,7 +203,7 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 	// value that cannot be snapshotted fails the save with nothing
 	// written. It is made from the old one and the diff: only what changed
 	// is copied.
-	next, err := s.tracker.Next(agg, snap, d)
+	next, err := s.tracker.Prepare(agg, snap, d)
 	if err != nil {
 		return hookError("save", err)
 	}
@@ -214,7 +214,7 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 		ch.OldVersion = s.readVersion(snap)
 		ch.NewVersion = ch.OldVersion + 1
 		s.writeVersion(agg, ch.NewVersion)
-		s.writeVersion(next, ch.NewVersion)
+		s.writeVersion(next.Snapshot(), ch.NewVersion)
 		if sc, ok := tracking.FromContext(ctx); ok {
 			sc.OnRollback(func() { s.writeVersion(agg, before) })
 		}
@@ -223,7 +223,7 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 		s.writeVersion(agg, before)
 		return hookError("save", err)
 	}
-	if err := s.tracker.AdvanceTo(ctx, agg, next); err != nil {
+	if err := next.Commit(ctx); err != nil {
 		return hookError("save", err)
 	}
 	return nil
@@ -242,7 +242,7 @@ func (s *AggregateRepositorySupport[T, ID]) insert(ctx context.Context, agg T) e
 	if err := s.tracker.Attach(ctx, agg); err != nil {
 		return hookError("save", err)
 	}
-	s.tracker.Remember(ctx, agg.ID(), agg)
+	tracking.Remember(ctx, agg.ID(), agg)
 	return nil
 }
 
@@ -261,7 +261,7 @@ func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) e
 		return hookError("remove", err)
 	}
 	s.tracker.Detach(ctx, agg)
-	s.tracker.Forget(ctx, agg.ID())
+	tracking.Forget[T](ctx, agg.ID())
 	return nil
 }
 

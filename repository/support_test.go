@@ -452,3 +452,30 @@ func TestSaveInterfaceFields(t *testing.T) {
 	o.state = "fine"
 	require.NoError(t, repo.Save(ctx, o), "the aggregate is not left in conflict")
 }
+
+// TestRepositoryValuesShareTracking: a repository built per request sees
+// what another repository value of the same type loaded, in a unit of work
+// and outside one, so a save updates instead of inserting again.
+func TestRepositoryValuesShareTracking(t *testing.T) {
+	bg := context.Background()
+	store := newMemStore()
+	require.NoError(t, newRepo(t, store).Save(bg, placeOrder(1)))
+	store.takeCalls()
+
+	o, err := newRepo(t, store).Find(bg, 1)
+	require.NoError(t, err)
+	o.setQuantity(1, 5)
+	require.NoError(t, newRepo(t, store).Save(bg, o))
+	assert.Equal(t, []string{"select 1", "update 1 v0->v1"}, store.takeCalls(), "outside a unit of work")
+
+	require.NoError(t, tracking.InScope(bg, func(ctx context.Context) error {
+		a, err := newRepo(t, store).Find(ctx, 1)
+		require.NoError(t, err)
+		b, err := newRepo(t, store).Find(ctx, 1)
+		require.NoError(t, err)
+		assert.Same(t, a, b, "one identity map per unit of work")
+		b.setQuantity(2, 7)
+		return newRepo(t, store).Save(ctx, b)
+	}))
+	assert.Equal(t, []string{"select 1", "update 1 v1->v2"}, store.takeCalls(), "in a unit of work")
+}

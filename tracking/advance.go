@@ -11,50 +11,61 @@ import (
 	"github.com/dddkit/dddkit/internal/typeinfo"
 )
 
-// Next returns the snapshot v is to have after a save whose changes are
-// known: snap is the snapshot v was compared with (from
-// [Tracker.Snapshot]) and d the result of that comparison
+// Prepare builds the snapshot v is to have after a save whose changes are
+// known, without installing it: snap is the snapshot v was compared with
+// (from [Tracker.Snapshot]) and d the result of that comparison
 // (diff.Compare(snap, v)), as a repository has them before it writes.
-// Instead of copying all of v, Next builds the new snapshot from snap,
+// Instead of copying all of v, it builds the new snapshot from snap,
 // copying from v only the fields and the entities that d reports changed:
 // saving one changed item of an order of a thousand copies one item.
 // Successive snapshots share their unchanged parts, which nothing ever
-// modifies, and share no memory with v. Next changes nothing: install its
-// result with [Tracker.AdvanceTo] once the save succeeded.
+// modifies, and share no memory with v.
+//
+// Nothing changes until [Prepared.Commit], which a repository calls once
+// the save succeeded. Preparing first makes a value that cannot be
+// snapshotted fail the save before anything is written.
 //
 // The result equals a fresh copy of v by the rules of package diff. Given
 // a d that does not describe v against snap, the snapshot is wrong; when in
-// doubt, use [Copy].
-func (t *Tracker[T]) Next(v, snap T, d diff.Result) (T, error) {
-	var zero T
+// doubt, use [Tracker.Attach].
+func (t *Tracker[T]) Prepare(v, snap T, d diff.Result) (Prepared[T], error) {
 	if err := t.check(); err != nil {
-		return zero, err
+		return Prepared[T]{}, err
 	}
 	if ptrOf(v) == nil || ptrOf(snap) == nil {
-		return zero, fmt.Errorf("tracking: next snapshot: %w: nil aggregate or snapshot", diff.ErrUnsupported)
+		return Prepared[T]{}, fmt.Errorf("tracking: prepare: %w: nil aggregate or snapshot", diff.ErrUnsupported)
 	}
 	np, err := patch(reflect.TypeFor[T]().Elem(), ptrOf(snap), ptrOf(v), &d.Changes)
 	if err != nil {
-		return zero, fmt.Errorf("tracking: snapshot: %w", err)
+		return Prepared[T]{}, fmt.Errorf("tracking: snapshot: %w", err)
 	}
-	return *(*T)(unsafe.Pointer(&np)), nil
+	return Prepared[T]{t: t, v: v, next: *(*T)(unsafe.Pointer(&np))}, nil
 }
 
-// AdvanceTo makes next the snapshot of v, attaching v if it was not
-// tracked: at once, or, in a scope, when the scope commits. next must be a
-// snapshot of v as it is now, from [Copy] or [Tracker.Next], and must not
-// be changed afterwards.
-func (t *Tracker[T]) AdvanceTo(ctx context.Context, v, next T) error {
-	if err := t.check(); err != nil {
-		return err
+// Prepared is a snapshot built by [Tracker.Prepare] and not yet installed.
+// The zero Prepared commits nothing: its Commit fails.
+type Prepared[T any] struct {
+	t       *Tracker[T]
+	v, next T
+}
+
+// Snapshot returns the prepared snapshot. A repository may set fields of
+// it that it sets on the aggregate before writing (the version), and must
+// not change it otherwise.
+func (p Prepared[T]) Snapshot() T { return p.next }
+
+// Commit makes the prepared snapshot the snapshot of the aggregate,
+// attaching the aggregate if it was not tracked: at once, or, when ctx
+// carries a [Scope], when the scope commits.
+func (p Prepared[T]) Commit(ctx context.Context) error {
+	if p.t == nil {
+		return fmt.Errorf("tracking: commit: %w: nothing prepared", diff.ErrUnsupported)
 	}
-	w, err := key(v)
+	w, err := key(p.v)
 	if err != nil {
 		return err
 	}
-	if ptrOf(next) == nil {
-		return fmt.Errorf("tracking: advance: %w: nil snapshot", diff.ErrUnsupported)
-	}
+	t, v, next := p.t, p.v, p.next
 	if s, ok := FromContext(ctx); ok {
 		s.stage(stagedKey[T]{t, w}, &staged{snap: next, apply: func() { t.install(v, w, next) }})
 		runtime.KeepAlive(v)

@@ -117,9 +117,9 @@ func cmpDiff[T any](a, b T) string { return cmp.Diff(a, b, cmpOpts...) }
 
 func advanceFrom(t *testing.T, ctx context.Context, tr *Tracker[*Order], o, snap *Order, d diff.Result) {
 	t.Helper()
-	next, err := tr.Next(o, snap, d)
+	next, err := tr.Prepare(o, snap, d)
 	require.NoError(t, err)
-	require.NoError(t, tr.AdvanceTo(ctx, o, next))
+	require.NoError(t, next.Commit(ctx))
 }
 
 // checkSnapshot checks that snap equals o by the rules of package diff (a

@@ -1,16 +1,20 @@
 // Package tracking takes snapshots of aggregates and detects their changes.
 //
+// Its one job: remember how each loaded aggregate looked, so that a save
+// can ask what changed since.
+//
 // A [Tracker] attaches an aggregate by taking a deep copy of it ([Copy]),
 // reports the differences between the aggregate and that snapshot
-// ([Tracker.Changes], built on package diff), advances the snapshot after a
-// successful save, and detaches it. After a save whose changes are known,
-// [Tracker.Next] builds the next snapshot from the previous one, copying
-// only what changed, and [Tracker.AdvanceTo] installs it. Snapshots are held against weak
+// ([Tracker.Changes], built on package diff), and detaches it. After a save
+// whose changes are known, [Tracker.Prepare] builds the next snapshot from
+// the previous one, copying only what changed, and [Prepared.Commit]
+// installs it once the save succeeded. Snapshots are held against weak
 // pointers: an aggregate that becomes unreachable has its snapshot released
 // without being detached.
 //
 // A [Scope] carried in a context.Context is a unit of work: snapshot
 // changes made in it are staged and applied when it commits, and dropped
 // when it rolls back, so a snapshot never advances past what the store has
-// committed. A scope is also an identity map.
+// committed. A scope is also an identity map ([Lookup], [Remember],
+// [Forget]): within one unit of work, each aggregate is loaded once.
 package tracking

@@ -37,19 +37,19 @@ func ExampleTracker() {
 
 	// A save in a unit of work that rolls back leaves the snapshot as it was.
 	_ = tracking.InScope(ctx, func(ctx context.Context) error {
-		_ = tr.Advance(ctx, b)
+		_ = tr.Attach(ctx, b)
 		return fmt.Errorf("the transaction failed")
 	})
 	changed, _ := tr.Changed(ctx, b)
 	fmt.Println("changed after rollback:", changed)
 
-	_ = tr.Advance(ctx, b)
+	_ = tr.Attach(ctx, b)
 	changed, _ = tr.Changed(ctx, b)
-	fmt.Println("changed after advance:", changed)
+	fmt.Println("changed after attach:", changed)
 	// Output:
 	// items[id=tea]: modified
 	// items[id=tea].Qty: 1 -> 3
 	// items[id=milk]: added
 	// changed after rollback: true
-	// changed after advance: false
+	// changed after attach: false
 }

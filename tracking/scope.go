@@ -21,13 +21,8 @@ type Scope struct {
 	done     bool
 	order    []any           // staged keys, in first-staged order
 	staged   map[any]*staged // by stagedKey
-	identity map[identityKey]any
+	identity map[any]any // by identityKey
 	undo     []func()
-}
-
-type identityKey struct {
-	owner any
-	id    any
 }
 
 // staged is one aggregate's pending state in a scope.
@@ -135,29 +130,55 @@ func (s *Scope) pending(key any) (*staged, bool) {
 	return st, ok
 }
 
-func (s *Scope) lookup(owner, id any) (any, bool) {
+// identityKey is the key of an aggregate of type T in a scope's identity
+// map: each type has its own key type, so identities of two types never
+// collide.
+type identityKey[T any, ID comparable] struct{ id ID }
+
+// Lookup returns the aggregate of type T with identity id remembered in the
+// scope carried by ctx (its identity map), if any.
+func Lookup[T any, ID comparable](ctx context.Context, id ID) (T, bool) {
+	var zero T
+	s, ok := FromContext(ctx)
+	if !ok {
+		return zero, false
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.identity[identityKey{owner, id}]
-	return v, ok
+	v, ok := s.identity[identityKey[T, ID]{id}]
+	s.mu.Unlock()
+	if !ok {
+		return zero, false
+	}
+	return v.(T), true
 }
 
-func (s *Scope) remember(owner, id, v any) {
+// Remember records v as the aggregate of type T with identity id in the
+// scope carried by ctx, so that [Lookup] finds it for the rest of the
+// scope. Without a scope, or in a finished one, it does nothing.
+func Remember[T any, ID comparable](ctx context.Context, id ID, v T) {
+	s, ok := FromContext(ctx)
+	if !ok {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done {
 		return
 	}
 	if s.identity == nil {
-		s.identity = make(map[identityKey]any)
+		s.identity = make(map[any]any)
 	}
-	s.identity[identityKey{owner, id}] = v
+	s.identity[identityKey[T, ID]{id}] = v
 }
 
-func (s *Scope) forget(owner, id any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.identity, identityKey{owner, id})
+// Forget removes the aggregate of type T with identity id from the
+// identity map of the scope carried by ctx.
+func Forget[T any, ID comparable](ctx context.Context, id ID) {
+	if s, ok := FromContext(ctx); ok {
+		s.mu.Lock()
+		delete(s.identity, identityKey[T, ID]{id})
+		s.mu.Unlock()
+	}
 }
 
 // InScope runs fn with a new scope in its context, committing the scope

@@ -18,6 +18,7 @@ var ErrNotTracked = errors.New("tracking: aggregate is not tracked")
 
 // Tracker keeps a snapshot of each attached aggregate and reports how the
 // aggregate differs from it. T is a pointer to a struct, such as *Order.
+// The zero Tracker is empty and ready to use; [NewTracker] returns one too.
 //
 // A Tracker holds its aggregates weakly: an aggregate that becomes
 // unreachable has its snapshot released, whether or not it was detached
@@ -25,9 +26,10 @@ var ErrNotTracked = errors.New("tracking: aggregate is not tracked")
 // goroutines; an aggregate itself must not be changed while it is being
 // attached, compared or advanced.
 //
-// Every method takes a context: when the context carries a [Scope], Attach,
-// Advance and Detach are staged in it and take effect when it commits, and
-// Changes compares against the snapshot staged in the scope, if any.
+// The methods that read or change what is tracked take a context: when the
+// context carries a [Scope], Attach, Detach and [Prepared.Commit] are
+// staged in it and take effect when it commits, and Snapshot, Changes and
+// Changed see what is staged in it.
 type Tracker[T any] struct {
 	mu      sync.RWMutex
 	entries map[weak.Pointer[byte]]*entry[T]
@@ -48,7 +50,7 @@ type stagedKey[T any] struct {
 
 // NewTracker returns an empty tracker.
 func NewTracker[T any]() *Tracker[T] {
-	return &Tracker[T]{entries: make(map[weak.Pointer[byte]]*entry[T])}
+	return &Tracker[T]{}
 }
 
 func (t *Tracker[T]) check() error {
@@ -81,15 +83,9 @@ func key[T any](v T) (weak.Pointer[byte], error) {
 }
 
 // Attach takes a snapshot of v and starts tracking it. Attaching a tracked
-// aggregate replaces its snapshot.
+// aggregate replaces its snapshot by a copy of v as it is now. In a scope,
+// the snapshot is staged until the scope commits.
 func (t *Tracker[T]) Attach(ctx context.Context, v T) error {
-	return t.put(ctx, v)
-}
-
-// Advance replaces the snapshot of v by a copy of v as it is now: what a
-// repository does after it saved v. In a scope, the new snapshot is staged
-// until the scope commits.
-func (t *Tracker[T]) Advance(ctx context.Context, v T) error {
 	return t.put(ctx, v)
 }
 
@@ -120,6 +116,9 @@ func (t *Tracker[T]) install(v T, w weak.Pointer[byte], snap T) {
 	if e, ok := t.entries[w]; ok {
 		e.snap = snap
 		return
+	}
+	if t.entries == nil {
+		t.entries = make(map[weak.Pointer[byte]]*entry[T])
 	}
 	e := &entry[T]{snap: snap}
 	e.cleanup = runtime.AddCleanup((*byte)(ptrOf(v)), t.release, w)
@@ -225,33 +224,20 @@ func (t *Tracker[T]) Len() int {
 	return len(t.entries)
 }
 
-// Lookup returns the aggregate remembered under id in the scope carried by
-// ctx (the identity map), if any.
-func (t *Tracker[T]) Lookup(ctx context.Context, id any) (T, bool) {
-	var zero T
-	s, ok := FromContext(ctx)
-	if !ok {
-		return zero, false
-	}
-	v, ok := s.lookup(t, id)
-	if !ok {
-		return zero, false
-	}
-	return v.(T), true
-}
+// shared holds the trackers of [Shared], by aggregate type.
+var shared sync.Map // reflect.Type -> *Tracker[T]
 
-// Remember records v under id in the scope carried by ctx, so that
-// [Tracker.Lookup] finds it for the rest of the scope. Without a scope it
-// does nothing.
-func (t *Tracker[T]) Remember(ctx context.Context, id any, v T) {
-	if s, ok := FromContext(ctx); ok {
-		s.remember(t, id, v)
+// Shared returns the tracker of aggregates of type T that the whole program
+// shares. Repositories use it, so that any two repository values for T
+// (one built per request, say) see the same snapshots: an aggregate loaded
+// through one and saved through another is updated, not inserted again.
+// Snapshots belong to the aggregates, not to a repository: an aggregate has
+// one snapshot, released when the aggregate becomes unreachable.
+func Shared[T any]() *Tracker[T] {
+	rt := reflect.TypeFor[T]()
+	if t, ok := shared.Load(rt); ok {
+		return t.(*Tracker[T])
 	}
-}
-
-// Forget removes id from the identity map of the scope carried by ctx.
-func (t *Tracker[T]) Forget(ctx context.Context, id any) {
-	if s, ok := FromContext(ctx); ok {
-		s.forget(t, id)
-	}
+	t, _ := shared.LoadOrStore(rt, NewTracker[T]())
+	return t.(*Tracker[T])
 }

@@ -57,7 +57,7 @@ func TestTrackerLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, changed)
 
-	require.NoError(t, tr.Advance(ctx, c))
+	require.NoError(t, tr.Attach(ctx, c))
 	r, err = tr.Changes(ctx, c)
 	require.NoError(t, err)
 	assert.False(t, r.Changed(), "after Advance the snapshot is the saved state")
@@ -88,7 +88,7 @@ func TestScopeCommitAndRollback(t *testing.T) {
 	// that a retry sends the same change again.
 	sc := tracking.NewScope()
 	ctx := tracking.WithScope(bg, sc)
-	require.NoError(t, tr.Advance(ctx, c))
+	require.NoError(t, tr.Attach(ctx, c))
 	r, err := tr.Changes(ctx, c)
 	require.NoError(t, err)
 	assert.False(t, r.Changed(), "inside the scope, the staged snapshot is current: a second save in the same unit of work sends nothing twice")
@@ -105,7 +105,7 @@ func TestScopeCommitAndRollback(t *testing.T) {
 	// The retry commits.
 	sc = tracking.NewScope()
 	ctx = tracking.WithScope(bg, sc)
-	require.NoError(t, tr.Advance(ctx, c))
+	require.NoError(t, tr.Attach(ctx, c))
 	sc.Commit()
 	sc.Rollback() // a finished scope ignores later calls
 	r, err = tr.Changes(bg, c)
@@ -159,7 +159,7 @@ func TestInScope(t *testing.T) {
 	c.owner = "bob"
 
 	err := tracking.InScope(bg, func(ctx context.Context) error {
-		require.NoError(t, tr.Advance(ctx, c))
+		require.NoError(t, tr.Attach(ctx, c))
 		return fmt.Errorf("business rule failed")
 	})
 	require.Error(t, err)
@@ -169,7 +169,7 @@ func TestInScope(t *testing.T) {
 
 	assert.Panics(t, func() {
 		_ = tracking.InScope(bg, func(ctx context.Context) error {
-			_ = tr.Advance(ctx, c)
+			_ = tr.Attach(ctx, c)
 			panic("boom")
 		})
 	})
@@ -181,7 +181,7 @@ func TestInScope(t *testing.T) {
 			s1, _ := tracking.FromContext(ctx)
 			s2, _ := tracking.FromContext(inner)
 			assert.Same(t, s1, s2, "a nested call joins the outer scope")
-			return tr.Advance(inner, c)
+			return tr.Attach(inner, c)
 		})
 	}))
 	changed, _ = tr.Changed(bg, c)
@@ -190,23 +190,40 @@ func TestInScope(t *testing.T) {
 
 func TestIdentityMap(t *testing.T) {
 	bg := context.Background()
-	tr := tracking.NewTracker[*cart]()
 	c := newCart(7)
-	tr.Remember(bg, 7, c)
-	_, ok := tr.Lookup(bg, 7)
+	tracking.Remember(bg, 7, c)
+	_, ok := tracking.Lookup[*cart](bg, 7)
 	assert.False(t, ok, "without a scope there is no identity map")
 
 	ctx := tracking.WithScope(bg, tracking.NewScope())
-	tr.Remember(ctx, 7, c)
-	got, ok := tr.Lookup(ctx, 7)
+	tracking.Remember(ctx, 7, c)
+	got, ok := tracking.Lookup[*cart](ctx, 7)
 	require.True(t, ok)
 	assert.Same(t, c, got)
-	other := tracking.NewTracker[*cart]()
-	_, ok = other.Lookup(ctx, 7)
-	assert.False(t, ok, "identity maps are per tracker")
-	tr.Forget(ctx, 7)
-	_, ok = tr.Lookup(ctx, 7)
+	_, ok = tracking.Lookup[*cart](ctx, int64(7))
+	assert.False(t, ok, "an identity of another type is another key")
+	_, ok = tracking.Lookup[*otherCart](ctx, 7)
+	assert.False(t, ok, "identity maps are per aggregate type")
+	tracking.Forget[*cart](ctx, 7)
+	_, ok = tracking.Lookup[*cart](ctx, 7)
 	assert.False(t, ok)
+}
+
+type otherCart struct{ id int }
+
+func TestZeroTracker(t *testing.T) {
+	var tr tracking.Tracker[*cart]
+	c := newCart(1)
+	require.NoError(t, tr.Attach(context.Background(), c))
+	assert.Equal(t, 1, tr.Len())
+	changed, err := tr.Changed(context.Background(), c)
+	require.NoError(t, err)
+	assert.False(t, changed)
+}
+
+func TestZeroPrepared(t *testing.T) {
+	var p tracking.Prepared[*cart]
+	assert.ErrorIs(t, p.Commit(context.Background()), diff.ErrUnsupported)
 }
 
 // TestSnapshotsAreReleased tracks many aggregates, drops them without
@@ -261,7 +278,7 @@ func TestTrackerConcurrentUse(t *testing.T) {
 					return
 				}
 				ctx := tracking.WithScope(bg, tracking.NewScope())
-				if err := tr.Advance(ctx, c); err != nil {
+				if err := tr.Attach(ctx, c); err != nil {
 					t.Error(err)
 				}
 				sc, _ := tracking.FromContext(ctx)
@@ -275,4 +292,14 @@ func TestTrackerConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 	assert.Zero(t, tr.Len())
+}
+
+func TestShared(t *testing.T) {
+	a, b := tracking.Shared[*cart](), tracking.Shared[*cart]()
+	assert.Same(t, a, b, "one tracker per type")
+	assert.NotSame(t, any(a), any(tracking.Shared[*otherCart]()))
+	c := newCart(1)
+	require.NoError(t, a.Attach(context.Background(), c))
+	assert.True(t, b.Tracked(context.Background(), c))
+	b.Detach(context.Background(), c)
 }
