@@ -146,7 +146,8 @@ type Transactor interface {
 	InTx(ctx context.Context, fn func(ctx context.Context) error) error
 }
 
-// hookError wraps an error returned by a hook with the operation's name.
-func hookError(op string, err error) error {
+// opError wraps an error of a repository operation (from a hook, the
+// tracker or the comparison) with the operation's name.
+func opError(op string, err error) error {
 	return fmt.Errorf("repository: %s: %w", op, err)
 }

@@ -128,7 +128,7 @@ func (s *AggregateRepositorySupport[T, ID]) FindForUpdate(ctx context.Context, i
 	}
 	if agg, ok := tracking.Lookup[T](ctx, id); ok {
 		if _, err := l.SelectForUpdate(ctx, id); err != nil {
-			return zero, hookError("find for update", err)
+			return zero, opError("find for update", err)
 		}
 		return agg, nil
 	}
@@ -140,13 +140,13 @@ func (s *AggregateRepositorySupport[T, ID]) load(ctx context.Context, op string,
 	var zero T
 	agg, err := sel(ctx, id)
 	if err != nil {
-		return zero, hookError(op, err)
+		return zero, opError(op, err)
 	}
 	if isNil(agg) {
-		return zero, hookError(op, fmt.Errorf("%w: %v", ErrNotFound, id))
+		return zero, opError(op, fmt.Errorf("%w: %v", ErrNotFound, id))
 	}
 	if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
-		return zero, hookError(op, err)
+		return zero, opError(op, err)
 	}
 	tracking.Remember(ctx, id, agg)
 	return agg, nil
@@ -190,11 +190,11 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 		return s.insert(ctx, agg)
 	}
 	if err != nil {
-		return hookError("save", err)
+		return opError("save", err)
 	}
 	d, err := diff.Compare(snap, agg)
 	if err != nil {
-		return hookError("save", err)
+		return opError("save", err)
 	}
 	if !d.Changed() {
 		return nil
@@ -205,7 +205,7 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 	// is copied.
 	next, err := s.tracker.Prepare(agg, snap, d)
 	if err != nil {
-		return hookError("save", err)
+		return opError("save", err)
 	}
 	ch := Changes{Diff: d}
 	before := s.readVersion(agg)
@@ -221,10 +221,10 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 	}
 	if err := s.hooks.Update(ctx, agg, ch); err != nil {
 		s.writeVersion(agg, before)
-		return hookError("save", err)
+		return opError("save", err)
 	}
 	if err := next.Commit(ctx); err != nil {
-		return hookError("save", err)
+		return opError("save", err)
 	}
 	return nil
 }
@@ -232,15 +232,15 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 func (s *AggregateRepositorySupport[T, ID]) insert(ctx context.Context, agg T) error {
 	// Copy first: a type that cannot be tracked must fail before any write.
 	if _, err := tracking.Copy(agg); err != nil {
-		return hookError("save", err)
+		return opError("save", err)
 	}
 	if err := s.hooks.Insert(ctx, agg); err != nil {
-		return hookError("save", err)
+		return opError("save", err)
 	}
 	// The snapshot is taken after the insert, which may have set fields
 	// (a creation time, say) of the aggregate.
 	if err := s.tracker.Attach(ctx, agg); err != nil {
-		return hookError("save", err)
+		return opError("save", err)
 	}
 	tracking.Remember(ctx, agg.ID(), agg)
 	return nil
@@ -258,7 +258,7 @@ func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) e
 		version = s.readVersion(snap)
 	}
 	if err := s.hooks.Delete(ctx, agg, version); err != nil {
-		return hookError("remove", err)
+		return opError("remove", err)
 	}
 	s.tracker.Detach(ctx, agg)
 	tracking.Forget[T](ctx, agg.ID())

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/dddkit/dddkit/internal/typeinfo"
+	"github.com/dddkit/dddkit/repository"
 )
 
 // Table names the root table of a [Mapping].
@@ -130,7 +131,7 @@ func entityCollection(t reflect.Type) (bool, error) {
 func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]column, colls *[]collField) error {
 	s, err := typeinfo.StructOf(t)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", repository.ErrUnsupported, err)
 	}
 	for i := range s.Fields {
 		f := &s.Fields[i]
@@ -147,7 +148,7 @@ func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]c
 		}
 		isColl, err := entityCollection(f.Type)
 		if err != nil {
-			return fmt.Errorf("field %s: %w", goPath, err)
+			return fmt.Errorf("field %s: %w: %w", goPath, repository.ErrUnsupported, err)
 		}
 		if isColl {
 			if tagged {
@@ -233,7 +234,7 @@ func (tb *table) column(name string) int {
 func NewMapping[T any](root Table, children ...Child) (*Mapping[T], error) {
 	rt := reflect.TypeFor[T]()
 	fail := func(format string, args ...any) (*Mapping[T], error) {
-		return nil, fmt.Errorf("sqlstore: mapping %v: %s", rt, fmt.Sprintf(format, args...))
+		return nil, fmt.Errorf("sqlstore: mapping %v: %w", rt, fmt.Errorf(format, args...))
 	}
 	if rt.Kind() != reflect.Pointer || rt.Elem().Kind() != reflect.Struct {
 		return fail("an aggregate must be a pointer to a struct")
@@ -243,17 +244,17 @@ func NewMapping[T any](root Table, children ...Child) (*Mapping[T], error) {
 		root.Key = "id"
 	}
 	if err := checkIdent("key column", root.Key, columnRE); err != nil {
-		return fail("root: %v", err)
+		return fail("root: %w", err)
 	}
 	tb, colls, err := newTable(root.Name, root.Key, st)
 	if err != nil {
-		return fail("root: %v", err)
+		return fail("root: %w", err)
 	}
 	m := &Mapping[T]{root: tb}
 
 	vf, ok, err := typeinfo.VersionOf(st)
 	if err != nil {
-		return fail("%v", err)
+		return fail("%w: %w", repository.ErrUnsupported, err)
 	}
 	if ok {
 		for i, c := range tb.cols {
@@ -274,7 +275,7 @@ func NewMapping[T any](root Table, children ...Child) (*Mapping[T], error) {
 	for _, spec := range children {
 		c, err := newChild(st, &tb, colls, used, spec)
 		if err != nil {
-			return fail("child %q: %v", spec.Field, err)
+			return fail("child %q: %w", spec.Field, err)
 		}
 		if tables[c.name] {
 			return fail("child %q: table %q is mapped twice", spec.Field, c.name)

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/repository"
 )
 
 type part struct {
@@ -146,4 +148,35 @@ func TestNewMappingColumns(t *testing.T) {
 	mc, err := NewMapping[*mapColl](Table{Name: "m"}, Child{Field: "items", Table: "items", ParentKey: "m_id"})
 	require.NoError(t, err, "a map keyed by the identity, of struct values, is a child collection")
 	assert.False(t, mc.children[0].ptr)
+}
+
+type badTagRoot struct {
+	id   int64  `db:"id"`
+	note string `db:"note" ddd:"versio"` // a misspelt ddd tag
+}
+
+func (b *badTagRoot) ID() int64 { return b.id }
+
+type badTagChild struct {
+	id int64 `db:"id" ddd:"id,extra"`
+}
+
+type badTagParent struct {
+	id       int64 `db:"id"`
+	children []*badTagChild
+}
+
+func (b *badTagParent) ID() int64 { return b.id }
+
+// TestMappingErrorsKeepSentinels: a malformed ddd tag, in the root or in a
+// child, is an error that errors.Is matches with ErrUnsupported.
+func TestMappingErrorsKeepSentinels(t *testing.T) {
+	_, err := NewMapping[*badTagRoot](Table{Name: "r"})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, repository.ErrUnsupported, "%v", err)
+	assert.ErrorContains(t, err, "badTagRoot")
+
+	_, err = NewMapping[*badTagParent](Table{Name: "p"}, Child{Field: "children", Table: "c", ParentKey: "p_id"})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, repository.ErrUnsupported, "%v", err)
 }
