@@ -732,13 +732,19 @@ func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news elems, path Path,
 			}
 			return false
 		}
-		e := Element{Kind: Modified, ID: id, Old: valueOf(elem.t, pa), New: valueOf(elem.t, pb)}
-		w.diffValue(elem, pa, pb, nil, &e.Changes)
+		// The pair may be equal even so: the comparison above reports a
+		// possible difference for what it cannot tell in order, such as a
+		// reordered or map-held collection of entities inside. An element
+		// is modified only when its own changes are not empty.
+		var c Changes
+		w.diffValue(elem, pa, pb, nil, &c)
 		if w.err != nil {
 			w.err.Path = append(epath, w.err.Path...)
 			return false
 		}
-		elems = append(elems, e)
+		if !c.Empty() {
+			elems = append(elems, Element{Kind: Modified, ID: id, Old: valueOf(elem.t, pa), New: valueOf(elem.t, pb), Changes: c})
+		}
 		return true
 	}
 	newKey := func(pb unsafe.Pointer) (K, bool) {
