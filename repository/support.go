@@ -165,6 +165,31 @@ func (s *AggregateRepositorySupport[T, ID]) Attach(ctx context.Context, agg T) e
 	return nil
 }
 
+// Track adopts aggregates loaded by a query of the concrete repository's
+// own, as Find does the one it loads: in the unit of work of ctx, an
+// aggregate already loaded in it is replaced by that instance (which keeps
+// its unsaved changes; the row just read is dropped), and the others are
+// attached and remembered. It returns the aggregates to hand out, in the
+// order of loaded.
+func (s *AggregateRepositorySupport[T, ID]) Track(ctx context.Context, loaded []T) ([]T, error) {
+	out := make([]T, len(loaded))
+	for i, agg := range loaded {
+		if isNil(agg) {
+			return nil, fmt.Errorf("repository: track: %w: nil aggregate at %d", ErrUnsupported, i)
+		}
+		if known, ok := tracking.Lookup[T](ctx, agg.ID()); ok {
+			out[i] = known
+			continue
+		}
+		if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
+			return nil, opError("track", err)
+		}
+		tracking.Remember(ctx, agg.ID(), agg)
+		out[i] = agg
+	}
+	return out, nil
+}
+
 // Detach stops tracking agg: a later Save inserts it again.
 func (s *AggregateRepositorySupport[T, ID]) Detach(ctx context.Context, agg T) {
 	if isNil(agg) {

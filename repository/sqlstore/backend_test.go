@@ -17,8 +17,6 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite"
-
-	"github.com/dddkit/dddkit/repository"
 )
 
 // The integration tests run one body over every backend, in the manner of
@@ -273,7 +271,7 @@ func containsAll(s string, parts ...string) bool {
 	return true
 }
 
-func (b *backend) repo(t testing.TB) *repository.AggregateRepositorySupport[*order, orderID] {
+func (b *backend) repo(t testing.TB) *Repository[*order, orderID] {
 	r, err := NewRepository[*order, orderID](b.db, orderMapping(t))
 	require.NoError(t, err)
 	return r

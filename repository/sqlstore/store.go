@@ -248,6 +248,14 @@ func (k *collector) scan(r rowScanner) error {
 	if err := r.Scan(k.dests...); err != nil {
 		return fmt.Errorf("%s: %w", c.name, err)
 	}
+	k.add(ev, p)
+	return nil
+}
+
+// add appends the element ev (a pointer to a new element struct, at p) to
+// the collection.
+func (k *collector) add(ev reflect.Value, p unsafe.Pointer) {
+	c := k.c
 	val := ev
 	if !c.ptr {
 		val = ev.Elem()
@@ -259,10 +267,9 @@ func (k *collector) scan(r rowScanner) error {
 		}
 		id, _ := c.ident.Read(at)
 		k.v.SetMapIndex(reflect.ValueOf(id), val)
-		return nil
+		return
 	}
 	k.v = reflect.Append(k.v, val)
-	return nil
 }
 
 // Insert writes a new aggregate: the root row, then for each child table
@@ -698,16 +705,65 @@ func (s *Store[T, ID]) deleteStmts(base unsafe.Pointer, version int64) []stmt {
 	return append(stmts, stmt{sql: s.deleteRoot, args: keyArgs, check: checkRows})
 }
 
-// NewRepository returns a repository of aggregates of type T on db with
-// mapping m: [repository.NewSupport] over [NewStore], with db as its
-// [repository.Transactor], so that [repository.AggregateRepositorySupport.Update]
-// runs in a transaction of db.
-func NewRepository[T ddd.Aggregate[ID], ID comparable](db *DB, m *Mapping[T]) (*repository.AggregateRepositorySupport[T, ID], error) {
+// Repository is the repository of aggregates of type T on a [DB]: the
+// [repository.AggregateRepositorySupport] over a [Store] (Find, Save,
+// Remove, Update, ...), with queries that return tracked aggregates.
+type Repository[T ddd.Aggregate[ID], ID comparable] struct {
+	*repository.AggregateRepositorySupport[T, ID]
+	store *Store[T, ID]
+}
+
+// NewRepository returns the repository of aggregates of type T on db with
+// mapping m, with db as its [repository.Transactor], so that
+// [repository.AggregateRepositorySupport.Update] runs in a transaction of
+// db. opts are passed to [repository.NewSupport] after that one.
+func NewRepository[T ddd.Aggregate[ID], ID comparable](db *DB, m *Mapping[T], opts ...repository.Option) (*Repository[T, ID], error) {
 	if err := db.check(); err != nil {
 		return nil, fmt.Errorf("sqlstore: %w", err)
 	}
 	if m == nil {
 		return nil, errors.New("sqlstore: nil *sqlstore.Mapping")
 	}
-	return repository.NewSupport[T, ID](NewStore[T, ID](db, m), repository.WithTransactor(db))
+	st := NewStore[T, ID](db, m)
+	sup, err := repository.NewSupport[T, ID](st, append([]repository.Option{repository.WithTransactor(db)}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	return &Repository[T, ID]{AggregateRepositorySupport: sup, store: st}, nil
+}
+
+// Store returns the repository's store.
+func (r *Repository[T, ID]) Store() *Store[T, ID] { return r.store }
+
+// FindAll returns the aggregates that q selects, children included, in q's
+// order, tracked as [repository.AggregateRepositorySupport.Find] tracks
+// the one it returns: within a unit of work, an aggregate already loaded
+// in it is returned as that same instance. See [Store.SelectWhere] for the
+// statements and round trips.
+func (r *Repository[T, ID]) FindAll(ctx context.Context, q Query) ([]T, error) {
+	found, err := r.store.SelectWhere(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return r.Track(ctx, found)
+}
+
+// FindByIDs returns the aggregates with the given identities, tracked, in
+// the order of ids; identities that no aggregate has are left out.
+func (r *Repository[T, ID]) FindByIDs(ctx context.Context, ids []ID) ([]T, error) {
+	found, err := r.store.SelectByIDs(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	return r.Track(ctx, found)
+}
+
+// Count returns how many aggregates q's conditions select.
+func (r *Repository[T, ID]) Count(ctx context.Context, q Query) (int64, error) {
+	return r.store.Count(ctx, q)
+}
+
+// Exists reports whether q's conditions select any aggregate.
+func (r *Repository[T, ID]) Exists(ctx context.Context, q Query) (bool, error) {
+	return r.store.Exists(ctx, q)
 }

@@ -12,14 +12,13 @@ import (
 	"sync"
 
 	"github.com/dddkit/dddkit/examples/order/domain"
-	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/repository/sqlstore"
 )
 
 // OrderRepository stores orders. It implements [domain.Repository]: Find,
-// Save, Remove and Update come from the embedded support.
+// Save, Remove and Update come from the embedded sqlstore repository.
 type OrderRepository struct {
-	*repository.AggregateRepositorySupport[*domain.Order, domain.OrderID]
+	*sqlstore.Repository[*domain.Order, domain.OrderID]
 }
 
 var _ domain.Repository = (*OrderRepository)(nil)
@@ -33,9 +32,9 @@ var orderMapping = sync.OnceValues(func() (*sqlstore.Mapping[*domain.Order], err
 	)
 })
 
-// NewOrderRepository returns a repository of orders on db. Each repository
-// tracks the orders it loaded or saved, and its Update runs in a
-// transaction of db.
+// NewOrderRepository returns a repository of orders on db. Its Update runs
+// in a transaction of db. Repositories are cheap: all of them share the
+// tracking of the orders loaded or saved, so one may be built per request.
 func NewOrderRepository(db *sqlstore.DB) (*OrderRepository, error) {
 	m, err := orderMapping()
 	if err != nil {

@@ -1,0 +1,331 @@
+package sqlstore
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// ErrQuery reports a query that cannot be run as written: an unknown
+// column, a keyset that does not fit the order, a raw fragment whose
+// placeholders and arguments disagree. Errors of queries wrap it.
+var ErrQuery = errors.New("sqlstore: invalid query")
+
+// Query selects aggregates by conditions on the mapped columns of their
+// root table, in an order, a page at a time. Build one with [Where] (or
+// start from the zero Query, which selects every aggregate) and refine it
+// with its methods, each of which returns a new Query: a Query is a value
+// and can be shared.
+//
+// Column names are the root's db tags; each is checked against the mapping
+// when the query runs, and every value is a bind parameter: no value is
+// ever formatted into SQL. Results are ordered by the columns of OrderBy
+// and OrderByDesc and then by the key, so that pages are stable.
+type Query struct {
+	conds  []Cond
+	order  []orderTerm
+	limit  int
+	offset int
+	after  []any
+}
+
+type orderTerm struct {
+	column string
+	desc   bool
+}
+
+// Cond is a condition on a column of the root table, made by [Eq], [Ne],
+// [Lt], [Le], [Gt], [Ge], [In], [IsNull], [Like] or [RawWhere].
+type Cond struct {
+	column string
+	op     string // "=", "<>", "<", "<=", ">", ">=", "IN", "IS NULL", "LIKE", or "" for raw
+	args   []any
+	raw    string
+}
+
+// Eq is column = v.
+func Eq(column string, v any) Cond { return Cond{column: column, op: "=", args: []any{v}} }
+
+// Ne is column <> v.
+func Ne(column string, v any) Cond { return Cond{column: column, op: "<>", args: []any{v}} }
+
+// Lt is column < v.
+func Lt(column string, v any) Cond { return Cond{column: column, op: "<", args: []any{v}} }
+
+// Le is column <= v.
+func Le(column string, v any) Cond { return Cond{column: column, op: "<=", args: []any{v}} }
+
+// Gt is column > v.
+func Gt(column string, v any) Cond { return Cond{column: column, op: ">", args: []any{v}} }
+
+// Ge is column >= v.
+func Ge(column string, v any) Cond { return Cond{column: column, op: ">=", args: []any{v}} }
+
+// In is column IN (values...). With no values it matches nothing.
+func In(column string, values ...any) Cond {
+	return Cond{column: column, op: "IN", args: values}
+}
+
+// IsNull is column IS NULL.
+func IsNull(column string) Cond { return Cond{column: column, op: "IS NULL"} }
+
+// Like is column LIKE pattern.
+func Like(column, pattern string) Cond {
+	return Cond{column: column, op: "LIKE", args: []any{pattern}}
+}
+
+// RawWhere is the escape hatch: a WHERE fragment of your own, such as
+// "total > ? AND customer <> ?", with ? as the placeholder of each
+// argument, in order, whatever the database (sqlstore numbers them for
+// PostgreSQL). Write no other question mark in it. The fragment is put in
+// parentheses and combined with the other conditions by AND; the columns it
+// names are not checked. Never build a fragment from input: pass values as
+// arguments.
+func RawWhere(fragment string, args ...any) Cond {
+	return Cond{raw: fragment, args: args}
+}
+
+// Where returns a query of the aggregates that meet all of conds.
+func Where(conds ...Cond) Query { return Query{}.Where(conds...) }
+
+// Where returns q that also requires conds.
+func (q Query) Where(conds ...Cond) Query {
+	q.conds = append(q.conds[:len(q.conds):len(q.conds)], conds...)
+	return q
+}
+
+// OrderBy returns q ordered by column, ascending, after the orders q has.
+func (q Query) OrderBy(column string) Query {
+	q.order = append(q.order[:len(q.order):len(q.order)], orderTerm{column: column})
+	return q
+}
+
+// OrderByDesc returns q ordered by column, descending, after the orders q
+// has.
+func (q Query) OrderByDesc(column string) Query {
+	q.order = append(q.order[:len(q.order):len(q.order)], orderTerm{column: column, desc: true})
+	return q
+}
+
+// Limit returns q that returns at most n aggregates; n <= 0 means no limit.
+func (q Query) Limit(n int) Query { q.limit = n; return q }
+
+// Offset returns q that skips the first n aggregates of its order: paging
+// by offset. Prefer [Query.After] for deep pages.
+func (q Query) Offset(n int) Query { q.offset = n; return q }
+
+// After returns q that starts after the aggregate whose order columns hold
+// values: paging by key (keyset). values are those of the columns of
+// OrderBy and OrderByDesc, in order, followed by the key, which ends every
+// order; a query ordered by nothing but its key takes the key alone. The
+// order columns must all be ascending or all descending.
+func (q Query) After(values ...any) Query {
+	q.after = append([]any(nil), values...)
+	return q
+}
+
+// compiledQuery is a Query checked against a table, ready to be written.
+type compiledQuery struct {
+	q     Query
+	tb    *table
+	order []orderTerm // with the key last
+}
+
+func (tb *table) compile(q Query) (*compiledQuery, error) {
+	for _, c := range q.conds {
+		if c.raw == "" && c.op == "" {
+			return nil, fmt.Errorf("%w: an empty Cond", ErrQuery)
+		}
+		if c.raw != "" {
+			if n := strings.Count(c.raw, "?"); n != len(c.args) {
+				return nil, fmt.Errorf("%w: raw fragment %q has %d placeholders and %d arguments", ErrQuery, c.raw, n, len(c.args))
+			}
+			continue
+		}
+		if tb.column(c.column) < 0 {
+			return nil, fmt.Errorf("%w: %q is not a column of %s", ErrQuery, c.column, tb.name)
+		}
+	}
+	cq := &compiledQuery{q: q, tb: tb}
+	key := tb.cols[tb.key].name
+	hasKey := false
+	for _, o := range q.order {
+		if tb.column(o.column) < 0 {
+			return nil, fmt.Errorf("%w: cannot order by %q: not a column of %s", ErrQuery, o.column, tb.name)
+		}
+		cq.order = append(cq.order, o)
+		if o.column == key {
+			hasKey = true
+			break // the key is unique: later terms cannot matter
+		}
+	}
+	if !hasKey {
+		desc := len(cq.order) > 0 && cq.order[len(cq.order)-1].desc
+		cq.order = append(cq.order, orderTerm{column: key, desc: desc})
+	}
+	if q.after != nil {
+		if len(q.after) != len(cq.order) {
+			return nil, fmt.Errorf("%w: After has %d values for the %d columns of the order (%s)", ErrQuery, len(q.after), len(cq.order), orderNames(cq.order))
+		}
+		for _, o := range cq.order {
+			if o.desc != cq.order[0].desc {
+				return nil, fmt.Errorf("%w: After needs an order that is all ascending or all descending", ErrQuery)
+			}
+		}
+	}
+	if q.limit < 0 || q.offset < 0 {
+		return nil, fmt.Errorf("%w: negative limit or offset", ErrQuery)
+	}
+	return cq, nil
+}
+
+func orderNames(o []orderTerm) string {
+	names := make([]string, len(o))
+	for i := range o {
+		names[i] = o[i].column
+	}
+	return strings.Join(names, ", ")
+}
+
+// where writes the WHERE clause of q, if any.
+func (cq *compiledQuery) where(w *builder) error {
+	sep := " WHERE "
+	for _, c := range cq.q.conds {
+		w.s(sep)
+		sep = " AND "
+		if c.raw != "" {
+			w.s("(")
+			parts := strings.Split(c.raw, "?")
+			for i, part := range parts {
+				w.s(part)
+				if i < len(c.args) {
+					w.p(c.args[i])
+				}
+			}
+			w.s(")")
+			continue
+		}
+		col := &cq.tb.cols[cq.tb.column(c.column)]
+		switch c.op {
+		case "IS NULL":
+			w.s(col.quoted + " IS NULL")
+		case "IN":
+			if len(c.args) == 0 {
+				w.s("1 = 0")
+				continue
+			}
+			if w.d.anyArray {
+				arr, err := typedSlice(col, c.args)
+				if err != nil {
+					return err
+				}
+				w.s(col.quoted + " = ANY(")
+				w.p(arr)
+				w.s(")")
+				continue
+			}
+			if len(c.args) > w.d.maxParams/2 {
+				return fmt.Errorf("%w: In(%q) has %d values, more than %s takes in one statement", ErrQuery, c.column, len(c.args), w.d.name)
+			}
+			w.s(col.quoted + " IN (")
+			for i, a := range c.args {
+				if i > 0 {
+					w.s(", ")
+				}
+				w.p(a)
+			}
+			w.s(")")
+		default:
+			w.s(col.quoted + " " + c.op + " ")
+			w.p(c.args[0])
+		}
+	}
+	if cq.q.after != nil {
+		w.s(sep + "(")
+		for i, o := range cq.order {
+			if i > 0 {
+				w.s(", ")
+			}
+			w.s(cq.tb.cols[cq.tb.column(o.column)].quoted)
+		}
+		if cq.order[0].desc {
+			w.s(") < (")
+		} else {
+			w.s(") > (")
+		}
+		for i, v := range cq.q.after {
+			if i > 0 {
+				w.s(", ")
+			}
+			w.p(v)
+		}
+		w.s(")")
+	}
+	return nil
+}
+
+// page writes the ORDER BY, LIMIT and OFFSET of q.
+func (cq *compiledQuery) page(w *builder) {
+	w.s(" ORDER BY ")
+	for i, o := range cq.order {
+		if i > 0 {
+			w.s(", ")
+		}
+		w.s(cq.tb.cols[cq.tb.column(o.column)].quoted)
+		if o.desc {
+			w.s(" DESC")
+		}
+	}
+	if cq.q.limit > 0 {
+		w.s(" LIMIT ")
+		w.p(cq.q.limit)
+	}
+	if cq.q.offset > 0 {
+		if cq.q.limit <= 0 && w.d.name == "sqlite" {
+			w.s(" LIMIT -1") // SQLite needs a LIMIT before an OFFSET
+		}
+		w.s(" OFFSET ")
+		w.p(cq.q.offset)
+	}
+}
+
+// typedSlice returns values as a slice of the column's Go type, which pgx
+// encodes as an array of the column's type.
+func typedSlice(col *column, values []any) (any, error) {
+	out := reflect.MakeSlice(reflect.SliceOf(col.typ), len(values), len(values))
+	for i, v := range values {
+		rv := reflect.ValueOf(v)
+		switch {
+		case !rv.IsValid():
+			return nil, fmt.Errorf("%w: In(%q): a nil value never matches; use IsNull", ErrQuery, col.name)
+		case rv.Type() == col.typ:
+		case rv.CanConvert(col.typ) && sameKindFamily(rv.Kind(), col.typ.Kind()):
+			rv = rv.Convert(col.typ)
+		default:
+			return nil, fmt.Errorf("%w: In(%q): value %v of type %T for a column of type %v", ErrQuery, col.name, v, v, col.typ)
+		}
+		out.Index(i).Set(rv)
+	}
+	return out.Interface(), nil
+}
+
+// sameKindFamily reports whether a value of kind a converts to kind b
+// without changing its meaning: integers to integers, strings to strings.
+func sameKindFamily(a, b reflect.Kind) bool {
+	family := func(k reflect.Kind) int {
+		switch k {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			return 1
+		case reflect.Float32, reflect.Float64:
+			return 2
+		case reflect.String:
+			return 3
+		case reflect.Bool:
+			return 4
+		}
+		return int(k) + 100
+	}
+	return family(a) == family(b)
+}

@@ -1,0 +1,203 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"unsafe"
+)
+
+// SelectWhere loads the aggregates that q selects, roots and children, in
+// q's order: on pgx in one round trip (one batch: the roots' SELECT and
+// one SELECT per child table restricted to the selected roots), on
+// database/sql one statement per table; outside a transaction all of them
+// read one snapshot. The aggregates are not tracked: see
+// [Repository.FindAll] for that.
+func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
+	if err := s.ready(); err != nil {
+		return nil, s.fail("select", err)
+	}
+	rt := &s.m.root
+	cq, err := rt.compile(q)
+	if err != nil {
+		return nil, s.fail("select", err)
+	}
+
+	w := &builder{d: s.d}
+	w.s("SELECT ")
+	columnList(w, rt.cols)
+	w.s(" FROM " + rt.quoted)
+	if err := cq.where(w); err != nil {
+		return nil, s.fail("select", err)
+	}
+	cq.page(w)
+	rootStmt := w.stmt(noCheck)
+
+	var bases []unsafe.Pointer
+	var roots []reflect.Value
+	byKey := map[any]int{}
+	dests := make([]any, len(rt.cols))
+	kc := &rt.cols[rt.key]
+	rootStmt.scan = func(r rowScanner) error {
+		rv := reflect.New(rt.typ)
+		base := rv.UnsafePointer()
+		for i := range rt.cols {
+			dests[i] = rt.cols[i].dest(base)
+		}
+		if err := r.Scan(dests...); err != nil {
+			return err
+		}
+		byKey[kc.value(base)] = len(roots)
+		roots = append(roots, rv)
+		bases = append(bases, base)
+		return nil
+	}
+	stmts := []stmt{rootStmt}
+
+	// Each child table's rows of the selected roots: the same selection as
+	// a subquery, so that the batch needs no second round trip.
+	colls := make([][]*collector, len(s.m.children))
+	for ci, c := range s.m.children {
+		w.s("SELECT " + c.parentKey)
+		for i := range c.cols {
+			w.s(", " + c.cols[i].quoted)
+		}
+		w.s(" FROM " + c.quoted + " WHERE " + c.parentKey + " IN (SELECT " + kc.quoted + " FROM " + rt.quoted)
+		if err := cq.where(w); err != nil {
+			return nil, s.fail("select", err)
+		}
+		if q.limit > 0 || q.offset > 0 {
+			cq.page(w)
+		}
+		w.s(") ORDER BY " + c.parentKey + ", " + c.cols[c.key].quoted)
+		st := w.stmt(noCheck)
+		parent := reflect.New(kc.typ)
+		st.scan = func(r rowScanner) error {
+			if colls[ci] == nil {
+				colls[ci] = make([]*collector, len(roots))
+			}
+			k := &collector{c: c, dests: make([]any, len(c.cols)+1)}
+			k.dests[0] = parent.Interface()
+			at, ok := 0, false
+			return scanChild(r, c, k, func() (*collector, bool) {
+				at, ok = byKey[parent.Elem().Interface()]
+				if !ok {
+					return nil, false // a root committed after the roots' SELECT: not in this result
+				}
+				if colls[ci][at] == nil {
+					colls[ci][at] = newCollector(c)
+				}
+				return colls[ci][at], true
+			})
+		}
+		stmts = append(stmts, st)
+	}
+	if err := s.db.run(ctx, stmts, false); err != nil {
+		return nil, s.fail("select", err)
+	}
+	out := make([]T, len(roots))
+	for i, rv := range roots {
+		for ci, c := range s.m.children {
+			if colls[ci] != nil && colls[ci][i] != nil {
+				reflect.NewAt(c.collType, unsafe.Add(bases[i], c.offset)).Elem().Set(colls[ci][i].v)
+			}
+		}
+		out[i] = rv.Interface().(T)
+	}
+	return out, nil
+}
+
+// scanChild scans one child row whose first column is the parent key into
+// k's destinations, then adds the element to the collector that into
+// returns for that parent.
+func scanChild(r rowScanner, c *child, k *collector, into func() (*collector, bool)) error {
+	ev := reflect.New(c.typ)
+	p := ev.UnsafePointer()
+	for i := range c.cols {
+		k.dests[i+1] = c.cols[i].dest(p)
+	}
+	if err := r.Scan(k.dests...); err != nil {
+		return fmt.Errorf("%s: %w", c.name, err)
+	}
+	dst, ok := into()
+	if !ok {
+		return nil
+	}
+	dst.add(ev, p)
+	return nil
+}
+
+// SelectByIDs loads the aggregates with the given keys, in the order of
+// ids; keys that no aggregate has are left out, and a key given twice
+// appears once. It is [Store.SelectWhere] with In on the key.
+func (s *Store[T, ID]) SelectByIDs(ctx context.Context, ids []ID) ([]T, error) {
+	if err := s.ready(); err != nil {
+		return nil, s.fail("select", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rt := &s.m.root
+	found, err := s.SelectWhere(ctx, Where(In(rt.cols[rt.key].name, args...)))
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[any]T, len(found))
+	for _, agg := range found {
+		byID[rt.cols[rt.key].value(ptrOf(agg))] = agg
+	}
+	out := make([]T, 0, len(found))
+	for _, id := range ids {
+		key := reflect.ValueOf(id).Convert(rt.cols[rt.key].typ).Interface()
+		if agg, ok := byID[key]; ok {
+			out = append(out, agg)
+			delete(byID, key)
+		}
+	}
+	return out, nil
+}
+
+// Count returns how many aggregates q's conditions select; its order,
+// limit and offset are ignored.
+func (s *Store[T, ID]) Count(ctx context.Context, q Query) (int64, error) {
+	var n int64
+	err := s.aggregate(ctx, "count", q, "SELECT count(*) FROM ", "", &n)
+	return n, err
+}
+
+// Exists reports whether q's conditions select any aggregate.
+func (s *Store[T, ID]) Exists(ctx context.Context, q Query) (bool, error) {
+	var ok bool
+	err := s.aggregate(ctx, "exists", q, "SELECT EXISTS (SELECT 1 FROM ", ")", &ok)
+	return ok, err
+}
+
+// aggregate runs prefix + the root table + q's WHERE + suffix and scans its
+// one value into dest.
+func (s *Store[T, ID]) aggregate(ctx context.Context, op string, q Query, prefix, suffix string, dest any) error {
+	if err := s.ready(); err != nil {
+		return s.fail(op, err)
+	}
+	rt := &s.m.root
+	q.order, q.limit, q.offset, q.after = nil, 0, 0, nil
+	cq, err := rt.compile(q)
+	if err != nil {
+		return s.fail(op, err)
+	}
+	w := &builder{d: s.d}
+	w.s(prefix + rt.quoted)
+	if err := cq.where(w); err != nil {
+		return s.fail(op, err)
+	}
+	w.s(suffix)
+	st := w.stmt(noCheck)
+	st.scan = func(r rowScanner) error { return r.Scan(dest) }
+	if err := s.db.run(ctx, []stmt{st}, false); err != nil {
+		return s.fail(op, err)
+	}
+	return nil
+}
