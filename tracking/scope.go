@@ -21,7 +21,7 @@ type Scope struct {
 	done     bool
 	order    []any           // staged keys, in first-staged order
 	staged   map[any]*staged // by stagedKey
-	identity map[any]any // by identityKey
+	identity map[any]any     // by identityKey
 	undo     []func()
 }
 
