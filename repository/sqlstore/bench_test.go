@@ -92,3 +92,150 @@ func handSave(ctx context.Context, pool *pgxpool.Pool, o *order, it *item) error
 	}
 	return err
 }
+
+// BenchmarkLoadByCondition loads the 100 orders of one customer, 10 items
+// each, out of 200 orders, on PostgreSQL over pgxpool, outside a
+// transaction:
+//
+//   - impl=dddkit: Repository.FindAll with a condition: one batch (roots,
+//     then the children of the selected roots), tracked aggregates;
+//   - impl=hand: the floor: the same two SELECTs written by hand in one
+//     batch, scanned into the same structs, not tracked;
+//   - impl=n+1: the approach without a query API: the ids by hand, then one
+//     Find per id.
+//
+// Each reports round trips per operation (trips/op).
+func BenchmarkLoadByCondition(b *testing.B) {
+	be := pgxBackend(b)
+	pool := be.raw.(pgxRaw).p
+	ctx := context.Background()
+	seedRepo, err := NewRepository[*order, orderID](be.quiet, orderMapping(b))
+	require.NoError(b, err)
+	for id := orderID(1); id <= 200; id++ {
+		cust := "alice"
+		if id%2 == 0 {
+			cust = "bob"
+		}
+		o := newOrder(id, cust)
+		for i := 1; i <= 10; i++ {
+			o.items = append(o.items, &item{id: itemID(i), sku: fmt.Sprintf("SKU-%02d", i), quantity: i})
+		}
+		o.recompute()
+		require.NoError(b, seedRepo.Save(ctx, o))
+	}
+	q := Where(Eq("customer", "alice"))
+	counting := func(b *testing.B) (*DB, func()) {
+		var trips int
+		last := 0
+		db := NewPGX(pool, WithObserver(func(_ context.Context, s Statement) {
+			if s.RoundTrip != last {
+				trips, last = trips+1, s.RoundTrip
+			}
+		}))
+		return db, func() { b.ReportMetric(float64(trips)/float64(b.N), "trips/op") }
+	}
+	check := func(b *testing.B, os []*order) {
+		if len(os) != 100 || len(os[0].items) != 10 {
+			b.Fatalf("loaded %d orders", len(os))
+		}
+	}
+
+	b.Run("impl=dddkit", func(b *testing.B) {
+		db, report := counting(b)
+		repo, err := NewRepository[*order, orderID](db, orderMapping(b))
+		require.NoError(b, err)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			os, err := repo.FindAll(ctx, q)
+			if err != nil {
+				b.Fatal(err)
+			}
+			check(b, os)
+		}
+		report()
+	})
+
+	b.Run("impl=hand", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			os, err := handLoad(ctx, pool, "alice")
+			if err != nil {
+				b.Fatal(err)
+			}
+			check(b, os)
+		}
+		b.ReportMetric(1, "trips/op")
+	})
+
+	b.Run("impl=n+1", func(b *testing.B) {
+		db, report := counting(b)
+		repo, err := NewRepository[*order, orderID](db, orderMapping(b))
+		require.NoError(b, err)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			rows, err := pool.Query(ctx, `SELECT id FROM orders WHERE customer = $1 ORDER BY id`, "alice")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				b.Fatal(err)
+			}
+			os := make([]*order, 0, len(ids))
+			for _, id := range ids {
+				o, err := repo.Find(ctx, orderID(id))
+				if err != nil {
+					b.Fatal(err)
+				}
+				os = append(os, o)
+			}
+			check(b, os)
+		}
+		b.StopTimer()
+		report() // the Finds' trips; the query of the ids adds one
+	})
+}
+
+// handLoad is the floor of BenchmarkLoadByCondition: two SELECTs in one
+// batch, scanned by hand.
+func handLoad(ctx context.Context, pool *pgxpool.Pool, customer string) ([]*order, error) {
+	batch := &pgx.Batch{}
+	batch.Queue(`SELECT id, customer, total_amount, total_currency, version FROM orders WHERE customer = $1 ORDER BY id`, customer)
+	batch.Queue(`SELECT order_id, id, sku, quantity FROM order_items WHERE order_id IN (SELECT id FROM orders WHERE customer = $1) ORDER BY order_id, id`, customer)
+	br := pool.SendBatch(ctx, batch)
+	defer br.Close()
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	var out []*order
+	byID := map[orderID]*order{}
+	for rows.Next() {
+		o := &order{}
+		if err := rows.Scan(&o.id, &o.customer, &o.total.amount, &o.total.currency, &o.version); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+		byID[o.id] = o
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var parent orderID
+		it := &item{}
+		if err := rows.Scan(&parent, &it.id, &it.sku, &it.quantity); err != nil {
+			return nil, err
+		}
+		if o := byID[parent]; o != nil {
+			o.items = append(o.items, it)
+		}
+	}
+	return out, rows.Err()
+}
