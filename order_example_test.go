@@ -15,13 +15,14 @@ import (
 // Example_orderStatements places an order of three items on the embedded
 // SQLite database of the order example, then changes the quantity of one
 // item, and prints what the observer saw of that change: the load (BEGIN
-// and two SELECTs), then the save, which writes only what changed, one
-// UPDATE of the item's quantity and one of the order's total and version,
-// inside a savepoint, and the COMMIT.
+// IMMEDIATE, which takes SQLite's write lock, and two SELECTs), then the
+// save, which writes only what changed, one UPDATE of the item's quantity
+// and one of the order's total and version, inside a savepoint, and the
+// COMMIT.
 func Example_orderStatements() {
 	ctx := context.Background()
 	show := false
-	db, closeDB, err := infrastructure.Open(ctx, "", sqlstore.WithObserver(func(_ context.Context, s sqlstore.Statement) {
+	db, closeDB, err := infrastructure.Open(ctx, infrastructure.Config{}, sqlstore.WithObserver(func(_ context.Context, s sqlstore.Statement) {
 		if show {
 			fmt.Println(s.RoundTrip, s.SQL, goArgs(s.Args))
 		}
@@ -41,9 +42,9 @@ func Example_orderStatements() {
 		log.Fatal(err)
 	}
 	_, err = svc.PlaceOrder(ctx, 1, "ada", recipient,
-		application.NewItem{Product: "tea", Quantity: 2, UnitPrice: 350},
-		application.NewItem{Product: "coffee", Quantity: 1, UnitPrice: 1200},
-		application.NewItem{Product: "milk", Quantity: 3, UnitPrice: 120},
+		domain.ItemSpec{Product: "tea", Quantity: 2, UnitPrice: 350},
+		domain.ItemSpec{Product: "coffee", Quantity: 1, UnitPrice: 1200},
+		domain.ItemSpec{Product: "milk", Quantity: 3, UnitPrice: 120},
 	)
 	if err != nil {
 		log.Fatal(err)
@@ -57,8 +58,8 @@ func Example_orderStatements() {
 	show = false
 	fmt.Println("version", o.Version(), "total", o.Total())
 	// Output:
-	// 5 BEGIN []
-	// 6 SELECT "id", "customer", "recipient_name", "recipient_phone", "recipient_address", "total", "status", "version" FROM "orders" WHERE "id" = ? [1]
+	// 5 BEGIN IMMEDIATE []
+	// 6 SELECT "id", "customer", "recipient_name", "recipient_phone", "recipient_address", "last_item_id", "total", "status", "version" FROM "orders" WHERE "id" = ? [1]
 	// 7 SELECT "id", "product", "quantity", "unit_price" FROM "order_items" WHERE "order_id" = ? ORDER BY "id" [1]
 	// 8 SAVEPOINT dddkit_save []
 	// 9 UPDATE "orders" SET "total" = ?, "version" = ? WHERE "id" = ? AND "version" = ? [5860 1 1 0]

@@ -1,52 +1,171 @@
-// Command order runs the order example and prints, for each step, the SQL
-// statements dddkit sent and the round trips they took.
+// Command order runs the order example. By default it runs a scenario and
+// prints, for each step, the SQL statements dddkit sent and the round trips
+// they took; with -http it serves the example's HTTP API instead.
 //
-// Without setup it runs on an embedded SQLite database:
+// Without setup it runs on an embedded SQLite database, in a temporary
+// file removed at exit:
 //
 //	go run ./examples/order
+//	go run ./examples/order -http :8080
 //
 // With DATABASE_URL set to a postgres:// URL it runs on PostgreSQL through
-// a pgx pool, in the schema dddkit_example, which it drops and creates
-// again first:
+// a pgx pool, in the schema named by -schema, or else by the environment
+// variable DDDKIT_EXAMPLE_SCHEMA, or else dddkit_example:
 //
 //	DATABASE_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' go run ./examples/order
 //
-// The steps go through the application service: place an order with three
-// items; change the quantity of one item; add an item and remove another
-// in one change; save the order again unchanged (no statement at all);
-// cancel the order. Steps 2 and 3 load, change and save in one
-// transaction, so they show the SELECTs of the load and BEGIN/COMMIT as
-// well as the writes of the save.
+// The command never drops a schema it did not create. A missing schema is
+// created and marked, with a comment, as the example's; the scenario drops
+// a marked schema and creates it again, to start empty; the HTTP server
+// keeps what a marked schema holds, so that its orders outlive a restart.
+// An existing schema without the mark is refused and left untouched.
+//
+// The scenario's steps go through the application service: place an order
+// with three items; change the quantity of one item; add an item and
+// remove another in one change; save the order again unchanged (no
+// statement at all); cancel the order (an UPDATE of its status); try to
+// change the cancelled order, which the domain refuses (nothing written).
+// Steps 2, 3, 5 and 6 load, change and save in one transaction, so they
+// show the SELECTs of the load and BEGIN and COMMIT (or ROLLBACK) as well
+// as the writes of the save.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/signal"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/dddkit/dddkit/examples/order/application"
 	"github.com/dddkit/dddkit/examples/order/domain"
 	"github.com/dddkit/dddkit/examples/order/infrastructure"
+	"github.com/dddkit/dddkit/examples/order/interfaces"
 	"github.com/dddkit/dddkit/repository/sqlstore"
 )
 
+// schemaEnv names the environment variable of the default PostgreSQL
+// schema.
+const schemaEnv = "DDDKIT_EXAMPLE_SCHEMA"
+
 func main() {
-	if err := run(context.Background(), os.Stdout, os.Getenv("DATABASE_URL")); err != nil {
+	defaultSchema := os.Getenv(schemaEnv)
+	if defaultSchema == "" {
+		defaultSchema = infrastructure.DefaultSchema
+	}
+	addr := flag.String("http", "", "serve the HTTP API on this address, such as :8080, instead of running the scenario")
+	schema := flag.String("schema", defaultSchema, "the PostgreSQL schema to work in (default from $"+schemaEnv+")")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "order example: unexpected arguments %q\n", flag.Args())
+		flag.Usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg := infrastructure.Config{URL: os.Getenv("DATABASE_URL"), Schema: *schema}
+	var err error
+	if *addr != "" {
+		err = listenAndServe(ctx, *addr, cfg, os.Stderr)
+	} else {
+		cfg.Fresh = true
+		err = run(ctx, os.Stdout, cfg)
+	}
+	if err != nil {
+		if errors.Is(err, infrastructure.ErrSchemaNotOwned) {
+			err = fmt.Errorf("%w (name another schema with -schema or $%s)", err, schemaEnv)
+		}
 		fmt.Fprintln(os.Stderr, "order example failed:", err)
 		os.Exit(1)
 	}
 }
 
-// run opens the database named by url (empty: embedded SQLite) and runs the
-// scenario, writing its report to w.
-func run(ctx context.Context, w io.Writer, url string) (err error) {
+// describeDB names the database of cfg.
+func describeDB(cfg infrastructure.Config) string {
+	if cfg.URL == "" {
+		return "embedded SQLite (modernc.org/sqlite through database/sql)"
+	}
+	schema := cfg.Schema
+	if schema == "" {
+		schema = infrastructure.DefaultSchema
+	}
+	return "PostgreSQL through a pgx pool, schema " + schema
+}
+
+// listenAndServe serves the HTTP API on addr until ctx is done.
+func listenAndServe(ctx context.Context, addr string, cfg infrastructure.Config, logw io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return serve(ctx, ln, cfg, logw)
+}
+
+// serve serves the HTTP API on ln, on the database of cfg, until ctx is
+// done; then it lets the requests under way finish and closes the
+// database. It logs, to logw, the server's start and stop, every SQL
+// statement sent, and the requests that failed with an internal error.
+func serve(ctx context.Context, ln net.Listener, cfg infrastructure.Config, logw io.Writer) (err error) {
+	logger := slog.New(slog.NewTextHandler(logw, nil))
+	db, closeDB, err := infrastructure.Open(ctx, cfg, sqlstore.WithObserver(sqlstore.SlogObserver(logger)))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer func() {
+		if cerr := closeDB(); err == nil && cerr != nil {
+			err = fmt.Errorf("close the database: %w", cerr)
+		}
+	}()
+	orders, err := infrastructure.NewOrderRepository(db)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           interfaces.NewHandler(application.NewService(orders), logger),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelError),
+	}
+	logger.Info("serving the order API", "url", "http://"+ln.Addr().String(), "database", describeDB(cfg))
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("shut the server down: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// run opens the database of cfg and runs the scenario, writing its report
+// to w.
+func run(ctx context.Context, w io.Writer, cfg infrastructure.Config) (err error) {
 	rec := &recorder{}
-	db, closeDB, err := infrastructure.Open(ctx, url, sqlstore.WithObserver(rec.Observe))
+	db, closeDB, err := infrastructure.Open(ctx, cfg, sqlstore.WithObserver(rec.Observe))
 	if err != nil {
 		return err
 	}
@@ -60,22 +179,22 @@ func run(ctx context.Context, w io.Writer, url string) (err error) {
 		return err
 	}
 	svc := application.NewService(orders)
-
-	if url == "" {
-		fmt.Fprintln(w, "database: embedded SQLite (modernc.org/sqlite through database/sql)")
-	} else {
-		fmt.Fprintf(w, "database: PostgreSQL through a pgx pool, schema %s\n", infrastructure.Schema)
-	}
+	fmt.Fprintln(w, "database:", describeDB(cfg))
 
 	const id = domain.OrderID(1)
 	var o *domain.Order
+	var refused error // the domain's refusal, in the step that expects one
 	step := func(title string, fn func() error) error {
 		fmt.Fprintf(w, "\n== %s\n", title)
 		rec.Reset()
+		refused = nil
 		err := fn()
 		rec.print(w)
 		if err != nil {
 			return fmt.Errorf("%s: %w", title, err)
+		}
+		if refused != nil {
+			fmt.Fprintf(w, "   refused: %v\n", refused)
 		}
 		if o != nil {
 			fmt.Fprintf(w, "   order now: %s\n", describe(o))
@@ -93,9 +212,9 @@ func run(ctx context.Context, w io.Writer, url string) (err error) {
 	}{
 		{"1. place an order with 3 items", func() (err error) {
 			o, err = svc.PlaceOrder(ctx, id, "ada", recipient,
-				application.NewItem{Product: "tea", Quantity: 2, UnitPrice: 350},
-				application.NewItem{Product: "coffee", Quantity: 1, UnitPrice: 1200},
-				application.NewItem{Product: "milk", Quantity: 3, UnitPrice: 120},
+				domain.ItemSpec{Product: "tea", Quantity: 2, UnitPrice: 350},
+				domain.ItemSpec{Product: "coffee", Quantity: 1, UnitPrice: 1200},
+				domain.ItemSpec{Product: "milk", Quantity: 3, UnitPrice: 120},
 			)
 			return err
 		}},
@@ -104,15 +223,22 @@ func run(ctx context.Context, w io.Writer, url string) (err error) {
 			return err
 		}},
 		{"3. add an item and remove item 1 in one change (load, change and save in one transaction)", func() (err error) {
-			o, err = svc.AdjustItems(ctx, id, []application.NewItem{{Product: "sugar", Quantity: 1, UnitPrice: 200}}, []domain.ItemID{1})
+			o, err = svc.AdjustItems(ctx, id, []domain.ItemSpec{{Product: "sugar", Quantity: 1, UnitPrice: 200}}, []domain.ItemID{1})
 			return err
 		}},
 		{"4. save the order of step 3 again, unchanged (no load)", func() error {
 			return orders.Save(ctx, o)
 		}},
-		{"5. cancel the order (load, then remove)", func() error {
-			o = nil
-			return svc.Cancel(ctx, id)
+		{"5. cancel the order (load, change and save in one transaction)", func() (err error) {
+			o, err = svc.Cancel(ctx, id)
+			return err
+		}},
+		{"6. change the quantity of item 2 of the cancelled order (refused by the domain: rolled back, nothing written)", func() error {
+			_, refused = svc.ChangeQuantity(ctx, id, 2, 5)
+			if !errors.Is(refused, domain.ErrCancelled) {
+				return fmt.Errorf("want the domain's refusal, got %v", refused)
+			}
+			return nil
 		}},
 	}
 	for _, s := range steps {
@@ -136,14 +262,6 @@ func describe(o *domain.Order) string {
 // recorder keeps the statements the observer reports, to print them.
 type recorder struct{ infrastructure.StatementLog }
 
-// dml finds the verb and table of an INSERT, UPDATE or DELETE, also when
-// pgx wraps it for the version check (WITH r AS (UPDATE ...)), and the SET
-// clause of an UPDATE.
-var (
-	dml     = regexp.MustCompile(`^(?:WITH r AS \()?(INSERT INTO|UPDATE|DELETE FROM) "([^"]+)"(?: SET (.*?) WHERE )?`)
-	setCols = regexp.MustCompile(`"([^"]+)" = `)
-)
-
 // role tells what a statement is part of: the transaction's control
 // (BEGIN, COMMIT, ROLLBACK), a load (the SELECTs of Find), or a write
 // (the statements of Save and Remove, savepoints included).
@@ -161,10 +279,7 @@ func role(sql string) string {
 // summary: how many statements and round trips, and which writes.
 func (r *recorder) print(w io.Writer) {
 	stmts := r.Statements()
-	trips := map[int]bool{}
-	var writes []string
 	for _, s := range stmts {
-		trips[s.RoundTrip] = true
 		line := fmt.Sprintf("   trip %2d  %-5s  %s", s.RoundTrip, role(s.SQL), s.SQL)
 		if len(s.Args) > 0 {
 			line += "  " + formatArgs(s.Args)
@@ -173,24 +288,12 @@ func (r *recorder) print(w io.Writer) {
 			line += "  -> error: " + s.Err.Error()
 		}
 		fmt.Fprintln(w, line)
-		if m := dml.FindStringSubmatch(s.SQL); m != nil && s.Err == nil {
-			verb, _, _ := strings.Cut(m[1], " ")
-			desc := verb + " " + m[2]
-			if m[3] != "" {
-				var cols []string
-				for _, c := range setCols.FindAllStringSubmatch(m[3], -1) {
-					cols = append(cols, c[1])
-				}
-				desc += " (" + strings.Join(cols, ", ") + ")"
-			}
-			writes = append(writes, desc)
-		}
 	}
 	summary := "nothing written"
-	if len(writes) > 0 {
+	if writes := r.Writes(); len(writes) > 0 {
 		summary = "writes: " + strings.Join(writes, ", ")
 	}
-	fmt.Fprintf(w, "   -> %s in %s; %s\n", plural(len(stmts), "statement"), plural(len(trips), "round trip"), summary)
+	fmt.Fprintf(w, "   -> %s in %s; %s\n", plural(len(stmts), "statement"), plural(r.RoundTrips(), "round trip"), summary)
 }
 
 func plural(n int, what string) string {

@@ -3,39 +3,137 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/examples/order/infrastructure"
+	"github.com/dddkit/dddkit/examples/order/infrastructure/infratest"
 )
 
-// TestRun runs the example on the embedded SQLite database and checks the
-// summary of each step. It does not run on PostgreSQL: the command works in
-// a fixed schema, which the contract tests of package infrastructure leave
-// alone.
-func TestRun(t *testing.T) {
-	var out bytes.Buffer
-	require.NoError(t, run(context.Background(), &out, ""))
-	var summaries []string
-	for line := range strings.Lines(out.String()) {
-		if s, ok := strings.CutPrefix(strings.TrimSpace(line), "-> "); ok {
-			summaries = append(summaries, s)
+// summaries returns the summary line of each step of a report.
+func summaries(out string) []string {
+	var s []string
+	for line := range strings.Lines(out) {
+		if sum, ok := strings.CutPrefix(strings.TrimSpace(line), "-> "); ok {
+			s = append(s, sum)
 		}
 	}
+	return s
+}
+
+// TestRun runs the example on the embedded SQLite database and checks the
+// summary of each step.
+func TestRun(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), &out, infrastructure.Config{}))
 	require.Equal(t, []string{
 		"4 statements in 4 round trips; writes: INSERT orders, INSERT order_items",
 		"8 statements in 8 round trips; writes: UPDATE orders (total, version), UPDATE order_items (quantity)",
-		"9 statements in 9 round trips; writes: UPDATE orders (total, version), DELETE order_items, INSERT order_items",
+		"9 statements in 9 round trips; writes: UPDATE orders (last_item_id, total, version), DELETE order_items, INSERT order_items",
 		"0 statements in 0 round trips; nothing written",
-		"8 statements in 8 round trips; writes: DELETE order_items, DELETE orders",
-	}, summaries, out.String())
+		"7 statements in 7 round trips; writes: UPDATE orders (status, version)",
+		"4 statements in 4 round trips; nothing written",
+	}, summaries(out.String()), out.String())
+	require.Contains(t, out.String(), `UPDATE "orders" SET "status" = ?, "version" = ? WHERE "id" = ? AND "version" = ?  ["cancelled", 3, 1, 2]`)
+	require.Contains(t, out.String(), "refused: change the quantity of an item of order 1: order: a cancelled order cannot change")
+	require.Contains(t, out.String(), "order now: version 3, cancelled, total 53.60; #2 4 x coffee @ 12.00; #3 3 x milk @ 1.20; #4 1 x sugar @ 2.00")
 
 	// A second run gets a database of its own.
 	out.Reset()
-	require.NoError(t, run(context.Background(), &out, ""))
+	require.NoError(t, run(context.Background(), &out, infrastructure.Config{}))
+}
+
+// TestRunPostgres runs the example twice in a schema of its own: the
+// first run creates the schema, the second starts it afresh, so that both
+// print the same statements, in as few round trips as pgx allows.
+func TestRunPostgres(t *testing.T) {
+	dsn, schema := infratest.PostgresSchema(t)
+	cfg := infrastructure.Config{URL: dsn, Schema: schema, Fresh: true}
+	want := []string{
+		"2 statements in 1 round trip; writes: INSERT orders, INSERT order_items",
+		"8 statements in 3 round trips; writes: UPDATE orders (total, version), UPDATE order_items (quantity)",
+		"9 statements in 3 round trips; writes: UPDATE orders (last_item_id, total, version), DELETE order_items, INSERT order_items",
+		"0 statements in 0 round trips; nothing written",
+		"7 statements in 3 round trips; writes: UPDATE orders (status, version)",
+		"4 statements in 2 round trips; nothing written",
+	}
+	for range 2 {
+		var out bytes.Buffer
+		require.NoError(t, run(context.Background(), &out, cfg))
+		require.Contains(t, out.String(), "database: PostgreSQL through a pgx pool, schema "+schema)
+		require.Equal(t, want, summaries(out.String()), out.String())
+	}
 }
 
 func TestRunRejectsUnknownURL(t *testing.T) {
-	err := run(context.Background(), &bytes.Buffer{}, "mysql://localhost/x")
+	err := run(context.Background(), &bytes.Buffer{}, infrastructure.Config{URL: "mysql://localhost/x"})
 	require.ErrorContains(t, err, `unsupported URL scheme "mysql"`)
+}
+
+// TestServe serves the API on the embedded SQLite database, places and
+// cancels an order through it, and stops it.
+func TestServe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ctx, stop := context.WithCancel(context.Background())
+	var log bytes.Buffer
+	logw := &syncWriter{w: &log}
+	served := make(chan error, 1)
+	go func() { served <- serve(ctx, ln, infrastructure.Config{}, logw) }()
+	base := "http://" + ln.Addr().String()
+
+	post := func(path, body string) (int, map[string]any) {
+		t.Helper()
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		var v map[string]any
+		require.NoError(t, json.Unmarshal(b, &v), string(b))
+		return resp.StatusCode, v
+	}
+	status, o := post("/orders", `{"id": 1, "customer": "ada", "recipient": {"name": "Ada", "address": "London"}, "items": [{"product": "tea", "quantity": 2, "unit_price": 350}]}`)
+	require.Equal(t, http.StatusCreated, status, o)
+	require.Equal(t, 700.0, o["total"])
+	status, o = post("/orders/1/cancel", "")
+	require.Equal(t, http.StatusOK, status, o)
+	require.Equal(t, "cancelled", o["status"])
+	status, o = post("/orders/1/cancel", "")
+	require.Equal(t, http.StatusConflict, status)
+	require.Equal(t, "cancelled", o["code"])
+
+	stop()
+	select {
+	case err := <-served:
+		require.NoError(t, err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("the server did not stop")
+	}
+	logw.mu.Lock()
+	logged := log.String()
+	logw.mu.Unlock()
+	require.Contains(t, logged, "serving the order API")
+	require.Contains(t, logged, `UPDATE \"orders\" SET \"status\" = ?`, "the statements are logged")
+	require.Contains(t, logged, "stopped")
+}
+
+// syncWriter serializes the writes of the server's goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }

@@ -1,7 +1,17 @@
 // Package domain is the order model: the Order aggregate root, its
 // OrderItem child entities and the RecipientInfo value object, with the
-// business rules. It knows nothing of databases; the struct tags only tell
-// the persistence layer which column a field goes to.
+// business rules, and the Repository the application stores orders in. It
+// knows nothing of databases; the struct tags only tell the persistence
+// layer which column a field goes to.
+//
+// An order assigns the identities of its items itself, from 1, in the
+// order they are added, and never gives an identity twice: the item added
+// after item 3 was removed is item 4, not 3 again, so that an identity a
+// client kept always names the same item or none.
+//
+// An order is placed, then shipped or cancelled; a shipped or cancelled
+// order cannot change any more. Cancelling is a change of status, kept in
+// the store like any other: the order stays, with status cancelled.
 package domain
 
 import (
@@ -13,16 +23,43 @@ import (
 
 // Business rule violations.
 var (
+	// ErrInvalidQuantity reports a quantity that is zero or negative.
 	ErrInvalidQuantity = errors.New("order: quantity must be positive")
-	ErrInvalidPrice    = errors.New("order: price must not be negative")
-	ErrShipped         = errors.New("order: a shipped order cannot change")
-	ErrNoItems         = errors.New("order: an order needs at least one item")
-	ErrItemNotFound    = errors.New("order: no such item")
-	ErrDuplicateItem   = errors.New("order: item already in the order")
+	// ErrInvalidPrice reports a negative unit price.
+	ErrInvalidPrice = errors.New("order: price must not be negative")
+	// ErrInvalidProduct reports an item without a product name.
+	ErrInvalidProduct = errors.New("order: an item needs a product")
+	// ErrInvalidOrderID reports an order identity that is not positive.
+	ErrInvalidOrderID = errors.New("order: an order identity must be positive")
+	// ErrInvalidCustomer reports an order without a customer.
+	ErrInvalidCustomer = errors.New("order: an order needs a customer")
+	// ErrShipped reports a change of a shipped order.
+	ErrShipped = errors.New("order: a shipped order cannot change")
+	// ErrCancelled reports a change of a cancelled order, cancelling it
+	// again included.
+	ErrCancelled = errors.New("order: a cancelled order cannot change")
+	// ErrNoItems reports an order left without items: placed without any,
+	// or by the removal of its last one.
+	ErrNoItems = errors.New("order: an order needs at least one item")
+	// ErrItemNotFound reports an item identity the order does not have.
+	ErrItemNotFound = errors.New("order: no such item")
 	// ErrDuplicateProduct reports a product that is already an item of
 	// the order: change that item's quantity instead.
 	ErrDuplicateProduct = errors.New("order: product already in the order")
-	ErrInvalidContact   = errors.New("order: recipient needs a name and an address")
+	// ErrInvalidContact reports a recipient without a name or an address.
+	ErrInvalidContact = errors.New("order: recipient needs a name and an address")
+)
+
+// Errors of a [Repository]. An implementation wraps them around its own
+// errors, so that errors.Is finds both.
+var (
+	// ErrOrderNotFound reports that no order has the identity asked for.
+	ErrOrderNotFound = errors.New("order: no such order")
+	// ErrOrderExists reports a new order whose identity another order has.
+	ErrOrderExists = errors.New("order: an order with this identity exists")
+	// ErrConcurrentChange reports an order changed by someone else since it
+	// was loaded: load it again and retry.
+	ErrConcurrentChange = errors.New("order: changed concurrently")
 )
 
 // OrderID identifies an order.
@@ -46,10 +83,12 @@ func (m Money) String() string {
 // Status is where an order is in its life.
 type Status string
 
-// The statuses of an order.
+// The statuses of an order: Placed first, then Shipped or Cancelled, which
+// are final.
 const (
-	Placed  Status = "placed"
-	Shipped Status = "shipped"
+	Placed    Status = "placed"
+	Shipped   Status = "shipped"
+	Cancelled Status = "cancelled"
 )
 
 // RecipientInfo is a value object: who receives the order and where.
@@ -68,7 +107,16 @@ func NewRecipientInfo(name, phone, address string) (RecipientInfo, error) {
 	return r, nil
 }
 
+// ItemSpec describes an item to add to an order: the product, how many
+// units and the price of one. The order gives the item its identity.
+type ItemSpec struct {
+	Product   string
+	Quantity  int
+	UnitPrice Money
+}
+
 // OrderItem is a child entity of Order: a product, its quantity and price.
+// Items are made by their order ([NewOrder], [Order.AddItem]).
 type OrderItem struct {
 	id        ItemID `db:"id" ddd:"id"`
 	product   string `db:"product"`
@@ -76,15 +124,18 @@ type OrderItem struct {
 	unitPrice Money  `db:"unit_price"`
 }
 
-// NewOrderItem validates and returns an item.
-func NewOrderItem(id ItemID, product string, quantity int, unitPrice Money) (*OrderItem, error) {
-	if quantity <= 0 {
+// newItem validates spec and returns the item of identity id.
+func newItem(id ItemID, spec ItemSpec) (*OrderItem, error) {
+	product := strings.TrimSpace(spec.Product)
+	switch {
+	case product == "":
+		return nil, ErrInvalidProduct
+	case spec.Quantity <= 0:
 		return nil, ErrInvalidQuantity
-	}
-	if unitPrice < 0 {
+	case spec.UnitPrice < 0:
 		return nil, ErrInvalidPrice
 	}
-	return &OrderItem{id: id, product: product, quantity: quantity, unitPrice: unitPrice}, nil
+	return &OrderItem{id: id, product: product, quantity: spec.Quantity, unitPrice: spec.UnitPrice}, nil
 }
 
 // ID returns the item's identity within its order.
@@ -108,19 +159,30 @@ type Order struct {
 	customer  string        `db:"customer"`
 	recipient RecipientInfo // a value object, stored in the order's row
 	items     []*OrderItem
-	total     Money  `db:"total"`
-	status    Status `db:"status"`
-	version   int64  `db:"version" ddd:"version"`
+	// lastItemID is the highest identity given to an item so far, kept
+	// when that item is removed, so that no identity is given twice.
+	lastItemID ItemID `db:"last_item_id"`
+	total      Money  `db:"total"`
+	status     Status `db:"status"`
+	version    int64  `db:"version" ddd:"version"`
 }
 
-// NewOrder places an order with at least one item.
-func NewOrder(id OrderID, customer string, recipient RecipientInfo, items ...*OrderItem) (*Order, error) {
+// NewOrder places an order of identity id (positive) for customer with at
+// least one item, numbering the items from 1 in the order given.
+func NewOrder(id OrderID, customer string, recipient RecipientInfo, items ...ItemSpec) (*Order, error) {
+	if id <= 0 {
+		return nil, ErrInvalidOrderID
+	}
+	customer = strings.TrimSpace(customer)
+	if customer == "" {
+		return nil, ErrInvalidCustomer
+	}
 	if len(items) == 0 {
 		return nil, ErrNoItems
 	}
 	o := &Order{id: id, customer: customer, recipient: recipient, status: Placed}
-	for _, it := range items {
-		if err := o.AddItem(it); err != nil {
+	for _, spec := range items {
+		if _, err := o.AddItem(spec); err != nil {
 			return nil, err
 		}
 	}
@@ -158,46 +220,48 @@ func (o *Order) Item(id ItemID) (*OrderItem, error) {
 	return nil, fmt.Errorf("%w: %d", ErrItemNotFound, id)
 }
 
-// NextItemID returns an identity no item of the order has.
-func (o *Order) NextItemID() ItemID {
-	var max ItemID
+// nextItemID returns the identity of the next item: one more than any
+// given so far.
+func (o *Order) nextItemID() ItemID {
+	last := o.lastItemID
 	for _, it := range o.items {
-		max = maxID(max, it.id)
+		last = max(last, it.id)
 	}
-	return max + 1
+	return last + 1
 }
 
-func maxID(a, b ItemID) ItemID {
-	if a > b {
-		return a
-	}
-	return b
-}
-
+// changeable reports why the order cannot change, if it cannot.
 func (o *Order) changeable() error {
-	if o.status == Shipped {
+	switch o.status {
+	case Shipped:
 		return ErrShipped
+	case Cancelled:
+		return ErrCancelled
 	}
 	return nil
 }
 
-// AddItem adds an item. Its identity and its product must be new to the
-// order: a product appears on one item only.
-func (o *Order) AddItem(it *OrderItem) error {
+// AddItem adds an item described by spec and returns the identity the
+// order gave it. A product appears on one item only: adding it again fails
+// with [ErrDuplicateProduct].
+func (o *Order) AddItem(spec ItemSpec) (ItemID, error) {
 	if err := o.changeable(); err != nil {
-		return err
+		return 0, err
 	}
-	if _, err := o.Item(it.id); err == nil {
-		return fmt.Errorf("%w: %d", ErrDuplicateItem, it.id)
+	id := o.nextItemID()
+	it, err := newItem(id, spec)
+	if err != nil {
+		return 0, err
 	}
 	for _, x := range o.items {
 		if x.product == it.product {
-			return fmt.Errorf("%w: %s", ErrDuplicateProduct, it.product)
+			return 0, fmt.Errorf("%w: %s", ErrDuplicateProduct, it.product)
 		}
 	}
 	o.items = append(o.items, it)
+	o.lastItemID = id
 	o.recompute()
-	return nil
+	return id, nil
 }
 
 // RemoveItem removes an item; the last one cannot be removed.
@@ -253,6 +317,18 @@ func (o *Order) Ship() error {
 	return nil
 }
 
+// Cancel cancels the order; it cannot change afterwards. A shipped order
+// cannot be cancelled: [ErrShipped]. An order is cancelled once: cancelling
+// a cancelled order fails with [ErrCancelled], like any other change of
+// it, so that the caller learns that its request changed nothing.
+func (o *Order) Cancel() error {
+	if err := o.changeable(); err != nil {
+		return err
+	}
+	o.status = Cancelled
+	return nil
+}
+
 func (o *Order) recompute() {
 	var t Money
 	for _, it := range o.items {
@@ -261,15 +337,21 @@ func (o *Order) recompute() {
 	o.total = t
 }
 
-// Repository is what the application needs of order storage.
+// Repository is what the application needs of order storage. Its methods
+// return errors wrapping [ErrOrderNotFound], [ErrOrderExists] and
+// [ErrConcurrentChange] where those apply.
 type Repository interface {
 	// Find returns the order with identity id.
 	Find(ctx context.Context, id OrderID) (*Order, error)
 	// Save inserts a new order or writes the changes of a loaded one.
 	Save(ctx context.Context, o *Order) error
-	// Remove deletes an order.
-	Remove(ctx context.Context, o *Order) error
 	// Update loads an order, applies change and saves it, in one
-	// transaction.
+	// transaction. When change fails, nothing is saved and its error is
+	// returned.
 	Update(ctx context.Context, id OrderID, change func(*Order) error) error
+	// ListByCustomer returns the orders of customer whose identity is
+	// greater than after, in the order of their identities, at most limit
+	// of them (all of them when limit <= 0). Passing the identity of the
+	// last order of a page as after returns the next page.
+	ListByCustomer(ctx context.Context, customer string, after OrderID, limit int) ([]*Order, error)
 }

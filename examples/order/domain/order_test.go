@@ -9,66 +9,189 @@ import (
 	"github.com/dddkit/dddkit/examples/order/domain"
 )
 
+var (
+	tea    = domain.ItemSpec{Product: "tea", Quantity: 2, UnitPrice: 350}
+	coffee = domain.ItemSpec{Product: "coffee", Quantity: 1, UnitPrice: 1200}
+	milk   = domain.ItemSpec{Product: "milk", Quantity: 1, UnitPrice: 120}
+)
+
+// newOrder returns order 7 of ada: item 1 tea 2 x 3.50, item 2 coffee
+// 1 x 12.00.
 func newOrder(t *testing.T) *domain.Order {
 	t.Helper()
 	r, err := domain.NewRecipientInfo(" Ada ", "+44", " London ")
 	require.NoError(t, err)
-	a, err := domain.NewOrderItem(1, "tea", 2, 350)
-	require.NoError(t, err)
-	b, err := domain.NewOrderItem(2, "coffee", 1, 1200)
-	require.NoError(t, err)
-	o, err := domain.NewOrder(7, "ada", r, a, b)
+	o, err := domain.NewOrder(7, "ada", r, tea, coffee)
 	require.NoError(t, err)
 	return o
 }
 
+// item is what a test compares of an item.
+type item struct {
+	id       domain.ItemID
+	product  string
+	quantity int
+}
+
+func itemsOf(o *domain.Order) []item {
+	var out []item
+	for _, it := range o.Items() {
+		out = append(out, item{it.ID(), it.Product(), it.Quantity()})
+	}
+	return out
+}
+
+func TestNewOrder(t *testing.T) {
+	o := newOrder(t)
+	assert.Equal(t, domain.OrderID(7), o.ID())
+	assert.Equal(t, "ada", o.Customer())
+	assert.Equal(t, domain.RecipientInfo{Name: "Ada", Phone: "+44", Address: "London"}, o.Recipient(), "the recipient is trimmed")
+	assert.Equal(t, domain.Placed, o.Status())
+	assert.Equal(t, []item{{1, "tea", 2}, {2, "coffee", 1}}, itemsOf(o), "items are numbered from 1 in the order given")
+	assert.Equal(t, domain.Money(1900), o.Total())
+	assert.Zero(t, o.Version())
+}
+
 func TestTotalFollowsItems(t *testing.T) {
 	o := newOrder(t)
-	assert.Equal(t, domain.Money(1900), o.Total(), "placing computes the total")
 	require.NoError(t, o.ChangeQuantity(2, 3))
 	assert.Equal(t, domain.Money(4300), o.Total(), "a quantity change recomputes it")
-	it, err := domain.NewOrderItem(o.NextItemID(), "milk", 1, 120)
+	id, err := o.AddItem(milk)
 	require.NoError(t, err)
-	require.NoError(t, o.AddItem(it))
+	assert.Equal(t, domain.ItemID(3), id)
 	assert.Equal(t, domain.Money(4420), o.Total(), "an added item counts")
 	require.NoError(t, o.RemoveItem(1))
 	assert.Equal(t, domain.Money(3720), o.Total(), "a removed item no longer counts")
 	assert.Equal(t, "37.20", o.Total().String())
-	assert.Equal(t, domain.ItemID(4), o.NextItemID())
+	assert.Equal(t, []item{{2, "coffee", 3}, {3, "milk", 1}}, itemsOf(o))
 }
 
+// TestItemIdentitiesAreNotReused removes the item with the highest
+// identity and adds one: the new item gets a new identity, so that a
+// client holding the removed one cannot change the new item by mistake.
+func TestItemIdentitiesAreNotReused(t *testing.T) {
+	o := newOrder(t)
+	id, err := o.AddItem(milk)
+	require.NoError(t, err)
+	require.Equal(t, domain.ItemID(3), id)
+	require.NoError(t, o.RemoveItem(3))
+	id, err = o.AddItem(domain.ItemSpec{Product: "sugar", Quantity: 1, UnitPrice: 200})
+	require.NoError(t, err)
+	assert.Equal(t, domain.ItemID(4), id)
+	_, err = o.Item(3)
+	assert.ErrorIs(t, err, domain.ErrItemNotFound, "item 3 stays gone")
+
+	// A product removed may come back, as a new item.
+	require.NoError(t, o.RemoveItem(1))
+	id, err = o.AddItem(tea)
+	require.NoError(t, err)
+	assert.Equal(t, domain.ItemID(5), id)
+	assert.Equal(t, []item{{2, "coffee", 1}, {4, "sugar", 1}, {5, "tea", 2}}, itemsOf(o))
+}
+
+func TestCancel(t *testing.T) {
+	o := newOrder(t)
+	require.NoError(t, o.Cancel())
+	assert.Equal(t, domain.Cancelled, o.Status())
+
+	// Nothing changes afterwards, cancelling again included.
+	changes := map[string]func() error{
+		"change quantity":  func() error { return o.ChangeQuantity(1, 5) },
+		"add item":         func() error { _, err := o.AddItem(milk); return err },
+		"remove item":      func() error { return o.RemoveItem(1) },
+		"change recipient": func() error { return o.ChangeRecipient(domain.RecipientInfo{Name: "Bob", Address: "Paris"}) },
+		"ship":             o.Ship,
+		"cancel again":     o.Cancel,
+	}
+	for name, change := range changes {
+		assert.ErrorIs(t, change(), domain.ErrCancelled, name)
+	}
+	assert.Equal(t, domain.Cancelled, o.Status())
+	assert.Equal(t, []item{{1, "tea", 2}, {2, "coffee", 1}}, itemsOf(o))
+	assert.Equal(t, domain.Money(1900), o.Total())
+	assert.Equal(t, "Ada", o.Recipient().Name)
+}
+
+func TestCancelShipped(t *testing.T) {
+	o := newOrder(t)
+	require.NoError(t, o.Ship())
+	assert.ErrorIs(t, o.Cancel(), domain.ErrShipped, "a shipped order cannot be cancelled")
+	assert.Equal(t, domain.Shipped, o.Status())
+}
+
+// TestBusinessRules makes changes the domain refuses, each after an
+// optional setup: the refused change leaves the order as it was.
 func TestBusinessRules(t *testing.T) {
+	ship := func(o *domain.Order) error { return o.Ship() }
 	tests := []struct {
 		name   string
 		reason string
+		setup  func(o *domain.Order) error
 		run    func(o *domain.Order) error
 		want   error
 	}{
-		{"zero quantity", "quantities must be positive", func(o *domain.Order) error { return o.ChangeQuantity(1, 0) }, domain.ErrInvalidQuantity},
-		{"unknown item", "only items of the order can change", func(o *domain.Order) error { return o.ChangeQuantity(9, 1) }, domain.ErrItemNotFound},
-		{"last item", "an order keeps at least one item", func(o *domain.Order) error {
-			if err := o.RemoveItem(1); err != nil {
-				return err
-			}
-			return o.RemoveItem(2)
-		}, domain.ErrNoItems},
-		{"shipped", "a shipped order cannot change", func(o *domain.Order) error {
-			if err := o.Ship(); err != nil {
-				return err
-			}
-			return o.ChangeQuantity(1, 5)
-		}, domain.ErrShipped},
+		{"zero quantity", "quantities must be positive", nil, func(o *domain.Order) error { return o.ChangeQuantity(1, 0) }, domain.ErrInvalidQuantity},
+		{"unknown item", "only items of the order can change", nil, func(o *domain.Order) error { return o.ChangeQuantity(9, 1) }, domain.ErrItemNotFound},
+		{"remove unknown item", "only items of the order can go", nil, func(o *domain.Order) error { return o.RemoveItem(9) }, domain.ErrItemNotFound},
+		{"last item", "an order keeps at least one item", func(o *domain.Order) error { return o.RemoveItem(1) },
+			func(o *domain.Order) error { return o.RemoveItem(2) }, domain.ErrNoItems},
+		{"duplicate product", "a product is on one item only", nil, func(o *domain.Order) error {
+			_, err := o.AddItem(domain.ItemSpec{Product: " tea ", Quantity: 1, UnitPrice: 350})
+			return err
+		}, domain.ErrDuplicateProduct},
+		{"empty product", "an item names its product", nil, func(o *domain.Order) error {
+			_, err := o.AddItem(domain.ItemSpec{Product: " ", Quantity: 1})
+			return err
+		}, domain.ErrInvalidProduct},
+		{"negative price", "prices are not negative", nil, func(o *domain.Order) error {
+			_, err := o.AddItem(domain.ItemSpec{Product: "x", Quantity: 1, UnitPrice: -1})
+			return err
+		}, domain.ErrInvalidPrice},
+		{"added zero quantity", "quantities must be positive", nil, func(o *domain.Order) error {
+			_, err := o.AddItem(domain.ItemSpec{Product: "x"})
+			return err
+		}, domain.ErrInvalidQuantity},
+		{"shipped", "a shipped order cannot change", ship, func(o *domain.Order) error { return o.ChangeQuantity(1, 5) }, domain.ErrShipped},
+		{"shipped add", "a shipped order cannot change", ship, func(o *domain.Order) error { _, err := o.AddItem(milk); return err }, domain.ErrShipped},
+		{"ship twice", "an order ships once", ship, ship, domain.ErrShipped},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := newOrder(t)
+			if tt.setup != nil {
+				require.NoError(t, tt.setup(o))
+			}
+			items, total, status := itemsOf(o), o.Total(), o.Status()
 			assert.ErrorIs(t, tt.run(o), tt.want, tt.reason)
+			assert.Equal(t, items, itemsOf(o), "a refused change leaves the items as they were")
+			assert.Equal(t, total, o.Total())
+			assert.Equal(t, status, o.Status())
 		})
 	}
-	_, err := domain.NewOrderItem(1, "x", -1, 1)
+}
+
+func TestNewOrderRules(t *testing.T) {
+	r := domain.RecipientInfo{Name: "a", Address: "b"}
+	_, err := domain.NewOrder(1, "c", r)
+	assert.ErrorIs(t, err, domain.ErrNoItems)
+	_, err = domain.NewOrder(0, "c", r, tea)
+	assert.ErrorIs(t, err, domain.ErrInvalidOrderID)
+	_, err = domain.NewOrder(-1, "c", r, tea)
+	assert.ErrorIs(t, err, domain.ErrInvalidOrderID)
+	_, err = domain.NewOrder(1, " ", r, tea)
+	assert.ErrorIs(t, err, domain.ErrInvalidCustomer)
+	_, err = domain.NewOrder(1, "c", r, domain.ItemSpec{Product: "x", Quantity: -1})
 	assert.ErrorIs(t, err, domain.ErrInvalidQuantity)
+	_, err = domain.NewOrder(1, "c", r, tea, tea)
+	assert.ErrorIs(t, err, domain.ErrDuplicateProduct)
 	_, err = domain.NewRecipientInfo("", "1", "x")
 	assert.ErrorIs(t, err, domain.ErrInvalidContact)
-	_, err = domain.NewOrder(1, "c", domain.RecipientInfo{Name: "a", Address: "b"})
-	assert.ErrorIs(t, err, domain.ErrNoItems)
+	_, err = domain.NewRecipientInfo("x", "1", " ")
+	assert.ErrorIs(t, err, domain.ErrInvalidContact)
+}
+
+func TestMoneyString(t *testing.T) {
+	for m, want := range map[domain.Money]string{0: "0.00", 5: "0.05", 1250: "12.50", -5: "-0.05", -1234: "-12.34"} {
+		assert.Equal(t, want, m.String())
+	}
 }

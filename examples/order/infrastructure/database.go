@@ -26,26 +26,50 @@ var (
 	postgresSchema string
 )
 
-// Schema is the PostgreSQL schema Open works in. Open drops it, with all
-// it holds, and creates it again, so that every run starts empty.
-const Schema = "dddkit_example"
+// DefaultSchema is the PostgreSQL schema Open works in when
+// [Config.Schema] is empty.
+const DefaultSchema = "dddkit_example"
+
+// schemaMark is the comment that marks a PostgreSQL schema as created by
+// this example, the only kind it ever drops. It holds no quote: it is
+// written into a COMMENT statement as a literal.
+const schemaMark = "created by the dddkit order example, which drops it when it starts afresh"
+
+// ErrSchemaNotOwned reports a PostgreSQL schema that exists and was not
+// created by this example: Open leaves it alone, neither dropping it nor
+// creating tables in it.
+var ErrSchemaNotOwned = errors.New("the schema exists and was not created by the order example")
+
+// Config says which database [Open] opens.
+type Config struct {
+	// URL is empty for an embedded SQLite database, or a postgres:// or
+	// postgresql:// URL.
+	URL string
+	// Schema is the PostgreSQL schema to work in; empty means
+	// [DefaultSchema]. It must be a lower-case SQL identifier.
+	Schema string
+	// Fresh empties the PostgreSQL schema first, if Open created it at an
+	// earlier run, by dropping it and creating it again. Without Fresh the
+	// orders stored at earlier runs stay.
+	Fresh bool
+}
 
 // Open opens the example's database and creates its tables from the
-// embedded schema files.
+// embedded schema files, when they do not exist.
 //
-// With an empty url it is an embedded SQLite database (modernc.org/sqlite,
-// foreign keys on) in a temporary file, used through database/sql. With a
-// postgres:// or postgresql:// url it is PostgreSQL through a pgx pool, in
-// the schema [Schema] (set as the connections' search_path), dropped and
-// created again first. Any other url is an error.
+// With an empty URL it is an embedded SQLite database (modernc.org/sqlite,
+// foreign keys on) in a new temporary file, used through database/sql.
+// With a postgres:// or postgresql:// URL it is PostgreSQL through a pgx
+// pool, in the schema of the Config (set as the connections'
+// search_path), prepared by [OpenPostgres]. Any other URL is an error.
 //
 // opts configure the returned handle, for example
 // [sqlstore.WithObserver] to watch the statements sent. closeDB releases
 // the connections and removes the SQLite file.
-func Open(ctx context.Context, url string, opts ...sqlstore.Option) (db *sqlstore.DB, closeDB func() error, err error) {
-	switch {
+func Open(ctx context.Context, cfg Config, opts ...sqlstore.Option) (db *sqlstore.DB, closeDB func() error, err error) {
+	switch url := cfg.URL; {
 	case url == "":
-		x, closeDB, err := openSQLite(ctx)
+		x, closeDB, err := OpenSQLite(ctx)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -55,7 +79,11 @@ func Open(ctx context.Context, url string, opts ...sqlstore.Option) (db *sqlstor
 		}
 		return db, closeDB, nil
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
-		pool, err := openPostgres(ctx, url, Schema)
+		schema := cfg.Schema
+		if schema == "" {
+			schema = DefaultSchema
+		}
+		pool, err := OpenPostgres(ctx, url, schema, cfg.Fresh)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -66,9 +94,9 @@ func Open(ctx context.Context, url string, opts ...sqlstore.Option) (db *sqlstor
 	}
 }
 
-// openSQLite creates a SQLite database in a new temporary directory and its
-// tables. The returned function closes it and removes the directory.
-func openSQLite(ctx context.Context) (*sqlx.DB, func() error, error) {
+// OpenSQLite creates a SQLite database in a new temporary directory and
+// its tables. The returned function closes it and removes the directory.
+func OpenSQLite(ctx context.Context) (*sqlx.DB, func() error, error) {
 	dir, err := os.MkdirTemp("", "dddkit-order-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("open SQLite: %w", err)
@@ -87,18 +115,24 @@ func openSQLite(ctx context.Context) (*sqlx.DB, func() error, error) {
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
-// openPostgres drops and creates the PostgreSQL schema named schema, opens
-// a pool whose connections use it as their search_path, and creates the
-// tables in it.
-func openPostgres(ctx context.Context, url, schema string) (*pgxpool.Pool, error) {
+// OpenPostgres prepares the PostgreSQL schema named schema, opens a pool
+// whose connections use it as their search_path, and creates the tables in
+// it, when they do not exist.
+//
+// A schema that does not exist is created, and marked with a comment as
+// created by this example. A marked schema is used as it is, or, with
+// fresh, dropped with all it holds and created again. A schema that exists
+// and is not marked is never dropped nor written to: OpenPostgres fails
+// with an error wrapping [ErrSchemaNotOwned].
+func OpenPostgres(ctx context.Context, url, schema string, fresh bool) (*pgxpool.Pool, error) {
 	if !schemaName.MatchString(schema) {
-		return nil, fmt.Errorf("open PostgreSQL: invalid schema name %q", schema)
+		return nil, fmt.Errorf("open PostgreSQL: invalid schema name %q: want a lower-case SQL identifier", schema)
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open PostgreSQL: %w", err)
 	}
-	if err := recreateSchema(ctx, cfg.ConnConfig.Copy(), schema); err != nil {
+	if err := prepareSchema(ctx, cfg.ConnConfig.Copy(), schema, fresh); err != nil {
 		return nil, err
 	}
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
@@ -114,17 +148,40 @@ func openPostgres(ctx context.Context, url, schema string) (*pgxpool.Pool, error
 	return pool, nil
 }
 
-// recreateSchema drops schema, if it exists, and creates it, on a
-// connection of its own.
-func recreateSchema(ctx context.Context, cfg *pgx.ConnConfig, schema string) error {
+// prepareSchema creates schema if it is missing, or drops and creates it
+// again if fresh is set and it bears the example's mark, in one
+// transaction on a connection of its own. Concurrent calls for one schema
+// wait for each other.
+func prepareSchema(ctx context.Context, cfg *pgx.ConnConfig, schema string, fresh bool) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("open PostgreSQL: %w", err)
 	}
 	defer conn.Close(ctx)
 	q := pgx.Identifier{schema}.Sanitize()
-	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+q+" CASCADE; CREATE SCHEMA "+q); err != nil {
-		return fmt.Errorf("recreate PostgreSQL schema %s: %w", schema, err)
+	create := "CREATE SCHEMA " + q + "; COMMENT ON SCHEMA " + q + " IS '" + schemaMark + "'"
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext($1))", "dddkit order example schema "+schema); err != nil {
+			return err
+		}
+		var comment *string
+		err := tx.QueryRow(ctx, "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1", schema).Scan(&comment)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			_, err = tx.Exec(ctx, create)
+			return err
+		case err != nil:
+			return err
+		case comment == nil || *comment != schemaMark:
+			return fmt.Errorf("%w: %s", ErrSchemaNotOwned, schema)
+		case fresh:
+			_, err = tx.Exec(ctx, "DROP SCHEMA "+q+" CASCADE; "+create)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("prepare PostgreSQL schema %s: %w", schema, err)
 	}
 	return nil
 }

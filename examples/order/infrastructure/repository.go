@@ -1,24 +1,37 @@
 // Package infrastructure stores the order model with dddkit: the
-// [OrderRepository], and [Open], which opens the database (an embedded
-// SQLite database, or PostgreSQL through pgx) and creates the tables of the
-// embedded schema files.
+// [OrderRepository], which implements the domain's Repository, and [Open],
+// which opens the database (an embedded SQLite database, or PostgreSQL
+// through pgx) and creates the tables of the embedded schema files.
 //
 // An order is one row of the table orders (its RecipientInfo value object
 // flattened into the recipient_* columns) and one row of order_items per
 // item. The repository writes only what changed since the order was loaded.
+//
+// On PostgreSQL the example works in a schema of its own, [DefaultSchema]
+// unless told otherwise, and never drops a schema it did not create: a
+// missing schema is created and marked as the example's with a comment;
+// only a marked schema is ever dropped, when [Config.Fresh] asks to start
+// afresh; an existing schema without the mark is refused, untouched (see
+// [OpenPostgres]).
 package infrastructure
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/dddkit/dddkit/examples/order/domain"
+	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/repository/sqlstore"
 )
 
-// OrderRepository stores orders. It implements [domain.Repository]: Find,
-// Save, Remove and Update come from the embedded sqlstore repository.
+// OrderRepository stores orders on a sqlstore database. It implements
+// [domain.Repository], and Remove. Its errors wrap both the domain's
+// errors and those of package repository, such as
+// [domain.ErrOrderNotFound] and [repository.ErrNotFound].
 type OrderRepository struct {
-	*sqlstore.Repository[*domain.Order, domain.OrderID]
+	orders *sqlstore.Repository[*domain.Order, domain.OrderID]
 }
 
 var _ domain.Repository = (*OrderRepository)(nil)
@@ -38,11 +51,70 @@ var orderMapping = sync.OnceValues(func() (*sqlstore.Mapping[*domain.Order], err
 func NewOrderRepository(db *sqlstore.DB) (*OrderRepository, error) {
 	m, err := orderMapping()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("order mapping: %w", err)
 	}
-	s, err := sqlstore.NewRepository[*domain.Order, domain.OrderID](db, m)
+	r, err := sqlstore.NewRepository[*domain.Order, domain.OrderID](db, m)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("order repository: %w", err)
 	}
-	return &OrderRepository{s}, nil
+	return &OrderRepository{orders: r}, nil
+}
+
+// Find returns the order with identity id, and tracks it.
+func (r *OrderRepository) Find(ctx context.Context, id domain.OrderID) (*domain.Order, error) {
+	o, err := r.orders.Find(ctx, id)
+	if err != nil {
+		return nil, domainError(err)
+	}
+	return o, nil
+}
+
+// Save inserts a new order, or writes what changed in a tracked one: only
+// the changed rows and columns, or nothing.
+func (r *OrderRepository) Save(ctx context.Context, o *domain.Order) error {
+	return domainError(r.orders.Save(ctx, o))
+}
+
+// Remove deletes an order and its items.
+func (r *OrderRepository) Remove(ctx context.Context, o *domain.Order) error {
+	return domainError(r.orders.Remove(ctx, o))
+}
+
+// Update loads the order with identity id, applies change and saves it, in
+// one transaction of the repository's database.
+func (r *OrderRepository) Update(ctx context.Context, id domain.OrderID, change func(*domain.Order) error) error {
+	return domainError(r.orders.Update(ctx, id, change))
+}
+
+// ListByCustomer returns the orders of customer with an identity greater
+// than after, in the order of their identities, at most limit of them (all
+// when limit <= 0), children included, and tracks them. It pages by key:
+// one SELECT of the orders WHERE customer = ? AND id > ? ORDER BY id LIMIT
+// ?, and one of their items, in one round trip on pgx.
+func (r *OrderRepository) ListByCustomer(ctx context.Context, customer string, after domain.OrderID, limit int) ([]*domain.Order, error) {
+	q := sqlstore.Where(sqlstore.Eq("customer", customer)).OrderBy("id").Limit(max(limit, 0))
+	if after > 0 {
+		q = q.After(after)
+	}
+	orders, err := r.orders.FindAll(ctx, q)
+	if err != nil {
+		return nil, domainError(err)
+	}
+	return orders, nil
+}
+
+// domainError wraps err, an error of package repository or sqlstore, with
+// the domain's error of the same meaning, if any.
+func domainError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, repository.ErrNotFound):
+		return fmt.Errorf("%w: %w", domain.ErrOrderNotFound, err)
+	case errors.Is(err, repository.ErrExists):
+		return fmt.Errorf("%w: %w", domain.ErrOrderExists, err)
+	case errors.Is(err, repository.ErrConflict):
+		return fmt.Errorf("%w: %w", domain.ErrConcurrentChange, err)
+	}
+	return err
 }

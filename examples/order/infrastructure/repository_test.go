@@ -1,9 +1,10 @@
-package infrastructure
+package infrastructure_test
 
 import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -11,6 +12,8 @@ import (
 
 	"github.com/dddkit/dddkit/examples/order/application"
 	"github.com/dddkit/dddkit/examples/order/domain"
+	"github.com/dddkit/dddkit/examples/order/infrastructure"
+	"github.com/dddkit/dddkit/examples/order/infrastructure/infratest"
 	"github.com/dddkit/dddkit/repository"
 )
 
@@ -22,15 +25,15 @@ const orderID = domain.OrderID(1)
 
 // fixture is a repository and a service on a backend.
 type fixture struct {
-	*backend
-	repo *OrderRepository
+	*infratest.Backend
+	repo *infrastructure.OrderRepository
 	svc  *application.Service
 }
 
-func newFixture(t *testing.T, b *backend) *fixture {
-	repo, err := NewOrderRepository(b.db)
+func newFixture(t *testing.T, b *infratest.Backend) *fixture {
+	repo, err := infrastructure.NewOrderRepository(b.DB)
 	require.NoError(t, err)
-	return &fixture{backend: b, repo: repo, svc: application.NewService(repo)}
+	return &fixture{Backend: b, repo: repo, svc: application.NewService(repo)}
 }
 
 // place places order 1: tea 2 x 3.50, coffee 1 x 12.00, milk 3 x 1.20
@@ -40,19 +43,19 @@ func (f *fixture) place(t *testing.T) *domain.Order {
 	r, err := domain.NewRecipientInfo("Ada Lovelace", "+44 20 7946 0000", "12 St James's Square, London")
 	require.NoError(t, err)
 	o, err := f.svc.PlaceOrder(context.Background(), orderID, "ada", r,
-		application.NewItem{Product: "tea", Quantity: 2, UnitPrice: 350},
-		application.NewItem{Product: "coffee", Quantity: 1, UnitPrice: 1200},
-		application.NewItem{Product: "milk", Quantity: 3, UnitPrice: 120},
+		domain.ItemSpec{Product: "tea", Quantity: 2, UnitPrice: 350},
+		domain.ItemSpec{Product: "coffee", Quantity: 1, UnitPrice: 1200},
+		domain.ItemSpec{Product: "milk", Quantity: 3, UnitPrice: 120},
 	)
 	require.NoError(t, err)
-	f.log.reset()
+	f.Log.Reset()
 	return o
 }
 
 // orderRow is what the database holds of an order.
 type orderRow struct {
 	Customer, RecipientName, RecipientPhone, RecipientAddress string
-	Total, Version                                            int64
+	LastItemID, Total, Version                                int64
 	Status                                                    string
 	Items                                                     []itemRow
 }
@@ -69,16 +72,16 @@ type itemRow struct {
 func (f *fixture) stored(t *testing.T, id domain.OrderID) (orderRow, bool) {
 	t.Helper()
 	var o orderRow
-	rows, err := f.raw.Query(f.raw.Rebind(`SELECT customer, recipient_name, recipient_phone, recipient_address, total, version, status FROM orders WHERE id = ?`), int64(id))
+	rows, err := f.Raw.Query(f.Raw.Rebind(`SELECT customer, recipient_name, recipient_phone, recipient_address, last_item_id, total, version, status FROM orders WHERE id = ?`), int64(id))
 	require.NoError(t, err)
 	found := false
 	for rows.Next() {
 		found = true
-		require.NoError(t, rows.Scan(&o.Customer, &o.RecipientName, &o.RecipientPhone, &o.RecipientAddress, &o.Total, &o.Version, &o.Status))
+		require.NoError(t, rows.Scan(&o.Customer, &o.RecipientName, &o.RecipientPhone, &o.RecipientAddress, &o.LastItemID, &o.Total, &o.Version, &o.Status))
 	}
 	require.NoError(t, rows.Err())
 	require.NoError(t, rows.Close())
-	rows, err = f.raw.Query(f.raw.Rebind(`SELECT id, product, quantity, unit_price FROM order_items WHERE order_id = ? ORDER BY id`), int64(id))
+	rows, err = f.Raw.Query(f.Raw.Rebind(`SELECT id, product, quantity, unit_price FROM order_items WHERE order_id = ? ORDER BY id`), int64(id))
 	require.NoError(t, err)
 	for rows.Next() {
 		var it itemRow
@@ -97,7 +100,7 @@ func (f *fixture) stored(t *testing.T, id domain.OrderID) (orderRow, bool) {
 func (f *fixture) count(t *testing.T, q string, args ...any) int64 {
 	t.Helper()
 	var n int64
-	require.NoError(t, f.raw.Get(&n, f.raw.Rebind(q), args...), q)
+	require.NoError(t, f.Raw.Get(&n, f.Raw.Rebind(q), args...), q)
 	return n
 }
 
@@ -116,7 +119,7 @@ func withQuantity(it itemRow, q int64) itemRow { it.Quantity = q; return it }
 // TestScenario runs the example's steps and checks each one's statements
 // and what the database holds after it.
 func TestScenario(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b *backend) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
 		f := newFixture(t, b)
 
 		// 1. Place an order with 3 items: the order's row, then one
@@ -124,38 +127,38 @@ func TestScenario(t *testing.T) {
 		r, err := domain.NewRecipientInfo("Ada Lovelace", "+44 20 7946 0000", "12 St James's Square, London")
 		require.NoError(t, err)
 		_, err = f.svc.PlaceOrder(ctx(), orderID, "ada", r,
-			application.NewItem{Product: "tea", Quantity: 2, UnitPrice: 350},
-			application.NewItem{Product: "coffee", Quantity: 1, UnitPrice: 1200},
-			application.NewItem{Product: "milk", Quantity: 3, UnitPrice: 120},
+			domain.ItemSpec{Product: "tea", Quantity: 2, UnitPrice: 350},
+			domain.ItemSpec{Product: "coffee", Quantity: 1, UnitPrice: 1200},
+			domain.ItemSpec{Product: "milk", Quantity: 3, UnitPrice: 120},
 		)
 		require.NoError(t, err)
-		require.Equal(t, []write{{"INSERT", "orders", nil}, {"INSERT", "order_items", nil}}, f.log.writes())
-		if f.pgx {
-			require.Equal(t, 1, f.log.trips(), "one batch")
+		require.Equal(t, []string{"INSERT orders", "INSERT order_items"}, f.Log.Writes())
+		if f.PGX {
+			require.Equal(t, 1, f.Log.RoundTrips(), "one batch")
 		} else {
-			require.Len(t, f.log.all(), 4, "BEGIN, 2 INSERTs, COMMIT")
+			require.Len(t, f.Log.Statements(), 4, "BEGIN, 2 INSERTs, COMMIT")
 		}
 		got, ok := f.stored(t, orderID)
 		require.True(t, ok)
 		require.Equal(t, orderRow{
 			Customer: "ada", RecipientName: "Ada Lovelace", RecipientPhone: "+44 20 7946 0000", RecipientAddress: "12 St James's Square, London",
-			Total: 2260, Version: 0, Status: "placed", Items: items(tea, coffee, milk),
+			LastItemID: 3, Total: 2260, Version: 0, Status: "placed", Items: items(tea, coffee, milk),
 		}, got)
 
 		// 2. Change the quantity of item 2: one UPDATE of the item's
 		// quantity, one of the order's total and version; nothing else.
-		f.log.reset()
+		f.Log.Reset()
 		o, err := f.svc.ChangeQuantity(ctx(), orderID, 2, 4)
 		require.NoError(t, err)
-		require.Equal(t, []write{
-			{"UPDATE", "orders", []string{"total", "version"}},
-			{"UPDATE", "order_items", []string{"quantity"}},
-		}, f.log.writes())
-		dml := f.log.dml()
+		require.Equal(t, []string{
+			"UPDATE orders (total, version)",
+			"UPDATE order_items (quantity)",
+		}, f.Log.Writes())
+		dml := dmlOf(f.Log)
 		require.Equal(t, []any{int64(5860), int64(1), int64(1), int64(0)}, ints(dml[0].args))
 		require.Equal(t, []any{int64(4), int64(1), int64(2)}, ints(dml[1].args))
-		if f.pgx {
-			require.Equal(t, 3, f.log.trips(), "load with BEGIN; save; COMMIT")
+		if f.PGX {
+			require.Equal(t, 3, f.Log.RoundTrips(), "load with BEGIN; save; COMMIT")
 		}
 		got, _ = f.stored(t, orderID)
 		require.Equal(t, int64(5860), got.Total)
@@ -164,43 +167,71 @@ func TestScenario(t *testing.T) {
 		require.Equal(t, int64(1), o.Version())
 
 		// 3. Add an item and remove item 1 in one change: one DELETE, one
-		// INSERT of order_items, one UPDATE of orders.
-		f.log.reset()
-		o, err = f.svc.AdjustItems(ctx(), orderID, []application.NewItem{{Product: "sugar", Quantity: 1, UnitPrice: 200}}, []domain.ItemID{1})
+		// INSERT of order_items, one UPDATE of orders, whose last item
+		// identity moves on: the new item is item 4.
+		f.Log.Reset()
+		o, err = f.svc.AdjustItems(ctx(), orderID, []domain.ItemSpec{{Product: "sugar", Quantity: 1, UnitPrice: 200}}, []domain.ItemID{1})
 		require.NoError(t, err)
-		require.Equal(t, []write{
-			{"UPDATE", "orders", []string{"total", "version"}},
-			{"DELETE", "order_items", nil},
-			{"INSERT", "order_items", nil},
-		}, f.log.writes())
-		if f.pgx {
-			require.Equal(t, 3, f.log.trips(), "load with BEGIN; save; COMMIT")
+		require.Equal(t, []string{
+			"UPDATE orders (last_item_id, total, version)",
+			"DELETE order_items",
+			"INSERT order_items",
+		}, f.Log.Writes())
+		if f.PGX {
+			require.Equal(t, 3, f.Log.RoundTrips(), "load with BEGIN; save; COMMIT")
 		}
 		got, _ = f.stored(t, orderID)
 		require.Equal(t, int64(5360), got.Total)
+		require.Equal(t, int64(4), got.LastItemID)
 		require.Equal(t, int64(2), got.Version)
 		require.Equal(t, items(withQuantity(coffee, 4), milk, itemRow{4, "sugar", 1, 200}), got.Items)
 
 		// 4. Save the tracked order again, unchanged, without loading it:
 		// no statement at all.
-		f.log.reset()
+		f.Log.Reset()
 		require.NoError(t, f.repo.Save(ctx(), o))
-		require.Empty(t, f.log.all())
+		require.Empty(t, f.Log.Statements())
 		require.Equal(t, int64(2), o.Version())
 
-		// 5. Remove the order: its items, then the order.
-		f.log.reset()
-		require.NoError(t, f.svc.Cancel(ctx(), orderID))
-		require.Equal(t, []write{{"DELETE", "order_items", nil}, {"DELETE", "orders", nil}}, f.log.writes())
-		if f.pgx {
-			require.Equal(t, 2, f.log.trips(), "load; remove")
+		// 5. Cancel the order: one UPDATE of its status and version; the
+		// order and its items stay.
+		f.Log.Reset()
+		o, err = f.svc.Cancel(ctx(), orderID)
+		require.NoError(t, err)
+		require.Equal(t, []string{"UPDATE orders (status, version)"}, f.Log.Writes())
+		dml = dmlOf(f.Log)
+		require.Equal(t, []any{domain.Cancelled, int64(3), int64(1), int64(2)}, ints(dml[0].args))
+		if f.PGX {
+			require.Equal(t, 3, f.Log.RoundTrips(), "load with BEGIN; save; COMMIT")
 		}
-		_, ok = f.stored(t, orderID)
-		require.False(t, ok)
-		require.Zero(t, f.count(t, `SELECT count(*) FROM order_items`))
-		_, err = f.repo.Find(ctx(), orderID)
-		require.ErrorIs(t, err, repository.ErrNotFound)
+		require.Equal(t, domain.Cancelled, o.Status())
+		got, ok = f.stored(t, orderID)
+		require.True(t, ok)
+		require.Equal(t, "cancelled", got.Status)
+		require.Equal(t, int64(3), got.Version)
+		require.Equal(t, items(withQuantity(coffee, 4), milk, itemRow{4, "sugar", 1, 200}), got.Items)
+		o, err = f.repo.Find(ctx(), orderID)
+		require.NoError(t, err)
+		require.Equal(t, domain.Cancelled, o.Status(), "loaded back cancelled")
 	})
+}
+
+// sent is a statement's text and arguments.
+type sent struct {
+	sql  string
+	args []any
+}
+
+// dmlOf returns the INSERT, UPDATE and DELETE statements recorded, failed
+// ones included, with their arguments.
+func dmlOf(l *infrastructure.StatementLog) []sent {
+	var out []sent
+	for _, s := range l.Statements() {
+		if _, ok := infrastructure.Summarize(s.SQL); ok {
+			out = append(out, sent{s.SQL, s.Args})
+		}
+	}
+	return out
 }
 
 // ints converts integer arguments of named types (domain.Money, ItemID...)
@@ -223,10 +254,10 @@ func ints(args []any) []any {
 // would: the first save wins, the second fails with ErrConflict and
 // writes nothing.
 func TestConflict(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b *backend) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
 		f := newFixture(t, b)
 		f.place(t)
-		second, err := NewOrderRepository(f.other)
+		second, err := infrastructure.NewOrderRepository(f.Other)
 		require.NoError(t, err)
 
 		mine, err := f.repo.Find(ctx(), orderID)
@@ -262,7 +293,7 @@ var errAbort = errors.New("the application aborts its transaction")
 // fails: nothing persists, and saving again sends the same statements
 // with the same arguments, which then persist.
 func TestRollbackThenRetry(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b *backend) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
 		f := newFixture(t, b)
 		f.place(t)
 		o, err := f.repo.Find(ctx(), orderID)
@@ -270,36 +301,36 @@ func TestRollbackThenRetry(t *testing.T) {
 		require.NoError(t, o.ChangeQuantity(2, 6))
 		require.NoError(t, o.RemoveItem(3))
 
-		f.log.reset()
-		err = f.db.InTx(ctx(), func(ctx context.Context) error {
+		f.Log.Reset()
+		err = f.DB.InTx(ctx(), func(ctx context.Context) error {
 			if err := f.repo.Save(ctx, o); err != nil {
 				return err
 			}
 			return errAbort
 		})
 		require.ErrorIs(t, err, errAbort)
-		first := f.log.dml()
+		first := dmlOf(f.Log)
 		require.Len(t, first, 3, "UPDATE orders, DELETE item 3, UPDATE item 2")
-		require.Equal(t, "ROLLBACK", f.log.all()[len(f.log.all())-1].SQL)
+		require.Equal(t, "ROLLBACK", f.Log.Statements()[len(f.Log.Statements())-1].SQL)
 		require.Equal(t, int64(0), o.Version(), "the version is restored by the rollback")
 		got, _ := f.stored(t, orderID)
 		require.Equal(t, int64(0), got.Version)
 		require.Equal(t, int64(2260), got.Total)
 		require.Equal(t, items(tea, coffee, milk), got.Items)
 
-		f.log.reset()
-		require.NoError(t, f.db.InTx(ctx(), func(ctx context.Context) error { return f.repo.Save(ctx, o) }))
-		require.Equal(t, first, f.log.dml(), "the retry sends the same changes")
-		require.Equal(t, "COMMIT", f.log.all()[len(f.log.all())-1].SQL)
+		f.Log.Reset()
+		require.NoError(t, f.DB.InTx(ctx(), func(ctx context.Context) error { return f.repo.Save(ctx, o) }))
+		require.Equal(t, first, dmlOf(f.Log), "the retry sends the same changes")
+		require.Equal(t, "COMMIT", f.Log.Statements()[len(f.Log.Statements())-1].SQL)
 		got, _ = f.stored(t, orderID)
 		require.Equal(t, int64(1), got.Version)
 		require.Equal(t, int64(700+7200), got.Total)
 		require.Equal(t, items(tea, withQuantity(coffee, 6)), got.Items)
 
 		// Committed: the snapshot advanced.
-		f.log.reset()
+		f.Log.Reset()
 		require.NoError(t, f.repo.Save(ctx(), o))
-		require.Empty(t, f.log.all())
+		require.Empty(t, f.Log.Statements())
 	})
 }
 
@@ -324,38 +355,38 @@ func TestFailedStatement(t *testing.T) {
 			name = "in-transaction"
 		}
 		t.Run(name, func(t *testing.T) {
-			forEachBackend(t, func(t *testing.T, b *backend) {
+			infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
 				f := newFixture(t, b)
 				f.place(t)
 				save := func(o *domain.Order) error {
 					if !inTx {
 						return f.repo.Save(ctx(), o)
 					}
-					return f.db.InTx(ctx(), func(ctx context.Context) error { return f.repo.Save(ctx, o) })
+					return f.DB.InTx(ctx(), func(ctx context.Context) error { return f.repo.Save(ctx, o) })
 				}
 				o, err := f.repo.Find(ctx(), orderID)
 				require.NoError(t, err)
 				require.NoError(t, o.ChangeQuantity(2, 5))
 				forceQuantity(t, o, 3, 0)
 
-				f.log.reset()
+				f.Log.Reset()
 				err = save(o)
 				require.Error(t, err)
 				require.NotErrorIs(t, err, repository.ErrConflict)
 				var failed []string
-				for _, s := range f.log.all() {
+				for _, s := range f.Log.Statements() {
 					if s.Err != nil {
 						failed = append(failed, s.SQL)
 					}
 				}
 				require.Len(t, failed, 1)
-				w, ok := parseWrite(failed[0])
+				w, ok := infrastructure.Summarize(failed[0])
 				require.True(t, ok)
-				require.Equal(t, write{"UPDATE", "order_items", []string{"quantity"}}, w)
-				require.Equal(t, []write{
-					{"UPDATE", "orders", []string{"total", "version"}},
-					{"UPDATE", "order_items", []string{"quantity"}},
-				}, f.log.writes(), "the statements before the failing one went through")
+				require.Equal(t, "UPDATE order_items (quantity)", w)
+				require.Equal(t, []string{
+					"UPDATE orders (total, version)",
+					"UPDATE order_items (quantity)",
+				}, f.Log.Writes(), "the statements before the failing one went through")
 				require.Equal(t, int64(0), o.Version())
 
 				got, _ := f.stored(t, orderID)
@@ -366,13 +397,13 @@ func TestFailedStatement(t *testing.T) {
 				// Fix the quantity through the domain and save again: both
 				// items' changes are sent, as the snapshot did not move.
 				require.NoError(t, o.ChangeQuantity(3, 2))
-				f.log.reset()
+				f.Log.Reset()
 				require.NoError(t, save(o))
-				require.Equal(t, []write{
-					{"UPDATE", "orders", []string{"total", "version"}},
-					{"UPDATE", "order_items", []string{"quantity"}},
-					{"UPDATE", "order_items", []string{"quantity"}},
-				}, f.log.writes())
+				require.Equal(t, []string{
+					"UPDATE orders (total, version)",
+					"UPDATE order_items (quantity)",
+					"UPDATE order_items (quantity)",
+				}, f.Log.Writes())
 				got, _ = f.stored(t, orderID)
 				require.Equal(t, int64(1), got.Version)
 				require.Equal(t, int64(700+6000+240), got.Total)
@@ -384,21 +415,21 @@ func TestFailedStatement(t *testing.T) {
 
 // TestBusinessRules checks that what the domain refuses writes nothing.
 func TestBusinessRules(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b *backend) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
 		f := newFixture(t, b)
 		r, err := domain.NewRecipientInfo("Ada", "", "London")
 		require.NoError(t, err)
 
 		// Refused before any statement.
-		_, err = f.svc.PlaceOrder(ctx(), 2, "ada", r, application.NewItem{Product: "tea", Quantity: 0, UnitPrice: 350})
+		_, err = f.svc.PlaceOrder(ctx(), 2, "ada", r, domain.ItemSpec{Product: "tea", Quantity: 0, UnitPrice: 350})
 		require.ErrorIs(t, err, domain.ErrInvalidQuantity)
 		_, err = f.svc.PlaceOrder(ctx(), 2, "ada", r)
 		require.ErrorIs(t, err, domain.ErrNoItems)
 		_, err = f.svc.PlaceOrder(ctx(), 2, "ada", r,
-			application.NewItem{Product: "tea", Quantity: 1, UnitPrice: 350},
-			application.NewItem{Product: "tea", Quantity: 2, UnitPrice: 350})
+			domain.ItemSpec{Product: "tea", Quantity: 1, UnitPrice: 350},
+			domain.ItemSpec{Product: "tea", Quantity: 2, UnitPrice: 350})
 		require.ErrorIs(t, err, domain.ErrDuplicateProduct)
-		require.Empty(t, f.log.all())
+		require.Empty(t, f.Log.Statements())
 		require.Zero(t, f.count(t, `SELECT count(*) FROM orders`))
 
 		f.place(t)
@@ -409,16 +440,16 @@ func TestBusinessRules(t *testing.T) {
 		noWrite := func(err, target error) {
 			t.Helper()
 			require.ErrorIs(t, err, target)
-			require.Empty(t, f.log.writes())
+			require.Empty(t, f.Log.Writes())
 			got, _ := f.stored(t, orderID)
 			require.Equal(t, want, got)
-			f.log.reset()
+			f.Log.Reset()
 		}
 		_, err = f.svc.ChangeQuantity(ctx(), orderID, 2, 0)
 		noWrite(err, domain.ErrInvalidQuantity)
 		_, err = f.svc.ChangeQuantity(ctx(), orderID, 2, -3)
 		noWrite(err, domain.ErrInvalidQuantity)
-		_, err = f.svc.AdjustItems(ctx(), orderID, []application.NewItem{{Product: "milk", Quantity: 1, UnitPrice: 120}}, nil)
+		_, err = f.svc.AdjustItems(ctx(), orderID, []domain.ItemSpec{{Product: "milk", Quantity: 1, UnitPrice: 120}}, nil)
 		noWrite(err, domain.ErrDuplicateProduct)
 		_, err = f.svc.AdjustItems(ctx(), orderID, nil, []domain.ItemID{1, 2, 3})
 		noWrite(err, domain.ErrNoItems)
@@ -426,21 +457,197 @@ func TestBusinessRules(t *testing.T) {
 		// A shipped order cannot change.
 		o, err := f.svc.Ship(ctx(), orderID)
 		require.NoError(t, err)
-		require.Equal(t, []write{{"UPDATE", "orders", []string{"status", "version"}}}, f.log.writes())
+		require.Equal(t, []string{"UPDATE orders (status, version)"}, f.Log.Writes())
 		want, _ = f.stored(t, orderID)
 		require.Equal(t, "shipped", want.Status)
 		require.Equal(t, int64(1), want.Version)
-		f.log.reset()
+		f.Log.Reset()
 
 		_, err = f.svc.ChangeQuantity(ctx(), orderID, 2, 3)
 		noWrite(err, domain.ErrShipped)
-		_, err = f.svc.AdjustItems(ctx(), orderID, []application.NewItem{{Product: "sugar", Quantity: 1, UnitPrice: 200}}, nil)
+		_, err = f.svc.AdjustItems(ctx(), orderID, []domain.ItemSpec{{Product: "sugar", Quantity: 1, UnitPrice: 200}}, nil)
 		noWrite(err, domain.ErrShipped)
 		_, err = f.svc.Ship(ctx(), orderID)
 		noWrite(err, domain.ErrShipped)
-		noWrite(f.svc.Cancel(ctx(), orderID), domain.ErrShipped)
+		_, err = f.svc.Cancel(ctx(), orderID)
+		noWrite(err, domain.ErrShipped)
 		noWrite(o.ChangeQuantity(1, 5), domain.ErrShipped)
 		require.NoError(t, f.repo.Save(ctx(), o))
-		require.Empty(t, f.log.all(), "the refused change left the order unchanged")
+		require.Empty(t, f.Log.Statements(), "the refused change left the order unchanged")
+	})
+}
+
+// TestCancelled cancels an order: every later change is refused with
+// ErrCancelled, cancelling again included, and writes nothing.
+func TestCancelled(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		f := newFixture(t, b)
+		f.place(t)
+		_, err := f.svc.Cancel(ctx(), orderID)
+		require.NoError(t, err)
+		want, _ := f.stored(t, orderID)
+		require.Equal(t, "cancelled", want.Status)
+		require.Equal(t, int64(1), want.Version)
+		f.Log.Reset()
+
+		refused := map[string]func() error{
+			"cancel again":    func() error { _, err := f.svc.Cancel(ctx(), orderID); return err },
+			"ship":            func() error { _, err := f.svc.Ship(ctx(), orderID); return err },
+			"change quantity": func() error { _, err := f.svc.ChangeQuantity(ctx(), orderID, 2, 3); return err },
+			"add item": func() error {
+				_, _, err := f.svc.AddItem(ctx(), orderID, domain.ItemSpec{Product: "sugar", Quantity: 1, UnitPrice: 200})
+				return err
+			},
+			"remove item": func() error { _, err := f.svc.RemoveItem(ctx(), orderID, 1); return err },
+		}
+		for name, change := range refused {
+			require.ErrorIs(t, change(), domain.ErrCancelled, name)
+			require.Empty(t, f.Log.Writes(), name)
+			got, _ := f.stored(t, orderID)
+			require.Equal(t, want, got, name)
+		}
+	})
+}
+
+// TestRepositoryErrors checks the domain's errors of the repository: a
+// missing order, an identity taken, a concurrent change.
+func TestRepositoryErrors(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		f := newFixture(t, b)
+		_, err := f.svc.Get(ctx(), 9)
+		require.ErrorIs(t, err, domain.ErrOrderNotFound)
+		require.ErrorIs(t, err, repository.ErrNotFound, "the library's error stays visible")
+		_, err = f.svc.Cancel(ctx(), 9)
+		require.ErrorIs(t, err, domain.ErrOrderNotFound)
+
+		f.place(t)
+		r, err := domain.NewRecipientInfo("Bob", "", "Paris")
+		require.NoError(t, err)
+		_, err = f.svc.PlaceOrder(ctx(), orderID, "bob", r, domain.ItemSpec{Product: "tea", Quantity: 1, UnitPrice: 350})
+		require.ErrorIs(t, err, domain.ErrOrderExists)
+		got, _ := f.stored(t, orderID)
+		require.Equal(t, "ada", got.Customer, "the first order stays")
+
+		mine, err := f.repo.Find(ctx(), orderID)
+		require.NoError(t, err)
+		_, err = f.svc.Ship(ctx(), orderID)
+		require.NoError(t, err)
+		require.NoError(t, mine.Cancel())
+		err = f.repo.Save(ctx(), mine)
+		require.ErrorIs(t, err, domain.ErrConcurrentChange)
+		require.ErrorIs(t, err, repository.ErrConflict)
+		got, _ = f.stored(t, orderID)
+		require.Equal(t, "shipped", got.Status, "the stale cancel wrote nothing")
+	})
+}
+
+// TestListByCustomer pages through a customer's orders by key: each page
+// is one query of the customer's orders after the last one seen, with
+// their items, in identity order, and the orders are tracked.
+func TestListByCustomer(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		f := newFixture(t, b)
+		r, err := domain.NewRecipientInfo("Ada", "", "London")
+		require.NoError(t, err)
+		// Orders 1 to 7: ada has 1, 2, 4, 6 and 7, bob 3 and 5.
+		for id := domain.OrderID(1); id <= 7; id++ {
+			customer := "ada"
+			if id == 3 || id == 5 {
+				customer = "bob"
+			}
+			specs := []domain.ItemSpec{{Product: "tea", Quantity: int(id), UnitPrice: 350}}
+			if id%2 == 0 {
+				specs = append(specs, domain.ItemSpec{Product: "milk", Quantity: 1, UnitPrice: 120})
+			}
+			_, err := f.svc.PlaceOrder(ctx(), id, customer, r, specs...)
+			require.NoError(t, err)
+		}
+
+		type listed struct {
+			id    domain.OrderID
+			items int
+			tea   int
+		}
+		page := func(after domain.OrderID, limit int) []listed {
+			t.Helper()
+			f.Log.Reset()
+			orders, err := f.repo.ListByCustomer(ctx(), "ada", after, limit)
+			require.NoError(t, err)
+			var out []listed
+			for _, o := range orders {
+				require.Equal(t, "ada", o.Customer())
+				tea, err := o.Item(1)
+				require.NoError(t, err)
+				out = append(out, listed{o.ID(), len(o.Items()), tea.Quantity()})
+			}
+			if f.PGX {
+				require.Equal(t, 1, f.Log.RoundTrips(), "orders and items in one batch")
+			}
+			var roots []string
+			for _, s := range f.Log.Statements() {
+				if strings.HasPrefix(s.SQL, `SELECT "id", "customer"`) {
+					roots = append(roots, s.SQL)
+				}
+			}
+			require.Len(t, roots, 1)
+			require.Contains(t, roots[0], `WHERE "customer" = `)
+			if limit > 0 {
+				require.Contains(t, roots[0], ` ORDER BY "id" LIMIT `)
+			}
+			require.NotContains(t, roots[0], "OFFSET")
+			if after > 0 {
+				require.Contains(t, roots[0], `("id") > (`, "keyset paging")
+			}
+			return out
+		}
+		require.Equal(t, []listed{{1, 1, 1}, {2, 2, 2}}, page(0, 2))
+		require.Equal(t, []listed{{4, 2, 4}, {6, 2, 6}}, page(2, 2))
+		require.Equal(t, []listed{{7, 1, 7}}, page(6, 2))
+		require.Empty(t, page(7, 2))
+		require.Equal(t, []listed{{1, 1, 1}, {2, 2, 2}, {4, 2, 4}, {6, 2, 6}, {7, 1, 7}}, page(0, 0), "no limit")
+		require.Equal(t, []listed{{4, 2, 4}, {6, 2, 6}, {7, 1, 7}}, page(3, 10), "after an identity of another customer's order")
+
+		// The orders listed are tracked: unchanged, a save sends nothing;
+		// changed, it sends only the change.
+		orders, err := f.repo.ListByCustomer(ctx(), "ada", 4, 1)
+		require.NoError(t, err)
+		require.Len(t, orders, 1)
+		f.Log.Reset()
+		require.NoError(t, f.repo.Save(ctx(), orders[0]))
+		require.Empty(t, f.Log.Statements())
+		require.NoError(t, orders[0].ChangeQuantity(2, 5))
+		require.NoError(t, f.repo.Save(ctx(), orders[0]))
+		require.Equal(t, []string{"UPDATE orders (total, version)", "UPDATE order_items (quantity)"}, f.Log.Writes())
+
+		// Through the service: pages of two with a cursor, to the end.
+		var ids []domain.OrderID
+		var after domain.OrderID
+		pages := 0
+		for {
+			p, err := f.svc.ListByCustomer(ctx(), "ada", after, 2)
+			require.NoError(t, err)
+			pages++
+			for _, o := range p.Orders {
+				ids = append(ids, o.ID())
+			}
+			if p.Next == 0 {
+				break
+			}
+			after = p.Next
+		}
+		require.Equal(t, []domain.OrderID{1, 2, 4, 6, 7}, ids)
+		require.Equal(t, 3, pages)
+		p, err := f.svc.ListByCustomer(ctx(), "ada", 0, 5)
+		require.NoError(t, err)
+		require.Len(t, p.Orders, 5)
+		require.Zero(t, p.Next, "a full last page has no next page")
+		p, err = f.svc.ListByCustomer(ctx(), "nobody", 0, 0)
+		require.NoError(t, err)
+		require.Empty(t, p.Orders)
+		require.Zero(t, p.Next)
+		_, err = f.svc.ListByCustomer(ctx(), "ada", 0, application.MaxPageSize+1)
+		require.ErrorIs(t, err, application.ErrInvalidPage)
+		_, err = f.svc.ListByCustomer(ctx(), "ada", -1, 1)
+		require.ErrorIs(t, err, application.ErrInvalidPage)
 	})
 }

@@ -4,8 +4,9 @@ CREATE TABLE IF NOT EXISTS orders (
     recipient_name    TEXT   NOT NULL,
     recipient_phone   TEXT   NOT NULL,
     recipient_address TEXT   NOT NULL,
+    last_item_id      BIGINT NOT NULL,
     total             BIGINT NOT NULL CHECK (total >= 0),
-    status            TEXT   NOT NULL,
+    status            TEXT   NOT NULL CHECK (status IN ('placed', 'shipped', 'cancelled')),
     version           BIGINT NOT NULL
 );
 
@@ -18,3 +19,6 @@ CREATE TABLE IF NOT EXISTS order_items (
     PRIMARY KEY (order_id, id),
     UNIQUE (order_id, product)
 );
+
+-- The customer's orders, paged by identity.
+CREATE INDEX IF NOT EXISTS orders_customer_id ON orders (customer, id);

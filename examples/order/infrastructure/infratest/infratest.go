@@ -1,0 +1,140 @@
+// Package infratest opens the databases that the tests of the order
+// example run on: SQLite through database/sql always, and PostgreSQL
+// through a pgx pool and through database/sql (driver "pgx") when the
+// environment variable DDDKIT_TEST_POSTGRES_DSN holds a DSN. Each
+// PostgreSQL test works in a schema of its own, named at random and
+// dropped when the test ends.
+package infratest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/examples/order/infrastructure"
+	"github.com/dddkit/dddkit/repository/sqlstore"
+)
+
+// DSNEnv is the environment variable that holds the PostgreSQL DSN of the
+// tests.
+const DSNEnv = "DDDKIT_TEST_POSTGRES_DSN"
+
+// SkipPostgres is the message of a PostgreSQL test skipped for want of a
+// DSN.
+const SkipPostgres = DSNEnv + " is not set: skipping the PostgreSQL suite"
+
+// Backend is one database under test, with its tables created.
+type Backend struct {
+	// Name is "sqlite", "postgres/pgxpool" or "postgres/database-sql".
+	Name string
+	// DB sends its statements to Log.
+	DB  *sqlstore.DB
+	Log *infrastructure.StatementLog
+	// Other is a second handle on the same database, unobserved: the
+	// database as another process sees it.
+	Other *sqlstore.DB
+	// PGX is set for the native pgx backend: every operation is one batch.
+	PGX bool
+	// Raw reads the database back with plain SQL: write "?" placeholders
+	// and Rebind.
+	Raw *sqlx.DB
+}
+
+// ForEach runs body once per backend, as subtests named after them.
+// The PostgreSQL ones skip without a DSN.
+func ForEach(t *testing.T, body func(t *testing.T, b *Backend)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { body(t, SQLite(t)) })
+	t.Run("postgres/pgxpool", func(t *testing.T) { body(t, PGXPool(t)) })
+	t.Run("postgres/database-sql", func(t *testing.T) { body(t, PGDatabaseSQL(t)) })
+}
+
+// SQLite returns a backend on a new SQLite database, removed when t ends.
+func SQLite(t *testing.T) *Backend {
+	t.Helper()
+	x, closeDB, err := infrastructure.OpenSQLite(context.Background())
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, closeDB()) })
+	log := &infrastructure.StatementLog{}
+	db, err := sqlstore.NewSQL(x, sqlstore.WithObserver(log.Observe))
+	require.NoError(t, err)
+	other, err := sqlstore.NewSQL(x)
+	require.NoError(t, err)
+	return &Backend{Name: "sqlite", DB: db, Log: log, Other: other, Raw: x}
+}
+
+// PostgresSchema skips t without a DSN, else returns the DSN and the name
+// of a schema that does not exist yet, which is dropped when t ends.
+func PostgresSchema(t *testing.T) (dsn, schema string) {
+	t.Helper()
+	dsn = os.Getenv(DSNEnv)
+	if dsn == "" {
+		t.Skip(SkipPostgres)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	schema = "dddkit_order_test_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		ctx := context.Background()
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return dsn, schema
+}
+
+// PGXPool returns a backend on PostgreSQL through a pgx pool, in a schema
+// of its own, or skips t without a DSN.
+func PGXPool(t *testing.T) *Backend {
+	t.Helper()
+	dsn, schema := PostgresSchema(t)
+	pool, err := infrastructure.OpenPostgres(context.Background(), dsn, schema, false)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	raw := sqlx.NewDb(stdlib.OpenDBFromPool(pool), "pgx")
+	t.Cleanup(func() { raw.Close() })
+	log := &infrastructure.StatementLog{}
+	return &Backend{
+		Name:  "postgres/pgxpool",
+		DB:    sqlstore.NewPGX(pool, sqlstore.WithObserver(log.Observe)),
+		Log:   log,
+		Other: sqlstore.NewPGX(pool),
+		PGX:   true,
+		Raw:   raw,
+	}
+}
+
+// PGDatabaseSQL returns a backend on PostgreSQL through database/sql
+// (driver "pgx"), in a schema of its own, or skips t without a DSN.
+func PGDatabaseSQL(t *testing.T) *Backend {
+	t.Helper()
+	dsn, schema := PostgresSchema(t)
+	// OpenPostgres creates the schema and its tables.
+	pool, err := infrastructure.OpenPostgres(context.Background(), dsn, schema, false)
+	require.NoError(t, err)
+	pool.Close()
+	cfg, err := pgx.ParseConfig(dsn)
+	require.NoError(t, err)
+	cfg.RuntimeParams["search_path"] = schema
+	x := sqlx.NewDb(stdlib.OpenDB(*cfg), "pgx")
+	t.Cleanup(func() { x.Close() })
+	log := &infrastructure.StatementLog{}
+	db, err := sqlstore.NewSQL(x, sqlstore.WithObserver(log.Observe))
+	require.NoError(t, err)
+	other, err := sqlstore.NewSQL(x)
+	require.NoError(t, err)
+	return &Backend{Name: "postgres/database-sql", DB: db, Log: log, Other: other, Raw: x}
+}

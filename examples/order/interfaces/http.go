@@ -1,0 +1,444 @@
+// Package interfaces is the order example's HTTP API: it decodes JSON
+// requests, runs the application's use cases and encodes the orders, and
+// the domain's errors, as JSON.
+//
+// The routes:
+//
+//	POST   /orders                          place an order                 201, Location
+//	GET    /orders/{id}                     get an order                   200
+//	GET    /customers/{customer}/orders     list a customer's orders       200, paged: ?limit=&after=
+//	POST   /orders/{id}/items               add an item                    201, Location
+//	PATCH  /orders/{id}/items/{item}        change an item's quantity      200
+//	DELETE /orders/{id}/items/{item}        remove an item                 200
+//	POST   /orders/{id}/ship                ship the order                 200
+//	POST   /orders/{id}/cancel              cancel the order               200
+//
+// A request body is one JSON object (application/json) of at most 1 MiB;
+// unknown fields are refused. Every answer but a success without content
+// is JSON: an order, a page of orders, or an error. Amounts (unit_price,
+// subtotal, total) are integer cents. The client chooses the identity of
+// a new order; the order numbers its items.
+//
+// An order is
+//
+//	{"id": 1, "customer": "ada",
+//	 "recipient": {"name": "Ada Lovelace", "phone": "+44 20 7946 0000", "address": "12 St James's Square, London"},
+//	 "status": "placed",
+//	 "items": [{"id": 1, "product": "tea", "quantity": 2, "unit_price": 350, "subtotal": 700}],
+//	 "total": 700, "version": 0}
+//
+// and a page of orders is {"orders": [...], "next": "4"}: pass next as the
+// after parameter to get the next page; it is absent on the last page.
+// limit is 1 to 100, 20 by default.
+//
+// An error is {"code": "cancelled", "message": "..."}, with the status:
+//
+//	400 bad_request, invalid_page: a request that cannot be read
+//	404 not_found, order_not_found, item_not_found
+//	405 method_not_allowed
+//	409 order_exists, concurrent_change, shipped, cancelled, duplicate_product:
+//	    the order's state forbids the change
+//	413 too_large; 415 unsupported_media_type
+//	422 invalid_order_id, invalid_customer, invalid_recipient, invalid_product,
+//	    invalid_quantity, invalid_price, no_items: the domain's rules refuse it
+//	500 internal: logged, with no detail in the answer
+package interfaces
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/dddkit/dddkit/examples/order/application"
+	"github.com/dddkit/dddkit/examples/order/domain"
+)
+
+// maxBody is the largest request body read.
+const maxBody = 1 << 20
+
+// api serves the routes of the package documentation.
+type api struct {
+	svc *application.Service
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// NewHandler returns the HTTP API over svc. Internal errors are logged to
+// logger (slog.Default() when nil).
+func NewHandler(svc *application.Service, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	a := &api{svc: svc, log: logger, mux: http.NewServeMux()}
+	a.mux.HandleFunc("POST /orders", a.placeOrder)
+	a.mux.HandleFunc("GET /orders/{id}", a.getOrder)
+	a.mux.HandleFunc("GET /customers/{customer}/orders", a.listOrders)
+	a.mux.HandleFunc("POST /orders/{id}/items", a.addItem)
+	a.mux.HandleFunc("PATCH /orders/{id}/items/{item}", a.changeQuantity)
+	a.mux.HandleFunc("DELETE /orders/{id}/items/{item}", a.removeItem)
+	a.mux.HandleFunc("POST /orders/{id}/ship", a.ship)
+	a.mux.HandleFunc("POST /orders/{id}/cancel", a.cancel)
+	return a
+}
+
+// ServeHTTP routes r. A request that matches no route gets a JSON error,
+// 404 or 405 (with the Allow header), as the ServeMux decides.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h, pattern := a.mux.Handler(r); pattern == "" {
+		rec := &statusRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		if allow := rec.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+		}
+		code := "not_found"
+		if rec.status == http.StatusMethodNotAllowed {
+			code = "method_not_allowed"
+		}
+		writeError(w, rec.status, code, http.StatusText(rec.status))
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// statusRecorder keeps the status and headers of the ServeMux's answer to
+// a request that matches no route, and drops its body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header         { return s.header }
+func (s *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusRecorder) WriteHeader(status int)      { s.status = status }
+
+// The JSON of requests.
+type (
+	placeOrderRequest struct {
+		ID        domain.OrderID `json:"id"`
+		Customer  string         `json:"customer"`
+		Recipient recipientJSON  `json:"recipient"`
+		Items     []itemRequest  `json:"items"`
+	}
+	itemRequest struct {
+		Product   string       `json:"product"`
+		Quantity  int          `json:"quantity"`
+		UnitPrice domain.Money `json:"unit_price"`
+	}
+	quantityRequest struct {
+		Quantity int `json:"quantity"`
+	}
+)
+
+func (it itemRequest) spec() domain.ItemSpec {
+	return domain.ItemSpec{Product: it.Product, Quantity: it.Quantity, UnitPrice: it.UnitPrice}
+}
+
+// The JSON of answers.
+type (
+	orderJSON struct {
+		ID        domain.OrderID `json:"id"`
+		Customer  string         `json:"customer"`
+		Recipient recipientJSON  `json:"recipient"`
+		Status    domain.Status  `json:"status"`
+		Items     []itemJSON     `json:"items"`
+		Total     domain.Money   `json:"total"`
+		Version   int64          `json:"version"`
+	}
+	recipientJSON struct {
+		Name    string `json:"name"`
+		Phone   string `json:"phone"`
+		Address string `json:"address"`
+	}
+	itemJSON struct {
+		ID        domain.ItemID `json:"id"`
+		Product   string        `json:"product"`
+		Quantity  int           `json:"quantity"`
+		UnitPrice domain.Money  `json:"unit_price"`
+		Subtotal  domain.Money  `json:"subtotal"`
+	}
+	pageJSON struct {
+		Orders []orderJSON `json:"orders"`
+		Next   string      `json:"next,omitempty"`
+	}
+	errorJSON struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+)
+
+func orderOf(o *domain.Order) orderJSON {
+	r := o.Recipient()
+	out := orderJSON{
+		ID:        o.ID(),
+		Customer:  o.Customer(),
+		Recipient: recipientJSON{Name: r.Name, Phone: r.Phone, Address: r.Address},
+		Status:    o.Status(),
+		Items:     []itemJSON{},
+		Total:     o.Total(),
+		Version:   o.Version(),
+	}
+	for _, it := range o.Items() {
+		out.Items = append(out.Items, itemJSON{ID: it.ID(), Product: it.Product(), Quantity: it.Quantity(), UnitPrice: it.UnitPrice(), Subtotal: it.Subtotal()})
+	}
+	return out
+}
+
+func (a *api) placeOrder(w http.ResponseWriter, r *http.Request) {
+	var req placeOrderRequest
+	if !a.decode(w, r, &req) {
+		return
+	}
+	recipient, err := domain.NewRecipientInfo(req.Recipient.Name, req.Recipient.Phone, req.Recipient.Address)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	specs := make([]domain.ItemSpec, len(req.Items))
+	for i, it := range req.Items {
+		specs[i] = it.spec()
+	}
+	o, err := a.svc.PlaceOrder(r.Context(), req.ID, req.Customer, recipient, specs...)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", orderPath(o.ID()))
+	writeJSON(w, http.StatusCreated, orderOf(o))
+}
+
+func (a *api) getOrder(w http.ResponseWriter, r *http.Request) {
+	id, ok := orderID(w, r)
+	if !ok {
+		return
+	}
+	o, err := a.svc.Get(r.Context(), id)
+	a.answer(w, r, o, err)
+}
+
+func (a *api) listOrders(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, after := 0, int64(0)
+	var err error
+	if s := q.Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_page", fmt.Sprintf("limit %q is not an integer", s))
+			return
+		}
+	}
+	if s := q.Get("after"); s != "" {
+		if after, err = strconv.ParseInt(s, 10, 64); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_page", fmt.Sprintf("after %q is not a cursor of this API", s))
+			return
+		}
+	}
+	p, err := a.svc.ListByCustomer(r.Context(), r.PathValue("customer"), domain.OrderID(after), limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := pageJSON{Orders: make([]orderJSON, 0, len(p.Orders))}
+	for _, o := range p.Orders {
+		out.Orders = append(out.Orders, orderOf(o))
+	}
+	if p.Next != 0 {
+		out.Next = strconv.FormatInt(int64(p.Next), 10)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *api) addItem(w http.ResponseWriter, r *http.Request) {
+	id, ok := orderID(w, r)
+	if !ok {
+		return
+	}
+	var req itemRequest
+	if !a.decode(w, r, &req) {
+		return
+	}
+	o, item, err := a.svc.AddItem(r.Context(), id, req.spec())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", orderPath(id)+"/items/"+strconv.FormatInt(int64(item), 10))
+	writeJSON(w, http.StatusCreated, orderOf(o))
+}
+
+func (a *api) changeQuantity(w http.ResponseWriter, r *http.Request) {
+	id, item, ok := itemID(w, r)
+	if !ok {
+		return
+	}
+	var req quantityRequest
+	if !a.decode(w, r, &req) {
+		return
+	}
+	o, err := a.svc.ChangeQuantity(r.Context(), id, item, req.Quantity)
+	a.answer(w, r, o, err)
+}
+
+func (a *api) removeItem(w http.ResponseWriter, r *http.Request) {
+	id, item, ok := itemID(w, r)
+	if !ok {
+		return
+	}
+	o, err := a.svc.RemoveItem(r.Context(), id, item)
+	a.answer(w, r, o, err)
+}
+
+func (a *api) ship(w http.ResponseWriter, r *http.Request) {
+	id, ok := orderID(w, r)
+	if !ok {
+		return
+	}
+	o, err := a.svc.Ship(r.Context(), id)
+	a.answer(w, r, o, err)
+}
+
+func (a *api) cancel(w http.ResponseWriter, r *http.Request) {
+	id, ok := orderID(w, r)
+	if !ok {
+		return
+	}
+	o, err := a.svc.Cancel(r.Context(), id)
+	a.answer(w, r, o, err)
+}
+
+// answer writes o, or the error.
+func (a *api) answer(w http.ResponseWriter, r *http.Request, o *domain.Order, err error) {
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, orderOf(o))
+}
+
+func orderPath(id domain.OrderID) string {
+	return "/orders/" + url.PathEscape(strconv.FormatInt(int64(id), 10))
+}
+
+// orderID reads the path's order identity, or answers 400.
+func orderID(w http.ResponseWriter, r *http.Request) (domain.OrderID, bool) {
+	n, ok := pathID(w, r, "id", "order")
+	return domain.OrderID(n), ok
+}
+
+// itemID reads the path's order and item identities, or answers 400.
+func itemID(w http.ResponseWriter, r *http.Request) (domain.OrderID, domain.ItemID, bool) {
+	id, ok := orderID(w, r)
+	if !ok {
+		return 0, 0, false
+	}
+	n, ok := pathID(w, r, "item", "item")
+	return id, domain.ItemID(n), ok
+}
+
+func pathID(w http.ResponseWriter, r *http.Request, name, what string) (int64, bool) {
+	s := r.PathValue(name)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("%s identity %q is not a positive integer", what, s))
+		return 0, false
+	}
+	return n, true
+}
+
+// decode reads the request's JSON body into v, or answers 400, 413 or 415
+// and reports false.
+func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "the body must be application/json")
+			return false
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if dec.Decode(&struct{}{}) != io.EOF {
+			err = errors.New("more than one JSON value")
+		}
+	}
+	if err == nil {
+		return true
+	}
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", mbe.Limit))
+		return false
+	}
+	if errors.Is(err, io.EOF) {
+		err = errors.New("empty body")
+	}
+	writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: "+err.Error())
+	return false
+}
+
+// problem is how the API answers an error that wraps err.
+type problem struct {
+	err    error
+	status int
+	code   string
+	// detail shows the error's own text, made of the request's values and
+	// the domain's words; otherwise the message is err's text alone.
+	detail bool
+}
+
+// problems maps the errors of the domain and the application to answers,
+// the first match winning.
+var problems = []problem{
+	{domain.ErrOrderNotFound, http.StatusNotFound, "order_not_found", false},
+	{domain.ErrItemNotFound, http.StatusNotFound, "item_not_found", true},
+	{domain.ErrOrderExists, http.StatusConflict, "order_exists", false},
+	{domain.ErrConcurrentChange, http.StatusConflict, "concurrent_change", false},
+	{domain.ErrShipped, http.StatusConflict, "shipped", false},
+	{domain.ErrCancelled, http.StatusConflict, "cancelled", false},
+	{domain.ErrDuplicateProduct, http.StatusConflict, "duplicate_product", true},
+	{domain.ErrInvalidOrderID, http.StatusUnprocessableEntity, "invalid_order_id", false},
+	{domain.ErrInvalidCustomer, http.StatusUnprocessableEntity, "invalid_customer", false},
+	{domain.ErrInvalidContact, http.StatusUnprocessableEntity, "invalid_recipient", false},
+	{domain.ErrInvalidProduct, http.StatusUnprocessableEntity, "invalid_product", false},
+	{domain.ErrInvalidQuantity, http.StatusUnprocessableEntity, "invalid_quantity", false},
+	{domain.ErrInvalidPrice, http.StatusUnprocessableEntity, "invalid_price", false},
+	{domain.ErrNoItems, http.StatusUnprocessableEntity, "no_items", false},
+	{application.ErrInvalidPage, http.StatusBadRequest, "invalid_page", true},
+}
+
+// fail answers err: with its problem's status when it has one, else 500,
+// logged.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	for _, p := range problems {
+		if errors.Is(err, p.err) {
+			msg := p.err.Error()
+			if p.detail {
+				msg = err.Error()
+			}
+			writeError(w, p.status, p.code, msg)
+			return
+		}
+	}
+	a.log.ErrorContext(r.Context(), "order API: internal error", "method", r.Method, "path", r.URL.Path, "error", err)
+	writeError(w, http.StatusInternalServerError, "internal", "internal error")
+}
+
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, errorJSON{Code: code, Message: message})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // the types written cannot fail to encode
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
