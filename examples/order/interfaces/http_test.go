@@ -1,0 +1,412 @@
+package interfaces_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/examples/order/application"
+	"github.com/dddkit/dddkit/examples/order/infrastructure"
+	"github.com/dddkit/dddkit/examples/order/infrastructure/infratest"
+	"github.com/dddkit/dddkit/examples/order/interfaces"
+)
+
+// The API is tested end to end: HTTP requests to a test server over the
+// application service and the repository on each backend of infratest.
+
+// api is a test server of the API on a backend, and a client of it.
+type api struct {
+	t   *testing.T
+	b   *infratest.Backend
+	srv *httptest.Server
+	log *lockedBuffer
+}
+
+func newAPI(t *testing.T, b *infratest.Backend) *api {
+	repo, err := infrastructure.NewOrderRepository(b.DB)
+	require.NoError(t, err)
+	log := &lockedBuffer{}
+	srv := httptest.NewServer(interfaces.NewHandler(application.NewService(repo), slog.New(slog.NewTextHandler(log, nil))))
+	t.Cleanup(srv.Close)
+	return &api{t: t, b: b, srv: srv, log: log}
+}
+
+// response is an answer of the API.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends a request with a JSON body, if not empty, and returns the
+// answer, which must be JSON.
+func (a *api) do(method, path, body string) response {
+	a.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, a.srv.URL+path, rd)
+	require.NoError(a.t, err)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.srv.Client().Do(req)
+	require.NoError(a.t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(a.t, err)
+	require.Equal(a.t, "application/json", resp.Header.Get("Content-Type"), "%s %s: %s", method, path, b)
+	require.True(a.t, json.Valid(b), "%s %s: %s", method, path, b)
+	return response{resp.StatusCode, resp.Header, b}
+}
+
+// order sends a request that must succeed with status and returns the
+// order answered.
+func (a *api) order(method, path, body string, status int) order {
+	a.t.Helper()
+	r := a.do(method, path, body)
+	require.Equal(a.t, status, r.status, "%s %s: %s", method, path, r.body)
+	var o order
+	strictDecode(a.t, r.body, &o)
+	return o
+}
+
+// fails sends a request that must fail with status and code.
+func (a *api) fails(method, path, body string, status int, code string) errorBody {
+	a.t.Helper()
+	r := a.do(method, path, body)
+	require.Equal(a.t, status, r.status, "%s %s: %s", method, path, r.body)
+	var e errorBody
+	strictDecode(a.t, r.body, &e)
+	require.Equal(a.t, code, e.Code, "%s %s: %s", method, path, r.body)
+	require.NotEmpty(a.t, e.Message)
+	for _, internal := range []string{"sqlstore", "repository:", "SELECT", "orders\""} {
+		require.NotContains(a.t, e.Message, internal, "no detail of the storage in an answer")
+	}
+	return e
+}
+
+func strictDecode(t *testing.T, b []byte, v any) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(v), string(b))
+}
+
+// The JSON the API answers, as a client reads it.
+type (
+	order struct {
+		ID        int64     `json:"id"`
+		Customer  string    `json:"customer"`
+		Recipient recipient `json:"recipient"`
+		Status    string    `json:"status"`
+		Items     []item    `json:"items"`
+		Total     int64     `json:"total"`
+		Version   int64     `json:"version"`
+	}
+	recipient struct {
+		Name    string `json:"name"`
+		Phone   string `json:"phone"`
+		Address string `json:"address"`
+	}
+	item struct {
+		ID        int64  `json:"id"`
+		Product   string `json:"product"`
+		Quantity  int    `json:"quantity"`
+		UnitPrice int64  `json:"unit_price"`
+		Subtotal  int64  `json:"subtotal"`
+	}
+	page struct {
+		Orders []order `json:"orders"`
+		Next   string  `json:"next"`
+	}
+	errorBody struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+)
+
+const placeAda = `{"id": 1, "customer": "ada",
+	"recipient": {"name": "Ada Lovelace", "phone": "+44 20 7946 0000", "address": "12 St James's Square, London"},
+	"items": [
+		{"product": "tea", "quantity": 2, "unit_price": 350},
+		{"product": "coffee", "quantity": 1, "unit_price": 1200},
+		{"product": "milk", "quantity": 3, "unit_price": 120}]}`
+
+func TestPlaceAndGet(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		a := newAPI(t, b)
+		r := a.do("POST", "/orders", placeAda)
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		require.Equal(t, "/orders/1", r.header.Get("Location"))
+		want := `{"id": 1, "customer": "ada",
+			"recipient": {"name": "Ada Lovelace", "phone": "+44 20 7946 0000", "address": "12 St James's Square, London"},
+			"status": "placed",
+			"items": [
+				{"id": 1, "product": "tea", "quantity": 2, "unit_price": 350, "subtotal": 700},
+				{"id": 2, "product": "coffee", "quantity": 1, "unit_price": 1200, "subtotal": 1200},
+				{"id": 3, "product": "milk", "quantity": 3, "unit_price": 120, "subtotal": 360}],
+			"total": 2260, "version": 0}`
+		assert.JSONEq(t, want, string(r.body))
+		require.Equal(t, []string{"INSERT orders", "INSERT order_items"}, b.Log.Writes())
+
+		r = a.do("GET", "/orders/1", "")
+		require.Equal(t, http.StatusOK, r.status)
+		assert.JSONEq(t, want, string(r.body), "read back from the database")
+
+		a.fails("GET", "/orders/2", "", http.StatusNotFound, "order_not_found")
+		e := a.fails("POST", "/orders", placeAda, http.StatusConflict, "order_exists")
+		assert.Equal(t, "order: an order with this identity exists", e.Message)
+		var n int
+		require.NoError(t, b.Raw.Get(&n, "SELECT count(*) FROM orders"))
+		require.Equal(t, 1, n)
+	})
+}
+
+func TestItems(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		a := newAPI(t, b)
+		a.order("POST", "/orders", placeAda, http.StatusCreated)
+
+		// Add an item: the order numbers it; Location names it.
+		r := a.do("POST", "/orders/1/items", `{"product": "sugar", "quantity": 1, "unit_price": 200}`)
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		require.Equal(t, "/orders/1/items/4", r.header.Get("Location"))
+		var o order
+		strictDecode(t, r.body, &o)
+		require.Equal(t, item{4, "sugar", 1, 200, 200}, o.Items[3])
+		require.Equal(t, int64(2460), o.Total)
+		require.Equal(t, int64(1), o.Version)
+
+		// Change a quantity: one UPDATE of the item, one of the order.
+		b.Log.Reset()
+		o = a.order("PATCH", "/orders/1/items/2", `{"quantity": 4}`, http.StatusOK)
+		require.Equal(t, item{2, "coffee", 4, 1200, 4800}, o.Items[1])
+		require.Equal(t, int64(6060), o.Total)
+		require.Equal(t, []string{"UPDATE orders (total, version)", "UPDATE order_items (quantity)"}, b.Log.Writes())
+
+		// Remove an item, then add one: its identity is new.
+		o = a.order("DELETE", "/orders/1/items/4", "", http.StatusOK)
+		require.Len(t, o.Items, 3)
+		require.Equal(t, int64(5860), o.Total)
+		r = a.do("POST", "/orders/1/items", `{"product": "honey", "quantity": 1, "unit_price": 500}`)
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		require.Equal(t, "/orders/1/items/5", r.header.Get("Location"), "item 4 is not given again")
+
+		// What the domain refuses, and what does not exist.
+		before := a.order("GET", "/orders/1", "", http.StatusOK)
+		b.Log.Reset()
+		a.fails("PATCH", "/orders/1/items/2", `{"quantity": 0}`, http.StatusUnprocessableEntity, "invalid_quantity")
+		a.fails("PATCH", "/orders/1/items/2", `{}`, http.StatusUnprocessableEntity, "invalid_quantity")
+		a.fails("PATCH", "/orders/1/items/4", `{"quantity": 2}`, http.StatusNotFound, "item_not_found")
+		a.fails("DELETE", "/orders/1/items/4", "", http.StatusNotFound, "item_not_found")
+		a.fails("PATCH", "/orders/9/items/1", `{"quantity": 2}`, http.StatusNotFound, "order_not_found")
+		e := a.fails("POST", "/orders/1/items", `{"product": "tea", "quantity": 1, "unit_price": 350}`, http.StatusConflict, "duplicate_product")
+		assert.Contains(t, e.Message, "tea")
+		a.fails("POST", "/orders/1/items", `{"product": "", "quantity": 1, "unit_price": 350}`, http.StatusUnprocessableEntity, "invalid_product")
+		a.fails("POST", "/orders/1/items", `{"product": "jam", "quantity": 1, "unit_price": -1}`, http.StatusUnprocessableEntity, "invalid_price")
+		a.fails("POST", "/orders/9/items", `{"product": "jam", "quantity": 1, "unit_price": 1}`, http.StatusNotFound, "order_not_found")
+		require.Empty(t, b.Log.Writes(), "nothing refused is written")
+		require.Equal(t, before, a.order("GET", "/orders/1", "", http.StatusOK))
+
+		// An order keeps one item at least.
+		for _, it := range before.Items[1:] {
+			a.order("DELETE", "/orders/1/items/"+strconv.FormatInt(it.ID, 10), "", http.StatusOK)
+		}
+		a.fails("DELETE", "/orders/1/items/1", "", http.StatusUnprocessableEntity, "no_items")
+	})
+}
+
+// TestCancel cancels an order through the API: an UPDATE of its status,
+// after which the order is still there and refuses every change.
+func TestCancel(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		a := newAPI(t, b)
+		a.order("POST", "/orders", placeAda, http.StatusCreated)
+		b.Log.Reset()
+		o := a.order("POST", "/orders/1/cancel", "", http.StatusOK)
+		require.Equal(t, "cancelled", o.Status)
+		require.Equal(t, int64(1), o.Version)
+		require.Equal(t, []string{"UPDATE orders (status, version)"}, b.Log.Writes(), "a cancel is an UPDATE, not a DELETE")
+		require.Equal(t, o, a.order("GET", "/orders/1", "", http.StatusOK), "the cancelled order stays")
+
+		b.Log.Reset()
+		e := a.fails("POST", "/orders/1/cancel", "", http.StatusConflict, "cancelled")
+		assert.Equal(t, "order: a cancelled order cannot change", e.Message)
+		a.fails("POST", "/orders/1/ship", "", http.StatusConflict, "cancelled")
+		a.fails("PATCH", "/orders/1/items/1", `{"quantity": 5}`, http.StatusConflict, "cancelled")
+		a.fails("POST", "/orders/1/items", `{"product": "sugar", "quantity": 1, "unit_price": 200}`, http.StatusConflict, "cancelled")
+		a.fails("DELETE", "/orders/1/items/1", "", http.StatusConflict, "cancelled")
+		require.Empty(t, b.Log.Writes())
+
+		// A shipped order cannot be cancelled.
+		a.order("POST", "/orders", strings.Replace(placeAda, `"id": 1`, `"id": 2`, 1), http.StatusCreated)
+		require.Equal(t, "shipped", a.order("POST", "/orders/2/ship", "", http.StatusOK).Status)
+		a.fails("POST", "/orders/2/cancel", "", http.StatusConflict, "shipped")
+		require.Equal(t, "shipped", a.order("GET", "/orders/2", "", http.StatusOK).Status)
+		a.fails("POST", "/orders/3/cancel", "", http.StatusNotFound, "order_not_found")
+	})
+}
+
+// TestListByCustomer pages through a customer's orders with the cursor the
+// API returns.
+func TestListByCustomer(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		a := newAPI(t, b)
+		// ada has orders 1, 2, 4, 6 and 7; bob 3 and 5.
+		for id := 1; id <= 7; id++ {
+			customer := "ada"
+			if id == 3 || id == 5 {
+				customer = "bob"
+			}
+			body := `{"id": ` + strconv.Itoa(id) + `, "customer": "` + customer + `", "recipient": {"name": "R", "address": "A"},
+				"items": [{"product": "tea", "quantity": ` + strconv.Itoa(id) + `, "unit_price": 100}]}`
+			a.order("POST", "/orders", body, http.StatusCreated)
+		}
+		list := func(query string) page {
+			t.Helper()
+			r := a.do("GET", "/customers/ada/orders"+query, "")
+			require.Equal(t, http.StatusOK, r.status, string(r.body))
+			var p page
+			strictDecode(t, r.body, &p)
+			for _, o := range p.Orders {
+				require.Equal(t, "ada", o.Customer)
+				require.Equal(t, int(o.ID), o.Items[0].Quantity, "each order with its items")
+			}
+			return p
+		}
+		ids := func(p page) []int64 {
+			out := []int64{}
+			for _, o := range p.Orders {
+				out = append(out, o.ID)
+			}
+			return out
+		}
+
+		var got [][]int64
+		var cursors []string
+		query := "?limit=2"
+		for pages := 0; ; pages++ {
+			require.Less(t, pages, 5, "the pages end")
+			p := list(query)
+			got = append(got, ids(p))
+			if p.Next == "" {
+				break
+			}
+			cursors = append(cursors, p.Next)
+			query = "?limit=2&after=" + p.Next
+		}
+		require.Equal(t, [][]int64{{1, 2}, {4, 6}, {7}}, got)
+		require.Equal(t, []string{"2", "6"}, cursors)
+
+		require.Equal(t, []int64{1, 2, 4, 6, 7}, ids(list("")), "the default page holds them all")
+		p := list("?limit=5")
+		require.Len(t, p.Orders, 5)
+		require.Empty(t, p.Next, "no next page after a full last one")
+		require.Equal(t, []int64{4, 6, 7}, ids(list("?after=3")))
+
+		r := a.do("GET", "/customers/nobody/orders", "")
+		require.Equal(t, http.StatusOK, r.status)
+		assert.JSONEq(t, `{"orders": []}`, string(r.body))
+
+		a.fails("GET", "/customers/ada/orders?limit=101", "", http.StatusBadRequest, "invalid_page")
+		a.fails("GET", "/customers/ada/orders?limit=-1", "", http.StatusBadRequest, "invalid_page")
+		a.fails("GET", "/customers/ada/orders?limit=ten", "", http.StatusBadRequest, "invalid_page")
+		a.fails("GET", "/customers/ada/orders?after=x", "", http.StatusBadRequest, "invalid_page")
+	})
+}
+
+// TestBadRequests sends requests the API cannot take: each gets a JSON
+// error, and nothing is written.
+func TestBadRequests(t *testing.T) {
+	a := newAPI(t, infratest.SQLite(t))
+	a.order("POST", "/orders", placeAda, http.StatusCreated)
+	a.b.Log.Reset()
+	place := func(change func(s string) string) string { return change(placeAda) }
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		code                     string
+	}{
+		{"malformed JSON", "POST", "/orders", `{"id": 5,`, 400, "bad_request"},
+		{"unknown field", "POST", "/orders", place(func(s string) string { return strings.Replace(s, `"id": 1`, `"id": 5, "discount": 10`, 1) }), 400, "bad_request"},
+		{"two values", "POST", "/orders", `{"quantity": 2} {"quantity": 3}`, 400, "bad_request"},
+		{"empty body", "PATCH", "/orders/1/items/1", "", 400, "bad_request"},
+		{"wrong type", "PATCH", "/orders/1/items/1", `{"quantity": "2"}`, 400, "bad_request"},
+		{"bad order id", "GET", "/orders/abc", "", 400, "bad_request"},
+		{"zero order id", "POST", "/orders/0/cancel", "", 400, "bad_request"},
+		{"bad item id", "DELETE", "/orders/1/items/x", "", 400, "bad_request"},
+		{"no items", "POST", "/orders", `{"id": 5, "customer": "c", "recipient": {"name": "n", "address": "a"}}`, 422, "no_items"},
+		{"no customer", "POST", "/orders", `{"id": 5, "customer": " ", "recipient": {"name": "n", "address": "a"}, "items": [{"product": "p", "quantity": 1}]}`, 422, "invalid_customer"},
+		{"no address", "POST", "/orders", `{"id": 5, "customer": "c", "recipient": {"name": "n"}, "items": [{"product": "p", "quantity": 1}]}`, 422, "invalid_recipient"},
+		{"no id", "POST", "/orders", `{"customer": "c", "recipient": {"name": "n", "address": "a"}, "items": [{"product": "p", "quantity": 1}]}`, 422, "invalid_order_id"},
+		{"zero quantity", "POST", "/orders", `{"id": 5, "customer": "c", "recipient": {"name": "n", "address": "a"}, "items": [{"product": "p"}]}`, 422, "invalid_quantity"},
+		{"unknown route", "GET", "/nowhere", "", 404, "not_found"},
+		{"wrong method", "PUT", "/orders/1", "", 405, "method_not_allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a.t = t
+			a.fails(tt.method, tt.path, tt.body, tt.status, tt.code)
+		})
+	}
+	a.t = t
+	require.Empty(t, a.b.Log.Writes())
+
+	r := a.do("PUT", "/orders/1", "")
+	assert.Contains(t, r.header.Get("Allow"), "GET", "405 says what is allowed")
+
+	// A body that is not JSON, or too large.
+	req, err := http.NewRequest("POST", a.srv.URL+"/orders", strings.NewReader("id=5"))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := a.srv.Client().Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnsupportedMediaType, resp.StatusCode)
+	big := `{"id": 5, "customer": "` + strings.Repeat("x", 2<<20) + `"}`
+	a.fails("POST", "/orders", big, http.StatusRequestEntityTooLarge, "too_large")
+}
+
+// TestInternalError answers a failure of the database with 500 and a
+// message that says nothing of it, and logs the error.
+func TestInternalError(t *testing.T) {
+	b := infratest.SQLite(t)
+	a := newAPI(t, b)
+	a.order("POST", "/orders", placeAda, http.StatusCreated)
+	require.NoError(t, b.Raw.Close())
+	e := a.fails("GET", "/orders/1", "", http.StatusInternalServerError, "internal")
+	assert.Equal(t, "internal error", e.Message)
+	assert.Contains(t, a.log.String(), "database is closed")
+	assert.Contains(t, a.log.String(), "path=/orders/1")
+}
+
+// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
