@@ -93,9 +93,9 @@ const (
 
 // RecipientInfo is a value object: who receives the order and where.
 type RecipientInfo struct {
-	Name    string `db:"recipient_name"`
-	Phone   string `db:"recipient_phone"`
-	Address string `db:"recipient_address"`
+	Name    string `db:"recipient_name"`    // who receives it; required
+	Phone   string `db:"recipient_phone"`   // how to reach them; may be empty
+	Address string `db:"recipient_address"` // where; required
 }
 
 // NewRecipientInfo validates and returns a recipient.
@@ -110,9 +110,9 @@ func NewRecipientInfo(name, phone, address string) (RecipientInfo, error) {
 // ItemSpec describes an item to add to an order: the product, how many
 // units and the price of one. The order gives the item its identity.
 type ItemSpec struct {
-	Product   string
-	Quantity  int
-	UnitPrice Money
+	Product   string // the product's name, not empty
+	Quantity  int    // how many units, positive
+	UnitPrice Money  // the price of one unit, not negative
 }
 
 // OrderItem is a child entity of Order: a product, its quantity and price.
@@ -347,7 +347,9 @@ type Repository interface {
 	Save(ctx context.Context, o *Order) error
 	// Update loads an order, applies change and saves it, in one
 	// transaction. When change fails, nothing is saved and its error is
-	// returned.
+	// returned. Update may run change more than once, each time on the
+	// order loaded afresh, when a concurrent change of the order won: what
+	// change does must follow from the order it is given.
 	Update(ctx context.Context, id OrderID, change func(*Order) error) error
 	// ListByCustomer returns the orders of customer whose identity is
 	// greater than after, in the order of their identities, at most limit

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/dddkit/dddkit/examples/order/domain"
 	"github.com/dddkit/dddkit/repository"
@@ -45,6 +46,10 @@ var orderMapping = sync.OnceValues(func() (*sqlstore.Mapping[*domain.Order], err
 	)
 })
 
+// updateRetry is how Update runs again when a concurrent change of the
+// order won: at once, then after a short wait that doubles.
+var updateRetry = repository.RetryPolicy{Attempts: 5, Backoff: 2 * time.Millisecond}
+
 // NewOrderRepository returns a repository of orders on db. Its Update runs
 // in a transaction of db. Repositories are cheap: all of them share the
 // tracking of the orders loaded or saved, so one may be built per request.
@@ -53,7 +58,7 @@ func NewOrderRepository(db *sqlstore.DB) (*OrderRepository, error) {
 	if err != nil {
 		return nil, fmt.Errorf("order mapping: %w", err)
 	}
-	r, err := sqlstore.NewRepository[*domain.Order, domain.OrderID](db, m)
+	r, err := sqlstore.NewRepository[*domain.Order, domain.OrderID](db, m, repository.WithRetry(updateRetry))
 	if err != nil {
 		return nil, fmt.Errorf("order repository: %w", err)
 	}
@@ -81,7 +86,10 @@ func (r *OrderRepository) Remove(ctx context.Context, o *domain.Order) error {
 }
 
 // Update loads the order with identity id, applies change and saves it, in
-// one transaction of the repository's database.
+// one transaction of the repository's database. When a concurrent change
+// of the order wins, it runs again on the order loaded afresh, up to five
+// times in all; then it fails with an error wrapping
+// [domain.ErrConcurrentChange].
 func (r *OrderRepository) Update(ctx context.Context, id domain.OrderID, change func(*domain.Order) error) error {
 	return domainError(r.orders.Update(ctx, id, change))
 }

@@ -13,8 +13,11 @@
 //	POST   /orders/{id}/ship                ship the order                 200
 //	POST   /orders/{id}/cancel              cancel the order               200
 //
-// A request body is one JSON object (application/json) of at most 1 MiB;
-// unknown fields are refused. Every answer but a success without content
+// A request body is one JSON object of at most 1 MiB; unknown fields are
+// refused. A body must come as application/json (or with no Content-Type):
+// a browser cannot send that type across origins without asking first, so
+// that a page of another site cannot post a form to the API. With curl, use
+// --json. Every answer but a success without content
 // is JSON: an order, a page of orders, or an error. Amounts (unit_price,
 // subtotal, total) are integer cents. The client chooses the identity of
 // a new order; the order numbers its items.

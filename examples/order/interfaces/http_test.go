@@ -328,6 +328,49 @@ func TestListByCustomer(t *testing.T) {
 	})
 }
 
+// TestConcurrentChanges changes four items of one order at once: every
+// request succeeds, the losers of the optimistic lock running again on the
+// order as the winner left it, and no change is lost.
+func TestConcurrentChanges(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		a := newAPI(t, b)
+		a.order("POST", "/orders", `{"id": 1, "customer": "ada", "recipient": {"name": "R", "address": "A"}, "items": [
+			{"product": "a", "quantity": 1, "unit_price": 1}, {"product": "b", "quantity": 1, "unit_price": 10},
+			{"product": "c", "quantity": 1, "unit_price": 100}, {"product": "d", "quantity": 1, "unit_price": 1000}]}`, http.StatusCreated)
+		const writers = 4
+		statuses := make([]int, writers)
+		bodies := make([]string, writers)
+		var wg sync.WaitGroup
+		for i := range writers {
+			wg.Go(func() {
+				req, err := http.NewRequest("PATCH", a.srv.URL+"/orders/1/items/"+strconv.Itoa(i+1), strings.NewReader(`{"quantity": 5}`))
+				if err != nil {
+					bodies[i] = err.Error()
+					return
+				}
+				resp, err := a.srv.Client().Do(req)
+				if err != nil {
+					bodies[i] = err.Error()
+					return
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				statuses[i], bodies[i] = resp.StatusCode, string(body)
+			})
+		}
+		wg.Wait()
+		for i := range writers {
+			require.Equal(t, http.StatusOK, statuses[i], bodies[i])
+		}
+		o := a.order("GET", "/orders/1", "", http.StatusOK)
+		for _, it := range o.Items {
+			require.Equal(t, 5, it.Quantity, "item %d", it.ID)
+		}
+		require.Equal(t, int64(5*1111), o.Total)
+		require.Equal(t, int64(writers), o.Version, "one version per change")
+	})
+}
+
 // TestBadRequests sends requests the API cannot take: each gets a JSON
 // error, and nothing is written.
 func TestBadRequests(t *testing.T) {

@@ -34,8 +34,9 @@ const SkipPostgres = DSNEnv + " is not set: skipping the PostgreSQL suite"
 type Backend struct {
 	// Name is "sqlite", "postgres/pgxpool" or "postgres/database-sql".
 	Name string
-	// DB sends its statements to Log.
-	DB  *sqlstore.DB
+	// DB is the handle under test; it sends its statements to Log.
+	DB *sqlstore.DB
+	// Log records the statements of DB.
 	Log *infrastructure.StatementLog
 	// Other is a second handle on the same database, unobserved: the
 	// database as another process sees it.
