@@ -17,10 +17,9 @@
 // refused. A body must come as application/json (or with no Content-Type):
 // a browser cannot send that type across origins without asking first, so
 // that a page of another site cannot post a form to the API. With curl, use
-// --json. Every answer but a success without content
-// is JSON: an order, a page of orders, or an error. Amounts (unit_price,
-// subtotal, total) are integer cents. The client chooses the identity of
-// a new order; the order numbers its items.
+// --json. Every answer is JSON: an order, a page of orders, or an error.
+// Amounts (unit_price, subtotal, total) are integer cents. The client
+// chooses the identity of a new order; the order numbers its items.
 //
 // An order is
 //
@@ -55,7 +54,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/dddkit/dddkit/examples/order/application"
@@ -100,8 +98,11 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 		}
 		code := "not_found"
-		if rec.status == http.StatusMethodNotAllowed {
+		switch rec.status {
+		case http.StatusMethodNotAllowed:
 			code = "method_not_allowed"
+		case 0, http.StatusOK:
+			rec.status = http.StatusNotFound
 		}
 		writeError(w, rec.status, code, http.StatusText(rec.status))
 		return
@@ -323,7 +324,7 @@ func (a *api) answer(w http.ResponseWriter, r *http.Request, o *domain.Order, er
 }
 
 func orderPath(id domain.OrderID) string {
-	return "/orders/" + url.PathEscape(strconv.FormatInt(int64(id), 10))
+	return "/orders/" + strconv.FormatInt(int64(id), 10)
 }
 
 // orderID reads the path's order identity, or answers 400.
