@@ -33,9 +33,13 @@ var ErrNotTracked = errors.New("tracking: aggregate is not tracked")
 type Tracker[T any] struct {
 	mu      sync.RWMutex
 	entries map[weak.Pointer[byte]]*entry[T]
+	peak    int // the most entries since the map was last rebuilt
 	once    sync.Once
 	typeErr error
 }
+
+// shrinkBelow is the size under which an emptied map is not rebuilt.
+const shrinkBelow = 1024
 
 type entry[T any] struct {
 	snap    T
@@ -123,14 +127,30 @@ func (t *Tracker[T]) install(v T, w weak.Pointer[byte], snap T) {
 	e := &entry[T]{snap: snap}
 	e.cleanup = runtime.AddCleanup((*byte)(ptrOf(v)), t.release, w)
 	t.entries[w] = e
+	t.peak = max(t.peak, len(t.entries))
 	runtime.KeepAlive(v)
 }
 
 // release drops the entry of an aggregate that is no longer reachable.
 func (t *Tracker[T]) release(w weak.Pointer[byte]) {
 	t.mu.Lock()
-	delete(t.entries, w)
+	t.delete(w)
 	t.mu.Unlock()
+}
+
+// delete removes the entry of w. A Go map never gives back the memory of
+// its deleted entries, so once the map holds less than a quarter of its
+// peak it is rebuilt at its present size: a burst of loaded aggregates
+// leaves no memory behind when they are gone. t.mu must be held.
+func (t *Tracker[T]) delete(w weak.Pointer[byte]) {
+	delete(t.entries, w)
+	if n := len(t.entries); t.peak >= shrinkBelow && n < t.peak/4 {
+		m := make(map[weak.Pointer[byte]]*entry[T], n)
+		for k, e := range t.entries {
+			m[k] = e
+		}
+		t.entries, t.peak = m, n
+	}
 }
 
 // Detach stops tracking v and releases its snapshot. Detaching an aggregate
@@ -150,7 +170,7 @@ func (t *Tracker[T]) Detach(ctx context.Context, v T) {
 func (t *Tracker[T]) remove(v T, w weak.Pointer[byte]) {
 	t.mu.Lock()
 	e, ok := t.entries[w]
-	delete(t.entries, w)
+	t.delete(w)
 	t.mu.Unlock()
 	if ok {
 		e.cleanup.Stop()

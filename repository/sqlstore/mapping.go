@@ -164,6 +164,9 @@ func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]c
 			if err := checkIdent("column", name, columnRE); err != nil {
 				return fmt.Errorf("field %s: %w", goPath, err)
 			}
+			if k := f.Type.Kind(); k == reflect.Func || k == reflect.Chan || k == reflect.UnsafePointer {
+				return fmt.Errorf("field %s: %w: a %v cannot be a column (tag it `db:\"-\" ddd:\"-\"`)", goPath, repository.ErrUnsupported, k)
+			}
 			if f.Version && len(index) > 0 {
 				return fmt.Errorf("field %s: a version field must be a field of the root itself", goPath)
 			}

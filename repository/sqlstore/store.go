@@ -281,7 +281,7 @@ func (s *Store[T, ID]) Insert(ctx context.Context, agg T) error {
 	}
 	base := ptrOf(agg)
 	if base == nil {
-		return s.fail("insert", errors.New("nil aggregate"))
+		return s.fail("insert", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
 	stmts, err := s.insertStmts(base)
 	if err != nil {
@@ -444,7 +444,7 @@ func (s *Store[T, ID]) Update(ctx context.Context, agg T, ch repository.Changes)
 	}
 	base := ptrOf(agg)
 	if base == nil {
-		return s.fail("update", errors.New("nil aggregate"))
+		return s.fail("update", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
 	stmts, err := s.updates(base, &ch)
 	if err != nil {
@@ -675,7 +675,7 @@ func (s *Store[T, ID]) Delete(ctx context.Context, agg T, version int64) error {
 	}
 	base := ptrOf(agg)
 	if base == nil {
-		return s.fail("delete", errors.New("nil aggregate"))
+		return s.fail("delete", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
 	stmts := s.deleteStmts(base, version)
 	if err := s.db.run(ctx, stmts, true); err != nil {
