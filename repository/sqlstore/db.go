@@ -3,15 +3,18 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/dddkit/dddkit/repository"
@@ -20,8 +23,24 @@ import (
 // PGX is what a [DB] needs of a native pgx connection: sending a batch of
 // statements in one round trip. *pgxpool.Pool and *pgx.Conn satisfy it. It
 // must not be a pgx.Tx: transactions are begun by [DB.InTx].
+//
+// A DB also uses two methods that these types have, when its PGX has
+// them: Acquire(ctx) (*pgxpool.Conn, error), a pool's, to hold one
+// connection for the time of a write or a transaction, and PgConn()
+// *pgconn.PgConn, a single connection's: through them it can cancel the
+// statements of a write whose context is done (see [NewPGX]).
 type PGX interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// pgxPool is a PGX that lends connections, such as *pgxpool.Pool.
+type pgxPool interface {
+	Acquire(ctx context.Context) (*pgxpool.Conn, error)
+}
+
+// pgxLone is a PGX that is one connection, such as *pgx.Conn.
+type pgxLone interface {
+	PgConn() *pgconn.PgConn
 }
 
 // DB is a database handle for stores: a pgx connection or pool ([NewPGX])
@@ -31,11 +50,19 @@ type PGX interface {
 // a pool is, a single *pgx.Conn is not.
 type DB struct {
 	pgx     PGX
+	pool    pgxPool // pgx, if it lends connections
+	lone    pgxLone // pgx, if it is one connection
 	sql     *sqlx.DB
 	dialect *dialect
 	observe func(ctx context.Context, s Statement)
+	wait    time.Duration // see WithCancelWait
 	trips   atomic.Int64
 }
+
+// DefaultCancelWait is how long a [DB] waits by default for the database
+// to answer a write or a COMMIT whose context is done (see
+// [WithCancelWait]).
+const DefaultCancelWait = 5 * time.Second
 
 // Option configures a [DB].
 type Option func(*DB)
@@ -48,14 +75,64 @@ func WithObserver(f func(ctx context.Context, s Statement)) Option {
 	return func(db *DB) { db.observe = f }
 }
 
+// WithCancelWait sets how long the DB waits, once the context of a write
+// or of a COMMIT is done while the database runs it, for the database's
+// answer; d <= 0 leaves [DefaultCancelWait]. On pgx the DB asks the server
+// to cancel the statements as soon as the context is done, then waits for
+// the answer, which says whether they took effect; on database/sql the
+// COMMIT is sent with a context that ends d after the call's does. When
+// no answer comes within d, the connection is closed, and the call
+// returns an error matching [repository.ErrOutcomeUnknown].
+func WithCancelWait(d time.Duration) Option {
+	return func(db *DB) {
+		if d > 0 {
+			db.wait = d
+		}
+	}
+}
+
 // NewPGX returns a DB that sends its statements through conn, a pgx pool or
 // connection, and sends all the statements of one operation (a save, a
 // load, a delete) in one pgx.Batch: one round trip.
+//
+// A write tells the truth about what it wrote, even when its context is
+// done while the server runs it: a pgx batch that has reached the server
+// runs to its end whatever becomes of the client's connection, so a write
+// whose context is done is not abandoned but cancelled. With a
+// *pgxpool.Pool (anything with Acquire(ctx) (*pgxpool.Conn, error)) or a
+// *pgx.Conn (anything with PgConn() *pgconn.PgConn), a write outside a
+// transaction, and each statement and the COMMIT of a transaction of
+// [DB.InTx], run on a connection held for them with a context that is not
+// cancelled, while the DB watches the caller's context. Once it is done,
+// the DB sends the server cancel requests (pgconn.PgConn.CancelRequest)
+// for what that connection runs and waits for the server's answer, at
+// most the wait of [WithCancelWait] (5 seconds by default). Then:
+//
+//   - if the server answers that the statements failed (cancelled, or any
+//     other error), nothing was written, and the error wraps the context's
+//     error and the server's;
+//   - if the statements had completed (and, outside a transaction, were
+//     committed), the write took effect and it returns nil;
+//   - if the answer is lost (the connection broke after the statements
+//     were sent, or the wait expired and the DB closed the connection),
+//     the error matches [repository.ErrOutcomeUnknown] and wraps the
+//     underlying error.
+//
+// A pool's connection on which a cancel request was sent is closed rather
+// than given back, as a late request could cancel its next statement. With
+// another PGX, a write whose context is done while it runs is abandoned
+// by pgx, and returns an error matching [repository.ErrOutcomeUnknown].
+// Loads are not watched: a load whose context is done fails at once.
 func NewPGX(conn PGX, opts ...Option) *DB {
 	if v := reflect.ValueOf(conn); v.Kind() == reflect.Pointer && v.IsNil() {
 		conn = nil // a typed nil, such as a nil *pgxpool.Pool
 	}
-	db := &DB{pgx: conn, dialect: postgres}
+	db := &DB{pgx: conn, dialect: postgres, wait: DefaultCancelWait}
+	if p, ok := conn.(pgxPool); ok {
+		db.pool = p
+	} else if l, ok := conn.(pgxLone); ok {
+		db.lone = l
+	}
 	for _, o := range opts {
 		o(db)
 	}
@@ -65,6 +142,18 @@ func NewPGX(conn PGX, opts ...Option) *DB {
 // NewSQL returns a DB that sends its statements through db, choosing the
 // dialect from db.DriverName(): "pgx" and "postgres" are PostgreSQL,
 // "sqlite" and "sqlite3" SQLite; any other name is an error.
+//
+// Every write outside a transaction of [DB.InTx], even of one statement,
+// runs in a transaction of its own: a statement cut short in autocommit
+// mode may still be committed by the server, while a transaction whose
+// COMMIT was not sent is rolled back. Its statements run with the
+// caller's context; when that context is done before the COMMIT, the
+// transaction rolls back and the error wraps the context's error. The
+// COMMIT runs with a context that ends only the wait of [WithCancelWait]
+// after the caller's: a COMMIT without an answer by then returns an error
+// matching [repository.ErrOutcomeUnknown]. On SQLite the COMMIT is not cut
+// short at all (its wait for a lock is bounded by busy_timeout), as its
+// error always says that nothing was committed.
 func NewSQL(db *sqlx.DB, opts ...Option) (*DB, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: nil *sqlx.DB")
@@ -73,7 +162,7 @@ func NewSQL(db *sqlx.DB, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &DB{sql: db, dialect: d}
+	out := &DB{sql: db, dialect: d, wait: DefaultCancelWait}
 	for _, o := range opts {
 		o(out)
 	}
@@ -188,6 +277,7 @@ var errConflict = fmt.Errorf("%w: no row has this key and version", repository.E
 const (
 	sqlBegin            = "BEGIN"
 	sqlBeginSnapshot    = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+	sqlBeginImmediate   = "BEGIN IMMEDIATE"
 	sqlCommit           = "COMMIT"
 	sqlRollback         = "ROLLBACK"
 	sqlSavepoint        = "SAVEPOINT dddkit_save"
@@ -195,8 +285,8 @@ const (
 	sqlRollbackTo       = "ROLLBACK TO SAVEPOINT dddkit_save"
 )
 
-// sqlConn is what the database/sql executor needs of a pool or a
-// transaction; *sqlx.DB and *sqlx.Tx satisfy it.
+// sqlConn is what the database/sql executor needs of a pool, a connection
+// or a transaction; *sqlx.DB, *sql.Conn and *sql.Tx satisfy it.
 type sqlConn interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -217,21 +307,21 @@ func (db *DB) run(ctx context.Context, stmts []stmt, atomic bool) error {
 	if tx := db.txFrom(ctx); tx != nil {
 		return tx.run(ctx, stmts, atomic)
 	}
-	if db.pgx != nil {
-		if !atomic && len(stmts) > 1 {
-			return db.pgxSnapshot(ctx, stmts)
-		}
+	switch {
+	case db.pgx != nil && atomic:
+		return db.pgxWrite(ctx, stmts)
+	case db.pgx != nil && len(stmts) > 1:
+		return db.pgxSnapshot(ctx, stmts)
+	case db.pgx != nil:
 		_, err := db.batch(ctx, db.pgx, nil, stmts)
 		return err
+	case atomic:
+		return db.sqlWrite(ctx, stmts)
+	case len(stmts) > 1:
+		return db.sqlRead(ctx, stmts)
 	}
-	if len(stmts) == 1 {
-		_, err := db.sqlExec(ctx, db.sql, stmts)
-		return err
-	}
-	if !atomic {
-		return db.sqlOwnTx(ctx, stmts, db.dialect.snapshot)
-	}
-	return db.sqlOwnTx(ctx, stmts, nil)
+	_, err := db.sqlExec(ctx, db.sql, stmts)
+	return err
 }
 
 // pgxSnapshot runs the queries of a load outside a transaction in one
@@ -246,7 +336,7 @@ func (db *DB) pgxSnapshot(ctx context.Context, stmts []stmt) error {
 		// The server skipped the COMMIT. A pool destroys a connection
 		// left in a transaction when it is released; a lone connection
 		// must be rolled back here.
-		if c, ok := db.pgx.(interface{ PgConn() *pgconn.PgConn }); ok && c.PgConn().TxStatus() != 'I' {
+		if db.lone != nil && db.lone.PgConn().TxStatus() != 'I' {
 			_, rerr := db.batch(ctx, db.pgx, nil, controls(sqlRollback))
 			err = errors.Join(err, rerr)
 		}
@@ -254,51 +344,420 @@ func (db *DB) pgxSnapshot(ctx context.Context, stmts []stmt) error {
 	return err
 }
 
-// sqlOwnTx runs stmts in a database/sql transaction of their own, begun
-// with opts.
-func (db *DB) sqlOwnTx(ctx context.Context, stmts []stmt, opts *sql.TxOptions) (err error) {
-	t, err := db.sqlBegin(ctx, opts)
+// pgxWrite runs the statements of a write outside a transaction as one
+// batch, which PostgreSQL runs as one implicit transaction, on a
+// connection of the pool held for it (or the lone connection), watched by
+// guard, and returns what the outcome makes of its error.
+func (db *DB) pgxWrite(ctx context.Context, stmts []stmt) error {
+	if err := ctx.Err(); err != nil {
+		return err // nothing sent
+	}
+	var (
+		c    batchSender = db.pgx
+		pc   *pgconn.PgConn
+		held *pgxpool.Conn
+	)
+	switch {
+	case db.pool != nil:
+		conn, err := db.pool.Acquire(ctx)
+		if err != nil {
+			return err // nothing sent
+		}
+		held, c, pc = conn, conn, conn.Conn().PgConn()
+	case db.lone != nil:
+		pc = db.lone.PgConn()
+		if pc.IsClosed() {
+			return fmt.Errorf("%w: %w", errConnLost, pgconn.ErrConnClosed) // nothing sent
+		}
+	}
+	n := 0
+	w, err := db.guard(ctx, pc, func(ctx context.Context) (err error) {
+		n, err = db.batch(ctx, c, nil, stmts)
+		return err
+	})
+	if held != nil {
+		db.release(held, w != unwatched && w != calm)
+	}
+	return db.outcome(ctx, w, err, n == len(stmts))
+}
+
+// release gives c back to its pool, closed first when a cancel request
+// was sent for it: the server may act on such a request late, and cancel
+// whatever the connection runs next.
+func (db *DB) release(c *pgxpool.Conn, cancelled bool) {
+	if cancelled {
+		ctx, stop := context.WithTimeout(context.Background(), time.Second)
+		_ = c.Conn().Close(ctx)
+		stop()
+	}
+	c.Release()
+}
+
+// watch is what guard saw and did.
+type watch uint8
+
+const (
+	// unwatched: there was no connection to cancel on, or ctx cannot be
+	// done; the statements ran with ctx itself.
+	unwatched watch = iota
+	// calm: ctx was not done before the statements returned.
+	calm
+	// cancelled: ctx was done; cancel requests were sent, and the
+	// statements returned within the wait.
+	cancelled
+	// cut: ctx was done and the server did not answer within the wait:
+	// the connection was made to fail.
+	cut
+)
+
+// cancelRetryFirst and cancelRetryMax bound the pauses between the cancel
+// requests guard sends: a request that reaches the server between two
+// statements of a batch, or before the batch, cancels nothing, so it is
+// sent again, less and less often, until the statements return.
+const (
+	cancelRetryFirst = 10 * time.Millisecond
+	cancelRetryMax   = 500 * time.Millisecond
+)
+
+// guard runs send, which sends statements on pc and reads their results,
+// with a context that carries ctx's values but is never cancelled, and
+// watches ctx meanwhile. Once ctx is done it asks the server to cancel
+// what pc runs, and asks again while send has not returned; if send has
+// not returned db.wait after ctx was done, the connection's reads and
+// writes are made to fail, so that send returns. The statements are thus
+// never abandoned while the server may still run them: send returns the
+// server's answer, or the connection's failure. With a nil pc, send runs
+// with ctx.
+func (db *DB) guard(ctx context.Context, pc *pgconn.PgConn, send func(ctx context.Context) error) (watch, error) {
+	if pc == nil || ctx.Done() == nil {
+		return unwatched, send(ctx)
+	}
+	var state atomic.Uint32 // a watch
+	state.Store(uint32(calm))
+	returned, finished := make(chan struct{}), make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(finished)
+		state.Store(uint32(cancelled))
+		deadline := time.Now().Add(db.cancelWait())
+		limit := time.NewTimer(db.cancelWait())
+		defer limit.Stop()
+		pause := cancelRetryFirst
+		for {
+			rctx, stop := context.WithDeadline(context.Background(), deadline)
+			_ = pc.CancelRequest(rctx) // a failed request is sent again, or the wait expires
+			stop()
+			again := time.NewTimer(pause)
+			select {
+			case <-returned:
+				again.Stop()
+				return
+			case <-limit.C:
+				again.Stop()
+				state.Store(uint32(cut))
+				_ = pc.Conn().SetDeadline(time.Now())
+				return
+			case <-again.C:
+			}
+			pause = min(2*pause, cancelRetryMax)
+		}
+	})
+	err := send(context.WithoutCancel(ctx))
+	close(returned)
+	if !stop() {
+		<-finished // the watch began: let its cancel requests end
+	}
+	w := watch(state.Load())
+	if w == cut && err == nil {
+		// The answer came just before the deadline was set: the
+		// connection is sound, and must not fail its next read.
+		_ = pc.Conn().SetDeadline(time.Time{})
+	}
+	return w, err
+}
+
+func (db *DB) cancelWait() time.Duration {
+	if db.wait <= 0 {
+		return DefaultCancelWait
+	}
+	return db.wait
+}
+
+// interrupted returns err, the error of statements that were watched by
+// guard, with the reason of their interruption, if they were interrupted.
+func (db *DB) interrupted(ctx context.Context, w watch, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case w == cancelled:
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	case w == cut:
+		return fmt.Errorf("%w, and the database did not answer within %v: %w", ctx.Err(), db.cancelWait(), err)
+	}
+	return err
+}
+
+// outcome returns what a write that failed with err tells its caller, err
+// being the error of an implicit transaction (a pgx batch outside a
+// transaction) or of a COMMIT: err, with the reason of an interruption,
+// when it says that nothing was written (see failed); otherwise an error
+// that matches [repository.ErrOutcomeUnknown] and wraps err. atCommit
+// says that err came after every statement had succeeded, while the
+// transaction was committing.
+func (db *DB) outcome(ctx context.Context, w watch, err error, atCommit bool) error {
+	if err == nil {
+		return nil
+	}
+	err = db.interrupted(ctx, w, err)
+	if failed(err, atCommit) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", repository.ErrOutcomeUnknown, err)
+}
+
+// failed reports whether err, the error of an implicit transaction or of
+// a COMMIT, says that nothing of it was written: the database answered
+// with an error (it then rolled the transaction back), or nothing was sent.
+// A fatal error of PostgreSQL (its session ends) says so only when a
+// statement ran into it, not once all had succeeded and the transaction
+// may have been committing. Anything else (a connection broken after the
+// statements were sent, an answer that never came) leaves the outcome
+// unknown. pgconn's "conn closed" is not taken for "nothing sent", though
+// it says it is safe to retry: pgx also returns it when the connection
+// broke while it read the answer.
+func failed(err error, atCommit bool) bool {
+	if (pgconn.SafeToRetry(err) && !errors.Is(err, pgconn.ErrConnClosed)) ||
+		errors.Is(err, errConflict) ||
+		errors.Is(err, pgx.ErrTxCommitRollback) ||
+		errors.Is(err, pgx.ErrTxClosed) ||
+		errors.Is(err, sql.ErrTxDone) {
+		return true
+	}
+	var pre pgx.ErrPreprocessingBatch
+	if errors.As(err, &pre) {
+		return true // the batch failed while it was prepared, before any statement ran
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		severity := pe.SeverityUnlocalized
+		if severity == "" {
+			severity = pe.Severity
+		}
+		return !atCommit || (severity != "FATAL" && severity != "PANIC")
+	}
+	var server interface{ SQLState() string } // lib/pq's *pq.Error
+	return errors.As(err, &server)
+}
+
+// errConnLost is the error of a write or a COMMIT not sent because its
+// connection was already closed.
+var errConnLost = errors.New("the connection is closed")
+
+// sqlTx is a database/sql transaction begun by a DB: a *sql.Tx, on a
+// connection held for it, or, on SQLite, a connection on which the DB
+// sent BEGIN itself.
+type sqlTx struct {
+	conn *sql.Conn // nil for a read's *sql.Tx of the pool
+	tx   *sql.Tx   // nil when the DB sent BEGIN on conn
+	// life is the context tx was begun with, which database/sql and the
+	// driver use for its COMMIT; stop releases it.
+	life context.Context
+	stop context.CancelFunc
+	// dirty: conn may still be in a transaction; it is discarded rather
+	// than given back to the pool.
+	dirty bool
+}
+
+// on returns where the statements of t run.
+func (t *sqlTx) on() sqlConn {
+	if t.tx != nil {
+		return t.tx
+	}
+	return t.conn
+}
+
+// close gives the connection of t back to its pool, or discards it when
+// it may still be in a transaction.
+func (t *sqlTx) close() {
+	if t.stop != nil {
+		t.stop()
+	}
+	if t.conn == nil {
+		return
+	}
+	if t.dirty {
+		_ = t.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	_ = t.conn.Close()
+}
+
+// linger returns a context with the values of ctx that is cancelled d
+// after ctx is done, or when stop is called.
+func linger(ctx context.Context, d time.Duration) (_ context.Context, stop context.CancelFunc) {
+	lc, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	var mu sync.Mutex
+	var timer *time.Timer
+	stopped := false
+	unwatch := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !stopped {
+			timer = time.AfterFunc(d, func() {
+				cancel(fmt.Errorf("no answer %v after the context was done: %w", d, context.DeadlineExceeded))
+			})
+		}
+	})
+	return lc, func() {
+		unwatch()
+		mu.Lock()
+		stopped = true
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel(context.Canceled)
+	}
+}
+
+// sqlBeginWrite begins the transaction of a write on a connection held
+// for it. On SQLite the DB sends BEGIN, or BEGIN IMMEDIATE when
+// immediate, which takes the write lock at once: a transaction that reads
+// and then writes cannot take it later without risking SQLITE_BUSY, as
+// busy_timeout does not wait where two readers would each wait for the
+// other. Elsewhere it is a database/sql transaction begun with a context
+// that ends db.wait after life does, which the driver gives its COMMIT.
+func (db *DB) sqlBeginWrite(ctx, life context.Context, immediate bool) (*sqlTx, error) {
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := &sqlTx{conn: conn}
+	trip, start := db.nextTrip(), time.Now()
+	text := sqlBegin
+	if db.dialect == sqlite {
+		if immediate {
+			text = sqlBeginImmediate
+		}
+		_, err = conn.ExecContext(ctx, text)
+		err = classify(nil, err)
+		// A BEGIN whose context ended may have taken effect though the
+		// driver reports the context's error.
+		t.dirty = err != nil
+	} else if err = ctx.Err(); err == nil {
+		t.life, t.stop = linger(life, db.cancelWait())
+		t.tx, err = conn.BeginTx(t.life, nil)
+	}
+	db.report(ctx, text, nil, trip, err, time.Since(start))
+	if err != nil {
+		t.close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// sqlWrite runs the statements of a write outside a transaction in a
+// transaction of their own, even a single statement: a statement that its
+// context cuts short in autocommit mode may still be committed (the
+// server runs what it received) or be reported as failed although it ran
+// (modernc reports the context's error), while a transaction whose COMMIT
+// was not sent is rolled back.
+func (db *DB) sqlWrite(ctx context.Context, stmts []stmt) error {
+	t, err := db.sqlBeginWrite(ctx, ctx, false)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			db.sqlEnd(ctx, t, false)
+			_ = db.sqlEnd(ctx, t, false)
 			panic(p)
 		}
 	}()
-	if _, err := db.sqlExec(ctx, t, stmts); err != nil {
+	if _, err := db.sqlExec(ctx, t.on(), stmts); err != nil {
+		if rerr := db.sqlEnd(ctx, t, false); rerr != nil {
+			return errors.Join(err, fmt.Errorf("sqlstore: rollback: %w", rerr))
+		}
+		return err
+	}
+	return db.sqlCommit(ctx, t)
+}
+
+// sqlRead runs the queries of a load outside a transaction in a read-only
+// transaction of their own, which reads one snapshot.
+func (db *DB) sqlRead(ctx context.Context, stmts []stmt) error {
+	trip, start := db.nextTrip(), time.Now()
+	tx, err := db.sql.BeginTx(ctx, db.dialect.snapshot)
+	text := sqlBegin
+	if db.dialect.snapshot != nil && db.dialect.snapshot.Isolation == sql.LevelRepeatableRead {
+		text = sqlBeginSnapshot
+	}
+	db.report(ctx, text, nil, trip, err, time.Since(start))
+	if err != nil {
+		return err
+	}
+	t := &sqlTx{tx: tx}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = db.sqlEnd(ctx, t, false)
+			panic(p)
+		}
+	}()
+	if _, err := db.sqlExec(ctx, tx, stmts); err != nil {
 		return errors.Join(err, db.sqlEnd(ctx, t, false))
 	}
 	return db.sqlEnd(ctx, t, true)
 }
 
-func (db *DB) sqlBegin(ctx context.Context, opts *sql.TxOptions) (*sqlx.Tx, error) {
-	trip, start := db.nextTrip(), time.Now()
-	t, err := db.sql.BeginTxx(ctx, opts)
-	text := sqlBegin
-	if opts != nil && opts.Isolation == sql.LevelRepeatableRead {
-		text = sqlBeginSnapshot
+// sqlCommit commits the transaction of a write, unless ctx is done: then
+// it rolls back, and the error wraps the context's error. The error of
+// the COMMIT is what outcome makes of it.
+func (db *DB) sqlCommit(ctx context.Context, t *sqlTx) error {
+	if err := ctx.Err(); err != nil {
+		err = fmt.Errorf("not committed: %w", err)
+		if rerr := db.sqlEnd(ctx, t, false); rerr != nil {
+			return errors.Join(err, fmt.Errorf("sqlstore: rollback: %w", rerr))
+		}
+		return err
 	}
-	db.report(ctx, text, nil, trip, err, time.Since(start))
-	return t, err
+	err := db.sqlEnd(ctx, t, true)
+	if err == nil || t.tx == nil {
+		return err // SQLite: a failed COMMIT committed nothing
+	}
+	w := calm
+	if errors.Is(context.Cause(t.life), context.DeadlineExceeded) {
+		w = cut // the context of the COMMIT ended: the driver closed the connection
+	}
+	return db.outcome(ctx, w, err, true)
 }
 
-// sqlEnd commits or rolls back t. A rollback of a transaction that
-// database/sql already rolled back (its context is done) is not an error.
-func (db *DB) sqlEnd(ctx context.Context, t *sqlx.Tx, commit bool) error {
+// sqlEnd commits or rolls back t and gives its connection back. A
+// rollback of a transaction that database/sql already rolled back is not
+// an error.
+func (db *DB) sqlEnd(ctx context.Context, t *sqlTx, commit bool) error {
+	defer t.close()
 	trip, start := db.nextTrip(), time.Now()
-	var err error
-	text := sqlCommit
+	text := sqlRollback
 	if commit {
-		err = t.Commit()
-	} else {
-		text = sqlRollback
-		err = t.Rollback()
+		text = sqlCommit
+	}
+	var err error
+	switch {
+	case t.tx != nil && commit:
+		err = t.tx.Commit()
+	case t.tx != nil:
+		err = t.tx.Rollback()
 		if errors.Is(err, sql.ErrTxDone) {
 			err = nil
 		}
+	default:
+		// Not cut short by ctx: the answer of a COMMIT is the truth (its
+		// wait for a lock is bounded by busy_timeout), and a ROLLBACK
+		// must run.
+		// A COMMIT that failed may leave the transaction open (SQLITE_BUSY,
+		// a deferred foreign key): the connection is then discarded,
+		// which rolls it back.
+		_, err = t.conn.ExecContext(context.WithoutCancel(ctx), text)
+		t.dirty = err != nil
 	}
+	err = classify(nil, err)
 	db.report(ctx, text, nil, trip, err, time.Since(start))
 	return err
 }

@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jmoiron/sqlx"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dddkit/dddkit/tracking"
 )
@@ -22,12 +23,18 @@ type txKey struct{ db *DB }
 // own; a unit of work that sends nothing costs nothing.
 type txState struct {
 	db  *DB
-	ctx context.Context // InTx's context: database/sql ties the transaction to it
+	ctx context.Context // InTx's context, which the transaction lives in
 
 	mu   sync.Mutex // serializes the statements of the transaction
 	done bool
 	pgx  pgx.Tx
-	sql  *sqlx.Tx
+	// held is the pool's connection that pgx runs on, held from the
+	// first statement to the end of the transaction; cancelled says that
+	// a cancel request was sent for it, and that it must be closed, not
+	// reused.
+	held      *pgxpool.Conn
+	cancelled bool
+	sql       *sqlTx
 	// restore is set when an operation failed after its SAVEPOINT: the
 	// transaction must be rolled back to the savepoint before anything else
 	// is sent, or is dropped by a ROLLBACK. Doing that lazily saves a round
@@ -57,7 +64,24 @@ func (db *DB) txFrom(ctx context.Context) *txState {
 //
 // A call whose ctx already carries an unfinished transaction of db joins
 // it: fn runs in the outer transaction and scope, which the outermost call
-// ends. The transaction begins with the first statement sent in it.
+// ends. The transaction begins with the first statement sent in it; on
+// SQLite it begins with BEGIN IMMEDIATE, which takes the database's write
+// lock at once, so that concurrent units of work that read and then write
+// wait for each other under busy_timeout instead of failing with
+// SQLITE_BUSY (a wait that times out fails with an error matching
+// [repository.ErrConflict]).
+//
+// When ctx is done by the time fn returns nil, nothing is committed: the
+// transaction rolls back and the error wraps the context's error. A COMMIT
+// that is sent is not abandoned when ctx is done meanwhile: on pgx the
+// server is asked to cancel it and its answer awaited, on database/sql it
+// runs with a context that ends later, for at most the wait of
+// [WithCancelWait] in both cases (see [NewPGX] and [NewSQL]). So InTx
+// returns nil only when the transaction committed, an error that does not
+// match [repository.ErrOutcomeUnknown] only when it did not, and an error
+// that matches it when the answer to the COMMIT was lost (the connection
+// broke, or the wait expired). A serialization failure at COMMIT matches
+// [repository.ErrConflict].
 //
 // InTx implements [repository.Transactor].
 func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
@@ -112,7 +136,8 @@ func (t *txState) finished() bool {
 	return t.done
 }
 
-// end commits or rolls back the transaction, if it was begun.
+// end commits or rolls back the transaction, if it was begun. It does not
+// commit when ctx is done.
 func (t *txState) end(ctx context.Context, commit bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -123,27 +148,59 @@ func (t *txState) end(ctx context.Context, commit bool) error {
 	if t.pgx == nil && t.sql == nil {
 		return nil // never begun: nothing to end
 	}
-	var rerr error
-	if commit && t.restore {
-		if rerr = t.restoreSavepoint(ctx); rerr != nil {
+	defer t.release()
+	var errs []error
+	if commit {
+		if err := ctx.Err(); err != nil {
 			commit = false
+			errs = append(errs, fmt.Errorf("not committed: %w", err))
+		}
+	}
+	if commit && t.restore {
+		if rerr := t.restoreSavepoint(ctx); rerr != nil {
+			commit = false
+			errs = append(errs, rerr)
 		}
 	}
 	db := t.db
 	if t.sql != nil {
-		return errors.Join(rerr, db.sqlEnd(ctx, t.sql, commit))
+		if commit {
+			return db.sqlCommit(ctx, t.sql)
+		}
+		return errors.Join(append(errs, db.sqlEnd(ctx, t.sql, false))...)
 	}
 	trip, start := db.nextTrip(), time.Now()
 	var err error
-	text := sqlCommit
 	if commit {
-		err = t.pgx.Commit(ctx)
-	} else {
-		text = sqlRollback
-		err = t.pgx.Rollback(ctx)
+		pc := t.pgx.Conn().PgConn()
+		if pc.IsClosed() {
+			// The connection broke before: the server rolled back.
+			err = fmt.Errorf("%w: %w", errConnLost, pgconn.ErrConnClosed)
+			db.report(ctx, sqlCommit, nil, trip, err, time.Since(start))
+			return err
+		}
+		var w watch
+		w, err = db.guard(ctx, pc, t.pgx.Commit)
+		t.cancelled = t.cancelled || w == cancelled || w == cut
+		err = classify(nil, err)
+		db.report(ctx, sqlCommit, nil, trip, err, time.Since(start))
+		return db.outcome(ctx, w, err, true)
 	}
-	db.report(ctx, text, nil, trip, err, time.Since(start))
-	return errors.Join(rerr, err)
+	// The ROLLBACK runs even when ctx is done, so that the connection is
+	// left clean; it takes no lock and is bounded all the same.
+	rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), db.cancelWait())
+	err = t.pgx.Rollback(rctx)
+	stop()
+	db.report(ctx, sqlRollback, nil, trip, err, time.Since(start))
+	return errors.Join(append(errs, err)...)
+}
+
+// release gives back the pool's connection the transaction held.
+func (t *txState) release() {
+	if t.held != nil {
+		t.db.release(t.held, t.cancelled)
+		t.held = nil
+	}
 }
 
 // restoreSavepoint rolls the transaction back to the savepoint of the
@@ -152,14 +209,28 @@ func (t *txState) end(ctx context.Context, commit bool) error {
 func (t *txState) restoreSavepoint(ctx context.Context) error {
 	var err error
 	if t.pgx != nil {
-		_, err = t.db.batch(ctx, t.pgx, nil, controls(sqlRollbackTo))
+		_, err = t.pgxBatch(ctx, t.pgx, t.pgx.Conn().PgConn(), nil, controls(sqlRollbackTo))
 	} else {
-		_, err = t.db.sqlExec(ctx, t.sql, controls(sqlRollbackTo))
+		_, err = t.db.sqlExec(ctx, t.sql.on(), controls(sqlRollbackTo))
 	}
 	if err == nil {
 		t.restore = false
 	}
 	return err
+}
+
+// pgxBatch sends a batch of the transaction on c, watched by guard when
+// pc, c's connection, is known.
+func (t *txState) pgxBatch(ctx context.Context, c batchSender, pc *pgconn.PgConn, ctl *batchCtl, stmts []stmt) (int, error) {
+	n := 0
+	w, err := t.db.guard(ctx, pc, func(ctx context.Context) (err error) {
+		n, err = t.db.batch(ctx, c, ctl, stmts)
+		return err
+	})
+	if w == cancelled || w == cut {
+		t.cancelled = true
+	}
+	return n, t.db.interrupted(ctx, w, err)
 }
 
 // controls returns control statements as stmts.
@@ -196,27 +267,13 @@ func (t *txState) run(ctx context.Context, stmts []stmt, atomic bool) error {
 	var err error
 	db := t.db
 	if db.pgx != nil {
-		ctl := &batchCtl{begin: t.pgx == nil, pre: pre, post: post}
-		var c batchSender = t.pgx
-		if ctl.begin {
-			c = db.pgx
+		if t.pgx == nil {
+			return t.pgxBegin(ctx, pre, post, stmts, atomic)
 		}
-		n, err = db.batch(ctx, c, ctl, stmts)
-		if ctl.begin {
-			if n == 0 {
-				// BEGIN failed: there is no transaction, but a pool may
-				// hold a connection for it until it is rolled back.
-				if ctl.tx != nil {
-					_ = ctl.tx.Rollback(ctx)
-				}
-				return err
-			}
-			t.pgx = ctl.tx
-			n--
-		}
+		n, err = t.pgxBatch(ctx, t.pgx, t.pgx.Conn().PgConn(), &batchCtl{pre: pre, post: post}, stmts)
 	} else {
 		if t.sql == nil {
-			tx, err := db.sqlBegin(t.ctx, nil)
+			tx, err := db.sqlBeginWrite(ctx, t.ctx, db.dialect == sqlite)
 			if err != nil {
 				return err
 			}
@@ -226,11 +283,58 @@ func (t *txState) run(ctx context.Context, stmts []stmt, atomic bool) error {
 		all = append(all, controls(pre...)...)
 		all = append(all, stmts...)
 		all = append(all, controls(post...)...)
-		n, err = db.sqlExec(ctx, t.sql, all)
+		n, err = db.sqlExec(ctx, t.sql.on(), all)
 	}
-
-	if err != nil && atomic && n > len(pre)-1 {
-		t.restore = true // the savepoint was set: undo to it before going on
-	}
+	t.failedAfter(err, atomic, n, len(pre))
 	return err
+}
+
+// pgxBegin begins the transaction with the batch of its first operation,
+// on a connection of the pool held for the transaction, or on the lone
+// connection.
+func (t *txState) pgxBegin(ctx context.Context, pre, post []string, stmts []stmt, atomic bool) error {
+	if err := ctx.Err(); err != nil {
+		return err // nothing sent
+	}
+	db := t.db
+	var c batchSender = db.pgx
+	var pc *pgconn.PgConn
+	switch {
+	case db.pool != nil:
+		conn, err := db.pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		t.held, c, pc = conn, conn, conn.Conn().PgConn()
+	case db.lone != nil:
+		pc = db.lone.PgConn()
+		if pc.IsClosed() {
+			return fmt.Errorf("%w: %w", errConnLost, pgconn.ErrConnClosed)
+		}
+	}
+	ctl := &batchCtl{begin: true, pre: pre, post: post}
+	n, err := t.pgxBatch(ctx, c, pc, ctl, stmts)
+	if n == 0 {
+		// BEGIN failed: there is no transaction, but a connection may be
+		// left in one until it is rolled back.
+		if ctl.tx != nil {
+			rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), db.cancelWait())
+			_ = ctl.tx.Rollback(rctx)
+			stop()
+		}
+		t.release()
+		return err
+	}
+	t.pgx = ctl.tx
+	t.failedAfter(err, atomic, n-1, len(pre))
+	return err
+}
+
+// failedAfter marks the savepoint for a rollback when an atomic operation
+// failed after it was set: n statements of the operation's, pre of them
+// before it, succeeded.
+func (t *txState) failedAfter(err error, atomic bool, n, pre int) {
+	if err != nil && atomic && n > pre-1 {
+		t.restore = true
+	}
 }
