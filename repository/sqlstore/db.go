@@ -118,11 +118,15 @@ func WithCancelWait(d time.Duration) Option {
 //     the error matches [repository.ErrOutcomeUnknown] and wraps the
 //     underlying error.
 //
-// A pool's connection on which a cancel request was sent is closed rather
-// than given back, as a late request could cancel its next statement. With
-// another PGX, a write whose context is done while it runs is abandoned
-// by pgx, and returns an error matching [repository.ErrOutcomeUnknown].
-// Loads are not watched: a load whose context is done fails at once.
+// A pool's connection for which a cancel request was sent is closed
+// rather than given back, as a request the server acts on late could
+// cancel the next statement of whoever gets the connection; a single
+// connection is kept, once the server has acknowledged every request. A
+// connection closed after the wait expired is closed for good: a single
+// connection must then be replaced. With another PGX, a write whose
+// context is done while it runs is abandoned by pgx, and returns an error
+// matching [repository.ErrOutcomeUnknown]. Loads are not watched: a load
+// whose context is done fails at once.
 func NewPGX(conn PGX, opts ...Option) *DB {
 	if v := reflect.ValueOf(conn); v.Kind() == reflect.Pointer && v.IsNil() {
 		conn = nil // a typed nil, such as a nil *pgxpool.Pool

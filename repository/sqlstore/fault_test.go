@@ -31,6 +31,9 @@ type cutProxy struct {
 	target string
 	wg     sync.WaitGroup
 
+	// refuse makes the proxy close the connections it accepts at once.
+	refuse atomic.Bool
+
 	mu    sync.Mutex
 	conns map[*proxied]bool // every connection, open or dropped
 }
@@ -75,6 +78,10 @@ func (p *cutProxy) accept() {
 		client, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		if p.refuse.Load() {
+			client.Close()
+			continue
 		}
 		server, err := net.Dial("tcp", p.target)
 		if err != nil {
@@ -244,6 +251,61 @@ func TestConnectionCutMidSave(t *testing.T) {
 		}
 		t.Logf("%v", outcomes)
 		require.Positive(t, outcomes["unknown"], "a cut after the statements were sent leaves the outcome unknown")
+	})
+}
+
+// TestCancelUnanswered cancels a save blocked on a row lock while the
+// server cannot be reached for a cancel request (the proxy refuses new
+// connections): once the wait of WithCancelWait expires, the save closes
+// its connection and returns ErrOutcomeUnknown, as the server still holds
+// the whole batch, and commits it once it gets the lock.
+func TestCancelUnanswered(t *testing.T) {
+	forEachPG(t, []string{"postgres/pgxpool", "postgres/pgx-conn"}, func(t *testing.T, kind string) {
+		const wait = 300 * time.Millisecond
+		c := newPGCase(t, kind)
+		ctx := context.Background()
+		require.NoError(t, c.repo(t).Save(ctx, newOrder(1, "alice", manyItems(500)...)))
+		proxy := newCutProxy(t, net.JoinHostPort(c.cfg.Host, fmt.Sprint(c.cfg.Port)))
+		db, _ := c.connect(t, proxy.addr(), 1, WithCancelWait(wait))
+		repo, err := NewRepository[*order, orderID](db, orderMapping(t))
+		require.NoError(t, err)
+
+		shape := saveShapes[0]
+		o, err := repo.Find(ctx, 1)
+		require.NoError(t, err)
+		before := stored(o)
+		shape.apply(o)
+		want := stored(o)
+		want.version++
+
+		release := c.lock(t, shape.lock)
+		sctx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() { errc <- repo.Save(sctx, o) }()
+		c.blockedPID(t)
+		proxy.refuse.Store(true)
+		start := time.Now()
+		cancel()
+		err = awaitSave(t, errc)
+		took := time.Since(start)
+		release()
+		t.Logf("after %v: %v", took.Round(time.Millisecond), err)
+		require.ErrorIs(t, err, repository.ErrOutcomeUnknown)
+		require.ErrorIs(t, err, context.Canceled)
+		require.GreaterOrEqual(t, took, wait, "the save waited for an answer")
+		require.Less(t, took, wait+5*time.Second, "the wait is bounded")
+		c.settle(t)
+		got := c.load(t, 1)
+		checkTruth(t, err, got, before, want)
+
+		// Retry on a sound connection, after a reload.
+		o, err = c.repo(t).Find(ctx, 1)
+		require.NoError(t, err)
+		if !reflect.DeepEqual(got, want) {
+			shape.apply(o)
+			require.NoError(t, c.repo(t).Save(ctx, o))
+		}
+		require.True(t, reflect.DeepEqual(c.load(t, 1), want), "the change is applied once: %s, want %s", describe(c.load(t, 1)), describe(want))
 	})
 }
 
