@@ -15,6 +15,14 @@ import (
 	"github.com/dddkit/dddkit/ddd"
 )
 
+// MaxDepth is the deepest nesting that copying (package tracking) and
+// comparing (package diff) follow: the most pointers, slices, maps and
+// interfaces entered one inside another on the way from the root to a
+// value. A value nested deeper is refused with an error wrapping
+// diff.ErrUnsupported, never by overflowing the goroutine stack: recursion
+// this deep fits well within Go's default maximum stack of 1 GB.
+const MaxDepth = 100_000
+
 // ErrTag reports a malformed ddd struct tag.
 var ErrTag = errors.New("invalid ddd tag")
 
@@ -216,9 +224,37 @@ var timeType = reflect.TypeFor[time.Time]()
 // TimeType is reflect.TypeFor[time.Time]().
 func TimeType() reflect.Type { return timeType }
 
-// EqualMethod reports whether t has a method Equal(t) bool, by value or by
+// ValueEqual is the rule, shared by copying and comparing, that says whether
+// values of type t are values compared with their own method Equal(t) bool
+// (by value or pointer receiver), such as time.Time or a decimal type. It
+// returns the method, and true when it applies. Such a type is a value: it
+// is copied by assignment as a whole and compared by the method alone,
+// without looking inside it.
+//
+// The method does not apply, and values are copied and compared part by
+// part, to:
+//   - pointer, slice, map and interface types, which are followed: their
+//     method may not see what a copy changes;
+//   - func, chan and unsafe.Pointer types, which are not supported;
+//   - entities, structs with a `ddd:"id"` field or an ID method (see
+//     [IdentityOf]), and structs with a malformed ddd tag: an entity's Equal
+//     method usually compares identities only, and trusting it would hide
+//     every change of the entity's contents.
+func ValueEqual(t reflect.Type) (reflect.Method, bool) {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface,
+		reflect.Func, reflect.Chan, reflect.UnsafePointer:
+		return reflect.Method{}, false
+	}
+	if _, isEntity, err := IdentityOf(t); isEntity || err != nil {
+		return reflect.Method{}, false
+	}
+	return equalMethod(t)
+}
+
+// equalMethod reports whether t has a method Equal(t) bool, by value or by
 // pointer receiver.
-func EqualMethod(t reflect.Type) (reflect.Method, bool) {
+func equalMethod(t reflect.Type) (reflect.Method, bool) {
 	for _, rt := range []reflect.Type{t, reflect.PointerTo(t)} {
 		m, ok := rt.MethodByName("Equal")
 		if !ok {
@@ -313,3 +349,7 @@ func (id *Identity) Same(p, q unsafe.Pointer) bool {
 	b, _ := id.Read(q)
 	return a == b
 }
+
+// EqualMethod reports whether t has a method Equal(t) bool, by value or by
+// pointer receiver, whether or not it applies (see ValueEqual).
+func EqualMethod(t reflect.Type) (reflect.Method, bool) { return equalMethod(t) }
