@@ -226,7 +226,7 @@ func trips(stmts []Statement) int {
 }
 
 var control = map[string]bool{
-	sqlBegin: true, sqlBeginSnapshot: true, sqlCommit: true, sqlRollback: true,
+	sqlBegin: true, sqlBeginImmediate: true, sqlBeginSnapshot: true, sqlCommit: true, sqlRollback: true,
 	sqlSavepoint: true, sqlReleaseSavepoint: true, sqlRollbackTo: true,
 }
 

@@ -118,8 +118,8 @@
 //
 //   - pgx, outside a transaction: the whole operation is one pgx.Batch,
 //     one round trip, which PostgreSQL runs as one implicit transaction.
-//   - database/sql, outside a transaction: an operation of more than one
-//     statement runs in a transaction of its own (BEGIN ... COMMIT), one
+//   - database/sql, outside a transaction: every write, even of a single
+//     statement, runs in a transaction of its own (BEGIN ... COMMIT), one
 //     round trip per statement.
 //   - Inside a transaction of [DB.InTx]: the statements are enclosed in
 //     SAVEPOINT dddkit_save ... RELEASE SAVEPOINT dddkit_save (on pgx in
@@ -161,6 +161,58 @@
 // a unit of work that sends nothing costs nothing. The statements of one
 // transaction are serialized. Transactions use the database's default
 // isolation level.
+//
+// On SQLite a unit of work begins with BEGIN IMMEDIATE, which takes the
+// database's write lock at once: units of work that read and then write
+// wait for each other under busy_timeout instead of failing with
+// SQLITE_BUSY (a wait that times out matches [repository.ErrConflict]).
+// Loads outside a transaction keep their read transaction (BEGIN). When
+// the context of [DB.InTx] is done by the time fn returns nil, nothing is
+// committed: the transaction rolls back and the error wraps the context's
+// error.
+//
+// # Cancellation and unknown outcomes
+//
+// A write tells the truth about what it wrote, even when its context is
+// done while the database runs it: it returns nil only when the change
+// was committed, an error that does not match
+// [repository.ErrOutcomeUnknown] only when nothing of it was written, and
+// an error that matches it, wrapping the underlying error, only when the
+// answer was lost.
+//
+// On pgx, a batch that reached the server runs to its end whatever
+// becomes of the client's connection, so a write whose context is done is
+// not abandoned but cancelled. With a *pgxpool.Pool or a *pgx.Conn, the
+// batch of a write outside a transaction, and each batch and the COMMIT of
+// a transaction, run on a connection held for them with a context that is
+// never cancelled, while the DB watches the caller's. Once it is done, the
+// DB sends the server cancel requests (pgconn.PgConn.CancelRequest) for
+// that connection, again while the statements run, and waits for the
+// answer at most the wait of [WithCancelWait] ([DefaultCancelWait], 5
+// seconds). An error from the server (the statement cancelled, or failed)
+// means nothing was written, and the error wraps the context's error; a
+// batch that had completed took effect, and the write returns nil; no
+// answer within the wait closes the connection, and the error matches
+// ErrOutcomeUnknown. A pool's connection for which a cancel request was
+// sent is closed rather than reused.
+//
+// On database/sql, the statements of a write run with the caller's
+// context, and the COMMIT is not sent when that context is done: the
+// transaction rolls back. The COMMIT runs with a context that ends the
+// wait of WithCancelWait after the caller's; a COMMIT without an answer by
+// then matches ErrOutcomeUnknown. On SQLite the COMMIT is not cut short:
+// its wait for a lock is bounded by busy_timeout, and its error always
+// means that nothing was committed. (database/sql over pgx cannot send a
+// cancel request: the driver closes the connection of a cancelled
+// statement, and the server notices later; pass
+// pgconn.CancelRequestContextWatcherHandler in the pgx configuration given
+// to stdlib.OpenDB to have it cancel instead.)
+//
+// The outcome is unknown when the connection broke after the statements
+// were sent, when PostgreSQL ended the session once every statement had
+// succeeded, or when the wait expired. A retry of Save then applies the
+// change at most once: if the lost write was committed, the retry's
+// version check fails with [repository.ErrConflict].
 //
 // # Observing statements
 //

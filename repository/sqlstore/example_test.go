@@ -85,7 +85,7 @@ func Example() {
 	// 3 INSERT INTO "cart_lines" ("cart_id", "id", "product", "quantity") VALUES (?, ?, ?, ?), (?, ?, ?, ?) [1 1 tea 1 1 2 milk 2]
 	// 4 COMMIT []
 	// --
-	// 5 BEGIN []
+	// 5 BEGIN IMMEDIATE []
 	// 6 SELECT "id", "owner", "version" FROM "carts" WHERE "id" = ? [1]
 	// 7 SELECT "id", "product", "quantity" FROM "cart_lines" WHERE "cart_id" = ? ORDER BY "id" [1]
 	// 8 SAVEPOINT dddkit_save []
