@@ -35,8 +35,15 @@
 //
 // A value that contains itself, through pointers, slices, maps or
 // interfaces, is reported with [ErrCycle] once the walk is deep enough to
-// look for cycles (1,000 steps), never by overflowing the stack. An
-// identity must be of a comparable type that is not an interface: an
+// look for cycles (1,000 steps), never by overflowing the stack.
+//
+// A value nested more than 100,000 deep, counting the pointers (the root's
+// included), slices, maps and interfaces entered one inside another, is
+// refused with an error wrapping [ErrUnsupported], as Copy of package
+// tracking refuses it: the limit is one for both, and a walk within it fits
+// in the default maximum goroutine stack.
+//
+// An identity must be of a comparable type that is not an interface: an
 // identity held in an interface may be incomparable at run time, and is
 // refused with [ErrUnsupported].
 //
@@ -79,7 +86,8 @@ func Compare[T any](old, new T) (Result, error) {
 
 // Equal reports whether old and new are equal by the rules of [Compare].
 // It is faster than Compare and does not allocate for the types Compare
-// does not allocate for.
+// does not allocate for. Where Compare returns an error, Equal returns
+// false with that error.
 func Equal[T any](old, new T) (bool, error) {
 	t := reflect.TypeFor[T]()
 	if t.Kind() == reflect.Pointer {

@@ -15,15 +15,34 @@ import (
 // nothing for the check.
 const cycleDepth = 1000
 
+// compareFirstDepth is the depth up to which the elements of an entity
+// collection of a recursive type are compared before they are walked.
+const compareFirstDepth = 32
+
+// errTooDeep reports a value nested more than typeinfo.MaxDepth deep.
+var errTooDeep = fmt.Errorf("values nested more than %d deep: %w", typeinfo.MaxDepth, ErrUnsupported)
+
 // walk is the state of one comparison. It comes from a pool, so that an
 // equal pair of values is compared without allocating.
 type walk struct {
+	// depth counts the pointers, slices, maps and interfaces entered, one
+	// inside another, on the way to the current value.
 	depth  int
 	onPath map[unsafe.Pointer]struct{}
 	// containers on the path (slice arrays, maps, interface data), for the
 	// cycles that go through them rather than through a pointer
 	inside map[unsafe.Pointer]struct{}
-	err    *Error
+	// deep reports that the walk went past cycleDepth, growing the maps
+	// above, which are then not kept for the next walk.
+	deep bool
+	// path holds the steps from the root to the current value, one stack
+	// shared by the whole walk: a Path is made from it only when a change
+	// or an error is recorded, so that memory grows with the depth, not
+	// with its square. base is where the steps of the entity that owns the
+	// current value start: the paths of its changes are relative to it.
+	path []Step
+	base int
+	err  *Error
 }
 
 var walkPool = sync.Pool{New: func() any { return new(walk) }}
@@ -35,17 +54,103 @@ func putWalk(w *walk) {
 	walkPool.Put(w)
 }
 
+// maxKeptPath is the longest path stack a pooled walk keeps.
+const maxKeptPath = 1024
+
 func (w *walk) reset() {
 	w.depth = 0
 	w.err = nil
-	clear(w.onPath)
-	clear(w.inside)
+	if w.deep {
+		w.onPath, w.inside, w.deep = nil, nil, false
+	} else {
+		clear(w.onPath)
+		clear(w.inside)
+	}
+	if cap(w.path) > maxKeptPath {
+		w.path = nil
+	} else {
+		clear(w.path[:cap(w.path)])
+		w.path = w.path[:0]
+	}
+	w.base = 0
 }
 
-func (w *walk) fail(e *Error) {
-	if w.err == nil {
-		w.err = e
+// start prepares the walk of roots of plan pl: reached through a pointer,
+// which is a step of depth if pl may recurse (see follow), or stored in
+// place.
+func (w *walk) start(pl *plan, isPtr bool) {
+	if isPtr && pl.mayCycle {
+		w.depth = 1
 	}
+}
+
+// fail records e as the error of the walk, unless there is one already.
+// e.Path, if any, is relative to the current value: the error's path is the
+// current path followed by it. e is not changed (it may be cached).
+func (w *walk) fail(e *Error) {
+	if w.err != nil {
+		return
+	}
+	var path Path
+	if n := len(w.path) + len(e.Path); n > 0 {
+		path = make(Path, 0, n)
+		path = append(append(path, w.path...), e.Path...)
+	}
+	w.err = &Error{Path: path, Err: e.Err}
+}
+
+// failAt records err as the error of the walk at step s of the current
+// value.
+func (w *walk) failAt(s Step, err error) {
+	w.fail(&Error{Path: Path{s}, Err: err})
+}
+
+// push adds step s to the path; pop removes it.
+func (w *walk) push(s Step) { w.path = append(w.path, s) }
+
+func (w *walk) pop() {
+	w.path[len(w.path)-1] = nil
+	w.path = w.path[:len(w.path)-1]
+}
+
+// relPath returns the path of the current value relative to the entity that
+// owns it, as a Path of its own (nil when empty).
+func (w *walk) relPath() Path {
+	rel := w.path[w.base:]
+	if len(rel) == 0 {
+		return nil
+	}
+	return append(make(Path, 0, len(rel)), rel...)
+}
+
+// down notes a step into a pointer, slice, map or interface and reports
+// false, having failed the walk, past typeinfo.MaxDepth. The caller undoes
+// a successful step with w.depth--.
+func (w *walk) down() bool {
+	if w.depth >= typeinfo.MaxDepth {
+		w.fail(&Error{Err: errTooDeep})
+		return false
+	}
+	w.depth++
+	if w.depth > cycleDepth {
+		w.deep = true
+	}
+	return true
+}
+
+// onPathEnter notes the pointer pa on the path, for values nested past
+// cycleDepth, and reports false, having failed the walk, when it is
+// already there: a value that contains itself.
+func (w *walk) onPathEnter(pa unsafe.Pointer) bool {
+	if w.onPath == nil {
+		w.onPath = make(map[unsafe.Pointer]struct{})
+	}
+	if _, ok := w.onPath[pa]; ok {
+		w.fail(&Error{Err: ErrCycle})
+		return false
+	}
+	w.onPath[pa] = struct{}{}
+	return true
 }
 
 type sliceHeader struct {
@@ -69,12 +174,14 @@ func compareRoot(t reflect.Type, p, q unsafe.Pointer, isPtr, checked bool) (Resu
 	}
 	w := getWalk()
 	defer putWalk(w)
+	w.start(pl, isPtr)
 	if pl.mayCycle && pl.eq(w, a, b) && w.err == nil {
 		return Result{}, nil
 	}
 	w.reset()
+	w.start(pl, isPtr)
 	var r Result
-	w.diffValue(pl, a, b, nil, &r.Changes)
+	w.diffValue(pl, a, b, &r.Changes)
 	if w.err != nil {
 		return Result{}, w.err
 	}
@@ -97,14 +204,16 @@ func equalRoot(t reflect.Type, p, q unsafe.Pointer, isPtr bool) (bool, error) {
 	}
 	w := getWalk()
 	defer putWalk(w)
+	w.start(pl, isPtr)
 	if pl.mayCycle && pl.eq(w, a, b) && w.err == nil {
 		return true, nil
 	}
 	// Not equal at first sight, or an error: the full walk tells a reorder
 	// of entities from a change, and where a problem is.
 	w.reset()
+	w.start(pl, isPtr)
 	var c Changes
-	w.diffValue(pl, a, b, nil, &c)
+	w.diffValue(pl, a, b, &c)
 	if w.err != nil {
 		return false, w.err
 	}
@@ -157,41 +266,56 @@ func (w *walk) ptrEq(elem *plan, a, b unsafe.Pointer) bool {
 	if w == nil { // a type that cannot recurse without end
 		return elem.eq(nil, a, b)
 	}
-	if w.err != nil {
+	if w.err != nil || !w.follow(elem, a) {
 		return false
 	}
-	w.depth++
-	var eq bool
-	if w.depth <= cycleDepth {
-		eq = elem.eq(w, a, b)
-	} else {
-		eq = w.trackedEq(elem, a, b)
-	}
-	w.depth--
+	eq := elem.eq(w, a, b)
+	w.unfollow(elem, a)
 	return eq
 }
 
-// trackedEq compares deeply nested values, watching for cycles.
-func (w *walk) trackedEq(elem *plan, a, b unsafe.Pointer) bool {
-	if w.onPath == nil {
-		w.onPath = make(map[unsafe.Pointer]struct{})
+// follow notes a step through a pointer to pa, a value of plan e, and
+// reports false, having failed the walk, when pa is already on the path (a
+// value that contains itself) or past typeinfo.MaxDepth. Only a value that
+// may recurse is a step: the others nest no deeper than their type. Cycles
+// are looked for only past cycleDepth. A successful step is undone by
+// unfollow.
+func (w *walk) follow(e *plan, pa unsafe.Pointer) bool {
+	if !e.mayCycle {
+		return true
 	}
-	if _, ok := w.onPath[a]; ok {
-		w.fail(&Error{Err: ErrCycle})
+	if !w.down() {
 		return false
 	}
-	w.onPath[a] = struct{}{}
-	eq := elem.eq(w, a, b)
-	delete(w.onPath, a)
-	return eq
+	if w.depth > cycleDepth && !w.onPathEnter(pa) {
+		w.depth--
+		return false
+	}
+	return true
+}
+
+// unfollow undoes follow(e, pa).
+func (w *walk) unfollow(e *plan, pa unsafe.Pointer) {
+	if !e.mayCycle {
+		return
+	}
+	if w.depth > cycleDepth {
+		delete(w.onPath, pa)
+	}
+	w.depth--
 }
 
 // enter notes a step into the container at p (a slice's array, a map, the
-// data of an interface) and reports false, having failed the walk, when p
-// is already on the path: a value that contains itself. Like pointers,
-// containers are watched only past cycleDepth.
-func (w *walk) enter(p unsafe.Pointer) bool {
-	w.depth++
+// data of an interface) holding values of plan e, as follow does for a
+// pointer: it reports false, having failed the walk, when p is already on
+// the path or past typeinfo.MaxDepth. A successful step is undone by leave.
+func (w *walk) enter(e *plan, p unsafe.Pointer) bool {
+	if !e.mayCycle {
+		return true
+	}
+	if !w.down() {
+		return false
+	}
 	if w.depth <= cycleDepth || p == nil {
 		return true
 	}
@@ -207,8 +331,11 @@ func (w *walk) enter(p unsafe.Pointer) bool {
 	return true
 }
 
-// leave undoes enter(p).
-func (w *walk) leave(p unsafe.Pointer) {
+// leave undoes enter(e, p).
+func (w *walk) leave(e *plan, p unsafe.Pointer) {
+	if !e.mayCycle {
+		return
+	}
 	if w.depth > cycleDepth && p != nil {
 		delete(w.inside, p)
 	}
@@ -216,19 +343,18 @@ func (w *walk) leave(p unsafe.Pointer) {
 }
 
 func (w *walk) sliceEq(elem *plan, a, b unsafe.Pointer) bool {
-	if w != nil {
-		x := (*sliceHeader)(a)
-		if !w.enter(x.data) {
-			return false
-		}
-		defer w.leave(x.data)
-	}
 	x, y := (*sliceHeader)(a), (*sliceHeader)(b)
 	if x.len != y.len {
 		return false
 	}
 	if x.len == 0 || x.data == y.data {
 		return true
+	}
+	if w != nil {
+		if !w.enter(elem, x.data) {
+			return false
+		}
+		defer w.leave(elem, x.data)
 	}
 	esz := elem.size
 	switch elem.kind {
@@ -278,10 +404,31 @@ func (w *walk) entitySliceEq(p *plan, a, b unsafe.Pointer) bool {
 		// builds the result tells a reorder from a change.
 		return false
 	}
-	// Same length, not equal in order: equal only if reordered.
+	// Same length, not equal in order. Elements of the same identities at
+	// the same positions were compared as identity would pair them, so the
+	// slices differ; otherwise they are equal only if reordered.
+	if alignedIDs(p, x, y) {
+		return false
+	}
+	if !w.enter(p.elem, x.data) {
+		return false
+	}
 	var c Changes
-	w.diffEntities(p, sliceElems(p, x), sliceElems(p, y), nil, &c)
+	w.diffEntities(p, sliceElems(p, x), sliceElems(p, y), &c)
+	w.leave(p.elem, x.data)
 	return w.err == nil && c.Empty()
+}
+
+// alignedIDs reports whether the entities of two slices of plan p, of the
+// same length, have the same identities position by position.
+func alignedIDs(p *plan, x, y *sliceHeader) bool {
+	esz := p.elem.size
+	for i := range uintptr(x.len) {
+		if !p.identity.Same(unsafe.Add(x.data, i*esz), unsafe.Add(y.data, i*esz)) {
+			return false
+		}
+	}
+	return true
 }
 
 // elems is the elements of a collection: of a slice, read in place, or of a
@@ -361,18 +508,18 @@ func keyLess(a, b reflect.Value) bool {
 
 func (w *walk) mapEq(p *plan, a, b unsafe.Pointer) bool {
 	ma, mb := reflect.NewAt(p.t, a).Elem(), reflect.NewAt(p.t, b).Elem()
-	if w != nil {
-		m := ma.UnsafePointer()
-		if !w.enter(m) {
-			return false
-		}
-		defer w.leave(m)
-	}
 	if ma.Len() != mb.Len() {
 		return false
 	}
 	if ma.Len() == 0 || ma.UnsafePointer() == mb.UnsafePointer() {
 		return true
+	}
+	if w != nil {
+		m := ma.UnsafePointer()
+		if !w.enter(p.elem, m) {
+			return false
+		}
+		defer w.leave(p.elem, m)
 	}
 	if p.identity != nil {
 		if w == nil {
@@ -381,7 +528,7 @@ func (w *walk) mapEq(p *plan, a, b unsafe.Pointer) bool {
 		_, va := mapValues(p, a)
 		_, vb := mapValues(p, b)
 		var c Changes
-		w.diffEntities(p, ptrElems(va), ptrElems(vb), nil, &c)
+		w.diffEntities(p, ptrElems(va), ptrElems(vb), &c)
 		return w.err == nil && c.Empty()
 	}
 	keys, va := mapValues(p, a)
@@ -427,21 +574,18 @@ func (w *walk) ifaceEq(p *plan, a, b unsafe.Pointer) bool {
 	}
 	if w != nil {
 		d := ifaceData(a, dt)
-		if !w.enter(d) {
+		if !w.enter(p, d) {
 			return false
 		}
-		defer w.leave(d)
+		defer w.leave(p, d)
 	}
 	return dp.eq(w, ifaceData(a, dt), ifaceData(b, dt))
 }
 
-func appendPath(p Path, s Step) Path {
-	return append(p[:len(p):len(p)], s)
-}
-
 // diffValue reports how the values at a and b, of plan pl, differ, into out.
-// It is called only for values that may differ.
-func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, path Path, out *Changes) {
+// It is called only for values that may differ. The current path is the
+// path of the values.
+func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, out *Changes) {
 	if w.err != nil {
 		return
 	}
@@ -449,7 +593,8 @@ func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, path Path, out *Changes)
 	case kindStruct:
 		// Fields are walked without comparing them first: comparing and
 		// then walking would visit deep values once per level.
-		for _, f := range pl.fields {
+		for i := range pl.fields {
+			f := &pl.fields[i]
 			x, y := unsafe.Add(a, f.off), unsafe.Add(b, f.off)
 			// A field that cannot recurse without end is compared first, so
 			// that an unchanged field costs no path and no walk. The others
@@ -459,7 +604,9 @@ func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, path Path, out *Changes)
 			if !f.plan.mayCycle && f.plan.identity == nil && f.plan.eq(nil, x, y) {
 				continue
 			}
-			w.diffValue(f.plan, x, y, appendPath(path, FieldStep{Name: f.name, Index: f.index}), out)
+			w.push(f.step)
+			w.diffValue(f.plan, x, y, out)
+			w.pop()
 			if w.err != nil {
 				return
 			}
@@ -471,39 +618,29 @@ func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, path Path, out *Changes)
 			return
 		}
 		if pa != nil && pb != nil && pl.elem.kind == kindStruct {
-			w.depth++
-			defer func() { w.depth-- }()
-			if w.depth > cycleDepth {
-				if w.onPath == nil {
-					w.onPath = make(map[unsafe.Pointer]struct{})
-				}
-				if _, ok := w.onPath[pa]; ok {
-					w.fail(&Error{Path: path, Err: ErrCycle})
-					return
-				}
-				w.onPath[pa] = struct{}{}
-				defer delete(w.onPath, pa)
+			if w.follow(pl.elem, pa) {
+				w.diffValue(pl.elem, pa, pb, out)
+				w.unfollow(pl.elem, pa)
 			}
-			w.diffValue(pl.elem, pa, pb, path, out)
 			return
 		}
 	case kindSlice:
 		if pl.identity != nil {
-			var c Changes
-			w.diffEntities(pl, sliceElems(pl, (*sliceHeader)(a)), sliceElems(pl, (*sliceHeader)(b)), path, &c)
-			if w.err == nil && len(c.Collections) > 0 {
-				out.Collections = append(out.Collections, Collection{Path: path, Elements: c.Collections[0].Elements})
+			x := (*sliceHeader)(a)
+			if w.enter(pl.elem, x.data) {
+				w.diffEntities(pl, sliceElems(pl, x), sliceElems(pl, (*sliceHeader)(b)), out)
+				w.leave(pl.elem, x.data)
 			}
 			return
 		}
 	case kindMap:
 		if pl.identity != nil {
-			_, va := mapValues(pl, a)
-			_, vb := mapValues(pl, b)
-			var c Changes
-			w.diffEntities(pl, ptrElems(va), ptrElems(vb), path, &c)
-			if w.err == nil && len(c.Collections) > 0 {
-				out.Collections = append(out.Collections, Collection{Path: path, Elements: c.Collections[0].Elements})
+			m := *(*unsafe.Pointer)(a)
+			if w.enter(pl.elem, m) {
+				_, va := mapValues(pl, a)
+				_, vb := mapValues(pl, b)
+				w.diffEntities(pl, ptrElems(va), ptrElems(vb), out)
+				w.leave(pl.elem, m)
 			}
 			return
 		}
@@ -512,63 +649,55 @@ func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, path Path, out *Changes)
 		return
 	}
 	if w.err != nil {
-		if w.err.Path == nil {
-			w.err.Path = path
-		}
 		return
 	}
-	out.Fields = append(out.Fields, Change{Path: path, Old: valueOf(pl.t, a), New: valueOf(pl.t, b)})
+	out.Fields = append(out.Fields, Change{Path: w.relPath(), Old: valueOf(pl.t, a), New: valueOf(pl.t, b)})
 }
 
 // checkIDs checks the entity collections inside the value at a, of plan pl,
 // for nil elements and duplicate identities: what comparing it with nothing
-// would find.
-func (w *walk) checkIDs(pl *plan, a unsafe.Pointer, path Path) {
+// would find. The current path is the path of the value.
+func (w *walk) checkIDs(pl *plan, a unsafe.Pointer) {
 	if w.err != nil || !pl.hasEntities {
 		return
 	}
 	switch pl.kind {
 	case kindStruct:
-		for _, f := range pl.fields {
-			w.checkIDs(f.plan, unsafe.Add(a, f.off), appendPath(path, FieldStep{Name: f.name, Index: f.index}))
+		for i := range pl.fields {
+			f := &pl.fields[i]
+			w.push(f.step)
+			w.checkIDs(f.plan, unsafe.Add(a, f.off))
+			w.pop()
 		}
 	case kindPointer:
-		if pa := *(*unsafe.Pointer)(a); pa != nil {
-			w.depth++
-			if w.depth > cycleDepth {
-				if w.onPath == nil {
-					w.onPath = make(map[unsafe.Pointer]struct{})
-				}
-				if _, ok := w.onPath[pa]; ok {
-					w.fail(&Error{Path: path, Err: ErrCycle})
-					w.depth--
-					return
-				}
-				w.onPath[pa] = struct{}{}
-				w.checkIDs(pl.elem, pa, path)
-				delete(w.onPath, pa)
-			} else {
-				w.checkIDs(pl.elem, pa, path)
-			}
-			w.depth--
+		pa := *(*unsafe.Pointer)(a)
+		if pa != nil && w.follow(pl.elem, pa) {
+			w.checkIDs(pl.elem, pa)
+			w.unfollow(pl.elem, pa)
 		}
 	case kindSlice, kindMap:
 		var all elems
+		var c unsafe.Pointer // the container, for cycles
 		if pl.kind == kindSlice {
-			all = sliceElems(pl, (*sliceHeader)(a))
+			h := (*sliceHeader)(a)
+			all, c = sliceElems(pl, h), h.data
 		} else {
 			_, ptrs := mapValues(pl, a)
-			all = ptrElems(ptrs)
+			all, c = ptrElems(ptrs), *(*unsafe.Pointer)(a)
 		}
+		if !w.enter(pl.elem, c) {
+			return
+		}
+		defer w.leave(pl.elem, c)
 		if pl.identity == nil {
 			for i := range all.n {
-				w.checkIDs(pl.elem, all.at(i), path)
+				w.checkIDs(pl.elem, all.at(i))
 			}
 			return
 		}
 		// Compared with nothing, every element is added: diffEntities
 		// checks the identities and, through checkIDs, their insides.
-		w.diffEntities(pl, ptrElems(nil), all, path, &Changes{})
+		w.diffEntities(pl, ptrElems(nil), all, &Changes{})
 	}
 }
 
@@ -595,14 +724,14 @@ func idOf(p *plan, ptr unsafe.Pointer) any {
 
 // diffEntities matches the entities at olds and news (pointers to elements
 // of plan p's collection) by identity and appends their changes to out as
-// one collection at path. Integer and string identities in a tagged field
+// one collection at the current path. Integer and string identities in a tagged field
 // are matched in maps of their own kind, without boxing.
-func (w *walk) diffEntities(p *plan, olds, news elems, path Path, out *Changes) {
+func (w *walk) diffEntities(p *plan, olds, news elems, out *Changes) {
 	id := p.identity
 	switch k := id.Type.Kind(); {
 	case !id.Method && typeinfo.IsInteger(k):
 		size := id.Type.Size()
-		diffEntitiesBy(w, p, olds, news, path, out, func(ptr unsafe.Pointer) (uint64, bool) {
+		diffEntitiesBy(w, p, olds, news, out, func(ptr unsafe.Pointer) (uint64, bool) {
 			f := fieldOf(id, ptr)
 			if f == nil {
 				return 0, false
@@ -618,7 +747,7 @@ func (w *walk) diffEntities(p *plan, olds, news elems, path Path, out *Changes) 
 			return uint64(*(*uint8)(f)), true
 		})
 	case !id.Method && k == reflect.String:
-		diffEntitiesBy(w, p, olds, news, path, out, func(ptr unsafe.Pointer) (string, bool) {
+		diffEntitiesBy(w, p, olds, news, out, func(ptr unsafe.Pointer) (string, bool) {
 			f := fieldOf(id, ptr)
 			if f == nil {
 				return "", false
@@ -626,7 +755,7 @@ func (w *walk) diffEntities(p *plan, olds, news elems, path Path, out *Changes) 
 			return *(*string)(f), true
 		})
 	default:
-		diffEntitiesBy(w, p, olds, news, path, out, id.Read)
+		diffEntitiesBy(w, p, olds, news, out, id.Read)
 	}
 }
 
@@ -706,7 +835,7 @@ func denseDuplicate(keys []uint64) (int, bool) {
 	return -1, true
 }
 
-func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news elems, path Path, out *Changes, read keyReader[K]) {
+func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news elems, out *Changes, read keyReader[K]) {
 	elem := p.elem
 	var elems []Element
 	var seen map[K]struct{}
@@ -719,27 +848,35 @@ func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news elems, path Path,
 			return x == y || (x != nil && y != nil && structEq(t, x, y))
 		}
 	}
+	// Deep inside a value of a recursive type, pairs are walked without
+	// comparing them first: comparing at every level, then walking, would
+	// visit the levels below once per level above.
+	compareFirst := !elem.mayCycle || w.depth < compareFirstDepth
 	// modify records the change of a matched pair, if any.
 	modify := func(pa, pb unsafe.Pointer) bool {
-		if same(pa, pb) {
+		if compareFirst && same(pa, pb) {
 			return true
 		}
+		// An error of the comparison above is found again by the walk
+		// below, with the path to where it is; it is kept if not.
+		saved := w.err
+		w.err = nil
 		id := idOf(p, pb)
-		epath := appendPath(path, ElementStep{ID: id})
-		if w.err != nil {
-			if w.err.Path == nil {
-				w.err.Path = epath
-			}
-			return false
-		}
+		w.push(ElementStep{ID: id})
+		base := w.base
+		w.base = len(w.path) // the element's changes are relative to it
 		// The pair may be equal even so: the comparison above reports a
 		// possible difference for what it cannot tell in order, such as a
 		// reordered or map-held collection of entities inside. An element
 		// is modified only when its own changes are not empty.
 		var c Changes
-		w.diffValue(elem, pa, pb, nil, &c)
+		w.diffValue(elem, pa, pb, &c)
+		w.base = base
+		w.pop()
+		if w.err == nil {
+			w.err = saved
+		}
 		if w.err != nil {
-			w.err.Path = append(epath, w.err.Path...)
 			return false
 		}
 		if !c.Empty() {
@@ -750,11 +887,11 @@ func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news elems, path Path,
 	newKey := func(pb unsafe.Pointer) (K, bool) {
 		k, ok := read(pb)
 		if !ok {
-			w.fail(&Error{Path: path, Err: ErrNilEntity})
+			w.fail(&Error{Err: ErrNilEntity})
 			return k, false
 		}
 		if _, dup := seen[k]; dup {
-			w.fail(&Error{Path: appendPath(path, ElementStep{ID: idOf(p, pb)}), Err: ErrDuplicateID})
+			w.failAt(ElementStep{ID: idOf(p, pb)}, ErrDuplicateID)
 			return k, false
 		}
 		seen[k] = struct{}{}
@@ -797,11 +934,11 @@ func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news elems, path Path,
 		}
 		if aligned {
 			if dup := duplicate(keys); dup >= 0 {
-				w.fail(&Error{Path: appendPath(path, ElementStep{ID: idOf(p, news.at(dup))}), Err: ErrDuplicateID})
+				w.failAt(ElementStep{ID: idOf(p, news.at(dup))}, ErrDuplicateID)
 				return
 			}
 			if len(elems) > 0 {
-				out.Collections = append(out.Collections, Collection{Path: path, Elements: elems})
+				out.Collections = append(out.Collections, Collection{Path: w.relPath(), Elements: elems})
 			}
 			return
 		}
@@ -814,11 +951,11 @@ func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news elems, path Path,
 		pa := olds.at(i)
 		k, ok := read(pa)
 		if !ok {
-			w.fail(&Error{Path: path, Err: fmt.Errorf("old value: %w", ErrNilEntity)})
+			w.fail(&Error{Err: fmt.Errorf("old value: %w", ErrNilEntity)})
 			return
 		}
 		if _, dup := index[k]; dup {
-			w.fail(&Error{Path: appendPath(path, ElementStep{ID: idOf(p, pa)}), Err: fmt.Errorf("old value: %w", ErrDuplicateID)})
+			w.failAt(ElementStep{ID: idOf(p, pa)}, fmt.Errorf("old value: %w", ErrDuplicateID))
 			return
 		}
 		index[k] = i
@@ -834,7 +971,9 @@ func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news elems, path Path,
 		if !ok {
 			id := idOf(p, pb)
 			if elem.hasEntities {
-				w.checkIDs(elem, pb, appendPath(path, ElementStep{ID: id}))
+				w.push(ElementStep{ID: id})
+				w.checkIDs(elem, pb)
+				w.pop()
 				if w.err != nil {
 					return
 				}
@@ -854,6 +993,6 @@ func diffEntitiesBy[K comparable](w *walk, p *plan, olds, news elems, path Path,
 		}
 	}
 	if len(removed)+len(elems) > 0 {
-		out.Collections = append(out.Collections, Collection{Path: path, Elements: append(removed, elems...)})
+		out.Collections = append(out.Collections, Collection{Path: w.relPath(), Elements: append(removed, elems...)})
 	}
 }

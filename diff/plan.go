@@ -66,6 +66,7 @@ type fieldPlan struct {
 	index int
 	off   uintptr
 	plan  *plan
+	step  Step // FieldStep{name, index}, boxed once
 }
 
 // eqOp is one comparison of a struct's flat comparison list.
@@ -427,7 +428,7 @@ func (c *compiler) fillStruct(p *plan, path Path) *Error {
 		if err != nil {
 			return err
 		}
-		p.fields = append(p.fields, fieldPlan{name: f.Name, index: i, off: f.Offset, plan: fp})
+		p.fields = append(p.fields, fieldPlan{name: f.Name, index: i, off: f.Offset, plan: fp, step: FieldStep{Name: f.Name, Index: i}})
 	}
 	// The flat list is built when the compile session ends (see planOf): a
 	// field's plan may still be a placeholder of a recursive type now.

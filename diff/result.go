@@ -16,7 +16,7 @@ var (
 	ErrNilEntity = errors.New("nil element in entity collection")
 	// ErrUnsupported reports a type that cannot be compared or copied: a
 	// func, chan or unsafe.Pointer field not tagged `ddd:"-"`, or a malformed
-	// ddd tag.
+	// ddd tag; or a value nested more than 100,000 deep.
 	ErrUnsupported = errors.New("unsupported type")
 	// ErrCycle reports a pointer cycle: a value that contains itself.
 	ErrCycle = errors.New("pointer cycle")
@@ -30,10 +30,22 @@ type Error struct {
 	Err error
 }
 
-// Error implements error.
+// maxShownSteps is the most steps of a path an error message shows.
+const maxShownSteps = 64
+
+// Error implements error. A very deep path is shown by its two ends.
 func (e *Error) Error() string {
 	if len(e.Path) == 0 {
 		return "diff: " + e.Err.Error()
+	}
+	if n := len(e.Path); n > maxShownSteps {
+		var b strings.Builder
+		b.WriteString(e.Path[:maxShownSteps/2].String())
+		fmt.Fprintf(&b, "...(%d more)...", n-maxShownSteps)
+		for _, s := range e.Path[n-maxShownSteps/2:] {
+			b.WriteString(s.String())
+		}
+		return fmt.Sprintf("diff: %s: %v", b.String(), e.Err)
 	}
 	return fmt.Sprintf("diff: %s: %v", e.Path, e.Err)
 }
