@@ -19,7 +19,13 @@
 //   - A type with a method Equal(T) bool, such as time.Time or a decimal
 //     type, is compared with it, so a monotonic clock reading or a different
 //     internal representation of the same value is not a change. Such a type
-//     is a value: it changes as a whole.
+//     is a value: it changes as a whole, and the method alone decides.
+//     Compare does not look inside it, so what it holds, a pointer cycle
+//     for example, is neither walked nor reported (and Copy of package
+//     tracking assigns it as a whole). The method does not apply to
+//     pointer, slice, map and interface types, which are followed, nor to
+//     an entity: an entity's Equal method usually compares identities, so
+//     an entity is always compared field by field, as Copy deep-copies it.
 //   - A float NaN equals a NaN, so a value holding NaN is not changed
 //     forever.
 //   - A nil slice or map equals an empty one: both store nothing.

@@ -39,9 +39,10 @@ type plan struct {
 	// collections, whose identities must be checked even in added elements.
 	hasEntities bool
 
-	identity *typeinfo.Identity // slice or map of entities
-	method   int                // equal-method: index of Equal in the pointer's method set
-	inner    *plan              // equal-method: structural plan, nil if none
+	identity *typeinfo.Identity             // slice or map of entities
+	method   int                            // equal-method: index of Equal in the pointer's method set
+	inner    *plan                          // equal-method: structural plan, nil if none
+	call     func(a, b unsafe.Pointer) bool // equal-method: calls Equal
 }
 
 type planKind uint8
@@ -206,6 +207,16 @@ func cycles(p *plan, onStack map[*plan]bool) bool {
 		return true
 	}
 	onStack[p] = true
+	if p.kind == kindEqualMethod {
+		// Compared by its method, which does not recurse: what is inside
+		// matters only to the structural check tried first (see finish).
+		if p.inner != nil {
+			cycles(p.inner, onStack)
+		}
+		delete(onStack, p)
+		p.mayCycle, p.cycleSet, p.hasEntities = false, true, false
+		return false
+	}
 	may := p.kind == kindInterface
 	ents := p.identity != nil || p.kind == kindInterface
 	for _, f := range p.fields {
@@ -259,25 +270,15 @@ func (c *compiler) fill(p *plan, path Path) *Error {
 		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return (*time.Time)(a).Equal(*(*time.Time)(b)) }
 		return nil
 	}
-	if _, isEntity, err := typeinfo.IdentityOf(t); err != nil {
+	if _, _, err := typeinfo.IdentityOf(t); err != nil {
 		return unsupported(path, "%v: %v", t, err)
-	} else if !isEntity && valueKind(t.Kind()) {
-		if m, ok := typeinfo.EqualMethod(t); ok {
-			return c.fillEqualMethod(p, m, path)
-		}
+	}
+	// The rule Copy follows too: a value with an Equal method is compared
+	// with it; an entity, a pointer, slice or map is compared part by part.
+	if m, ok := typeinfo.ValueEqual(t); ok {
+		return c.fillEqualMethod(p, m, path)
 	}
 	return c.fillKind(p, path)
-}
-
-// valueKind reports whether a type of kind k can be a value compared with
-// its Equal method. Pointers, slices and maps are followed instead, as
-// Copy follows them: their Equal method may not see what a copy changes.
-func valueKind(k reflect.Kind) bool {
-	switch k {
-	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
-		return false
-	}
-	return true
 }
 
 // fillKind fills p by the kind of its type, ignoring any Equal method.
@@ -392,23 +393,20 @@ func (c *compiler) fillEqualMethod(p *plan, m reflect.Method, path Path) *Error 
 		m = pm
 	}
 	p.method = m.Index
-	// Values that are identical field by field are Equal: try that first,
-	// which needs no call and no allocation. A type whose structure cannot
-	// be compared is compared with its method alone.
+	// Values that are identical field by field are Equal: that is tried
+	// first, where it can be (see finish), as it needs no call and no
+	// allocation. A type whose structure cannot be compared is compared
+	// with its method alone.
 	inner := &plan{t: p.t, size: p.size}
 	if err := c.fillKind(inner, path); err == nil {
 		p.inner = inner
 	}
 	t, idx := p.t, m.Index
-	call := func(a, b unsafe.Pointer) bool {
+	p.call = func(a, b unsafe.Pointer) bool {
 		out := reflect.NewAt(t, a).Method(idx).Call([]reflect.Value{reflect.NewAt(t, b).Elem()})
 		return out[0].Bool()
 	}
-	if inner := p.inner; inner != nil {
-		p.eq = func(w *walk, a, b unsafe.Pointer) bool { return inner.eq(w, a, b) || call(a, b) }
-	} else {
-		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return call(a, b) }
-	}
+	p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return p.call(a, b) }
 	return nil
 }
 
@@ -454,8 +452,14 @@ func finish(p *plan) {
 			}
 		}
 	}
-	if p.inner != nil {
+	if p.kind == kindEqualMethod && p.inner != nil {
 		finish(p.inner)
+		// The structural check first, but only when it is a bounded walk:
+		// the method alone decides, so a value that may recurse (a pointer
+		// cycle behind it, say) is not walked into.
+		if inner, call := p.inner, p.call; !inner.mayCycle {
+			p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return inner.eq(nil, a, b) || call(a, b) }
+		}
 	}
 }
 
