@@ -135,7 +135,7 @@ func TestUpdateRetriesConflicts(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for range each {
-				err := repo.Update(ctx, 1, func(o *order) error {
+				err := repo.Update(ctx, 1, func(_ context.Context, o *order) error {
 					o.setQuantity(1, o.items[0].quantity+1)
 					time.Sleep(time.Microsecond) // widen the race
 					return nil
@@ -206,7 +206,7 @@ func TestUpdateLocksAggregatesWithoutVersion(t *testing.T) {
 	us := &unversionedStore{row: unversioned{id: 1}}
 	repo, err := repository.NewSupport[*unversioned, orderID](us)
 	require.NoError(t, err)
-	require.NoError(t, repo.Update(ctx, 1, func(u *unversioned) error { u.n++; return nil }))
+	require.NoError(t, repo.Update(ctx, 1, func(_ context.Context, u *unversioned) error { u.n++; return nil }))
 	assert.Equal(t, []string{"select for update"}, us.calls, "an aggregate without a version is loaded with a lock")
 	assert.Equal(t, 1, us.row.n)
 
@@ -216,7 +216,7 @@ func TestUpdateLocksAggregatesWithoutVersion(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, vrepo.Save(ctx, placeOrder(1)))
 	ls.takeCalls()
-	require.NoError(t, vrepo.Update(ctx, 1, func(o *order) error { o.setQuantity(1, 2); return nil }))
+	require.NoError(t, vrepo.Update(ctx, 1, func(_ context.Context, o *order) error { o.setQuantity(1, 2); return nil }))
 	assert.Equal(t, []string{"select 1", "update 1 v0->v1"}, ls.takeCalls())
 
 	// FindForUpdate locks, and within a scope returns the same instance.

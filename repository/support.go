@@ -292,8 +292,10 @@ func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) e
 
 // Update loads the aggregate with identity id, runs change on it, and saves
 // it, in one unit of work: in a transaction of the [Transactor] given with
-// [WithTransactor], or else in a tracking scope. If change returns an
-// error, nothing is saved and the error is returned as is.
+// [WithTransactor], or else in a tracking scope. change is given the unit
+// of work's context, to load other aggregates or run statements of its own
+// in the same transaction. If change returns an error, nothing is saved
+// and the error is returned as is.
 //
 // An aggregate with a version field is protected by its version: a
 // concurrent change makes the save fail with [ErrConflict]. One without is
@@ -305,7 +307,7 @@ func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) e
 //
 // With [WithRetry], a failed unit of work runs again on a freshly loaded
 // aggregate, so change must be safe to run more than once.
-func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, change func(T) error) error {
+func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, change func(ctx context.Context, agg T) error) error {
 	if change == nil {
 		return errors.New("repository: update: nil function")
 	}
@@ -318,7 +320,7 @@ func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, c
 		if err != nil {
 			return err
 		}
-		if err := change(agg); err != nil {
+		if err := change(ctx, agg); err != nil {
 			return err
 		}
 		return s.Save(ctx, agg)

@@ -277,21 +277,21 @@ func TestUpdate(t *testing.T) {
 	require.NoError(t, repo.Save(ctx, placeOrder(1)))
 	store.takeCalls()
 
-	require.NoError(t, repo.Update(ctx, 1, func(o *order) error {
+	require.NoError(t, repo.Update(ctx, 1, func(_ context.Context, o *order) error {
 		o.setQuantity(2, 9)
 		return nil
 	}))
 	assert.Equal(t, []string{"select 1", "update 1 v0->v1"}, store.takeCalls())
 
 	rule := errors.New("shipped orders cannot change")
-	err := repo.Update(ctx, 1, func(o *order) error {
+	err := repo.Update(ctx, 1, func(_ context.Context, o *order) error {
 		o.setQuantity(2, 1)
 		return rule
 	})
 	require.ErrorIs(t, err, rule)
 	assert.Equal(t, []string{"select 1"}, store.takeCalls(), "nothing saved when the change fails")
 
-	err = repo.Update(ctx, 42, func(*order) error { return nil })
+	err = repo.Update(ctx, 42, func(context.Context, *order) error { return nil })
 	require.ErrorIs(t, err, repository.ErrNotFound)
 }
 

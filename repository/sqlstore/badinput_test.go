@@ -291,7 +291,9 @@ var badCases = []badCase{
 			repo := b.repo(t)
 			called := false
 			return badCall{
-				run:   func() error { return repo.Update(ctx, orderID(id), func(*order) error { called = true; return nil }) },
+				run: func() error {
+					return repo.Update(ctx, orderID(id), func(context.Context, *order) error { called = true; return nil })
+				},
 				after: func(t *testing.T) { assert.False(t, called, "the change ran") },
 			}
 		},
@@ -304,7 +306,7 @@ var badCases = []badCase{
 			repo := b.repo(t)
 			require.NoError(t, repo.Save(ctx, newOrder(orderID(id), "alice", &item{id: 1, sku: "A", quantity: 1})))
 			return badCall{run: func() error {
-				return repo.Update(ctx, orderID(id), func(o *order) error {
+				return repo.Update(ctx, orderID(id), func(_ context.Context, o *order) error {
 					o.setQuantity(1, 9)
 					return errChange
 				})
@@ -507,7 +509,7 @@ var badCases = []badCase{
 					if _, err := repo.Find(ctx, id); !errors.Is(err, repository.ErrUnsupported) {
 						return fmt.Errorf("find: got %v, want %w", err, repository.ErrUnsupported)
 					}
-					return repo.Update(ctx, id, func(a *badPlain) error { called = true; a.name = "changed"; return nil })
+					return repo.Update(ctx, id, func(_ context.Context, a *badPlain) error { called = true; a.name = "changed"; return nil })
 				},
 				after: func(t *testing.T) { assert.False(t, called, "the change ran on an aggregate that cannot be tracked") },
 			}

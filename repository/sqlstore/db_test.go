@@ -156,7 +156,7 @@ func TestPGXConn(t *testing.T) {
 	require.NoError(t, err)
 	o := newOrder(1, "alice", threeItems()...)
 	require.NoError(t, repo.Save(ctx, o))
-	require.NoError(t, repo.Update(ctx, 1, func(o *order) error {
+	require.NoError(t, repo.Update(ctx, 1, func(_ context.Context, o *order) error {
 		o.setQuantity(1, 3)
 		return nil
 	}))

@@ -13,7 +13,7 @@
 //		sqlstore.Child{Field: "items", Table: "order_items", ParentKey: "order_id"},
 //	)
 //	orders, err := sqlstore.NewRepository[*Order, OrderID](db, m)
-//	err = orders.Update(ctx, id, func(o *Order) error { return o.AddItem(...) })
+//	err = orders.Update(ctx, id, func(_ context.Context, o *Order) error { return o.AddItem(...) })
 //
 // # Connections and dialects
 //

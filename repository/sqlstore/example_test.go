@@ -72,7 +72,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	fmt.Println("--")
-	err = carts.Update(ctx, 1, func(c *Cart) error {
+	err = carts.Update(ctx, 1, func(_ context.Context, c *Cart) error {
 		c.lines[1].quantity = 3
 		return nil
 	})

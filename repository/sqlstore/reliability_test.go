@@ -115,7 +115,7 @@ func TestUnversionedUpdatesLoseNothing(t *testing.T) {
 		var ok atomic.Int64
 		for range workers {
 			wg.Go(func() {
-				err := repo.Update(ctx, 1, func(c *counter) error {
+				err := repo.Update(ctx, 1, func(_ context.Context, c *counter) error {
 					c.n++
 					time.Sleep(2 * time.Millisecond) // let the others load meanwhile
 					return nil
@@ -161,7 +161,7 @@ func hotIncrements(ctx context.Context, db *DB, m *Mapping[*order], workers, eac
 			for i := range each {
 				id := orderID(1 + (seed+w+i)%aggs)
 				err := policy.Run(ctx, func(ctx context.Context) error {
-					return repo.Update(ctx, id, func(o *order) error {
+					return repo.Update(ctx, id, func(_ context.Context, o *order) error {
 						o.setQuantity(1, o.item(1).quantity+1)
 						return nil
 					})

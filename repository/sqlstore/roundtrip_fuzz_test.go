@@ -174,7 +174,7 @@ func TestRoundTripStrings(t *testing.T) {
 		require.NoError(t, err)
 		for i := range texts {
 			next := texts[(i+1)%len(texts)]
-			require.NoError(t, fresh.Update(ctx, int64(i+1), func(n *rtNote) error {
+			require.NoError(t, fresh.Update(ctx, int64(i+1), func(_ context.Context, n *rtNote) error {
 				n.body = next
 				n.lines[0].text = next
 				return nil
@@ -464,7 +464,7 @@ func FuzzSaveLoad(f *testing.F) {
 		fresh, err := NewRepository[*fzCart, int64](db, m)
 		require.NoError(t, err)
 		var changed, loaded *fzCart
-		require.NoError(t, fresh.Update(ctx, id, func(c *fzCart) error {
+		require.NoError(t, fresh.Update(ctx, id, func(_ context.Context, c *fzCart) error {
 			loaded = fzClone(c)
 			fzMutate(c, ops[half:])
 			changed = c

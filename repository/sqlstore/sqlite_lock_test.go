@@ -49,7 +49,7 @@ func TestSQLiteConcurrentUpdates(t *testing.T) {
 		wg.Go(func() {
 			for c := range cycles {
 				row := (w + c) % rows
-				err := repo.Update(ctx, orderID(row+1), func(o *order) error {
+				err := repo.Update(ctx, orderID(row+1), func(_ context.Context, o *order) error {
 					o.setQuantity(1, o.item(1).quantity+1)
 					return nil
 				})

@@ -430,7 +430,7 @@ func TestRoundTrips(t *testing.T) {
 		assert.Equal(t, 1, trips(stmts), "save")
 		assert.Len(t, stmts, 4)
 
-		err = repo.Update(ctx, 1, func(o *order) error {
+		err = repo.Update(ctx, 1, func(_ context.Context, o *order) error {
 			o.setQuantity(1, 5)
 			return nil
 		})

@@ -91,7 +91,7 @@ func (r *OrderRepository) Remove(ctx context.Context, o *domain.Order) error {
 // times in all; then it fails with an error wrapping
 // [domain.ErrConcurrentChange].
 func (r *OrderRepository) Update(ctx context.Context, id domain.OrderID, change func(*domain.Order) error) error {
-	return domainError(r.orders.Update(ctx, id, change))
+	return domainError(r.orders.Update(ctx, id, func(_ context.Context, o *domain.Order) error { return change(o) }))
 }
 
 // ListByCustomer returns the orders of customer with an identity greater
