@@ -27,7 +27,9 @@
 //     an entity: an entity's Equal method usually compares identities, so
 //     an entity is always compared field by field, as Copy deep-copies it.
 //   - A float NaN equals a NaN, so a value holding NaN is not changed
-//     forever.
+//     forever. So do map keys: the entries of a map under keys holding a
+//     NaN, which no lookup finds, are paired by key and value in any
+//     order, each with one of its own.
 //   - A nil slice or map equals an empty one: both store nothing.
 //   - A slice or map of values without identity, an array, an interface, and
 //     a pointer that turned nil or non-nil, change as a whole, reported as

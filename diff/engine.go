@@ -497,7 +497,8 @@ func keyLess(a, b reflect.Value) bool {
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		return a.Uint() < b.Uint()
 	case reflect.Float32, reflect.Float64:
-		return a.Float() < b.Float()
+		x, y := a.Float(), b.Float()
+		return x < y || (x != x && y == y) // NaNs first
 	case reflect.String:
 		return a.String() < b.String()
 	case reflect.Bool:
@@ -533,9 +534,14 @@ func (w *walk) mapEq(p *plan, a, b unsafe.Pointer) bool {
 	}
 	keys, va := mapValues(p, a)
 	vb := reflect.New(p.t.Elem())
+	var nans []int // the entries of a under a key holding a NaN
 	for i, k := range keys {
 		v := mb.MapIndex(k)
 		if !v.IsValid() {
+			if p.nanKeys && hasNaN(k) {
+				nans = append(nans, i) // never found by lookup
+				continue
+			}
 			return false
 		}
 		vb.Elem().Set(v)
@@ -543,7 +549,139 @@ func (w *walk) mapEq(p *plan, a, b unsafe.Pointer) bool {
 			return false
 		}
 	}
+	// Every other key of a is in b, which has as many entries: what is
+	// left of b is its entries under NaN keys, or keys a does not have.
+	return len(nans) == 0 || w.nanEntriesEq(p, keys, va, nans, mb)
+}
+
+// nanEntriesEq compares the entries of map a under keys holding a NaN (at
+// the indexes nans of keys and va, as returned by mapValues) with those of
+// map mb. By the rule that a NaN equals a NaN, such an entry equals an entry
+// of mb whose key is equal in that sense and whose value is equal; as such
+// keys cannot be looked up, nor ordered, the entries are paired as a
+// multiset: each with one of its own.
+func (w *walk) nanEntriesEq(p *plan, keys []reflect.Value, va []unsafe.Pointer, nans []int, mb reflect.Value) bool {
+	var bKeys []reflect.Value
+	var bVals []unsafe.Pointer
+	it := mb.MapRange()
+	for it.Next() {
+		k := reflect.New(p.key).Elem()
+		k.SetIterKey(it)
+		if !hasNaN(k) {
+			continue
+		}
+		v := reflect.New(p.t.Elem())
+		v.Elem().SetIterValue(it)
+		bKeys, bVals = append(bKeys, k), append(bVals, v.UnsafePointer())
+	}
+	if len(bKeys) != len(nans) {
+		return false // b has a key that a has not
+	}
+	used := make([]bool, len(bKeys))
+	for _, i := range nans {
+		found := false
+		for j := range bKeys {
+			if !used[j] && nanKeyEq(keys[i], bKeys[j]) && p.elem.eq(w, va[i], bVals[j]) {
+				used[j], found = true, true
+				break
+			}
+			if w != nil && w.err != nil {
+				return false
+			}
+		}
+		if !found {
+			return false
+		}
+	}
 	return true
+}
+
+// mayHoldNaN reports whether a map key of type t may hold a NaN, and so
+// not equal itself.
+func mayHoldNaN(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128, reflect.Interface:
+		return true
+	case reflect.Array:
+		return t.Len() > 0 && mayHoldNaN(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if mayHoldNaN(t.Field(i).Type) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasNaN reports whether the map key k holds a NaN: whether it does not
+// equal itself.
+func hasNaN(k reflect.Value) bool {
+	switch k.Kind() {
+	case reflect.Float32, reflect.Float64:
+		f := k.Float()
+		return f != f
+	case reflect.Complex64, reflect.Complex128:
+		c := k.Complex()
+		return real(c) != real(c) || imag(c) != imag(c)
+	case reflect.Interface:
+		return !k.IsNil() && hasNaN(k.Elem())
+	case reflect.Array:
+		for i := range k.Len() {
+			if hasNaN(k.Index(i)) {
+				return true
+			}
+		}
+	case reflect.Struct:
+		for i := range k.NumField() {
+			if hasNaN(k.Field(i)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nanKeyEq reports whether the map keys a and b, of one comparable type,
+// are equal as Go compares them, except that a NaN equals a NaN.
+func nanKeyEq(a, b reflect.Value) bool {
+	switch a.Kind() {
+	case reflect.Float32, reflect.Float64:
+		return f64eq(a.Float(), b.Float())
+	case reflect.Complex64, reflect.Complex128:
+		x, y := a.Complex(), b.Complex()
+		return f64eq(real(x), real(y)) && f64eq(imag(x), imag(y))
+	case reflect.Interface:
+		if a.IsNil() || b.IsNil() {
+			return a.IsNil() && b.IsNil()
+		}
+		return a.Elem().Type() == b.Elem().Type() && nanKeyEq(a.Elem(), b.Elem())
+	case reflect.Array:
+		for i := range a.Len() {
+			if !nanKeyEq(a.Index(i), b.Index(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Struct:
+		for i := range a.NumField() {
+			if !nanKeyEq(a.Field(i), b.Field(i)) {
+				return false
+			}
+		}
+		return true
+	case reflect.Bool:
+		return a.Bool() == b.Bool()
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return a.Int() == b.Int()
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return a.Uint() == b.Uint()
+	case reflect.String:
+		return a.String() == b.String()
+	case reflect.Pointer, reflect.Chan, reflect.UnsafePointer:
+		return a.Pointer() == b.Pointer()
+	}
+	return false
 }
 
 // ifaceData returns a pointer to the value of dynamic type dt held by the

@@ -29,6 +29,7 @@ type plan struct {
 	fields      []fieldPlan // struct: compared fields, in order
 	elem        *plan       // pointer, slice, array, map value
 	key         reflect.Type
+	nanKeys     bool // map: keys may hold a NaN, which lookup never finds
 
 	// mayCycle reports whether comparing values of this type may recurse
 	// without end: the type is recursive or holds an interface. Only such
@@ -368,6 +369,7 @@ func (c *compiler) fillKind(p *plan, path Path) *Error {
 		p.kind = kindMap
 		p.elem = elem
 		p.key = t.Key()
+		p.nanKeys = mayHoldNaN(p.key)
 		id, isEntity, ierr := typeinfo.IdentityOf(t.Elem())
 		if ierr != nil {
 			return unsupported(path, "%v: %v", t, ierr)

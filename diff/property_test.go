@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"sort"
 	"testing"
 	"time"
 
@@ -16,8 +17,9 @@ import (
 )
 
 // genRoot is a type that exercises every kind Compare handles: unexported
-// fields, floats, value objects, value and entity collections (nested),
-// pointers, maps, interfaces and times.
+// fields, floats, value objects, value and entity collections (nested, in
+// slices and maps), pointers, maps (with NaN keys too), interfaces and
+// times.
 type genRoot struct {
 	id      int64
 	name    string
@@ -25,6 +27,7 @@ type genRoot struct {
 	flags   [3]bool
 	tags    []string
 	attrs   map[string]int
+	weights map[float64]int
 	addr    *genAddr
 	where   genAddr
 	blob    []byte
@@ -48,6 +51,12 @@ type genLine struct {
 	price float64
 	notes []string
 	subs  []genSub
+	parts map[int]*genPart // keyed by the part's identity
+}
+
+type genPart struct {
+	ID int `ddd:"id"`
+	n  int
 }
 
 type genSub struct {
@@ -90,6 +99,12 @@ func gen(seed uint64) *genRoot {
 		}
 	}
 	if r.IntN(2) == 0 {
+		g.weights = map[float64]int{}
+		for n := r.IntN(4); n > 0; n-- {
+			g.weights[fl()] = r.IntN(3) // each NaN key is an entry of its own
+		}
+	}
+	if r.IntN(2) == 0 {
 		g.addr = &genAddr{Street: word(), Zip: r.Int32N(9)}
 	}
 	if r.IntN(2) == 0 {
@@ -111,6 +126,12 @@ func gen(seed uint64) *genRoot {
 		for j := range r.IntN(3) {
 			l.subs = append(l.subs, genSub{key: fmt.Sprint(j), val: int8(r.IntN(3))})
 		}
+		if r.IntN(2) == 0 {
+			l.parts = map[int]*genPart{}
+			for j := range r.IntN(3) {
+				l.parts[j] = &genPart{ID: j, n: r.IntN(3)}
+			}
+		}
 		g.lines = append(g.lines, l)
 	}
 	if r.IntN(2) == 0 {
@@ -123,11 +144,12 @@ func gen(seed uint64) *genRoot {
 }
 
 // mutate applies n random edits to g. Some edits change nothing by the rules
-// of Compare (a reorder of entities, a time in another zone, nil vs empty).
+// of Compare (a reorder of entities, a time in another zone, nil vs empty,
+// a map rebuilt with the same NaN-keyed entries).
 func mutate(g *genRoot, seed uint64, n int) {
 	r := rand.New(rand.NewPCG(seed, 7))
 	for range n {
-		switch r.IntN(16) {
+		switch r.IntN(22) {
 		case 0:
 			g.name += "x"
 		case 1:
@@ -178,8 +200,87 @@ func mutate(g *genRoot, seed uint64, n int) {
 			}
 		case 15:
 			g.version++ // not compared
+		case 16:
+			if g.weights == nil {
+				g.weights = map[float64]int{}
+			}
+			g.weights[math.NaN()] = r.IntN(3) // one more NaN-keyed entry
+		case 17:
+			// The same entries in a new map, one value changed, maybe.
+			bump := r.IntN(2) == 0
+			m := make(map[float64]int, len(g.weights))
+			for k, v := range g.weights {
+				if bump && k != k {
+					v, bump = v+1, false
+				}
+				m[k] = v
+			}
+			g.weights = m
+		case 18:
+			if len(g.lines) > 0 {
+				l := g.lines[r.IntN(len(g.lines))]
+				r.Shuffle(len(l.subs), func(i, j int) { l.subs[i], l.subs[j] = l.subs[j], l.subs[i] })
+			}
+		case 19:
+			if len(g.lines) > 0 {
+				for _, p := range g.lines[r.IntN(len(g.lines))].parts {
+					p.n++
+					break
+				}
+			}
+		case 20:
+			if len(g.lines) > 0 {
+				l := g.lines[r.IntN(len(g.lines))]
+				if l.parts == nil {
+					l.parts = map[int]*genPart{}
+				}
+				id := 100 + r.IntN(3)
+				l.parts[id] = &genPart{ID: id}
+			}
+		case 21:
+			if len(g.lines) > 0 {
+				l := g.lines[r.IntN(len(g.lines))]
+				for k := range l.parts {
+					delete(l.parts, k)
+					break
+				}
+			}
 		}
 	}
+}
+
+// floatEntries compares maps with float keys by their entries, unless both
+// are empty, which cmpopts.EquateEmpty compares.
+var floatEntries = cmp.FilterValues(func(x, y map[float64]int) bool { return len(x)+len(y) > 0 },
+	cmp.Transformer("entries", floatPairs))
+
+// floatPair is an entry of a map[float64]int, for the oracle.
+type floatPair struct {
+	K float64
+	V int
+}
+
+// floatPairs flattens a map with float keys, NaNs included, into its
+// entries in order: go-cmp cannot compare maps with NaN keys.
+func floatPairs(m map[float64]int) []floatPair {
+	if m == nil {
+		return nil
+	}
+	out := make([]floatPair, 0, len(m))
+	for k, v := range m {
+		out = append(out, floatPair{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if na, nb := a.K != a.K, b.K != b.K; na || nb {
+			if na && nb {
+				return a.V < b.V // NaN keys, by value
+			}
+			return na // NaNs first
+		}
+		return a.K < b.K
+	})
+	return out
 }
 
 // oracle tells whether a and b are equal by go-cmp, set up with the rules of
@@ -191,6 +292,7 @@ func oracle(a, b *genRoot) bool {
 		cmp.Exporter(func(reflect.Type) bool { return true }),
 		cmpopts.EquateNaNs(),
 		cmpopts.EquateEmpty(),
+		floatEntries,
 		cmpopts.SortSlices(func(x, y *genLine) bool { return x.ID < y.ID }),
 		cmpopts.SortSlices(func(x, y genSub) bool { return x.key < y.key }),
 		cmpopts.IgnoreFields(genRoot{}, "skipped", "version"),
@@ -240,7 +342,7 @@ func checkProperties(t *testing.T, seed, mseed uint64, n int) {
 	require.NoError(t, err)
 	want := oracle(a, b)
 	require.Equal(t, want, !r.Changed(), "seed %d/%d: go-cmp equal=%v, diff:\n%s\ncmp diff:\n%s", seed, mseed, want, r,
-		cmp.Diff(a, b, cmp.Exporter(func(reflect.Type) bool { return true }), cmpopts.EquateNaNs(), cmpopts.EquateEmpty()))
+		cmp.Diff(a, b, cmp.Exporter(func(reflect.Type) bool { return true }), cmpopts.EquateNaNs(), cmpopts.EquateEmpty(), floatEntries))
 	eq, err := diff.Equal(a, b)
 	require.NoError(t, err)
 	require.Equal(t, want, eq, "Equal agrees with go-cmp")
