@@ -38,6 +38,8 @@ package tracking
 // or an interface (an interface can hold anything, including the value that
 // holds it). Copying a tracked value keeps the values on the current path
 // in a small stack and fails on a revisit; other values never touch it.
+// The same stack, with a count of the interfaces on the path, bounds the
+// depth of recursion at typeinfo.MaxDepth.
 
 import (
 	"fmt"
@@ -72,9 +74,12 @@ import (
 //
 // A struct or array type with a method Equal(T) bool, such as time.Time or
 // a decimal type, is a value: it is copied by plain assignment, as a whole,
-// without looking inside it (time.Time keeps its monotonic clock reading).
-// Pointer, slice and map types are always followed, even if they have such
-// a method.
+// without looking inside it (time.Time keeps its monotonic clock reading),
+// as package diff compares it by its method alone. Pointer, slice and map
+// types are always followed, even if they have such a method; and so is an
+// entity, a struct with a `ddd:"id"` field or an ID method: its Equal method
+// usually compares identities, so it is deep-copied, as diff compares it
+// field by field. Copy and diff follow the same rule.
 //
 // Fields tagged `ddd:"-"` are not copied: they are left zero in the copy.
 // Identity and version fields are copied like any other.
@@ -82,10 +87,13 @@ import (
 // Copy never panics. It returns an error wrapping [diff.ErrUnsupported] for
 // a type that holds a func, a chan or an unsafe.Pointer other than behind a
 // field tagged `ddd:"-"` (detected from the type, so even when the field is
-// nil), or a malformed ddd tag; and an error wrapping [diff.ErrCycle] when v
-// contains itself through pointers, slices, maps or interfaces. Errors say
-// where, as in "tracking: copy *shop.Order: field .handler: func() is not
-// supported: unsupported type".
+// nil), or a malformed ddd tag, or for a value nested more than 100,000
+// deep (counting the pointers, slices, maps and interfaces entered one
+// inside another: the limit package diff applies too, within which the
+// copy fits in the default goroutine stack); and an error wrapping
+// [diff.ErrCycle] when v contains itself through pointers, slices, maps or
+// interfaces. Errors say where, as in "tracking: copy *shop.Order: field
+// .handler: func() is not supported: unsupported type".
 //
 // Copy does not preserve sharing: a value reachable twice from v along
 // different paths (a DAG) is copied twice, into two distinct values.
@@ -334,13 +342,11 @@ func (c *compiler) compile(t reflect.Type) *plan {
 
 func (c *compiler) fill(p *plan) {
 	t := p.typ
-	switch t.Kind() {
-	case reflect.Struct, reflect.Array:
-		if _, ok := typeinfo.EqualMethod(t); ok {
-			// A value: assigned as a whole, ddd tags and all.
-			p.shallow = true
-			return
-		}
+	if _, ok := typeinfo.ValueEqual(t); ok {
+		// A value, by the rule package diff follows too: assigned as a
+		// whole, ddd tags and all, as diff compares it by its method.
+		p.shallow = true
+		return
 	}
 	switch t.Kind() {
 	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
@@ -680,19 +686,22 @@ type frame struct {
 // the first linearDepth in buf, searched linearly, the others in more and
 // seen. It holds no pointer to itself, so that it stays on the stack.
 type state struct {
-	buf  [linearDepth]frame
-	n    int // depth: frames on the path
-	more []frame
-	seen map[frame]struct{}
+	buf    [linearDepth]frame
+	n      int // frames on the path
+	ifaces int // interfaces on the path, which hold no frame
+	more   []frame
+	seen   map[frame]struct{}
 }
 
-const (
-	// linearDepth is the depth up to which the path is searched linearly.
-	linearDepth = 16
-	// maxDepth bounds the depth of recursion, well before the goroutine
-	// stack limit.
-	maxDepth = 100_000
-)
+// linearDepth is the depth up to which the path is searched linearly.
+const linearDepth = 16
+
+// tooDeep reports a value nested more than typeinfo.MaxDepth deep: the
+// frames and interfaces on the path, one inside another, bound the depth of
+// recursion, well before the goroutine stack limit.
+func tooDeep() error {
+	return &pathError{err: fmt.Errorf("values nested more than %d deep: %w", typeinfo.MaxDepth, diff.ErrUnsupported)}
+}
 
 func (st *state) push(p unsafe.Pointer, n int, pl *plan) error {
 	f := frame{p, n, pl}
@@ -701,13 +710,13 @@ func (st *state) push(p unsafe.Pointer, n int, pl *plan) error {
 			return cycleError(pl)
 		}
 	}
+	if st.n+st.ifaces >= typeinfo.MaxDepth {
+		return tooDeep()
+	}
 	if st.n < linearDepth {
 		st.buf[st.n] = f
 		st.n++
 		return nil
-	}
-	if st.n >= maxDepth {
-		return &pathError{err: fmt.Errorf("values nested more than %d deep: %w", maxDepth, diff.ErrUnsupported)}
 	}
 	if st.seen == nil {
 		st.seen = make(map[frame]struct{})
@@ -1023,25 +1032,42 @@ func copyIface(p *plan, d, s unsafe.Pointer, st *state) error {
 	if e, ok := dp.err.(*pathError); ok {
 		return e.fresh()
 	}
+	// An interface holding a value is a step of depth, as a pointer is:
+	// interfaces holding structs that hold interfaces nest without any
+	// pointer.
+	if st != nil && st.n+st.ifaces >= typeinfo.MaxDepth {
+		return tooDeep()
+	}
 	if dp.shallow {
 		return nil // boxed values are immutable: share it
 	}
-	var data unsafe.Pointer
-	if dp.direct {
-		// The data word is the value: a pointer, a map, or a struct or
-		// array of one.
-		var err error
-		if data, err = copyWord(dp.fix, e.Data, st); err != nil {
-			return err
-		}
-	} else {
-		data = newShallow(dp, e.Data)
-		if err := runOps(dp.fix, data, e.Data, st); err != nil {
-			return err
-		}
+	if st != nil {
+		st.ifaces++
+	}
+	data, err := copyIfaceData(dp, e.Data, st)
+	if st != nil {
+		st.ifaces--
+	}
+	if err != nil {
+		return err
 	}
 	*(*typeinfo.Eface)(d) = typeinfo.Eface{Type: e.Type, Data: data}
 	return nil
+}
+
+// copyIfaceData returns a copy of the value of plan dp held by an
+// interface whose data word is data.
+func copyIfaceData(dp *plan, data unsafe.Pointer, st *state) (unsafe.Pointer, error) {
+	if dp.direct {
+		// The data word is the value: a pointer, a map, or a struct or
+		// array of one.
+		return copyWord(dp.fix, data, st)
+	}
+	c := newShallow(dp, data)
+	if err := runOps(dp.fix, c, data, st); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // copyWord returns a copy of w, a value of a pointer-shaped type (a

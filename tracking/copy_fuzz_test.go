@@ -25,20 +25,25 @@ func (s *byteSource) Uint64() uint64 {
 	return x
 }
 
-// fuzzed is the type FuzzCopy builds: most kinds, recursive types and an
-// aggregate.
+// fuzzed is the type FuzzCopy builds: most kinds, recursive types,
+// aggregates (with maps of entities in their children, and entities with
+// an Equal method) and maps with NaN keys.
 type fuzzed struct {
-	r     *rich
-	order *Order
-	t     *tree
-	n     *node
-	g     map[string]*graphNode
-	list  []any
+	r       *rich
+	order   *Order
+	t       *tree
+	n       *node
+	g       map[string]*graphNode
+	list    []any
+	weights map[float64]int
+	cart    *mapCart
+	lines   []*tagLine
 }
 
 // FuzzCopy builds values of a rich type from the fuzzer's bytes and checks
-// their copies as TestCopyProperties does; when the first byte is 0xff it
-// closes a cycle in the value and expects diff.ErrCycle.
+// their copies as TestCopyProperties does, and that package diff finds a
+// copy equal to its original; when the first byte is 0xff it closes a cycle
+// in the value and expects diff.ErrCycle.
 func FuzzCopy(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0})
@@ -74,5 +79,13 @@ func FuzzCopy(f *testing.F) {
 			t.Fatalf("copy: %v", err)
 		}
 		checkCopy(t, v, c)
+		eq, err := diff.Equal(v, c)
+		if errors.Is(err, diff.ErrDuplicateID) || errors.Is(err, diff.ErrNilEntity) {
+			return // random identities may repeat, and entities be nil
+		}
+		if err != nil || !eq {
+			r, _ := diff.Compare(v, c)
+			t.Fatalf("a copy differs from its original: equal=%v, err=%v\n%s", eq, err, r)
+		}
 	})
 }

@@ -1,12 +1,14 @@
 package tracking
 
 import (
+	stdcmp "cmp"
 	"errors"
 	"fmt"
 	"math"
 	"math/big"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -298,6 +300,32 @@ var cmpOpts = []cmp.Option{
 	cmpopts.EquateNaNs(),
 	cmp.FilterPath(isIgnored, cmp.Ignore()),
 	cmp.Comparer(func(a, b *big.Int) bool { return a.Cmp(b) == 0 }),
+	cmp.Transformer("entries", floatEntries),
+}
+
+// floatEntry is an entry of a map[float64]int.
+type floatEntry struct {
+	K float64
+	V int
+}
+
+// floatEntries flattens a map with float keys into its entries in order
+// (NaN keys first, by value), as go-cmp cannot compare maps with NaN keys.
+func floatEntries(m map[float64]int) []floatEntry {
+	if m == nil {
+		return nil
+	}
+	out := make([]floatEntry, 0, len(m))
+	for k, v := range m {
+		out = append(out, floatEntry{k, v})
+	}
+	slices.SortFunc(out, func(a, b floatEntry) int {
+		if c := stdcmp.Compare(a.K, b.K); c != 0 { // NaNs first
+			return c
+		}
+		return stdcmp.Compare(a.V, b.V)
+	})
+	return out
 }
 
 // checkCopy checks that c is a faithful, independent copy of orig: equal to
@@ -335,7 +363,7 @@ func (w *aliasWalker) fail(path, format string, args ...any) {
 func immutable(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.Struct, reflect.Array:
-		if _, ok := typeinfo.EqualMethod(t); ok {
+		if _, ok := typeinfo.ValueEqual(t); ok {
 			return true
 		}
 	}
@@ -359,7 +387,7 @@ func immutable(t reflect.Type) bool {
 func (w *aliasWalker) walk(t reflect.Type, a, b unsafe.Pointer, path string) {
 	switch t.Kind() {
 	case reflect.Struct, reflect.Array:
-		if _, ok := typeinfo.EqualMethod(t); ok {
+		if _, ok := typeinfo.ValueEqual(t); ok {
 			return // a value, assigned: sharing its insides is allowed
 		}
 	}
@@ -820,11 +848,11 @@ func TestCopy(t *testing.T) {
 	}
 }
 
-// TestCopyTooDeep checks that a recursion deeper than maxDepth is an error,
+// TestCopyTooDeep checks that a recursion deeper than typeinfo.MaxDepth is an error,
 // not a stack overflow.
 func TestCopyTooDeep(t *testing.T) {
 	var head *node
-	for i := range maxDepth + 10 {
+	for i := range typeinfo.MaxDepth + 10 {
 		head = &node{i, head}
 	}
 	_, err := Copy(head)
