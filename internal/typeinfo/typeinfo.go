@@ -349,7 +349,3 @@ func (id *Identity) Same(p, q unsafe.Pointer) bool {
 	b, _ := id.Read(q)
 	return a == b
 }
-
-// EqualMethod reports whether t has a method Equal(t) bool, by value or by
-// pointer receiver, whether or not it applies (see ValueEqual).
-func EqualMethod(t reflect.Type) (reflect.Method, bool) { return equalMethod(t) }
