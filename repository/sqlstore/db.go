@@ -173,6 +173,16 @@ func NewSQL(db *sqlx.DB, opts ...Option) (*DB, error) {
 	return out, nil
 }
 
+// NewSQLDB is [NewSQL] for a plain *sql.DB, which does not know the name of
+// its driver: driver names it, as NewSQL takes it from a *sqlx.DB ("pgx",
+// "postgres", "sqlite" or "sqlite3").
+func NewSQLDB(db *sql.DB, driver string, opts ...Option) (*DB, error) {
+	if db == nil {
+		return nil, errors.New("sqlstore: nil *sql.DB")
+	}
+	return NewSQL(sqlx.NewDb(db, driver), opts...)
+}
+
 // Statement is one statement a DB sent, as given to the observer of
 // [WithObserver].
 type Statement struct {
@@ -357,7 +367,7 @@ func (db *DB) pgxWrite(ctx context.Context, stmts []stmt) error {
 		return err // nothing sent
 	}
 	var (
-		c    batchSender = db.pgx
+		c    PGX = db.pgx
 		pc   *pgconn.PgConn
 		held *pgxpool.Conn
 	)
@@ -829,16 +839,11 @@ func isDivisionByZero(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "22012"
 }
 
-// batchSender is a pgx connection, pool or transaction.
-type batchSender interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}
-
 // batch sends ctl.pre, then stmts, then ctl.post in one pgx.Batch on c,
 // and reads the results in order, stopping at the first failure. When
 // ctl.begin is set, the batch begins a transaction first. It returns how
 // many of the queued statements succeeded, BEGIN included.
-func (db *DB) batch(ctx context.Context, c batchSender, ctl *batchCtl, stmts []stmt) (int, error) {
+func (db *DB) batch(ctx context.Context, c PGX, ctl *batchCtl, stmts []stmt) (int, error) {
 	b := &pgx.Batch{}
 	var pre, post []string
 	if ctl != nil {

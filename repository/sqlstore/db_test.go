@@ -3,8 +3,10 @@ package sqlstore
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -24,6 +26,32 @@ func TestNewSQLDialect(t *testing.T) {
 	assert.EqualError(t, err, `sqlstore: unknown database/sql driver "mysql" (want pgx, postgres, sqlite or sqlite3)`)
 	_, err = NewSQL(nil)
 	assert.Error(t, err)
+}
+
+// TestNewSQLDB runs a save and a load through a plain *sql.DB.
+func TestNewSQLDB(t *testing.T) {
+	raw, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "t.db")+"?_pragma=busy_timeout(5000)")
+	require.NoError(t, err)
+	defer raw.Close()
+	for _, s := range schemaDDL {
+		_, err := raw.Exec(s)
+		require.NoError(t, err)
+	}
+	db, err := NewSQLDB(raw, "sqlite")
+	require.NoError(t, err)
+	assert.Same(t, sqlite, db.dialect)
+	repo, err := NewRepository[*order, orderID](db, orderMapping(t))
+	require.NoError(t, err)
+	o := newOrder(1, "alice", &item{id: 1, sku: "A", quantity: 2})
+	require.NoError(t, repo.Save(context.Background(), o))
+	got, err := NewStore[*order, orderID](db, orderMapping(t)).Select(context.Background(), 1)
+	require.NoError(t, err)
+	assert.Equal(t, stored(o), got)
+
+	_, err = NewSQLDB(nil, "sqlite")
+	assert.Error(t, err)
+	_, err = NewSQLDB(raw, "oracle")
+	assert.ErrorContains(t, err, "unknown database/sql driver")
 }
 
 // TestNilHandles checks that missing handles are errors, not panics.

@@ -20,7 +20,7 @@
 // [NewPGX] takes anything with pgx's SendBatch (a *pgxpool.Pool or a
 // *pgx.Conn, never a pgx.Tx: transactions are begun by [DB.InTx]) and sends
 // every operation as one pgx.Batch. [NewSQL] takes a *sqlx.DB and picks the
-// dialect from its driver name: "pgx" (and "pgx/v5") and "postgres" are
+// dialect from its driver name ([NewSQLDB] takes a *sql.DB and the name): "pgx" (and "pgx/v5") and "postgres" are
 // PostgreSQL, "sqlite" and "sqlite3" SQLite, anything else is an error.
 // Only these differences are dialect-specific: placeholders ($1 or ?); the
 // DELETE of removed children ("id" = ANY($2) with one array parameter with
@@ -154,7 +154,9 @@
 // snapshots advance) only after the database committed, and rolls back
 // otherwise, so that a retry sends the same changes again. An error or a
 // panic of fn rolls back (a panic is re-raised after the rollback); errors
-// of COMMIT and ROLLBACK are returned, joined with fn's, never dropped. A
+// of COMMIT and ROLLBACK are returned, joined with fn's, never dropped
+// (the rollback that follows a panic is reported to the observer, and the
+// panic goes on). A
 // call inside another joins it. The transaction begins lazily, with the
 // first statement sent in it: on pgx the BEGIN is queued as the first
 // statement of that batch (pgx.Batch.BeginTx) and costs no round trip, and

@@ -45,7 +45,10 @@ type txState struct {
 	restore bool
 }
 
-var errTxDone = errors.New("sqlstore: the transaction of this context is already committed or rolled back")
+// ErrTxDone is returned by an operation run with the context of a unit of
+// work of [DB.InTx] that has already ended (committed or rolled back): the
+// context was kept past the end of the function InTx ran.
+var ErrTxDone = errors.New("sqlstore: the transaction of this context is already committed or rolled back")
 
 func (db *DB) txFrom(ctx context.Context) *txState {
 	t, _ := ctx.Value(txKey{db}).(*txState)
@@ -221,7 +224,7 @@ func (t *txState) restoreSavepoint(ctx context.Context) error {
 
 // pgxBatch sends a batch of the transaction on c, watched by guard when
 // pc, c's connection, is known.
-func (t *txState) pgxBatch(ctx context.Context, c batchSender, pc *pgconn.PgConn, ctl *batchCtl, stmts []stmt) (int, error) {
+func (t *txState) pgxBatch(ctx context.Context, c PGX, pc *pgconn.PgConn, ctl *batchCtl, stmts []stmt) (int, error) {
 	n := 0
 	w, err := t.db.guard(ctx, pc, func(ctx context.Context) (err error) {
 		n, err = t.db.batch(ctx, c, ctl, stmts)
@@ -249,7 +252,7 @@ func (t *txState) run(ctx context.Context, stmts []stmt, atomic bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.done {
-		return errTxDone
+		return ErrTxDone
 	}
 	var pre, post []string
 	if t.restore {
@@ -297,7 +300,7 @@ func (t *txState) pgxBegin(ctx context.Context, pre, post []string, stmts []stmt
 		return err // nothing sent
 	}
 	db := t.db
-	var c batchSender = db.pgx
+	var c PGX = db.pgx
 	var pc *pgconn.PgConn
 	switch {
 	case db.pool != nil:
@@ -319,7 +322,9 @@ func (t *txState) pgxBegin(ctx context.Context, pre, post []string, stmts []stmt
 		// left in one until it is rolled back.
 		if ctl.tx != nil {
 			rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), db.cancelWait())
-			_ = ctl.tx.Rollback(rctx)
+			if rerr := ctl.tx.Rollback(rctx); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("sqlstore: rollback: %w", rerr))
+			}
 			stop()
 		}
 		t.release()
