@@ -1,25 +1,30 @@
 package diff
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
+
+	"github.com/dddkit/dddkit/ddd"
 )
 
 // Errors returned by [Compare], wrapped in an [*Error] that says where.
+// They are the model errors of package ddd, so that one errors.Is works
+// whichever package found the problem.
 var (
-	// ErrDuplicateID reports two elements with the same identity in one
-	// entity collection.
-	ErrDuplicateID = errors.New("duplicate identity in entity collection")
-	// ErrNilEntity reports a nil pointer stored in an entity collection.
-	ErrNilEntity = errors.New("nil element in entity collection")
-	// ErrUnsupported reports a type that cannot be compared or copied: a
-	// func, chan or unsafe.Pointer field not tagged `ddd:"-"`, or a malformed
-	// ddd tag; or a value nested more than 100,000 deep.
-	ErrUnsupported = errors.New("unsupported type")
-	// ErrCycle reports a pointer cycle: a value that contains itself.
-	ErrCycle = errors.New("pointer cycle")
+	// ErrDuplicateID is [ddd.ErrDuplicateID]: two elements with the same
+	// identity in one entity collection.
+	ErrDuplicateID = ddd.ErrDuplicateID
+	// ErrNilEntity is [ddd.ErrNilEntity]: a nil pointer stored in an entity
+	// collection.
+	ErrNilEntity = ddd.ErrNilEntity
+	// ErrUnsupported is [ddd.ErrUnsupported]: a type that cannot be
+	// compared or copied (a func, chan or unsafe.Pointer field not tagged
+	// `ddd:"-"`, or a malformed ddd tag), or a value nested more than
+	// 100,000 deep.
+	ErrUnsupported = ddd.ErrUnsupported
+	// ErrCycle is [ddd.ErrCycle]: a value that contains itself.
+	ErrCycle = ddd.ErrCycle
 )
 
 // Error is the error type of this package: what went wrong and where.

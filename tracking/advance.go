@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"unsafe"
 
+	"github.com/dddkit/dddkit/ddd"
 	"github.com/dddkit/dddkit/diff"
 	"github.com/dddkit/dddkit/internal/typeinfo"
 )
@@ -33,7 +34,7 @@ func (t *Tracker[T]) Prepare(v, snap T, d diff.Result) (Prepared[T], error) {
 		return Prepared[T]{}, err
 	}
 	if ptrOf(v) == nil || ptrOf(snap) == nil {
-		return Prepared[T]{}, fmt.Errorf("tracking: prepare: %w: nil aggregate or snapshot", diff.ErrUnsupported)
+		return Prepared[T]{}, fmt.Errorf("tracking: prepare: %w: nil aggregate or snapshot", ddd.ErrUnsupported)
 	}
 	np, err := patch(reflect.TypeFor[T]().Elem(), ptrOf(snap), ptrOf(v), &d.Changes)
 	if err != nil {
@@ -59,7 +60,7 @@ func (p Prepared[T]) Snapshot() T { return p.next }
 // carries a [Scope], when the scope commits.
 func (p Prepared[T]) Commit(ctx context.Context) error {
 	if p.t == nil {
-		return fmt.Errorf("tracking: commit: %w: nothing prepared", diff.ErrUnsupported)
+		return fmt.Errorf("tracking: commit: %w: nothing prepared", ddd.ErrUnsupported)
 	}
 	w, err := key(p.v)
 	if err != nil {
@@ -80,7 +81,7 @@ func (p Prepared[T]) Commit(ctx context.Context) error {
 func patch(rt reflect.Type, old, cur unsafe.Pointer, ch *diff.Changes) (unsafe.Pointer, error) {
 	info, err := typeinfo.StructOf(rt)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", diff.ErrUnsupported, err)
+		return nil, fmt.Errorf("%w: %v", ddd.ErrUnsupported, err)
 	}
 	nv := reflect.New(rt)
 	np := nv.UnsafePointer()
@@ -280,7 +281,7 @@ func patchModified(f typeinfo.Field, np unsafe.Pointer, olds sliceHeader, ptrPla
 			}
 		}
 		if j < 0 {
-			return fmt.Errorf("field .%s: %w: the changes do not match the snapshot", f.Name, diff.ErrUnsupported)
+			return fmt.Errorf("field .%s: %w: the changes do not match the snapshot", f.Name, ddd.ErrUnsupported)
 		}
 		*slot(j) = c // typed store
 	}

@@ -51,7 +51,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/dddkit/dddkit/diff"
+	"github.com/dddkit/dddkit/ddd"
 	"github.com/dddkit/dddkit/internal/typeinfo"
 )
 
@@ -84,14 +84,14 @@ import (
 // Fields tagged `ddd:"-"` are not copied: they are left zero in the copy.
 // Identity and version fields are copied like any other.
 //
-// Copy never panics. It returns an error wrapping [diff.ErrUnsupported] for
+// Copy never panics. It returns an error wrapping [ddd.ErrUnsupported] for
 // a type that holds a func, a chan or an unsafe.Pointer other than behind a
 // field tagged `ddd:"-"` (detected from the type, so even when the field is
 // nil), or a malformed ddd tag, or for a value nested more than 100,000
 // deep (counting the pointers, slices, maps and interfaces entered one
 // inside another: the limit package diff applies too, within which the
 // copy fits in the default goroutine stack); and an error wrapping
-// [diff.ErrCycle] when v contains itself through pointers, slices, maps or
+// [ddd.ErrCycle] when v contains itself through pointers, slices, maps or
 // interfaces. Errors say where, as in "tracking: copy *shop.Order: field
 // .handler: func() is not supported: unsupported type".
 //
@@ -375,7 +375,7 @@ func (c *compiler) fill(p *plan) {
 	case reflect.Struct:
 		c.fillStruct(p)
 	default: // func, chan, unsafe.Pointer
-		c.bad(p, fmt.Errorf("%v is not supported: %w", t, diff.ErrUnsupported))
+		c.bad(p, fmt.Errorf("%v is not supported: %w", t, ddd.ErrUnsupported))
 	}
 }
 
@@ -414,7 +414,7 @@ func (c *compiler) fillStruct(p *plan) {
 	t := p.typ
 	s, err := typeinfo.StructOf(t)
 	if err != nil {
-		c.bad(p, fmt.Errorf("%w: %w", diff.ErrUnsupported, err))
+		c.bad(p, fmt.Errorf("%w: %w", ddd.ErrUnsupported, err))
 		return
 	}
 	p.shallow = true
@@ -700,7 +700,7 @@ const linearDepth = 16
 // frames and interfaces on the path, one inside another, bound the depth of
 // recursion, well before the goroutine stack limit.
 func tooDeep() error {
-	return &pathError{err: fmt.Errorf("values nested more than %d deep: %w", typeinfo.MaxDepth, diff.ErrUnsupported)}
+	return &pathError{err: fmt.Errorf("values nested more than %d deep: %w", typeinfo.MaxDepth, ddd.ErrUnsupported)}
 }
 
 func (st *state) push(p unsafe.Pointer, n int, pl *plan) error {
@@ -746,7 +746,7 @@ func cycleError(pl *plan) error {
 	if pl.kind == opSlice {
 		what = "backing array of " + what
 	}
-	return &pathError{err: fmt.Errorf("%s contains itself: %w", what, diff.ErrCycle)}
+	return &pathError{err: fmt.Errorf("%s contains itself: %w", what, ddd.ErrCycle)}
 }
 
 // The copy itself. Each function fixes a destination that holds a shallow
@@ -825,7 +825,7 @@ func copyOther(o *op, d, s unsafe.Pointer, st *state) error {
 	if e, ok := o.plan.err.(*pathError); ok {
 		return e.fresh()
 	}
-	return &pathError{err: fmt.Errorf("%v is not supported: %w", o.plan.typ, diff.ErrUnsupported)}
+	return &pathError{err: fmt.Errorf("%v is not supported: %w", o.plan.typ, ddd.ErrUnsupported)}
 }
 
 // valueAt returns the addressable reflect.Value of the value at p, whose

@@ -10,6 +10,7 @@ import (
 	"unsafe"
 	"weak"
 
+	"github.com/dddkit/dddkit/ddd"
 	"github.com/dddkit/dddkit/diff"
 )
 
@@ -61,11 +62,11 @@ func (t *Tracker[T]) check() error {
 	t.once.Do(func() {
 		rt := reflect.TypeFor[T]()
 		if rt.Kind() != reflect.Pointer || rt.Elem().Kind() != reflect.Struct {
-			t.typeErr = fmt.Errorf("tracking: %v: %w: a tracked aggregate must be a pointer to a struct", rt, diff.ErrUnsupported)
+			t.typeErr = fmt.Errorf("tracking: %v: %w: a tracked aggregate must be a pointer to a struct", rt, ddd.ErrUnsupported)
 			return
 		}
 		if rt.Elem().Size() == 0 {
-			t.typeErr = fmt.Errorf("tracking: %v: %w: a tracked aggregate cannot be of size zero", rt, diff.ErrUnsupported)
+			t.typeErr = fmt.Errorf("tracking: %v: %w: a tracked aggregate cannot be of size zero", rt, ddd.ErrUnsupported)
 		}
 	})
 	return t.typeErr
@@ -81,7 +82,7 @@ func ptrOf[T any](v T) unsafe.Pointer {
 func key[T any](v T) (weak.Pointer[byte], error) {
 	p := ptrOf(v)
 	if p == nil {
-		return weak.Pointer[byte]{}, fmt.Errorf("tracking: %w: nil aggregate", diff.ErrUnsupported)
+		return weak.Pointer[byte]{}, fmt.Errorf("tracking: %w: nil aggregate", ddd.ErrUnsupported)
 	}
 	return weak.Make((*byte)(p)), nil
 }
