@@ -184,7 +184,7 @@ func catch(err *error) {
 type opKind uint8
 
 const (
-	opNone opKind = iota // (plan kind) a value with no part of these kinds
+	_ opKind = iota // no op: the zero kind is none of these
 	// Deep parts, which the shallow copy shares with the original: each
 	// op replaces one by a copy of its own.
 	opPtr    // a pointer, by a pointer to a new copy of its target
