@@ -94,3 +94,85 @@ func Example() {
 	// 11 RELEASE SAVEPOINT dddkit_save []
 	// 12 COMMIT []
 }
+
+// ExampleRepository_FindAll queries carts by a condition, a page at a time
+// by key, printing the statements of one page: the roots, then the lines of
+// the selected roots.
+func ExampleRepository_FindAll() {
+	dir, err := os.MkdirTemp("", "sqlstore-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	x := sqlx.MustOpen("sqlite", "file:"+filepath.Join(dir, "shop.db"))
+	defer x.Close()
+	x.MustExec(`CREATE TABLE carts (id BIGINT PRIMARY KEY, owner TEXT NOT NULL, version BIGINT NOT NULL)`)
+	x.MustExec(`CREATE TABLE cart_lines (cart_id BIGINT NOT NULL, id BIGINT NOT NULL, product TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (cart_id, id))`)
+	var show bool
+	db, err := sqlstore.NewSQL(x, sqlstore.WithObserver(func(_ context.Context, s sqlstore.Statement) {
+		if show {
+			fmt.Println(s.SQL, s.Args)
+		}
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := sqlstore.NewMapping[*Cart](
+		sqlstore.Table{Name: "carts"},
+		sqlstore.Child{Field: "lines", Table: "cart_lines", ParentKey: "cart_id"},
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	carts, err := sqlstore.NewRepository[*Cart, int64](db, m)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	for id := int64(1); id <= 5; id++ {
+		owner := "alice"
+		if id == 3 {
+			owner = "bob"
+		}
+		if err := carts.Save(ctx, &Cart{id: id, owner: owner, lines: []*Line{{id: 1, product: "tea", quantity: int(id)}}}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	q := sqlstore.Where(sqlstore.Eq("owner", "alice")).Limit(2)
+	var after int64
+	for page := 1; ; page++ {
+		pq := q
+		if after > 0 {
+			pq = q.After(after)
+		}
+		show = page == 2
+		found, err := carts.FindAll(ctx, pq)
+		show = false
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, c := range found {
+			fmt.Printf("page %d: cart %d, %d x %s\n", page, c.id, c.lines[0].quantity, c.lines[0].product)
+		}
+		if len(found) < 2 {
+			break
+		}
+		after = found[len(found)-1].id
+	}
+	n, err := carts.Count(ctx, sqlstore.Where(sqlstore.Eq("owner", "alice")))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(n, "carts of alice")
+	// Output:
+	// page 1: cart 1, 1 x tea
+	// page 1: cart 2, 2 x tea
+	// BEGIN []
+	// SELECT "id", "owner", "version" FROM "carts" WHERE "owner" = ? AND ("id") > (?) ORDER BY "id" LIMIT ? [alice 2 2]
+	// SELECT "cart_id", "id", "product", "quantity" FROM "cart_lines" WHERE "cart_id" IN (SELECT "id" FROM "carts" WHERE "owner" = ? AND ("id") > (?) ORDER BY "id" LIMIT ?) ORDER BY "cart_id", "id" [alice 2 2]
+	// COMMIT []
+	// page 2: cart 4, 4 x tea
+	// page 2: cart 5, 5 x tea
+	// 4 carts of alice
+}
