@@ -342,9 +342,14 @@ func (c *compiler) compile(t reflect.Type) *plan {
 
 func (c *compiler) fill(p *plan) {
 	t := p.typ
-	if _, ok := typeinfo.ValueEqual(t); ok {
-		// A value, by the rule package diff follows too: assigned as a
-		// whole, ddd tags and all, as diff compares it by its method.
+	if _, ok := typeinfo.ValueEqual(t); ok && (!typeinfo.HasPointers(t) || t == typeinfo.TimeType()) {
+		// A value, by the rule package diff follows too, that holds no
+		// memory a change in place could reach (a time.Time's Location
+		// is never changed): assigned as a whole, as diff compares it by
+		// its method. A value with an Equal method that holds pointers,
+		// slices or maps is copied deeply like any struct, so that the
+		// snapshot shares none of them and a change made in place is
+		// seen by the method.
 		p.shallow = true
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/ddd"
 	"github.com/dddkit/dddkit/diff"
 	"github.com/dddkit/dddkit/internal/typeinfo"
 )
@@ -110,15 +111,21 @@ func TestEqualRuleIsShared(t *testing.T) {
 	_, ok = typeinfo.ValueEqual(reflect.TypeFor[decimal]())
 	assert.True(t, ok, "a value object with an Equal method is a value")
 
-	// A value: copied as a whole (its pointer shared), compared by Equal.
+	// A value holding a pointer: copied deeply (its pointer not shared),
+	// compared by Equal.
 	p := &priced{price: decimal{mant: big.NewInt(5), exp: 1}}
 	c, err := Copy(p)
 	require.NoError(t, err)
-	assert.Same(t, p.price.mant, c.price.mant, "a value with an Equal method is assigned as a whole")
-	c.price.mant = big.NewInt(5)
-	eq, err := diff.Equal(p, c)
+	assert.NotSame(t, p.price.mant, c.price.mant, "the snapshot shares no pointer with the aggregate")
+	eq, err := diff.Equal(c, p)
 	require.NoError(t, err)
-	assert.True(t, eq, "and compared with its method: another *big.Int of the same number is equal")
+	assert.True(t, eq, "compared with its method: another *big.Int of the same number is equal")
+
+	// A change made in place behind the pointer is seen.
+	p.price.mant.SetInt64(6)
+	eq, err = diff.Equal(c, p)
+	require.NoError(t, err)
+	assert.False(t, eq, "a change in place inside a value with an Equal method is a change")
 }
 
 // mapCart is the shape of an aggregate whose children hold a map of
@@ -182,7 +189,7 @@ func TestSnapshotEqualsOriginal(t *testing.T) {
 		},
 	}, {
 		name:   "Equal method over a pointer cycle",
-		reason: "Copy assigns a value with an Equal method as a whole, and diff asks the method alone: neither walks into the cycle",
+		reason: "diff asks the method alone and does not walk into the cycle; Copy, which must not share the value's pointers with the aggregate, refuses the cycle with ErrCycle: an error, never a snapshot that would hide a change",
 		check: func(t *testing.T) (bool, error) {
 			ring := func() *ringHolder {
 				h := &ringHolder{r: ringValue{n: 1}}
@@ -190,11 +197,8 @@ func TestSnapshotEqualsOriginal(t *testing.T) {
 				return h
 			}
 			h := ring()
-			eq, err := copyEqual(h)
-			require.NoError(t, err, "Copy accepts the cycle")
-			require.True(t, eq)
-			// The copy shares the cycle, being assigned: compare with a
-			// cycle of its own, which diff would otherwise walk into.
+			_, err := Copy(h)
+			require.ErrorIs(t, err, ddd.ErrCycle, "Copy refuses the cycle")
 			return diff.Equal(h, ring())
 		},
 	}}

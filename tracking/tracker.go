@@ -209,11 +209,15 @@ func (t *Tracker[T]) Snapshot(ctx context.Context, v T) (T, error) {
 	}
 	t.mu.RLock()
 	e, ok := t.entries[w]
+	var snap T
+	if ok {
+		snap = e.snap // read under the lock: install replaces it
+	}
 	t.mu.RUnlock()
 	if !ok {
 		return zero, ErrNotTracked
 	}
-	return e.snap, nil
+	return snap, nil
 }
 
 // Changes compares v with its snapshot and returns the differences. It

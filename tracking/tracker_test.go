@@ -303,3 +303,26 @@ func TestShared(t *testing.T) {
 	assert.True(t, b.Tracked(context.Background(), c))
 	b.Detach(context.Background(), c)
 }
+
+// TestSnapshotWhileAttaching reads the snapshot of an aggregate while
+// another goroutine attaches it again: under -race, the read and the
+// replacement must not race.
+func TestSnapshotWhileAttaching(t *testing.T) {
+	var tr tracking.Tracker[*cart]
+	c := newCart(1)
+	ctx := context.Background()
+	require.NoError(t, tr.Attach(ctx, c))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			_ = tr.Attach(ctx, c)
+		}
+	}()
+	for range 200 {
+		changed, err := tr.Changed(ctx, c)
+		require.NoError(t, err)
+		assert.False(t, changed)
+	}
+	<-done
+}
