@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -599,7 +600,15 @@ func (t *sqlTx) close() {
 		return
 	}
 	if t.dirty {
-		_ = t.conn.Raw(func(any) error { return driver.ErrBadConn })
+		// The connection may still be in a transaction: roll it back, and
+		// discard the connection only if that fails (an in-memory
+		// database lives and dies with its connection).
+		ctx, cancel := context.WithTimeout(context.Background(), DefaultCancelWait)
+		_, err := t.conn.ExecContext(ctx, sqlRollback)
+		cancel()
+		if err != nil && !strings.Contains(err.Error(), "no transaction is active") {
+			_ = t.conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
 	}
 	_ = t.conn.Close()
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -333,4 +334,33 @@ func TestIncrementsAcrossProcesses(t *testing.T) {
 	assert.Equal(t, total, v)
 	t.Logf("%d processes x %d goroutines x %d increments on %d aggregates in %v: 0 lost, %d conflicts retried",
 		procs, workers, each, hotAggregates, time.Since(start).Round(time.Millisecond), retries)
+}
+
+// TestFailedCommitKeepsInMemoryDatabase: a COMMIT that fails on SQLite
+// (here a deferred foreign key) rolls the transaction back on its
+// connection instead of discarding the connection, which would destroy an
+// in-memory database.
+func TestFailedCommitKeepsInMemoryDatabase(t *testing.T) {
+	x, err := sqlx.Open("sqlite", "file:"+t.Name()+"?mode=memory&cache=private&_pragma=foreign_keys(1)")
+	require.NoError(t, err)
+	defer x.Close()
+	x.SetMaxOpenConns(1)
+	for _, s := range schemaDDL {
+		x.MustExec(s)
+	}
+	db, err := NewSQL(x)
+	require.NoError(t, err)
+	repo, err := NewRepository[*order, orderID](db, orderMapping(t))
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, repo.Save(ctx, newOrder(1, "alice")))
+	err = db.InTx(ctx, func(ctx context.Context) error {
+		return repo.Save(ctx, newOrder(2, "nobody")) // no such customer: fails at COMMIT
+	})
+	require.Error(t, err)
+	o, err := repo.Find(ctx, 1)
+	require.NoError(t, err, "the database and its tables are still there")
+	assert.Equal(t, "alice", o.customer)
+	_, err = repo.Find(ctx, 2)
+	assert.ErrorIs(t, err, repository.ErrNotFound)
 }
