@@ -148,7 +148,7 @@ func (s *AggregateRepositorySupport[T, ID]) load(ctx context.Context, op string,
 	if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
 		return zero, opError(op, err)
 	}
-	tracking.Remember(ctx, id, agg)
+	tracking.Remember(ctx, agg.ID(), agg)
 	return agg, nil
 }
 
@@ -322,6 +322,9 @@ func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, c
 		}
 		if err := change(ctx, agg); err != nil {
 			return err
+		}
+		if !s.tracker.Tracked(ctx, agg) {
+			return nil // change removed it: nothing left to save
 		}
 		return s.Save(ctx, agg)
 	}

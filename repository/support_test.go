@@ -479,3 +479,19 @@ func TestRepositoryValuesShareTracking(t *testing.T) {
 	}))
 	assert.Equal(t, []string{"select 1", "update 1 v1->v2"}, store.takeCalls(), "in a unit of work")
 }
+
+// TestUpdateThatRemoves: a change function that removes the aggregate ends
+// the update; the aggregate is not inserted again.
+func TestUpdateThatRemoves(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStore()
+	repo := newRepo(t, store, repository.WithTransactor(&fakeTx{}))
+	require.NoError(t, repo.Save(ctx, placeOrder(1)))
+	store.takeCalls()
+	require.NoError(t, repo.Update(ctx, 1, func(ctx context.Context, o *order) error {
+		return repo.Remove(ctx, o)
+	}))
+	assert.Equal(t, []string{"select 1", "delete 1 v0"}, store.takeCalls())
+	_, ok := store.rows[1]
+	assert.False(t, ok)
+}

@@ -189,10 +189,17 @@ func InScope(ctx context.Context, fn func(ctx context.Context) error) (err error
 		return fn(ctx)
 	}
 	sc := NewScope()
+	returned := false
 	defer func() {
-		if p := recover(); p != nil {
+		if !returned {
+			// fn panicked or called runtime.Goexit: roll back, and let
+			// the panic (if any) go on.
+			p := recover()
 			sc.Rollback()
-			panic(p)
+			if p != nil {
+				panic(p)
+			}
+			return
 		}
 		if err != nil {
 			sc.Rollback()
@@ -200,5 +207,7 @@ func InScope(ctx context.Context, fn func(ctx context.Context) error) (err error
 			sc.Commit()
 		}
 	}()
-	return fn(WithScope(ctx, sc))
+	err = fn(WithScope(ctx, sc))
+	returned = true
+	return err
 }

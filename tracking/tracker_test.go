@@ -326,3 +326,21 @@ func TestSnapshotWhileAttaching(t *testing.T) {
 	}
 	<-done
 }
+
+// TestInScopeGoexit: a function that ends its goroutine with runtime.Goexit
+// (as t.FailNow does) rolls its scope back.
+func TestInScopeGoexit(t *testing.T) {
+	var tr tracking.Tracker[*cart]
+	c := newCart(1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = tracking.InScope(context.Background(), func(ctx context.Context) error {
+			_ = tr.Attach(ctx, c)
+			runtime.Goexit()
+			return nil
+		})
+	}()
+	<-done
+	assert.False(t, tr.Tracked(context.Background(), c), "staged work of an ended goroutine is not committed")
+}

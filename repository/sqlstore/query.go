@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 )
@@ -215,7 +216,7 @@ func (cq *compiledQuery) where(w *builder) error {
 				w.s("1 = 0")
 				continue
 			}
-			if w.d.anyArray {
+			if w.d.anyArray && plainKind(col.typ) {
 				arr, err := typedSlice(col, c.args)
 				if err != nil {
 					return err
@@ -301,6 +302,9 @@ func typedSlice(col *column, values []any) (any, error) {
 			return nil, fmt.Errorf("%w: In(%q): a nil value never matches; use IsNull", ErrQuery, col.name)
 		case rv.Type() == col.typ:
 		case rv.CanConvert(col.typ) && sameKindFamily(rv.Kind(), col.typ.Kind()):
+			if !fits(rv, col.typ) {
+				return nil, fmt.Errorf("%w: In(%q): value %v does not fit a column of type %v", ErrQuery, col.name, v, col.typ)
+			}
 			rv = rv.Convert(col.typ)
 		default:
 			return nil, fmt.Errorf("%w: In(%q): value %v of type %T for a column of type %v", ErrQuery, col.name, v, v, col.typ)
@@ -308,6 +312,40 @@ func typedSlice(col *column, values []any) (any, error) {
 		out.Index(i).Set(rv)
 	}
 	return out.Interface(), nil
+}
+
+// fits reports whether the number rv converts to type t without changing
+// its value.
+func fits(rv reflect.Value, t reflect.Type) bool {
+	z := reflect.New(t).Elem()
+	switch {
+	case rv.CanInt():
+		n := rv.Int()
+		if z.CanUint() {
+			return n >= 0 && !z.OverflowUint(uint64(n))
+		}
+		return !z.CanInt() || !z.OverflowInt(n)
+	case rv.CanUint():
+		n := rv.Uint()
+		if z.CanInt() {
+			return n <= math.MaxInt64 && !z.OverflowInt(int64(n))
+		}
+		return !z.CanUint() || !z.OverflowUint(n)
+	case rv.CanFloat():
+		return !z.CanFloat() || !z.OverflowFloat(rv.Float())
+	}
+	return true
+}
+
+// plainKind reports whether t is a number, string or bool type that pgx
+// encodes in an array as it is: a column of another type (a pointer, a
+// driver.Valuer) is matched with an IN list instead.
+func plainKind(t reflect.Type) bool {
+	if t.Implements(valuerType) || reflect.PointerTo(t).Implements(valuerType) {
+		return false
+	}
+	return sameKindFamily(t.Kind(), reflect.Int) || sameKindFamily(t.Kind(), reflect.Float64) ||
+		t.Kind() == reflect.String || t.Kind() == reflect.Bool
 }
 
 // sameKindFamily reports whether a value of kind a converts to kind b

@@ -205,3 +205,20 @@ func stripCheck(stmts []string) []string {
 	}
 	return out
 }
+
+// TestInValues: a value that does not fit the column's type is an error,
+// not a narrowed number that matches other rows.
+func TestInValues(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		seedMany(t, b, 3)
+		repo := b.repo(t)
+		ctx := context.Background()
+		got, err := repo.FindAll(ctx, Where(In("id", int8(1), uint16(3))))
+		require.NoError(t, err)
+		assert.Equal(t, []orderID{1, 3}, ids(got), "integers of other sizes are converted")
+		if b.pgx {
+			_, err = repo.FindAll(ctx, Where(In("version", uint64(1)<<63)))
+			assert.ErrorIs(t, err, ErrQuery, "a value that does not fit is refused")
+		}
+	})
+}
