@@ -273,9 +273,9 @@ type stmt struct {
 	check check
 	// scan, for a query, is called for every row.
 	scan func(r rowScanner) error
-	// insertsRoot marks the INSERT of a root row: a unique violation it
-	// raises is reported as [repository.ErrExists].
-	insertsRoot bool
+	// rootKey, on the INSERT of a root row, is the root's key column: a
+	// unique violation of that key is reported as [repository.ErrExists].
+	rootKey string
 }
 
 // rowScanner is what pgx.Rows and *sql.Rows have in common.

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -32,8 +33,9 @@ type sqliteCoder interface{ Code() int }
 //     (another writer holds the database) match [repository.ErrConflict]:
 //     the transaction lost a race with a concurrent one, and running the
 //     unit of work again on freshly loaded aggregates may succeed;
-//   - a unique violation raised by a statement that inserts a root row
-//     matches [repository.ErrExists].
+//   - a violation of the root's key by the INSERT of a root row matches
+//     [repository.ErrExists]; a violation of another unique key (an
+//     e-mail column, say) is reported as it is.
 func classify(s *stmt, err error) error {
 	if err == nil || errors.Is(err, repository.ErrConflict) || errors.Is(err, repository.ErrExists) {
 		return err
@@ -44,7 +46,9 @@ func classify(s *stmt, err error) error {
 		case pgSerializationFailure, pgDeadlockDetected:
 			return fmt.Errorf("%w: %w", repository.ErrConflict, err)
 		case pgUniqueViolation:
-			if s != nil && s.insertsRoot {
+			// Detail names the columns of the violated key: "Key (id)=(1)
+			// already exists."
+			if s != nil && s.rootKey != "" && strings.HasPrefix(pe.Detail, "Key ("+s.rootKey+")=") {
 				return fmt.Errorf("%w: %w", repository.ErrExists, err)
 			}
 		}
@@ -56,10 +60,24 @@ func classify(s *stmt, err error) error {
 		case code&0xff == sqliteBusy:
 			return fmt.Errorf("%w: %w", repository.ErrConflict, err)
 		case code == sqliteConstraintPrimaryKey || code == sqliteConstraintUnique:
-			if s != nil && s.insertsRoot {
+			// The message names the columns of the violated key:
+			// "UNIQUE constraint failed: orders.id".
+			if s != nil && s.rootKey != "" && sqliteKeyViolated(err.Error(), s.rootKey) {
 				return fmt.Errorf("%w: %w", repository.ErrExists, err)
 			}
 		}
 	}
 	return err
+}
+
+// sqliteKeyViolated reports whether msg, the message of a SQLite
+// constraint error, names the key column key alone ("... failed:
+// table.key"), not a unique key of several columns or of another column.
+func sqliteKeyViolated(msg, key string) bool {
+	_, cols, ok := strings.Cut(msg, "constraint failed: ")
+	if !ok {
+		return false
+	}
+	cols, _, _ = strings.Cut(cols, " (")
+	return !strings.Contains(cols, ",") && strings.HasSuffix(cols, "."+key)
 }

@@ -57,6 +57,14 @@ func TestInsertExistingKey(t *testing.T) {
 		assert.NotErrorIs(t, err, repository.ErrConflict)
 		assert.Equal(t, stored(first), b.load(t, 1), "the first insert is intact, nothing of the second written")
 
+		// A unique key that is not the root's is not ErrExists: another
+		// order with an existing reference is a different problem.
+		b.raw.exec(t, `CREATE UNIQUE INDEX orders_customer_once ON orders (customer)`)
+		err = b.repo(t).Save(ctx, newOrder(3, "alice"))
+		require.Error(t, err)
+		assert.NotErrorIs(t, err, repository.ErrExists, "%v", err)
+		b.raw.exec(t, `DROP INDEX orders_customer_once`)
+
 		// Inside a transaction the error is the same, and the transaction
 		// stays usable (the save ran under a savepoint).
 		repo := b.repo(t)

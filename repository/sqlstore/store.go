@@ -300,7 +300,7 @@ func (s *Store[T, ID]) insertStmts(base unsafe.Pointer) ([]stmt, error) {
 	for i := range rt.cols {
 		args[i] = rt.cols[i].value(base)
 	}
-	stmts := []stmt{{sql: s.insertRoot, args: args, insertsRoot: true}}
+	stmts := []stmt{{sql: s.insertRoot, args: args, rootKey: rt.cols[rt.key].name}}
 	key := args[rt.key]
 	for _, c := range s.m.children {
 		elems, err := c.elements(base)
