@@ -137,9 +137,13 @@
 // still one round trip; on database/sql it runs in a read-only
 // transaction. Otherwise a save committed between the root's SELECT and
 // the children's would hand domain code a torn aggregate. Inside a
-// transaction, loads see what its isolation level shows; as the root is
-// read first, a torn read can only pair an old root with newer children,
-// and saving that aggregate fails the version check.
+// transaction, loads see what its isolation level shows. A load by key
+// reads the root first, so a torn read can only pair an old root with
+// newer children, and saving that aggregate fails the version check. A
+// query ([Repository.FindAll]) inside a PostgreSQL transaction reads the
+// roots first and then the children by the keys read, so that a root
+// committed or removed in between cannot leave a selected root without
+// its children.
 //
 // pgx prepares a statement text the first time a connection sees it (its
 // default QueryExecModeCacheStatement), which costs one extra round trip

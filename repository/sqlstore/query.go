@@ -266,6 +266,33 @@ func (cq *compiledQuery) where(w *builder) error {
 	return nil
 }
 
+// inList writes column = ANY(keys) (an IN list where the dialect binds no
+// arrays), keys being values of the column kc's type.
+func inList(w *builder, column string, kc *column, keys []any) error {
+	if w.d.anyArray && plainKind(kc.typ) {
+		arr, err := typedSlice(kc, keys)
+		if err != nil {
+			return err
+		}
+		w.s(column + " = ANY(")
+		w.p(arr)
+		w.s(")")
+		return nil
+	}
+	if len(keys) > w.d.maxParams {
+		return fmt.Errorf("%w: %d keys, more than %s takes in one statement", ErrQuery, len(keys), w.d.name)
+	}
+	w.s(column + " IN (")
+	for i, k := range keys {
+		if i > 0 {
+			w.s(", ")
+		}
+		w.p(k)
+	}
+	w.s(")")
+	return nil
+}
+
 // page writes the ORDER BY, LIMIT and OFFSET of q.
 func (cq *compiledQuery) page(w *builder) {
 	w.s(" ORDER BY ")

@@ -222,3 +222,31 @@ func TestInValues(t *testing.T) {
 		}
 	})
 }
+
+// TestFindAllInTxByKeys: inside a PostgreSQL transaction, whose statements
+// each see the database as of their own start, the children are selected
+// by the keys of the roots read, so that a root committed meanwhile cannot
+// shift the page and leave a root without its children.
+func TestFindAllInTxByKeys(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		seedMany(t, b, 6)
+		repo := b.repo(t)
+		err := b.db.InTx(context.Background(), func(ctx context.Context) error {
+			got, err := repo.FindAll(ctx, Where(Eq("customer", "alice")).Limit(2))
+			require.NoError(t, err)
+			require.Equal(t, []orderID{1, 3}, ids(got))
+			for _, o := range got {
+				assert.Len(t, o.items, int(o.id)%3+1)
+			}
+			return nil
+		})
+		require.NoError(t, err)
+		stmts := dml(b.log.take())
+		require.Len(t, stmts, 2)
+		if b.name != "sqlite" {
+			assert.Contains(t, stmts[1], `WHERE "order_id" = ANY(`+"?"+`)`, "by the keys read")
+		} else {
+			assert.Contains(t, stmts[1], `IN (SELECT "id" FROM "orders"`, "one snapshot: by the same selection")
+		}
+	})
+}

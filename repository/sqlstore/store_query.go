@@ -11,7 +11,10 @@ import (
 // q's order: on pgx in one round trip (one batch: the roots' SELECT and
 // one SELECT per child table restricted to the selected roots), on
 // database/sql one statement per table; outside a transaction all of them
-// read one snapshot. The aggregates are not tracked: see
+// read one snapshot. Inside a PostgreSQL transaction, whose statements
+// each read the database as of their own start, the children are selected
+// by the keys of the roots read, in a second round trip, so that every
+// root comes with its children. The aggregates are not tracked: see
 // [Repository.FindAll] for that.
 func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 	if err := s.ready(); err != nil {
@@ -54,22 +57,52 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 	}
 	stmts := []stmt{rootStmt}
 
-	// Each child table's rows of the selected roots: the same selection as
-	// a subquery, so that the batch needs no second round trip.
+	// Inside a PostgreSQL transaction, each statement of a batch sees the
+	// database as of its own start (READ COMMITTED): a root committed or
+	// removed between the roots' SELECT and a child's would shift the
+	// selection, and a root could come back without its children. There
+	// the roots are read first, and the children by the keys read: one
+	// more round trip. Elsewhere all the statements read one snapshot
+	// (SQLite's transactions, and the snapshot of a load outside a
+	// transaction), and the children's selection repeats the roots' as a
+	// subquery, in the same batch.
+	byKeys := s.d.forUpdate && s.db.txFrom(ctx) != nil
+	if byKeys {
+		if err := s.db.run(ctx, stmts, false); err != nil {
+			return nil, s.fail("select", err)
+		}
+		stmts = stmts[:0]
+		if len(roots) == 0 || len(s.m.children) == 0 {
+			return s.assemble(roots, bases, nil), nil
+		}
+	}
+	var keys []any
+	for _, base := range bases { // the roots read, when byKeys
+		keys = append(keys, kc.value(base))
+	}
+
 	colls := make([][]*collector, len(s.m.children))
 	for ci, c := range s.m.children {
 		w.s("SELECT " + c.parentKey)
 		for i := range c.cols {
 			w.s(", " + c.cols[i].quoted)
 		}
-		w.s(" FROM " + c.quoted + " WHERE " + c.parentKey + " IN (SELECT " + kc.quoted + " FROM " + rt.quoted)
-		if err := cq.where(w); err != nil {
-			return nil, s.fail("select", err)
+		w.s(" FROM " + c.quoted + " WHERE ")
+		if byKeys {
+			if err := inList(w, c.parentKey, kc, keys); err != nil {
+				return nil, s.fail("select", err)
+			}
+		} else {
+			w.s(c.parentKey + " IN (SELECT " + kc.quoted + " FROM " + rt.quoted)
+			if err := cq.where(w); err != nil {
+				return nil, s.fail("select", err)
+			}
+			if q.limit > 0 || q.offset > 0 {
+				cq.page(w)
+			}
+			w.s(")")
 		}
-		if q.limit > 0 || q.offset > 0 {
-			cq.page(w)
-		}
-		w.s(") ORDER BY " + c.parentKey + ", " + c.cols[c.key].quoted)
+		w.s(" ORDER BY " + c.parentKey + ", " + c.cols[c.key].quoted)
 		st := w.stmt(noCheck)
 		parent := reflect.New(kc.typ)
 		st.scan = func(r rowScanner) error {
@@ -95,16 +128,22 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 	if err := s.db.run(ctx, stmts, false); err != nil {
 		return nil, s.fail("select", err)
 	}
+	return s.assemble(roots, bases, colls), nil
+}
+
+// assemble sets the collections collected for each root and returns the
+// roots as aggregates.
+func (s *Store[T, ID]) assemble(roots []reflect.Value, bases []unsafe.Pointer, colls [][]*collector) []T {
 	out := make([]T, len(roots))
 	for i, rv := range roots {
 		for ci, c := range s.m.children {
-			if colls[ci] != nil && colls[ci][i] != nil {
+			if ci < len(colls) && colls[ci] != nil && colls[ci][i] != nil {
 				reflect.NewAt(c.collType, unsafe.Add(bases[i], c.offset)).Elem().Set(colls[ci][i].v)
 			}
 		}
 		out[i] = rv.Interface().(T)
 	}
-	return out, nil
+	return out
 }
 
 // scanChild scans one child row whose first column is the parent key into
