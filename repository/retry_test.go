@@ -230,6 +230,19 @@ func TestUpdateLocksAggregatesWithoutVersion(t *testing.T) {
 	}))
 	assert.Equal(t, []string{"select 1", "lock", "select 1"}, ls.takeCalls())
 
+	// Changed by another writer between the plain Find and the lock: the
+	// instance loaded first would overwrite that change.
+	require.NoError(t, tracking.InScope(ctx, func(ctx context.Context) error {
+		_, err := vrepo.Find(ctx, 1)
+		require.NoError(t, err)
+		ls.mu.Lock()
+		ls.rows[1].total += 1
+		ls.mu.Unlock()
+		_, err = vrepo.FindForUpdate(ctx, 1)
+		assert.ErrorIs(t, err, repository.ErrConflict)
+		return nil
+	}))
+
 	// Hooks that cannot lock are told so.
 	plain := newRepo(t, newMemStore())
 	_, err = plain.FindForUpdate(ctx, 1)

@@ -119,7 +119,9 @@ func (s *AggregateRepositorySupport[T, ID]) Find(ctx context.Context, id ID) (T,
 // of an aggregate without a version field needs. The hooks must implement
 // [Locker]; otherwise FindForUpdate fails with an error wrapping
 // [ErrUnsupported]. An aggregate already loaded in the unit of work is
-// locked and returned as the same instance; its fields are not reloaded.
+// locked and returned as the same instance, with its unsaved changes, when
+// the store still holds what was loaded; when another writer changed it
+// in between, FindForUpdate fails with [ErrConflict].
 func (s *AggregateRepositorySupport[T, ID]) FindForUpdate(ctx context.Context, id ID) (T, error) {
 	var zero T
 	l, ok := s.hooks.(Locker[T, ID])
@@ -127,8 +129,23 @@ func (s *AggregateRepositorySupport[T, ID]) FindForUpdate(ctx context.Context, i
 		return zero, fmt.Errorf("repository: find for update: %w: the hooks %T do not implement Locker", ErrUnsupported, s.hooks)
 	}
 	if agg, ok := tracking.Lookup[T](ctx, id); ok {
-		if _, err := l.SelectForUpdate(ctx, id); err != nil {
+		// Loaded earlier in this unit of work, without the lock: what the
+		// store holds now must still be what was loaded, or a change made
+		// in between would be overwritten.
+		locked, err := l.SelectForUpdate(ctx, id)
+		if err != nil {
 			return zero, opError("find for update", err)
+		}
+		snap, err := s.tracker.Snapshot(ctx, agg)
+		if err != nil {
+			return zero, opError("find for update", err)
+		}
+		same, err := diff.Equal(snap, locked)
+		if err != nil {
+			return zero, opError("find for update", err)
+		}
+		if !same || s.readVersion(snap) != s.readVersion(locked) {
+			return zero, opError("find for update", fmt.Errorf("%w: %v changed in the store since it was loaded in this unit of work", ErrConflict, id))
 		}
 		return agg, nil
 	}

@@ -120,7 +120,9 @@ func (q Query) Offset(n int) Query { q.offset = n; return q }
 // values: paging by key (keyset). values are those of the columns of
 // OrderBy and OrderByDesc, in order, followed by the key, which ends every
 // order; a query ordered by nothing but its key takes the key alone. The
-// order columns must all be ascending or all descending.
+// order columns must all be ascending or all descending, and hold no
+// NULL: a row compared with NULL is never after anything, so a page after
+// a row with a NULL order column would be empty.
 func (q Query) After(values ...any) Query {
 	q.after = append([]any(nil), values...)
 	return q

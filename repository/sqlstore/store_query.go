@@ -190,8 +190,13 @@ func (s *Store[T, ID]) SelectByIDs(ctx context.Context, ids []ID) ([]T, error) {
 		byID[rt.cols[rt.key].value(ptrOf(agg))] = agg
 	}
 	out := make([]T, 0, len(found))
+	kt := rt.cols[rt.key].typ
 	for _, id := range ids {
-		key := reflect.ValueOf(id).Convert(rt.cols[rt.key].typ).Interface()
+		iv := reflect.ValueOf(id)
+		if !iv.IsValid() || !iv.CanConvert(kt) || !sameKindFamily(iv.Kind(), kt.Kind()) || !fits(iv, kt) {
+			return nil, s.fail("select", fmt.Errorf("%w: identity %v of type %T for a key column of type %v", ErrQuery, id, id, kt))
+		}
+		key := iv.Convert(kt).Interface()
 		if agg, ok := byID[key]; ok {
 			out = append(out, agg)
 			delete(byID, key)
