@@ -2,9 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -17,6 +14,8 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 	_ "modernc.org/sqlite"
+
+	"github.com/dddkit/dddkit/internal/testdb"
 )
 
 // The integration tests run one body over every backend, in the manner of
@@ -26,9 +25,7 @@ import (
 // its own, named at random and dropped afterwards, set as the search_path
 // of its connections, so that runs never collide.
 
-const pgEnv = "DDDKIT_TEST_POSTGRES_DSN"
-
-const skipPG = "DDDKIT_TEST_POSTGRES_DSN is not set: skipping the PostgreSQL suite"
+const pgEnv = testdb.DSNEnv
 
 // backend is one database under test.
 type backend struct {
@@ -95,34 +92,10 @@ func sqliteBackend(t testing.TB) *backend {
 	return &backend{name: "sqlite", db: db, quiet: quiet, log: log, raw: r}
 }
 
-// pgSchema creates a schema of its own for t and returns a DSN-parsed
-// config's runtime parameter to use it.
+// pgSchema creates a schema of its own for t and returns the DSN and the
+// schema's name, to set as the search_path of its connections.
 func pgSchema(t testing.TB) (dsn, schema string) {
-	dsn = os.Getenv(pgEnv)
-	if dsn == "" {
-		t.Skip(skipPG)
-	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	schema = "dddkit_test_" + hex.EncodeToString(b[:])
-	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, dsn)
-	require.NoError(t, err)
-	defer admin.Close(ctx)
-	_, err = admin.Exec(ctx, "CREATE SCHEMA "+schema)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return dsn, schema
+	return testdb.Schema(t, "dddkit_test_", true)
 }
 
 func pgxBackend(t testing.TB) *backend {

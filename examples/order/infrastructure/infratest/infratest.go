@@ -8,9 +8,6 @@ package infratest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -19,16 +16,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/examples/order/infrastructure"
+	"github.com/dddkit/dddkit/internal/testdb"
 	"github.com/dddkit/dddkit/repository/sqlstore"
 )
 
 // DSNEnv is the environment variable that holds the PostgreSQL DSN of the
 // tests.
-const DSNEnv = "DDDKIT_TEST_POSTGRES_DSN"
+const DSNEnv = testdb.DSNEnv
 
 // SkipPostgres is the message of a PostgreSQL test skipped for want of a
 // DSN.
-const SkipPostgres = DSNEnv + " is not set: skipping the PostgreSQL suite"
+const SkipPostgres = testdb.SkipPostgres
 
 // Backend is one database under test, with its tables created.
 type Backend struct {
@@ -75,26 +73,7 @@ func SQLite(t *testing.T) *Backend {
 // of a schema that does not exist yet, which is dropped when t ends.
 func PostgresSchema(t *testing.T) (dsn, schema string) {
 	t.Helper()
-	dsn = os.Getenv(DSNEnv)
-	if dsn == "" {
-		t.Skip(SkipPostgres)
-	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	schema = "dddkit_order_test_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx := context.Background()
-		c, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return dsn, schema
+	return testdb.Schema(t, "dddkit_order_test_", false)
 }
 
 // PGXPool returns a backend on PostgreSQL through a pgx pool, in a schema
