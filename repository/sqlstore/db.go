@@ -44,6 +44,18 @@ type pgxLone interface {
 	PgConn() *pgconn.PgConn
 }
 
+// pgxTxLike is a PGX that is a transaction, such as a pgx.Tx, which
+// [NewPGX] refuses.
+type pgxTxLike interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+	Conn() *pgx.Conn
+}
+
+// errTxAsConn is the error of a DB whose connection is a pgx.Tx.
+var errTxAsConn = errors.New("sqlstore: NewPGX given a transaction")
+
 // DB is a database handle for stores: a pgx connection or pool ([NewPGX])
 // or a database/sql pool ([NewSQL]), the SQL dialect, and an optional
 // statement observer. It is the [repository.Transactor] of its stores
@@ -58,6 +70,9 @@ type DB struct {
 	observe func(ctx context.Context, s Statement)
 	wait    time.Duration // see WithCancelWait
 	trips   atomic.Int64
+	// err, when set, is why the DB cannot be used (see [NewPGX]): check
+	// returns it.
+	err error
 }
 
 // DefaultCancelWait is how long a [DB] waits by default for the database
@@ -128,11 +143,23 @@ func WithCancelWait(d time.Duration) Option {
 // context is done while it runs is abandoned by pgx, and returns an error
 // matching [repository.ErrOutcomeUnknown]. Loads are not watched: a load
 // whose context is done fails at once.
+//
+// conn must not be a transaction (a pgx.Tx, or anything with the methods
+// Begin, Commit, Rollback and Conn of one): the DB begins and ends its
+// transactions itself ([DB.InTx]). Given one, NewPGX returns a DB that
+// refuses every use, [NewRepository] and [NewStore] included, with an
+// error saying so. To run the statements of stores in a transaction of
+// your own, pass the pool to NewPGX and use [DB.InTx], and reach its
+// pgx.Tx with [DB.PGXTx].
 func NewPGX(conn PGX, opts ...Option) *DB {
 	if v := reflect.ValueOf(conn); v.Kind() == reflect.Pointer && v.IsNil() {
 		conn = nil // a typed nil, such as a nil *pgxpool.Pool
 	}
 	db := &DB{pgx: conn, dialect: postgres, wait: DefaultCancelWait}
+	if _, ok := conn.(pgxTxLike); ok {
+		db.err = fmt.Errorf("%w: a pgx.Tx (%T) cannot be the connection of a sqlstore.DB: pass its pool or connection to NewPGX, and run the unit of work in DB.InTx (DB.PGXTx gives its pgx.Tx)", errTxAsConn, conn)
+		return db
+	}
 	if p, ok := conn.(pgxPool); ok {
 		db.pool = p
 	} else if l, ok := conn.(pgxLone); ok {
@@ -244,6 +271,8 @@ func (db *DB) check() error {
 	switch {
 	case db == nil:
 		return errors.New("nil *sqlstore.DB")
+	case db.err != nil:
+		return db.err
 	case db.pgx == nil && db.sql == nil:
 		return errors.New("sqlstore.DB without a connection")
 	}
@@ -276,6 +305,9 @@ type stmt struct {
 	// rootKey, on the INSERT of a root row, is the root's key column: a
 	// unique violation of that key is reported as [repository.ErrExists].
 	rootKey string
+	// affected, when set on a statement without scan, receives the
+	// number of rows it affected.
+	affected *int64
 }
 
 // rowScanner is what pgx.Rows and *sql.Rows have in common.
@@ -648,7 +680,9 @@ func linger(ctx context.Context, d time.Duration) (_ context.Context, stop conte
 // busy_timeout does not wait where two readers would each wait for the
 // other. Elsewhere it is a database/sql transaction begun with a context
 // that ends db.wait after life does, which the driver gives its COMMIT.
-func (db *DB) sqlBeginWrite(ctx, life context.Context, immediate bool) (*sqlTx, error) {
+// o are the options of [DB.InTxWith]: on SQLite, ReadOnly makes it BEGIN
+// even when immediate.
+func (db *DB) sqlBeginWrite(ctx, life context.Context, immediate bool, o TxOptions) (*sqlTx, error) {
 	conn, err := db.sql.Conn(ctx)
 	if err != nil {
 		return nil, err
@@ -657,7 +691,7 @@ func (db *DB) sqlBeginWrite(ctx, life context.Context, immediate bool) (*sqlTx, 
 	trip, start := db.nextTrip(), time.Now()
 	text := sqlBegin
 	if db.dialect == sqlite {
-		if immediate {
+		if immediate && !o.ReadOnly {
 			text = sqlBeginImmediate
 		}
 		_, err = conn.ExecContext(ctx, text)
@@ -667,7 +701,8 @@ func (db *DB) sqlBeginWrite(ctx, life context.Context, immediate bool) (*sqlTx, 
 		t.dirty = err != nil
 	} else if err = ctx.Err(); err == nil {
 		t.life, t.stop = linger(life, db.cancelWait())
-		t.tx, err = conn.BeginTx(t.life, nil)
+		text = o.beginSQL()
+		t.tx, err = conn.BeginTx(t.life, o.sqlOptions())
 	}
 	db.report(ctx, text, nil, trip, err, time.Since(start))
 	if err != nil {
@@ -684,7 +719,7 @@ func (db *DB) sqlBeginWrite(ctx, life context.Context, immediate bool) (*sqlTx, 
 // (modernc reports the context's error), while a transaction whose COMMIT
 // was not sent is rolled back.
 func (db *DB) sqlWrite(ctx context.Context, stmts []stmt) error {
-	t, err := db.sqlBeginWrite(ctx, ctx, false)
+	t, err := db.sqlBeginWrite(ctx, ctx, false, TxOptions{})
 	if err != nil {
 		return err
 	}
@@ -803,14 +838,17 @@ func (db *DB) sqlExec(ctx context.Context, c sqlConn, stmts []stmt) (int, error)
 func sqlOne(ctx context.Context, c sqlConn, s *stmt) error {
 	if s.scan == nil && s.check != checkRow {
 		res, err := c.ExecContext(ctx, s.sql, s.args...)
-		if err != nil || s.check != checkRows {
+		if err != nil || (s.check != checkRows && s.affected == nil) {
 			return err
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if s.affected != nil {
+			*s.affected = n
+		}
+		if s.check == checkRows && n == 0 {
 			return errConflict
 		}
 		return nil
@@ -855,9 +893,11 @@ func isDivisionByZero(err error) bool {
 func (db *DB) batch(ctx context.Context, c PGX, ctl *batchCtl, stmts []stmt) (int, error) {
 	b := &pgx.Batch{}
 	var pre, post []string
+	begin := sqlBegin
 	if ctl != nil {
 		if ctl.begin {
-			b.BeginTx(pgx.TxOptions{})
+			begin = ctl.opts.beginSQL()
+			b.BeginTx(pgx.TxOptions{BeginQuery: begin})
 		}
 		pre, post = ctl.pre, ctl.post
 	}
@@ -889,7 +929,7 @@ func (db *DB) batch(ctx context.Context, c PGX, ctl *batchCtl, stmts []stmt) (in
 	var err error
 	if ctl != nil && ctl.begin {
 		_, err = br.Exec()
-		step(sqlBegin, nil, err)
+		step(begin, nil, err)
 	}
 	for i := 0; err == nil && i < len(pre); i++ {
 		_, err = br.Exec()
@@ -920,11 +960,15 @@ type batchCtl struct {
 	begin     bool     // begin the transaction as the batch's first statement
 	pre, post []string // control statements before and after the operation
 	tx        pgx.Tx   // the transaction begun, when begin
+	opts      TxOptions
 }
 
 func readOne(br pgx.BatchResults, s *stmt) error {
 	if s.scan == nil {
-		_, err := br.Exec()
+		tag, err := br.Exec()
+		if err == nil && s.affected != nil {
+			*s.affected = tag.RowsAffected()
+		}
 		return err
 	}
 	rows, err := br.Query()

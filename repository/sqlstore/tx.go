@@ -22,8 +22,9 @@ type txKey struct{ db *DB }
 // first statement of that operation's batch and costs no round trip of its
 // own; a unit of work that sends nothing costs nothing.
 type txState struct {
-	db  *DB
-	ctx context.Context // InTx's context, which the transaction lives in
+	db   *DB
+	ctx  context.Context // InTx's context, which the transaction lives in
+	opts TxOptions       // of InTxWith; zero for InTx
 
 	mu   sync.Mutex // serializes the statements of the transaction
 	done bool
@@ -86,18 +87,52 @@ func (db *DB) txFrom(ctx context.Context) *txState {
 // broke, or the wait expired). A serialization failure at COMMIT matches
 // [repository.ErrConflict].
 //
-// InTx implements [repository.Transactor].
+// InTx implements [repository.Transactor]. It is [DB.InTxWith] with the
+// zero TxOptions.
 func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	return db.inTx(ctx, nil, fn)
+}
+
+// InTxWith is [DB.InTx] with the transaction begun with opts: its
+// isolation level and whether it is read-only (see [TxOptions] for what
+// each backend does with them). Options a backend cannot honour are an
+// error, returned before fn runs.
+//
+// A call whose ctx already carries an unfinished transaction of db joins
+// it, as InTx does, if that transaction satisfies opts: it must not be
+// read-only when opts is not, and, on PostgreSQL, its isolation level must
+// be at least that of opts (the zero level asks for nothing, and the
+// outer transaction's zero level is taken as READ COMMITTED, the server's
+// default); on SQLite, whose transactions are all serializable, any level
+// is satisfied. Otherwise InTxWith returns an error without running fn. A
+// nested plain InTx joins any outer transaction.
+func (db *DB) InTxWith(ctx context.Context, opts TxOptions, fn func(ctx context.Context) error) error {
+	return db.inTx(ctx, &opts, fn)
+}
+
+func (db *DB) inTx(ctx context.Context, opts *TxOptions, fn func(ctx context.Context) error) error {
 	if err := db.check(); err != nil {
 		return fmt.Errorf("sqlstore: transaction: %w", err)
 	}
 	if fn == nil {
 		return errors.New("sqlstore: transaction: nil function")
 	}
+	var o TxOptions
+	if opts != nil {
+		o = *opts
+		if err := o.validate(db.dialect); err != nil {
+			return err
+		}
+	}
 	if t := db.txFrom(ctx); t != nil && !t.finished() {
+		if opts != nil {
+			if err := t.opts.satisfies(o, db.dialect); err != nil {
+				return err
+			}
+		}
 		return fn(ctx)
 	}
-	t := &txState{db: db, ctx: ctx}
+	t := &txState{db: db, ctx: ctx, opts: o}
 	sc := tracking.NewScope()
 	inner := tracking.WithScope(context.WithValue(ctx, txKey{db}, t), sc)
 
@@ -254,6 +289,26 @@ func (t *txState) run(ctx context.Context, stmts []stmt, atomic bool) error {
 	if t.done {
 		return ErrTxDone
 	}
+	return t.runLocked(ctx, stmts, atomic)
+}
+
+// open begins the transaction if it was not begun, and rolls back to the
+// savepoint of a failed operation if one is pending, so that statements
+// sent on it directly run in a sound transaction.
+func (t *txState) open(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return ErrTxDone
+	}
+	if (t.pgx != nil || t.sql != nil) && !t.restore {
+		return nil
+	}
+	return t.runLocked(ctx, nil, false)
+}
+
+// runLocked is run, with t.mu held and t not done.
+func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic bool) error {
 	var pre, post []string
 	if t.restore {
 		if err := t.restoreSavepoint(ctx); err != nil {
@@ -276,7 +331,7 @@ func (t *txState) run(ctx context.Context, stmts []stmt, atomic bool) error {
 		n, err = t.pgxBatch(ctx, t.pgx, t.pgx.Conn().PgConn(), &batchCtl{pre: pre, post: post}, stmts)
 	} else {
 		if t.sql == nil {
-			tx, err := db.sqlBeginWrite(ctx, t.ctx, db.dialect == sqlite)
+			tx, err := db.sqlBeginWrite(ctx, t.ctx, db.dialect == sqlite, t.opts)
 			if err != nil {
 				return err
 			}
@@ -315,7 +370,7 @@ func (t *txState) pgxBegin(ctx context.Context, pre, post []string, stmts []stmt
 			return fmt.Errorf("%w: %w", errConnLost, pgconn.ErrConnClosed)
 		}
 	}
-	ctl := &batchCtl{begin: true, pre: pre, post: post}
+	ctl := &batchCtl{begin: true, pre: pre, post: post, opts: t.opts}
 	n, err := t.pgxBatch(ctx, c, pc, ctl, stmts)
 	if n == 0 {
 		// BEGIN failed: there is no transaction, but a connection may be

@@ -1,0 +1,255 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrNoRows is returned by [DB.QueryRow] when the query returned no row.
+// It is sql.ErrNoRows itself, on every backend, pgx included: test for it
+// with errors.Is(err, sqlstore.ErrNoRows) or errors.Is(err, sql.ErrNoRows).
+var ErrNoRows = sql.ErrNoRows
+
+// ErrNoTx is returned by [DB.PGXTx] and [DB.SQLTx] when the context
+// carries no transaction of the DB: they must be called with the context
+// of a unit of work of [DB.InTx].
+var ErrNoTx = errors.New("sqlstore: the context carries no transaction of this DB (call it inside DB.InTx)")
+
+// Exec runs sql, a statement of your own, with args bound to its
+// placeholders, which are the database's own ($1, $2, ... on PostgreSQL,
+// ? on SQLite), and returns the number of rows it affected.
+//
+// With the context of a unit of work of [DB.InTx], the statement runs in
+// its transaction (beginning it, if nothing was sent in it yet), after the
+// operations of the unit of work that came before it and before those
+// that come after: it commits or rolls back with them. Like a save, it
+// runs between a SAVEPOINT and its RELEASE (in the same round trip on
+// pgx), so that its failure leaves the transaction usable. Otherwise it
+// runs on the pool like a write of a store: in a transaction of its own
+// on database/sql, in one batch on pgx, watched for the cancellation of
+// ctx as [NewPGX] and [NewSQL] describe.
+//
+// The statement is reported to the observer of [WithObserver]. Its error
+// is classified as the errors of stores are: a serialization failure, a
+// deadlock or SQLITE_BUSY match [repository.ErrConflict].
+func (db *DB) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	if err := db.check(); err != nil {
+		return 0, fmt.Errorf("sqlstore: exec: %w", err)
+	}
+	var n int64
+	if err := db.run(ctx, []stmt{{sql: sql, args: args, affected: &n}}, true); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Query runs sql, a query of your own, with args bound to its
+// placeholders (the database's own, as for [DB.Exec]), and calls each
+// once per row, in order, with a function that scans the row's columns
+// into dest, as database/sql's Rows.Scan does. each must not keep scan. An
+// error of each stops the query and is returned. The rows are always
+// closed by the time Query returns.
+//
+// With the context of a unit of work of [DB.InTx], the query runs in its
+// transaction, serialized with its other statements, as [DB.Exec] does but
+// without a savepoint: on PostgreSQL a failed query aborts the
+// transaction, which can then only roll back. Otherwise it runs on the
+// pool, not watched for the cancellation of ctx (a query whose context is
+// done fails at once): send writes with Exec. The query is reported to the
+// observer.
+func (db *DB) Query(ctx context.Context, sql string, args []any, each func(scan func(dest ...any) error) error) error {
+	if err := db.check(); err != nil {
+		return fmt.Errorf("sqlstore: query: %w", err)
+	}
+	if each == nil {
+		return errors.New("sqlstore: query: nil function")
+	}
+	return db.run(ctx, []stmt{{sql: sql, args: args, scan: func(r rowScanner) error {
+		return each(r.Scan)
+	}}}, false)
+}
+
+// QueryRow runs sql as [DB.Query] does and scans the columns of its first
+// row into dest; further rows are read and ignored. When the query
+// returns no row, it returns [ErrNoRows] (sql.ErrNoRows).
+func (db *DB) QueryRow(ctx context.Context, sql string, args []any, dest ...any) error {
+	found := false
+	err := db.Query(ctx, sql, args, func(scan func(dest ...any) error) error {
+		if found {
+			return nil
+		}
+		found = true
+		return scan(dest...)
+	})
+	if err == nil && !found {
+		return ErrNoRows
+	}
+	return err
+}
+
+// PGXTx returns the pgx transaction of the unit of work of [DB.InTx] that
+// ctx carries, begun first if nothing was sent in it yet, for what stores
+// and [DB.Exec] cannot do (CopyFrom, LargeObjects, prepared statements).
+// The DB must be of [NewPGX]; without a transaction in ctx it returns
+// [ErrNoTx], and [ErrTxDone] once the unit of work has ended.
+//
+// Statements sent on the transaction directly bypass the DB: they are not
+// reported to the observer, not enclosed in savepoints (a failed one
+// aborts the transaction on PostgreSQL, and the unit of work can then
+// only roll back) and not watched for the cancellation of their context.
+// They must not run concurrently with the operations of stores or of the
+// DB in the same unit of work, and the transaction must not be committed
+// or rolled back: InTx ends it.
+func (db *DB) PGXTx(ctx context.Context) (pgx.Tx, error) {
+	t, err := db.openTx(ctx, db.pgx != nil, "PGXTx", "NewPGX")
+	if err != nil {
+		return nil, err
+	}
+	return t.pgx, nil
+}
+
+// SQLExecutor is the transaction [DB.SQLTx] returns: a *sql.Tx, or on
+// SQLite the *sql.Conn on which the DB began the transaction with BEGIN
+// IMMEDIATE (or BEGIN, when read-only) itself.
+type SQLExecutor interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// SQLTx is [DB.PGXTx] for a DB of [NewSQL] or [NewSQLDB]: it returns where
+// the statements of the unit of work of [DB.InTx] that ctx carries run,
+// the transaction begun first if nothing was sent in it yet. What PGXTx
+// says of the statements sent on it holds here too; besides, the
+// transaction must not be ended, neither with Commit or Rollback nor with
+// COMMIT or ROLLBACK statements.
+func (db *DB) SQLTx(ctx context.Context) (SQLExecutor, error) {
+	t, err := db.openTx(ctx, db.sql != nil, "SQLTx", "NewSQL")
+	if err != nil {
+		return nil, err
+	}
+	if t.sql.tx != nil {
+		return t.sql.tx, nil
+	}
+	return t.sql.conn, nil
+}
+
+// openTx returns the transaction of ctx, begun.
+func (db *DB) openTx(ctx context.Context, kind bool, name, constructor string) (*txState, error) {
+	if err := db.check(); err != nil {
+		return nil, fmt.Errorf("sqlstore: %s: %w", name, err)
+	}
+	if !kind {
+		return nil, fmt.Errorf("sqlstore: %s: the DB is not of %s", name, constructor)
+	}
+	t := db.txFrom(ctx)
+	if t == nil {
+		return nil, ErrNoTx
+	}
+	if err := t.open(ctx); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// TxOptions are the options of a transaction of [DB.InTxWith].
+//
+// On PostgreSQL, through pgx or database/sql, the transaction begins with
+// BEGIN ISOLATION LEVEL ... READ ONLY as they ask; Isolation may be
+// sql.LevelDefault (the server's default_transaction_isolation),
+// LevelReadUncommitted (which PostgreSQL runs as READ COMMITTED),
+// LevelReadCommitted, LevelRepeatableRead or LevelSerializable; other
+// levels are an error. A write in a read-only transaction fails with
+// SQLSTATE 25006 (read_only_sql_transaction).
+//
+// On SQLite every transaction is serializable: any level up to
+// sql.LevelSerializable is accepted, LevelLinearizable is an error.
+// ReadOnly begins the transaction with a deferred BEGIN instead of BEGIN
+// IMMEDIATE, so that it does not take the write lock and does not wait
+// for other writers; it does not refuse writes (a write then takes the
+// lock when it runs, and may fail with an error matching
+// [repository.ErrConflict] when another transaction holds it).
+type TxOptions struct {
+	// Isolation is the isolation level; zero is the database's default.
+	Isolation sql.IsolationLevel
+	// ReadOnly begins a read-only transaction.
+	ReadOnly bool
+}
+
+// pgLevels are the isolation levels PostgreSQL has, by their SQL names.
+var pgLevels = map[sql.IsolationLevel]string{
+	sql.LevelReadUncommitted: "READ UNCOMMITTED",
+	sql.LevelReadCommitted:   "READ COMMITTED",
+	sql.LevelRepeatableRead:  "REPEATABLE READ",
+	sql.LevelSerializable:    "SERIALIZABLE",
+}
+
+func (o TxOptions) validate(d *dialect) error {
+	if o.Isolation == sql.LevelDefault {
+		return nil
+	}
+	if d == sqlite {
+		if o.Isolation < sql.LevelDefault || o.Isolation > sql.LevelSerializable {
+			return fmt.Errorf("sqlstore: transaction: SQLite cannot run isolation level %v", o.Isolation)
+		}
+		return nil
+	}
+	if _, ok := pgLevels[o.Isolation]; !ok {
+		return fmt.Errorf("sqlstore: transaction: PostgreSQL has no isolation level %v", o.Isolation)
+	}
+	return nil
+}
+
+// pgRank orders the PostgreSQL levels by strength, the default taken as
+// READ COMMITTED.
+func pgRank(l sql.IsolationLevel) int {
+	switch l {
+	case sql.LevelRepeatableRead:
+		return 2
+	case sql.LevelSerializable:
+		return 3
+	}
+	return 1
+}
+
+// satisfies returns an error unless a transaction begun with o can run
+// a nested unit of work that asks for inner.
+func (o TxOptions) satisfies(inner TxOptions, d *dialect) error {
+	if o.ReadOnly && !inner.ReadOnly {
+		return errors.New("sqlstore: transaction: a read-write unit of work cannot join the read-only transaction of the context")
+	}
+	if d != sqlite && inner.Isolation != sql.LevelDefault && pgRank(inner.Isolation) > pgRank(o.Isolation) {
+		return fmt.Errorf("sqlstore: transaction: a unit of work that asks for isolation level %v cannot join the transaction of the context, of level %v", inner.Isolation, o.Isolation)
+	}
+	return nil
+}
+
+// beginSQL is the BEGIN statement of o on PostgreSQL.
+func (o TxOptions) beginSQL() string {
+	if o == (TxOptions{}) {
+		return sqlBegin
+	}
+	var b strings.Builder
+	b.WriteString(sqlBegin)
+	if name, ok := pgLevels[o.Isolation]; ok {
+		b.WriteString(" ISOLATION LEVEL " + name)
+	}
+	if o.ReadOnly {
+		b.WriteString(" READ ONLY")
+	}
+	return b.String()
+}
+
+// sqlOptions are the options of o for database/sql, nil for the zero
+// options.
+func (o TxOptions) sqlOptions() *sql.TxOptions {
+	if o == (TxOptions{}) {
+		return nil
+	}
+	return &sql.TxOptions{Isolation: o.Isolation, ReadOnly: o.ReadOnly}
+}
