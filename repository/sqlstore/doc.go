@@ -220,6 +220,28 @@
 // change at most once: if the lost write was committed, the retry's
 // version check fails with [repository.ErrConflict].
 //
+// # Your own SQL
+//
+// [DB.Exec], [DB.Query] and [DB.QueryRow] send statements of your own,
+// written with the database's placeholders ($1 on PostgreSQL, ? on SQLite).
+// With the context of a unit of work of [DB.InTx] they run in its
+// transaction, in order with the operations of the repositories, and commit
+// or roll back with them; otherwise they run on the pool (Exec as a write
+// of its own). They are reported to the observer, and their errors are
+// classified like those of stores; QueryRow returns [ErrNoRows]
+// (sql.ErrNoRows) when there is no row.
+//
+// For what these cannot do (COPY, large objects), [DB.PGXTx] and
+// [DB.SQLTx] return the transaction of the unit of work itself, begun if
+// need be. Statements sent on it bypass the observer and the savepoints,
+// are not watched for cancellation, must not run concurrently with the
+// unit of work's other operations, and must not end the transaction.
+//
+// [DB.InTxWith] begins the transaction with [TxOptions]: an isolation level
+// and read-only mode (on SQLite, a read-only transaction begins with a
+// deferred BEGIN). A NewPGX given a pgx.Tx is refused: pass the pool, and
+// let InTx begin the transaction.
+//
 // # Observing statements
 //
 // [WithObserver] reports every statement sent, BEGIN, COMMIT, ROLLBACK and
