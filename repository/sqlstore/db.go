@@ -508,11 +508,25 @@ func (db *DB) guard(ctx context.Context, pc *pgconn.PgConn, send func(ctx contex
 			pause = min(2*pause, cancelRetryMax)
 		}
 	})
-	err := send(context.WithoutCancel(ctx))
-	close(returned)
-	if !stop() {
-		<-finished // the watch began: let its cancel requests end
+	unwatch := func() {
+		close(returned)
+		if !stop() {
+			<-finished // the watch began: let its cancel requests end
+		}
 	}
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				// A callback of the caller's panicked: stop watching ctx
+				// before the panic goes on.
+				unwatch()
+				panic(p)
+			}
+		}()
+		err = send(context.WithoutCancel(ctx))
+	}()
+	unwatch()
 	w := watch(state.Load())
 	if w == cut && err == nil {
 		// The answer came just before the deadline was set: the
@@ -916,6 +930,14 @@ func (db *DB) batch(ctx context.Context, c PGX, ctl *batchCtl, stmts []stmt) (in
 	if ctl != nil && ctl.begin {
 		ctl.tx = br.Tx()
 	}
+	// A scan callback may be the caller's (DB.Query) and panic: the batch
+	// must still be closed, which gives a pool's connection back.
+	closed := false
+	defer func() {
+		if !closed {
+			_ = br.Close()
+		}
+	}()
 	last := start
 	n := 0
 	step := func(text string, args []any, err error) {
@@ -948,6 +970,7 @@ func (db *DB) batch(ctx context.Context, c PGX, ctl *batchCtl, stmts []stmt) (in
 		_, err = br.Exec()
 		step(post[i], nil, err)
 	}
+	closed = true
 	if cerr := br.Close(); err == nil {
 		err = cerr // a failure seen only when the batch ends
 	}

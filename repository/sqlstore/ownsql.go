@@ -22,7 +22,9 @@ var ErrNoTx = errors.New("sqlstore: the context carries no transaction of this D
 
 // Exec runs sql, a statement of your own, with args bound to its
 // placeholders, which are the database's own ($1, $2, ... on PostgreSQL,
-// ? on SQLite), and returns the number of rows it affected.
+// ? on SQLite), and returns the number of rows it affected (on SQLite,
+// meaningful for INSERT, UPDATE and DELETE only: other statements leave
+// the count of the statement before).
 //
 // With the context of a unit of work of [DB.InTx], the statement runs in
 // its transaction (beginning it, if nothing was sent in it yet), after the
@@ -51,9 +53,13 @@ func (db *DB) Exec(ctx context.Context, sql string, args ...any) (int64, error) 
 // Query runs sql, a query of your own, with args bound to its
 // placeholders (the database's own, as for [DB.Exec]), and calls each
 // once per row, in order, with a function that scans the row's columns
-// into dest, as database/sql's Rows.Scan does. each must not keep scan. An
-// error of each stops the query and is returned. The rows are always
-// closed by the time Query returns.
+// into dest, as database/sql's Rows.Scan does. each must not keep scan,
+// and must not use this DB (or its stores) with the context of the unit
+// of work: the transaction is busy with the query until Query returns, and
+// such a call would wait for it forever. Collect the rows, then act on
+// them. An error of each stops the query and is returned; a panic of each
+// closes the rows and goes on. The rows are always closed by the time
+// Query returns.
 //
 // With the context of a unit of work of [DB.InTx], the query runs in its
 // transaction, serialized with its other statements, as [DB.Exec] does but

@@ -333,3 +333,29 @@ func TestOwnSQLNewPGXRefusesATx(t *testing.T) {
 		assert.False(t, ok, "a pool is not a transaction")
 	})
 }
+
+// TestOwnSQLQueryPanic: a panic of the callback of Query closes the rows
+// and gives the connection back, so that the DB goes on working.
+func TestOwnSQLQueryPanic(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		seed(t, b)
+		q := "SELECT id FROM order_items WHERE order_id = ?"
+		if b.name != "sqlite" {
+			q = "SELECT id FROM order_items WHERE order_id = $1"
+		}
+		for range 12 { // more than a pool's connections
+			func() {
+				defer func() { assert.NotNil(t, recover()) }()
+				_ = b.db.Query(ctx, q, []any{1}, func(func(dest ...any) error) error { panic("callback") })
+			}()
+		}
+		var n int
+		require.NoError(t, b.db.Query(ctx, q, []any{1}, func(scan func(dest ...any) error) error {
+			n++
+			var id int64
+			return scan(&id)
+		}))
+		assert.Equal(t, 3, n, "the DB still works: no connection was leaked")
+	})
+}
