@@ -9,6 +9,7 @@ import (
 
 	"github.com/dddkit/dddkit/ddd"
 	"github.com/dddkit/dddkit/diff"
+	"github.com/dddkit/dddkit/internal/lastwrite"
 	"github.com/dddkit/dddkit/internal/typeinfo"
 	"github.com/dddkit/dddkit/tracking"
 )
@@ -324,6 +325,11 @@ func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) e
 //
 // With [WithRetry], a failed unit of work runs again on a freshly loaded
 // aggregate, so change must be safe to run more than once.
+//
+// When Update begins the transaction itself, its save is the last
+// operation of the unit of work, and the transactor is told so: the SQL
+// layer then sends it without a savepoint, and on pgx with the COMMIT in
+// the same batch (see package sqlstore).
 func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, change func(ctx context.Context, agg T) error) error {
 	if change == nil {
 		return errors.New("repository: update: nil function")
@@ -332,6 +338,9 @@ func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, c
 	if _, ok := s.hooks.(Locker[T, ID]); ok && s.version == nil {
 		find = s.FindForUpdate
 	}
+	// The save is the last operation of a unit of work that Update begins
+	// itself: the token lets the transactor send the commit with it.
+	tok := new(lastwrite.Token)
 	run := func(ctx context.Context) error {
 		agg, err := find(ctx, id)
 		if err != nil {
@@ -343,11 +352,11 @@ func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, c
 		if !s.tracker.Tracked(ctx, agg) {
 			return nil // change removed it: nothing left to save
 		}
-		return s.Save(ctx, agg)
+		return s.Save(lastwrite.Last(ctx, tok), agg)
 	}
 	return s.retry.Run(ctx, func(ctx context.Context) error {
 		if s.tx != nil {
-			return s.tx.InTx(ctx, run)
+			return s.tx.InTx(lastwrite.Own(ctx, tok), run)
 		}
 		if _, ok := tracking.FromContext(ctx); ok {
 			return run(ctx)

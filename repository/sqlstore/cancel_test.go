@@ -359,3 +359,61 @@ func TestRetryAfterCancelledSave(t *testing.T) {
 		}
 	})
 }
+
+// TestCancelledUpdateIsTruthful is TestCancelledSaveIsTruthful for Update,
+// whose save carries the COMMIT in its batch on pgx: cancelled while the
+// write waits for a row lock, it returns nil only when the change is
+// stored, and a plain error only when nothing of it is.
+func TestCancelledUpdateIsTruthful(t *testing.T) {
+	forEachPG(t, pgAnyKind, func(t *testing.T, kind string) {
+		c := newPGCase(t, kind)
+		ctx := context.Background()
+		repo := c.repo(t)
+		require.NoError(t, repo.Save(ctx, newOrder(1, "alice", manyItems(500)...)))
+		const rounds = 12
+		outcomes := map[string]int{}
+		for i := range rounds {
+			ch := saveShapes[i%len(saveShapes)]
+			before := c.load(t, 1)
+			want := c.load(t, 1)
+			ch.apply(want)
+			want = stored(want)
+			want.version++
+
+			release := c.lock(t, ch.lock)
+			sctx, cancel := context.WithCancel(ctx)
+			errc := make(chan error, 1)
+			go func() {
+				errc <- repo.Update(sctx, 1, func(_ context.Context, o *order) error {
+					ch.apply(o)
+					return nil
+				})
+			}()
+			c.blockedPID(t)
+			if i%4 == 3 {
+				release()
+				time.Sleep(time.Duration(i%3) * time.Millisecond)
+				cancel()
+			} else {
+				cancel()
+				time.Sleep(time.Duration(i%3) * time.Millisecond)
+				release()
+			}
+			uerr := awaitSave(t, errc)
+			release()
+			c.settle(t)
+			checkTruth(t, uerr, c.load(t, 1), stored(before), want)
+			switch {
+			case uerr == nil:
+				outcomes["saved"]++
+			case errors.Is(uerr, repository.ErrOutcomeUnknown):
+				outcomes["unknown"]++
+			default:
+				require.ErrorIs(t, uerr, context.Canceled, "an Update that failed for its cancelled context says so")
+				outcomes["cancelled"]++
+			}
+		}
+		t.Logf("%v", outcomes)
+		require.Positive(t, outcomes["cancelled"], "a cancellation reached at least one Update while it was blocked")
+	})
+}

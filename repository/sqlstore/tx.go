@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/dddkit/dddkit/internal/lastwrite"
 	"github.com/dddkit/dddkit/tracking"
 )
 
@@ -44,6 +45,15 @@ type txState struct {
 	// most other statements in an aborted transaction, and pgx prepares
 	// the statements of a batch before running any.
 	restore bool
+
+	// owner is the token of the Update that began the transaction, if one
+	// did: its last save carries the COMMIT (see package lastwrite).
+	owner *lastwrite.Token
+	// committed: the COMMIT went with the last save, and succeeded.
+	committed bool
+	// caller: the transaction is the caller's (see [DB.JoinPGX]): it is
+	// never begun, committed nor rolled back here.
+	caller bool
 }
 
 // ErrTxDone is returned by an operation run with the context of a unit of
@@ -132,7 +142,7 @@ func (db *DB) inTx(ctx context.Context, opts *TxOptions, fn func(ctx context.Con
 		}
 		return fn(ctx)
 	}
-	t := &txState{db: db, ctx: ctx, opts: o}
+	t := &txState{db: db, ctx: ctx, opts: o, owner: lastwrite.Owner(ctx)}
 	sc := tracking.NewScope()
 	inner := tracking.WithScope(context.WithValue(ctx, txKey{db}, t), sc)
 
@@ -153,6 +163,12 @@ func (db *DB) inTx(ctx context.Context, opts *TxOptions, fn func(ctx context.Con
 	returned = true
 
 	if err != nil {
+		if t.wasCommitted() {
+			// fn failed after its last save had committed: the changes
+			// are in the database, so the snapshots advance with them.
+			sc.Commit()
+			return fmt.Errorf("sqlstore: the transaction committed with its last save, then: %w", err)
+		}
 		rerr := t.end(ctx, false)
 		sc.Rollback()
 		if rerr != nil {
@@ -174,6 +190,12 @@ func (t *txState) finished() bool {
 	return t.done
 }
 
+func (t *txState) wasCommitted() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.committed
+}
+
 // end commits or rolls back the transaction, if it was begun. It does not
 // commit when ctx is done.
 func (t *txState) end(ctx context.Context, commit bool) error {
@@ -183,10 +205,13 @@ func (t *txState) end(ctx context.Context, commit bool) error {
 		return nil
 	}
 	t.done = true
+	defer t.release()
 	if t.pgx == nil && t.sql == nil {
 		return nil // never begun: nothing to end
 	}
-	defer t.release()
+	if t.committed {
+		return nil // committed with the last save
+	}
 	var errs []error
 	if commit {
 		if err := ctx.Err(); err != nil {
@@ -286,7 +311,7 @@ func controls(sqls ...string) []stmt {
 func (t *txState) run(ctx context.Context, stmts []stmt, atomic bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.done {
+	if t.done || t.committed {
 		return ErrTxDone
 	}
 	return t.runLocked(ctx, stmts, atomic)
@@ -298,7 +323,7 @@ func (t *txState) run(ctx context.Context, stmts []stmt, atomic bool) error {
 func (t *txState) open(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.done {
+	if t.done || t.committed {
 		return ErrTxDone
 	}
 	if (t.pgx != nil || t.sql != nil) && !t.restore {
@@ -308,7 +333,13 @@ func (t *txState) open(ctx context.Context) error {
 }
 
 // runLocked is run, with t.mu held and t not done.
+//
+// The last save of an Update that began the transaction (see package
+// lastwrite) needs no savepoint: if it fails, the transaction rolls back
+// whole, as nothing is sent after it. On pgx it carries the COMMIT too, in
+// the same batch, which saves the commit's round trip.
 func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic bool) error {
+	last := atomic && lastwrite.IsLast(ctx, t.owner)
 	var pre, post []string
 	if t.restore {
 		if err := t.restoreSavepoint(ctx); err != nil {
@@ -316,7 +347,7 @@ func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic bool) erro
 		}
 		pre = append(pre, sqlReleaseSavepoint)
 	}
-	if atomic {
+	if atomic && !last {
 		pre = append(pre, sqlSavepoint)
 		post = []string{sqlReleaseSavepoint}
 	}
@@ -325,6 +356,9 @@ func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic bool) erro
 	var err error
 	db := t.db
 	if db.pgx != nil {
+		if last {
+			return t.pgxLast(ctx, pre, stmts)
+		}
 		if t.pgx == nil {
 			return t.pgxBegin(ctx, pre, post, stmts, atomic)
 		}
@@ -343,8 +377,75 @@ func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic bool) erro
 		all = append(all, controls(post...)...)
 		n, err = db.sqlExec(ctx, t.sql.on(), all)
 	}
-	t.failedAfter(err, atomic, n, len(pre))
+	t.failedAfter(ctx, err, atomic && !last, n, len(pre))
 	return err
+}
+
+// pgxLast sends the last save of the transaction with its COMMIT, in one
+// batch, beginning the transaction first if no statement began it. It
+// returns what the outcome of the batch tells: nil when it committed; an
+// error that does not match [repository.ErrOutcomeUnknown] when the server
+// refused a statement, or the COMMIT, so that the transaction is rolled
+// back; one that matches it when the answer was lost.
+func (t *txState) pgxLast(ctx context.Context, pre []string, stmts []stmt) error {
+	if err := ctx.Err(); err != nil {
+		return err // nothing sent
+	}
+	db := t.db
+	ctl := &batchCtl{pre: pre, post: []string{sqlCommit}}
+	var c PGX
+	var pc *pgconn.PgConn
+	if t.pgx == nil {
+		var err error
+		if c, pc, err = t.pgxConn(ctx); err != nil {
+			return err
+		}
+		ctl.begin, ctl.opts = true, t.opts
+	} else {
+		c, pc = t.pgx, t.pgx.Conn().PgConn()
+	}
+	n := 0
+	w, err := db.guard(ctx, pc, func(ctx context.Context) (err error) {
+		n, err = db.batch(ctx, c, ctl, stmts)
+		return err
+	})
+	if w == cancelled || w == cut {
+		t.cancelled = true
+	}
+	if t.pgx == nil {
+		t.pgx = ctl.tx // begun, or in an unknown state: end rolls it back
+	}
+	total := len(pre) + len(stmts) + 1
+	if ctl.begin {
+		total++
+	}
+	if err == nil {
+		t.committed = true
+		return nil
+	}
+	return db.outcome(ctx, w, classify(nil, err), n == total-1)
+}
+
+// pgxConn returns the connection a transaction of the pool is to run on,
+// held for it, or the lone connection.
+func (t *txState) pgxConn(ctx context.Context) (PGX, *pgconn.PgConn, error) {
+	db := t.db
+	switch {
+	case db.pool != nil:
+		conn, err := db.pool.Acquire(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		t.held = conn
+		return conn, conn.Conn().PgConn(), nil
+	case db.lone != nil:
+		pc := db.lone.PgConn()
+		if pc.IsClosed() {
+			return nil, nil, fmt.Errorf("%w: %w", errConnLost, pgconn.ErrConnClosed)
+		}
+		return db.pgx, pc, nil
+	}
+	return db.pgx, nil, nil
 }
 
 // pgxBegin begins the transaction with the batch of its first operation,
@@ -355,20 +456,9 @@ func (t *txState) pgxBegin(ctx context.Context, pre, post []string, stmts []stmt
 		return err // nothing sent
 	}
 	db := t.db
-	var c PGX = db.pgx
-	var pc *pgconn.PgConn
-	switch {
-	case db.pool != nil:
-		conn, err := db.pool.Acquire(ctx)
-		if err != nil {
-			return err
-		}
-		t.held, c, pc = conn, conn, conn.Conn().PgConn()
-	case db.lone != nil:
-		pc = db.lone.PgConn()
-		if pc.IsClosed() {
-			return fmt.Errorf("%w: %w", errConnLost, pgconn.ErrConnClosed)
-		}
+	c, pc, err := t.pgxConn(ctx)
+	if err != nil {
+		return err
 	}
 	ctl := &batchCtl{begin: true, pre: pre, post: post, opts: t.opts}
 	n, err := t.pgxBatch(ctx, c, pc, ctl, stmts)
@@ -386,15 +476,20 @@ func (t *txState) pgxBegin(ctx context.Context, pre, post []string, stmts []stmt
 		return err
 	}
 	t.pgx = ctl.tx
-	t.failedAfter(err, atomic, n-1, len(pre))
+	t.failedAfter(ctx, err, atomic, n-1, len(pre))
 	return err
 }
 
 // failedAfter marks the savepoint for a rollback when an atomic operation
 // failed after it was set: n statements of the operation's, pre of them
-// before it, succeeded.
-func (t *txState) failedAfter(err error, atomic bool, n, pre int) {
+// before it, succeeded. In the caller's transaction the rollback to the
+// savepoint is sent at once, since the caller may go on with statements of
+// its own, or commit.
+func (t *txState) failedAfter(ctx context.Context, err error, atomic bool, n, pre int) {
 	if err != nil && atomic && n > pre-1 {
 		t.restore = true
+		if t.caller {
+			_ = t.restoreSavepoint(ctx) // on failure, restore stays set, and the next operation tries again
+		}
 	}
 }
