@@ -131,6 +131,27 @@
 //     other statements in an aborted transaction. Loads are not enclosed:
 //     on PostgreSQL a load that fails in a transaction aborts it, and the
 //     unit of work has to roll back.
+//   - The last save of [repository.AggregateRepositorySupport.Update],
+//     when Update began the transaction itself: nothing follows it but the
+//     COMMIT, so it needs no savepoint (if it fails, the whole transaction
+//     rolls back), and on pgx the COMMIT is queued in the save's batch. An
+//     Update on pgx is thus two round trips, the floor: the load (with
+//     BEGIN) and the save with COMMIT. Its outcome is that of a COMMIT: nil
+//     only when the transaction committed, an error matching
+//     [repository.ErrOutcomeUnknown] when the answer was lost. An Update
+//     that joins a unit of work begun before (an enclosing InTx, another
+//     Update's change, a caller's transaction) never commits it: its save
+//     keeps the savepoint.
+//
+// So on database/sql a save inside a unit of work that is not its last
+// costs the two round trips of SAVEPOINT and RELEASE besides its
+// statements: on PostgreSQL a failed statement aborts the transaction,
+// and only a savepoint lets the unit of work go on after a failed save.
+// They are kept on SQLite too, where they are calls within the process
+// (microseconds), and where some errors (an I/O error, a full disk, an
+// interrupt) roll the whole transaction back: a missing savepoint then
+// says so at the next statement, instead of letting later statements run
+// outside any transaction. Use pgx to have each save in one round trip.
 //
 // A load outside a transaction reads one snapshot: on pgx its batch is
 // BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, the SELECTs, COMMIT,
@@ -240,7 +261,30 @@
 // [DB.InTxWith] begins the transaction with [TxOptions]: an isolation level
 // and read-only mode (on SQLite, a read-only transaction begins with a
 // deferred BEGIN). A NewPGX given a pgx.Tx is refused: pass the pool, and
-// let InTx begin the transaction.
+// let InTx begin the transaction, or join the transaction.
+//
+// # A transaction of the caller's
+//
+// When the service begins and ends the transaction itself (a pgx.Tx from
+// the pool, an *sql.Tx or *sqlx.Tx), [DB.JoinPGX] and [DB.JoinSQL] return a
+// context whose operations run in it, with a tracking scope of their own,
+// and a [Joined] that the service tells how the transaction ended:
+//
+//	tx, err := pool.Begin(ctx)
+//	...
+//	jctx, j, err := db.JoinPGX(ctx, tx)
+//	...
+//	err = orders.Save(jctx, o)       // in tx, in a savepoint
+//	_, err = tx.Exec(ctx, "...")    // the service's own statements
+//	if err := tx.Commit(ctx); err != nil {
+//		j.RolledBack() // the snapshots stay where they were
+//		return err
+//	}
+//	j.Committed() // the snapshots advance
+//
+// The DB never commits or rolls back such a transaction. A failed save is
+// rolled back to its savepoint at once, so that the transaction stays
+// usable for the service's statements.
 //
 // # Observing statements
 //

@@ -88,11 +88,81 @@ func Example() {
 	// 5 BEGIN IMMEDIATE []
 	// 6 SELECT "id", "owner", "version" FROM "carts" WHERE "id" = ? [1]
 	// 7 SELECT "id", "product", "quantity" FROM "cart_lines" WHERE "cart_id" = ? ORDER BY "id" [1]
-	// 8 SAVEPOINT dddkit_save []
-	// 9 UPDATE "carts" SET "version" = ? WHERE "id" = ? AND "version" = ? [1 1 0]
-	// 10 UPDATE "cart_lines" SET "quantity" = ? WHERE "cart_id" = ? AND "id" = ? [3 1 2]
-	// 11 RELEASE SAVEPOINT dddkit_save []
-	// 12 COMMIT []
+	// 8 UPDATE "carts" SET "version" = ? WHERE "id" = ? AND "version" = ? [1 1 0]
+	// 9 UPDATE "cart_lines" SET "quantity" = ? WHERE "cart_id" = ? AND "id" = ? [3 1 2]
+	// 10 COMMIT []
+}
+
+// ExampleDB_JoinSQL saves a cart in a transaction the caller began, next
+// to a statement of the caller's, and tells the unit of work that the
+// caller committed.
+func ExampleDB_JoinSQL() {
+	dir, err := os.MkdirTemp("", "sqlstore-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	x := sqlx.MustOpen("sqlite", "file:"+filepath.Join(dir, "shop.db"))
+	defer x.Close()
+	x.MustExec(`CREATE TABLE carts (id BIGINT PRIMARY KEY, owner TEXT NOT NULL, version BIGINT NOT NULL)`)
+	x.MustExec(`CREATE TABLE cart_lines (cart_id BIGINT NOT NULL, id BIGINT NOT NULL, product TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (cart_id, id))`)
+	x.MustExec(`CREATE TABLE audit (what TEXT NOT NULL)`)
+	db, err := sqlstore.NewSQL(x, sqlstore.WithObserver(func(_ context.Context, s sqlstore.Statement) {
+		fmt.Println(s.SQL, s.Args)
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := sqlstore.NewMapping[*Cart](
+		sqlstore.Table{Name: "carts"},
+		sqlstore.Child{Field: "lines", Table: "cart_lines", ParentKey: "cart_id"},
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	carts, err := sqlstore.NewRepository[*Cart, int64](db, m)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	ctx := context.Background()
+	tx, err := x.BeginTxx(ctx, nil) // the caller's transaction
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tx.Rollback()
+	jctx, unit, err := db.JoinSQL(ctx, tx.Tx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	cart := &Cart{id: 1, owner: "alice", lines: []*Line{{id: 1, product: "tea", quantity: 1}}}
+	if err := carts.Save(jctx, cart); err != nil {
+		log.Fatal(err)
+	}
+	tx.MustExec(`INSERT INTO audit (what) VALUES ('cart 1 created')`)
+	if err := tx.Commit(); err != nil {
+		unit.RolledBack()
+		log.Fatal(err)
+	}
+	unit.Committed()
+
+	// The snapshot advanced with the commit: the next save sends only the
+	// change.
+	fmt.Println("--")
+	cart.lines[0].quantity = 2
+	if err := carts.Save(ctx, cart); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// SAVEPOINT dddkit_save []
+	// INSERT INTO "carts" ("id", "owner", "version") VALUES (?, ?, ?) [1 alice 0]
+	// INSERT INTO "cart_lines" ("cart_id", "id", "product", "quantity") VALUES (?, ?, ?, ?) [1 1 tea 1]
+	// RELEASE SAVEPOINT dddkit_save []
+	// --
+	// BEGIN []
+	// UPDATE "carts" SET "version" = ? WHERE "id" = ? AND "version" = ? [1 1 0]
+	// UPDATE "cart_lines" SET "quantity" = ? WHERE "cart_id" = ? AND "id" = ? [2 1 1]
+	// COMMIT []
 }
 
 // ExampleRepository_FindAll queries carts by a condition, a page at a time

@@ -1,0 +1,177 @@
+package sqlstore
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/repository"
+)
+
+// callerTx is a transaction begun by the test, as a service would begin
+// one, and joined by the DB.
+type callerTx struct {
+	exec     func(sql string, args ...any) error
+	commit   func() error
+	rollback func()
+	join     func(ctx context.Context) (context.Context, *Joined, error)
+}
+
+func (b *backend) begin(t *testing.T) callerTx {
+	t.Helper()
+	ctx := context.Background()
+	switch r := b.raw.(type) {
+	case pgxRaw:
+		tx, err := r.p.Begin(ctx)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = tx.Rollback(ctx) })
+		return callerTx{
+			exec: func(q string, args ...any) error {
+				_, err := tx.Exec(ctx, sqlx.Rebind(sqlx.DOLLAR, q), args...)
+				return err
+			},
+			commit:   func() error { return tx.Commit(ctx) },
+			rollback: func() { require.NoError(t, tx.Rollback(ctx)) },
+			join:     func(ctx context.Context) (context.Context, *Joined, error) { return b.db.JoinPGX(ctx, tx) },
+		}
+	case sqlRaw:
+		tx, err := r.x.BeginTxx(ctx, nil)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = tx.Rollback() })
+		return callerTx{
+			exec: func(q string, args ...any) error {
+				_, err := tx.Exec(tx.Rebind(q), args...)
+				return err
+			},
+			commit:   tx.Commit,
+			rollback: func() { require.NoError(t, tx.Rollback()) },
+			join:     func(ctx context.Context) (context.Context, *Joined, error) { return b.db.JoinSQL(ctx, tx.Tx) },
+		}
+	}
+	t.Fatalf("no transaction for %T", b.raw)
+	return callerTx{}
+}
+
+// TestJoinCallerTx runs saves in a transaction the caller began, with
+// statements of the caller's in between, and checks that what the caller
+// does with its transaction decides what is kept, in the database and in
+// the snapshots.
+func TestJoinCallerTx(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		repo := b.repo(t)
+
+		// Committed: the insert, the caller's row and the update are kept,
+		// and the snapshot advanced: the next save sends only what changed
+		// after it.
+		tx := b.begin(t)
+		jctx, j, err := tx.join(ctx)
+		require.NoError(t, err)
+		o := newOrder(1, "alice", threeItems()...)
+		require.NoError(t, repo.Save(jctx, o))
+		require.NoError(t, tx.exec("INSERT INTO customers (name) VALUES (?)", "carol"))
+		o.setQuantity(1, 4)
+		require.NoError(t, repo.Save(jctx, o))
+		n, err := b.db.Exec(jctx, b.q("UPDATE customers SET name = ? WHERE name = ?"), "dave", "carol")
+		require.NoError(t, err)
+		assert.EqualValues(t, 1, n, "DB.Exec runs in the caller's transaction, which sees its own row")
+		assert.False(t, b.exists(t, 1), "nothing is visible before the caller commits")
+		require.NoError(t, tx.commit())
+		j.Committed()
+		assert.Equal(t, 4, b.load(t, 1).item(1).quantity)
+		assert.EqualValues(t, 1, b.raw.count(t, "SELECT count(*) FROM customers WHERE name = ?", "dave"))
+		b.log.take()
+		o.setQuantity(2, 6)
+		require.NoError(t, repo.Save(ctx, o))
+		assert.Len(t, dml(b.log.take()), 2, "the version check and the one changed item, after the snapshot advanced at Committed")
+
+		_, err = repo.Find(jctx, 1)
+		assert.ErrorIs(t, err, ErrTxDone, "the joined context ends with the caller's transaction")
+
+		// Rolled back: the change is gone from the database, and the
+		// snapshot did not advance, so saving again sends it again.
+		tx = b.begin(t)
+		jctx, j, err = tx.join(ctx)
+		require.NoError(t, err)
+		q3 := o.item(3).quantity
+		o.setQuantity(3, 9)
+		require.NoError(t, repo.Save(jctx, o))
+		tx.rollback()
+		j.RolledBack()
+		j.Committed() // only the first counts
+		assert.Equal(t, q3, b.load(t, 1).item(3).quantity)
+		require.NoError(t, repo.Save(ctx, o))
+		assert.Equal(t, 9, b.load(t, 1).item(3).quantity, "the change was sent again")
+
+		// A save that fails leaves the caller's transaction usable: it
+		// is rolled back to its savepoint at once.
+		tx = b.begin(t)
+		jctx, j, err = tx.join(ctx)
+		require.NoError(t, err)
+		o.setQuantity(1, 0) // CHECK (quantity > 0)
+		require.Error(t, repo.Save(jctx, o))
+		require.NoError(t, tx.exec("INSERT INTO customers (name) VALUES (?)", "erin"), "the caller's transaction is sound")
+		require.NoError(t, tx.commit())
+		j.Committed()
+		assert.EqualValues(t, 1, b.raw.count(t, "SELECT count(*) FROM customers WHERE name = ?", "erin"))
+		assert.Equal(t, 4, b.load(t, 1).item(1).quantity)
+
+		// Update joins the caller's transaction, and never commits it.
+		b.log.take()
+		tx = b.begin(t)
+		jctx, j, err = tx.join(ctx)
+		require.NoError(t, err)
+		require.NoError(t, repo.Update(jctx, 1, func(_ context.Context, o *order) error {
+			o.setQuantity(1, 5)
+			return nil
+		}))
+		assert.Zero(t, count(b.log.take(), sqlCommit), "the caller commits")
+		tx.rollback()
+		j.RolledBack()
+		assert.Equal(t, 4, b.load(t, 1).item(1).quantity)
+	})
+}
+
+// TestJoinBadInput checks the refusals of JoinPGX and JoinSQL, and that
+// a zero or nil Joined is harmless.
+func TestJoinBadInput(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		if b.pgx {
+			_, _, err := b.db.JoinSQL(ctx, nil)
+			assert.ErrorContains(t, err, "not of NewSQL")
+			_, _, err = b.db.JoinPGX(ctx, nil)
+			assert.ErrorContains(t, err, "nil transaction")
+		} else {
+			_, _, err := b.db.JoinPGX(ctx, nil)
+			assert.ErrorContains(t, err, "not of NewPGX")
+			_, _, err = b.db.JoinSQL(ctx, nil)
+			assert.ErrorContains(t, err, "nil transaction")
+		}
+		tx := b.begin(t)
+		err := b.db.InTx(ctx, func(ctx context.Context) error {
+			_, _, err := tx.join(ctx)
+			return err
+		})
+		assert.ErrorContains(t, err, "already carries a unit of work")
+		var zero Joined
+		zero.Committed()
+		(*Joined)(nil).RolledBack()
+
+		// A nested InTx joins the caller's transaction: its error does
+		// not end it.
+		jctx, j, err := tx.join(ctx)
+		require.NoError(t, err)
+		err = b.db.InTx(jctx, func(ctx context.Context) error {
+			return repository.ErrConflict
+		})
+		assert.ErrorIs(t, err, repository.ErrConflict)
+		require.NoError(t, tx.exec("INSERT INTO customers (name) VALUES (?)", "frank"))
+		require.NoError(t, tx.commit())
+		j.Committed()
+		assert.EqualValues(t, 1, b.raw.count(t, "SELECT count(*) FROM customers WHERE name = ?", "frank"))
+	})
+}
