@@ -138,3 +138,28 @@ func TestUpdateLastSaveFails(t *testing.T) {
 		assert.Equal(t, v0+1, got.version)
 	})
 }
+
+// TestDoneContextSendsNothing checks that an operation in a unit of work
+// whose context is already done sends nothing and says why.
+func TestDoneContextSendsNothing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		seed(t, b)
+		repo := b.repo(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		err := b.db.InTx(ctx, func(ctx context.Context) error {
+			o, err := repo.Find(ctx, 1)
+			require.NoError(t, err)
+			b.log.take()
+			cancel()
+			o.setQuantity(1, 3)
+			err = repo.Save(ctx, o)
+			require.ErrorIs(t, err, context.Canceled)
+			_, err = b.db.Exec(ctx, b.q("DELETE FROM customers WHERE name = ?"), "bob")
+			require.ErrorIs(t, err, context.Canceled)
+			assert.Empty(t, dml(b.log.take()), "nothing is sent once the context is done")
+			return err
+		})
+		require.ErrorIs(t, err, context.Canceled)
+		assert.Equal(t, 1, b.load(t, 1).item(1).quantity)
+	})
+}

@@ -339,6 +339,9 @@ func (t *txState) open(ctx context.Context) error {
 // whole, as nothing is sent after it. On pgx it carries the COMMIT too, in
 // the same batch, which saves the commit's round trip.
 func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic bool) error {
+	if err := ctx.Err(); err != nil {
+		return err // nothing sent
+	}
 	last := atomic && lastwrite.IsLast(ctx, t.owner)
 	var pre, post []string
 	if t.restore {
