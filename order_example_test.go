@@ -61,11 +61,9 @@ func Example_orderStatements() {
 	// 5 BEGIN IMMEDIATE []
 	// 6 SELECT "id", "customer", "recipient_name", "recipient_phone", "recipient_address", "last_item_id", "total", "status", "version" FROM "orders" WHERE "id" = ? [1]
 	// 7 SELECT "id", "product", "quantity", "unit_price" FROM "order_items" WHERE "order_id" = ? ORDER BY "id" [1]
-	// 8 SAVEPOINT dddkit_save []
-	// 9 UPDATE "orders" SET "total" = ?, "version" = ? WHERE "id" = ? AND "version" = ? [5860 1 1 0]
-	// 10 UPDATE "order_items" SET "quantity" = ? WHERE "order_id" = ? AND "id" = ? [4 1 2]
-	// 11 RELEASE SAVEPOINT dddkit_save []
-	// 12 COMMIT []
+	// 8 UPDATE "orders" SET "total" = ?, "version" = ? WHERE "id" = ? AND "version" = ? [5860 1 1 0]
+	// 9 UPDATE "order_items" SET "quantity" = ? WHERE "order_id" = ? AND "id" = ? [4 1 2]
+	// 10 COMMIT []
 	// version 1 total 58.60
 }
 
