@@ -26,15 +26,15 @@ import (
 type badPlain struct {
 	id     int64  `db:"id"`
 	name   string `db:"name"`
-	onSave func()
+	onSave func() `db:"-"` // tracked, so refused by tracking
 }
 
 func (a *badPlain) ID() int64 { return a.id }
 
 type badChan struct {
-	id     int64  `db:"id"`
-	name   string `db:"name"`
-	events chan string
+	id     int64       `db:"id"`
+	name   string      `db:"name"`
+	events chan string `db:"-"`
 }
 
 func (a *badChan) ID() int64 { return a.id }
@@ -84,12 +84,12 @@ type badNode struct {
 // mapped (a pointer is not a value object, and an untagged slice is not a
 // column): what cycles and deep nesting go through.
 type badLinked struct {
-	id      int64  `db:"id"`
-	name    string `db:"name"`
-	chain   *badNode
-	extra   []any
-	self    *badLinked
-	version int64 `db:"version" ddd:"version"`
+	id      int64      `db:"id"`
+	name    string     `db:"name"`
+	chain   *badNode   `db:"-"`
+	extra   []any      `db:"-"`
+	self    *badLinked `db:"-"`
+	version int64      `db:"version" ddd:"version"`
 }
 
 func (a *badLinked) ID() int64 { return a.id }
@@ -800,7 +800,8 @@ func TestBadInputIdentifiers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			require.Error(t, tt.err, tt.reason)
-			assert.Contains(t, tt.err.Error(), "sqlstore: mapping ")
+			assert.ErrorIs(t, tt.err, ErrMapping)
+			assert.Contains(t, tt.err.Error(), "sqlstore: invalid mapping of ")
 			assert.Contains(t, tt.err.Error(), tt.want, tt.reason)
 		})
 	}

@@ -36,12 +36,30 @@
 // everything up front, with errors that name the field or table at fault:
 //
 //   - A column is a field tagged `db:"name"`, exported or not (the sqlx
-//     convention). Fields tagged `db:"-"` or `ddd:"-"` are skipped.
+//     convention). Fields tagged `db:"-"` or `ddd:"-"` are excluded.
 //   - An untagged field of a struct type is a value object and flattened:
-//     its tagged fields are columns of the same table, recursively, unless
-//     the type is time.Time or implements driver.Valuer or sql.Scanner (such
-//     types are values: tag them to make them a column). Other untagged
-//     fields are not mapped; a change to them is not persisted.
+//     its fields are columns of the same table, recursively, unless the
+//     type is time.Time or implements driver.Valuer or sql.Scanner (such
+//     types are values: tag them to make them a column).
+//   - Mapping is strict: every other field of the root, of its value
+//     objects and of its entities is refused, with its path and the fix,
+//     and so is a value object that maps to no column. A change of such a
+//     field could not be saved, and would be lost without a word. A
+//     column's type must be one the drivers both write and read back:
+//     booleans, numbers, strings, []byte, time.Time, pointers to those
+//     (NULL for nil), and types implementing driver.Valuer whose pointer
+//     implements sql.Scanner; func, chan, interface and plain struct
+//     columns are refused.
+//   - A collection of values ([]Address, []string, map[string]string) is
+//     stored whole in one column, rewritten when anything in it changes,
+//     and compared and snapshotted as a value: `db:"name,json"` stores it
+//     as JSON text (jsonb or json on PostgreSQL, TEXT on SQLite) with
+//     encoding/json, so every struct field inside must be exported (or the
+//     type implement json.Marshaler); `db:"name,array"` stores a slice in a
+//     PostgreSQL array (text[], bigint[], ...), read back on pgx and on
+//     database/sql alike; a DB on SQLite refuses it when the repository is
+//     built. A nil and an empty collection are equal to package diff, so
+//     a change from one to the other is not saved.
 //   - The root table has a key column ([Table.Key], "id" by default), and
 //     the root's version field (tagged `ddd:"version"`), if any, must be a
 //     column. Child elements cannot have a version.

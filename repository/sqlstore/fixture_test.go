@@ -22,7 +22,7 @@ type order struct {
 	id       orderID `db:"id"`
 	customer string  `db:"customer"`
 	total    money
-	note     string // not mapped: no db tag
+	note     string `db:"-"` // not stored
 	items    []*item
 	version  int64             `db:"version" ddd:"version"`
 	cache    map[string]string `ddd:"-"`

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -59,17 +60,38 @@ type column struct {
 	offset uintptr // offset from the start of the struct
 	typ    reflect.Type
 	field  string // Go path, for messages: "total.amount"
+	codec  codec  // how the value is stored
 }
+
+// codec is how a column's value is stored.
+type codec uint8
+
+const (
+	codecPlain codec = iota // as the driver stores the Go value
+	codecJSON               // `db:"name,json"`: as JSON text
+	codecArray              // `db:"name,array"`: as a PostgreSQL array
+)
 
 // value returns the column's value in the struct at base.
 func (c *column) value(base unsafe.Pointer) any {
-	return reflect.NewAt(c.typ, unsafe.Add(base, c.offset)).Elem().Interface()
+	v := reflect.NewAt(c.typ, unsafe.Add(base, c.offset)).Elem().Interface()
+	if c.codec == codecJSON {
+		return jsonValue{v}
+	}
+	return v
 }
 
 // dest returns a pointer to the column's field in the struct at base, to
-// scan into.
-func (c *column) dest(base unsafe.Pointer) any {
-	return reflect.NewAt(c.typ, unsafe.Add(base, c.offset)).Interface()
+// scan into; native says that pgx scans it, which reads arrays itself.
+func (c *column) dest(base unsafe.Pointer, native bool) any {
+	p := reflect.NewAt(c.typ, unsafe.Add(base, c.offset)).Interface()
+	switch {
+	case c.codec == codecJSON:
+		return jsonDest{p}
+	case c.codec == codecArray && !native:
+		return arrayDest{p}
+	}
+	return p
 }
 
 // table is a mapped table.
@@ -103,8 +125,9 @@ type collField struct {
 }
 
 var (
-	valuerType  = reflect.TypeFor[driver.Valuer]()
-	scannerType = reflect.TypeFor[sql.Scanner]()
+	valuerType        = reflect.TypeFor[driver.Valuer]()
+	scannerType       = reflect.TypeFor[sql.Scanner]()
+	jsonMarshalerType = reflect.TypeFor[json.Marshaler]()
 )
 
 // isValueObject reports whether an untagged field of type t is flattened:
@@ -141,8 +164,8 @@ func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]c
 		idx := append(index[:len(index):len(index)], i)
 		goPath := path + f.Name
 		tag, tagged := f.Tag.Lookup("db")
-		name, _, _ := strings.Cut(tag, ",")
-		name = strings.TrimSpace(name)
+		name, opt, _ := strings.Cut(tag, ",")
+		name, opt = strings.TrimSpace(name), strings.TrimSpace(opt)
 		if tagged && name == "-" {
 			continue
 		}
@@ -164,17 +187,128 @@ func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]c
 			if err := checkIdent("column", name, columnRE); err != nil {
 				return fmt.Errorf("field %s: %w", goPath, err)
 			}
-			if k := f.Type.Kind(); k == reflect.Func || k == reflect.Chan || k == reflect.UnsafePointer {
-				return fmt.Errorf("field %s: %w: a %v cannot be a column (tag it `db:\"-\" ddd:\"-\"`)", goPath, repository.ErrUnsupported, k)
+			cd, err := columnCodec(f.Type, opt)
+			if err != nil {
+				return fmt.Errorf("field %s: %w", goPath, err)
 			}
 			if f.Version && len(index) > 0 {
 				return fmt.Errorf("field %s: a version field must be a field of the root itself", goPath)
 			}
-			*cols = append(*cols, column{name: name, quoted: quote(name), index: idx, offset: offset + f.Offset, typ: f.Type, field: goPath})
+			*cols = append(*cols, column{name: name, quoted: quote(name), index: idx, offset: offset + f.Offset, typ: f.Type, field: goPath, codec: cd})
 			continue
 		}
 		if isValueObject(f.Type) {
+			n := len(*cols)
 			if err := collect(f.Type, idx, offset+f.Offset, goPath+".", cols, colls); err != nil {
+				return err
+			}
+			if len(*cols) == n {
+				return fmt.Errorf("field %s: the value object %v maps to no column, so a change of it would be lost: tag its fields `db:\"column\"`, store it whole with `db:\"column,json\"`, or exclude it with `db:\"-\"`", goPath, f.Type)
+			}
+			continue
+		}
+		if f.Version {
+			return fmt.Errorf("version field %s has no db tag", goPath)
+		}
+		return fmt.Errorf("field %s: it is not mapped, so a change of it would be lost: tag it `db:\"column\"` (`db:\"column,json\"` for a collection of values), or exclude it with `db:\"-\"`", goPath)
+	}
+	return nil
+}
+
+// columnCodec returns how a column of type t, with the db tag option opt,
+// is stored, or why it cannot be: a type the drivers cannot both write and
+// read back is refused here rather than at the first save.
+func columnCodec(t reflect.Type, opt string) (codec, error) {
+	switch opt {
+	case "":
+	case "json":
+		if err := jsonable(t, map[reflect.Type]bool{}); err != nil {
+			return 0, fmt.Errorf("%v cannot be stored as JSON: %w", t, err)
+		}
+		return codecJSON, nil
+	case "array":
+		et := t
+		if et.Kind() != reflect.Slice || et.Elem().Kind() == reflect.Uint8 {
+			return 0, fmt.Errorf("the array option needs a slice (of other than bytes), not %v", t)
+		}
+		if _, err := columnCodec(et.Elem(), ""); err != nil {
+			return 0, fmt.Errorf("array element: %w", err)
+		}
+		if !arrayType(t) {
+			return 0, fmt.Errorf("%w: pgx knows no PostgreSQL array type for %v", repository.ErrUnsupported, t)
+		}
+		return codecArray, nil
+	default:
+		return 0, fmt.Errorf("unknown db tag option %q (want json or array)", opt)
+	}
+	if t == typeinfo.TimeType() {
+		return codecPlain, nil
+	}
+	if t.Implements(valuerType) || reflect.PointerTo(t).Implements(valuerType) {
+		if t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(scannerType) {
+			return 0, fmt.Errorf("%v implements driver.Valuer but *%v does not implement sql.Scanner: it could be written but not read back", t, t)
+		}
+		return codecPlain, nil
+	}
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64, reflect.String:
+		return codecPlain, nil
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return codecPlain, nil // bytes
+		}
+		return 0, fmt.Errorf("%w: a %v column needs a chosen storage: `db:\"column,json\"` (JSON text), or `db:\"column,array\"` (a PostgreSQL array)", repository.ErrUnsupported, t)
+	case reflect.Map, reflect.Array:
+		return 0, fmt.Errorf("%w: a %v column needs a chosen storage: `db:\"column,json\"`", repository.ErrUnsupported, t)
+	case reflect.Pointer:
+		if _, err := columnCodec(t.Elem(), ""); err != nil {
+			return 0, err
+		}
+		return codecPlain, nil // NULL for nil
+	case reflect.Struct:
+		return 0, fmt.Errorf("%w: the struct %v cannot be a column: remove the db tag to map its fields as columns (a value object), store it with `db:\"column,json\"`, or implement driver.Valuer and sql.Scanner", repository.ErrUnsupported, t)
+	}
+	return 0, fmt.Errorf("%w: a %v cannot be a column (exclude it with `db:\"-\"`, and `ddd:\"-\"` if it cannot be copied)", repository.ErrUnsupported, t)
+}
+
+// jsonable checks that encoding/json writes and reads back every part of
+// a value of type t: no func, chan, complex or unsafe.Pointer, and no
+// unexported struct field, which encoding/json would silently skip.
+func jsonable(t reflect.Type, seen map[reflect.Type]bool) error {
+	if seen[t] {
+		return nil
+	}
+	seen[t] = true
+	if t.Implements(jsonMarshalerType) || reflect.PointerTo(t).Implements(jsonMarshalerType) {
+		return nil // its own encoding
+	}
+	switch t.Kind() {
+	case reflect.Func, reflect.Chan, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128:
+		return fmt.Errorf("%w: %v has no JSON encoding", repository.ErrUnsupported, t)
+	case reflect.Interface:
+		return fmt.Errorf("%w: %v: an interface does not read back as the type it held", repository.ErrUnsupported, t)
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return jsonable(t.Elem(), seen)
+	case reflect.Map:
+		if err := jsonable(t.Key(), seen); err != nil {
+			return err
+		}
+		return jsonable(t.Elem(), seen)
+	case reflect.Struct:
+		if t == typeinfo.TimeType() {
+			return nil
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				return fmt.Errorf("%w: field %s of %v is unexported, and encoding/json would drop it: export it, or implement json.Marshaler and json.Unmarshaler", repository.ErrUnsupported, f.Name, t)
+			}
+			if f.Tag.Get("json") == "-" {
+				return fmt.Errorf("%w: field %s of %v is tagged `json:\"-\"`, and would not be stored", repository.ErrUnsupported, f.Name, t)
+			}
+			if err := jsonable(f.Type, seen); err != nil {
 				return err
 			}
 		}
@@ -209,6 +343,15 @@ func newTable(name, key string, t reflect.Type) (table, []collField, error) {
 	return tb, colls, nil
 }
 
+// tables returns the tables of m: the root's, then the children's.
+func (m *Mapping[T]) tables() []*table {
+	out := []*table{&m.root}
+	for _, c := range m.children {
+		out = append(out, &c.table)
+	}
+	return out
+}
+
 func (tb *table) column(name string) int {
 	for i := range tb.cols {
 		if tb.cols[i].name == name {
@@ -221,23 +364,28 @@ func (tb *table) column(name string) int {
 // NewMapping validates and returns the mapping of aggregate type T (a
 // pointer to the root struct) to root and to one table per child.
 //
-// Columns are the fields tagged `db:"column"`, exported or not. Fields
-// tagged `db:"-"` or `ddd:"-"` are skipped. An untagged field of a struct
-// type other than time.Time and the types implementing driver.Valuer or
-// sql.Scanner is a value object: its own fields are columns of the same
-// table, recursively. Other untagged fields are not mapped. The root's
+// Columns are the fields tagged `db:"column"`, exported or not, with the
+// options `db:"column,json"` and `db:"column,array"` for collections of
+// values (see the package doc). Fields tagged `db:"-"` or `ddd:"-"` are
+// excluded. An untagged field of a struct type other than time.Time and
+// the types implementing driver.Valuer or sql.Scanner is a value object:
+// its own fields are columns of the same table, recursively. The root's
 // version field (tagged `ddd:"version"`), if any, must have a db tag.
 //
-// NewMapping fails when a name is not a plain identifier (a table may be
-// schema-qualified), a key column is missing, a column is mapped twice, a
-// Child names no entity collection of the root, an entity collection of
-// the root is left unmapped (map it, or tag it `ddd:"-"`), or an element
-// type holds entity collections of its own: sqlstore maps one level of
-// children.
+// NewMapping is strict: it fails, with an error wrapping [ErrMapping] that
+// names the field and the fix, for any field of the root, of a value
+// object or of a child entity that is neither mapped nor excluded, for a
+// value object that maps to no column, and for a column whose type the
+// drivers cannot both write and read back. It also fails when a name is
+// not a plain identifier (a table may be schema-qualified), a key column
+// is missing, a column is mapped twice, a Child names no entity
+// collection of the root, an entity collection of the root is left
+// unmapped (map it, or tag it `ddd:"-"`), or an element type holds entity
+// collections of its own: sqlstore maps one level of children.
 func NewMapping[T any](root Table, children ...Child) (*Mapping[T], error) {
 	rt := reflect.TypeFor[T]()
 	fail := func(format string, args ...any) (*Mapping[T], error) {
-		return nil, fmt.Errorf("sqlstore: mapping %v: %w", rt, fmt.Errorf(format, args...))
+		return nil, fmt.Errorf("sqlstore: %w %v: %w", ErrMapping, rt, fmt.Errorf(format, args...))
 	}
 	if rt.Kind() != reflect.Pointer || rt.Elem().Kind() != reflect.Struct {
 		return fail("an aggregate must be a pointer to a struct")

@@ -51,7 +51,7 @@ type taggedColl struct {
 type stamped struct {
 	id      int64     `db:"id"`
 	created time.Time `db:"created_at"`
-	updated time.Time // untagged time: not a value object, not mapped
+	updated time.Time `db:"-"` // excluded: not a column
 	addr    struct {
 		street string `db:"street"`
 		geo    struct {
@@ -125,7 +125,8 @@ func TestNewMappingErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			require.Error(t, tt.err)
 			assert.Contains(t, tt.err.Error(), tt.want)
-			assert.Contains(t, tt.err.Error(), "sqlstore: mapping ")
+			assert.ErrorIs(t, tt.err, ErrMapping)
+			assert.Contains(t, tt.err.Error(), "sqlstore: invalid mapping of ")
 		})
 	}
 }

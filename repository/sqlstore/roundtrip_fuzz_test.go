@@ -240,7 +240,7 @@ type fzCart struct {
 	id      int64  `db:"id"`
 	owner   string `db:"owner"`
 	total   int64  `db:"total"`
-	memo    string // not mapped
+	memo    string `db:"-"` // not stored
 	lines   []*fzLine
 	version int64 `db:"version" ddd:"version"`
 }
@@ -251,7 +251,7 @@ type fzLine struct {
 	id   int64  `db:"id" ddd:"id"`
 	sku  string `db:"sku"`
 	qty  int32  `db:"qty"`
-	memo string // not mapped
+	memo string `db:"-"` // not stored
 }
 
 var fzDDL = []string{

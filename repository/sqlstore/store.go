@@ -32,6 +32,8 @@ type Store[T any, ID comparable] struct {
 	// is set.
 	deleteRoot string
 	lockRoot   string
+	// err is why the mapping cannot be used on db, if it cannot.
+	err error
 }
 
 // NewStore returns the store of m on db. A nil db or m makes every method
@@ -42,6 +44,16 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 		return s
 	}
 	s.d, s.wrap = db.dialect, db.pgx != nil
+	if !s.d.anyArray {
+		for _, tb := range m.tables() {
+			for i := range tb.cols {
+				if tb.cols[i].codec == codecArray {
+					s.err = fmt.Errorf("%w %v: field %s: the array option is PostgreSQL's, and this DB is %s: use `db:\"%s,json\"`", ErrMapping, reflect.TypeFor[T](), tb.cols[i].field, s.d.name, tb.cols[i].name)
+					return s
+				}
+			}
+		}
+	}
 	w := &builder{d: s.d}
 	rt := &m.root
 	key := rt.cols[rt.key].quoted
@@ -144,7 +156,7 @@ func (s *Store[T, ID]) ready() error {
 	if s.m == nil {
 		return errors.New("nil *sqlstore.Mapping")
 	}
-	return nil
+	return s.err
 }
 
 // fail wraps err with the operation and the root table.
@@ -195,7 +207,7 @@ func (s *Store[T, ID]) selectAgg(ctx context.Context, op, root string, id ID) (T
 	found := 0
 	dests := make([]any, len(rt.cols))
 	for i := range rt.cols {
-		dests[i] = rt.cols[i].dest(base)
+		dests[i] = rt.cols[i].dest(base, s.wrap)
 	}
 	stmts := make([]stmt, 0, 1+len(s.m.children))
 	stmts = append(stmts, stmt{sql: root, args: []any{id}, scan: func(r rowScanner) error {
@@ -206,7 +218,7 @@ func (s *Store[T, ID]) selectAgg(ctx context.Context, op, root string, id ID) (T
 	}})
 	colls := make([]*collector, len(s.m.children))
 	for i, c := range s.m.children {
-		colls[i] = newCollector(c)
+		colls[i] = newCollector(c, s.wrap)
 		stmts = append(stmts, stmt{sql: s.selectChild[i], args: []any{id}, scan: colls[i].scan})
 	}
 	if err := s.db.run(ctx, stmts, false); err != nil {
@@ -223,13 +235,14 @@ func (s *Store[T, ID]) selectAgg(ctx context.Context, op, root string, id ID) (T
 
 // collector builds a child collection from rows.
 type collector struct {
-	c     *child
+	c      *child
+	native bool // pgx: arrays scan natively
 	v     reflect.Value // the slice or map
 	dests []any
 }
 
-func newCollector(c *child) *collector {
-	k := &collector{c: c, dests: make([]any, len(c.cols))}
+func newCollector(c *child, native bool) *collector {
+	k := &collector{c: c, native: native, dests: make([]any, len(c.cols))}
 	if c.collType.Kind() == reflect.Map {
 		k.v = reflect.MakeMap(c.collType)
 	} else {
@@ -243,7 +256,7 @@ func (k *collector) scan(r rowScanner) error {
 	ev := reflect.New(c.typ)
 	p := ev.UnsafePointer()
 	for i := range c.cols {
-		k.dests[i] = c.cols[i].dest(p)
+		k.dests[i] = c.cols[i].dest(p, k.native)
 	}
 	if err := r.Scan(k.dests...); err != nil {
 		return fmt.Errorf("%s: %w", c.name, err)
@@ -725,6 +738,9 @@ func NewRepository[T ddd.Aggregate[ID], ID comparable](db *DB, m *Mapping[T], op
 		return nil, errors.New("sqlstore: nil *sqlstore.Mapping")
 	}
 	st := NewStore[T, ID](db, m)
+	if st.err != nil {
+		return nil, fmt.Errorf("sqlstore: %w", st.err)
+	}
 	sup, err := repository.NewSupport[T, ID](st, append([]repository.Option{repository.WithTransactor(db)}, opts...)...)
 	if err != nil {
 		return nil, err

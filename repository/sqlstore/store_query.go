@@ -45,7 +45,7 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 		rv := reflect.New(rt.typ)
 		base := rv.UnsafePointer()
 		for i := range rt.cols {
-			dests[i] = rt.cols[i].dest(base)
+			dests[i] = rt.cols[i].dest(base, s.wrap)
 		}
 		if err := r.Scan(dests...); err != nil {
 			return err
@@ -118,7 +118,7 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 					return nil, false // a root committed after the roots' SELECT: not in this result
 				}
 				if colls[ci][at] == nil {
-					colls[ci][at] = newCollector(c)
+					colls[ci][at] = newCollector(c, s.wrap)
 				}
 				return colls[ci][at], true
 			})
@@ -153,7 +153,7 @@ func scanChild(r rowScanner, c *child, k *collector, into func() (*collector, bo
 	ev := reflect.New(c.typ)
 	p := ev.UnsafePointer()
 	for i := range c.cols {
-		k.dests[i+1] = c.cols[i].dest(p)
+		k.dests[i+1] = c.cols[i].dest(p, k.native)
 	}
 	if err := r.Scan(k.dests...); err != nil {
 		return fmt.Errorf("%s: %w", c.name, err)
