@@ -44,10 +44,12 @@ type proxied struct {
 	sent           atomic.Int64 // bytes forwarded from the client
 	limit          atomic.Int64 // sent at which it is dropped; < 0: never
 	once           sync.Once
+	dropped        atomic.Bool
 }
 
 func (c *proxied) drop() {
 	c.once.Do(func() {
+		c.dropped.Store(true)
 		c.client.Close()
 		c.server.Close()
 	})
@@ -72,6 +74,42 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 }
 
 func (p *cutProxy) addr() string { return p.ln.Addr().String() }
+
+// droppedPorts returns the local ports of the proxy's dropped connections
+// to the server: the client ports the server sees.
+func (p *cutProxy) droppedPorts() []int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []int32
+	for c := range p.conns {
+		if c.dropped.Load() {
+			out = append(out, int32(c.server.LocalAddr().(*net.TCPAddr).Port))
+		}
+	}
+	return out
+}
+
+// awaitServer waits until no backend serves a connection of the proxy that
+// was cut: the server has run, and ended, whatever it had read of it. A
+// check made before could see the state before a save that the server
+// then commits.
+func (c *pgCase) awaitServer(t *testing.T, p *cutProxy) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ports := p.droppedPorts()
+		var n int
+		err := c.side.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity WHERE client_port = ANY($1)`, ports).Scan(&n)
+		require.NoError(t, err)
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server still serves a cut connection")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 func (p *cutProxy) accept() {
 	for {
@@ -209,6 +247,7 @@ func TestConnectionCutMidSave(t *testing.T) {
 		for i, n := range cuts {
 			repo, o, before, want, sentNow, first := round(n)
 			t.Logf("cut at %d: sent %d: %v", n, sentNow, first)
+			c.awaitServer(t, proxy)
 			c.settle(t)
 			got := c.load(t, 1)
 			checkTruth(t, first, got, before, want)
