@@ -24,30 +24,55 @@ type Table struct {
 	Key string
 }
 
-// Child maps an entity collection of the root to a table of its own, one
-// row per element.
+// Child maps an entity collection of the root, or of a child entity, to a
+// table of its own, one row per element.
+//
+// A row is keyed by its parent's key and its own: the table of a level
+// below the root holds ParentKey, filled by sqlstore with the parent's
+// key, and, below the first level, the parent key columns of every level
+// above it, under the same names. The items of an order, Child{Field:
+// "items", Table: "order_items", ParentKey: "order_id"}, are keyed by
+// (order_id, id); their options, Child{Field: "options", Table:
+// "item_options", ParentKey: "item_id"} in the items' Children, by
+// (order_id, item_id, id). A parent whose key is unique in its whole
+// table (a generated or surrogate key) may be referred to by its key
+// alone: with ParentKeyOnly the options are keyed by (item_id, id).
 type Child struct {
-	// Field is the Go name of the collection field in the root struct,
-	// exported or not, for example "items". It must be a slice of structs
-	// or of pointers to structs, or a map of them keyed by their identity,
-	// whose element type is an entity (see package ddd).
+	// Field is the Go name of the collection field in the parent struct
+	// (the root, or the element of the enclosing Child), exported or not,
+	// for example "items". It must be a slice of structs or of pointers to
+	// structs, or a map of them keyed by their identity, whose element type
+	// is an entity (see package ddd).
 	Field string
 	// Table is the child table's name, optionally qualified by a schema.
 	Table string
 	// Key is the child's key column; "id" when empty. It must be the db
 	// tag of a field of the element type.
 	Key string
-	// ParentKey is the child table's foreign key column (for example
-	// "order_id"), filled with the root's key value. It must not be the
+	// ParentKey is the child table's column that refers to the parent's
+	// key (for example "order_id"), filled by sqlstore. It must not be the
 	// db tag of a field of the element type.
 	ParentKey string
+	// ParentKeyOnly says that the table refers to its parent by ParentKey
+	// alone, not by the parent key columns of the levels above too: the
+	// parent's key must then be unique in the parent's table. It has no
+	// effect on the first level, whose parent is the root.
+	ParentKeyOnly bool
+	// Children maps the entity collections of the element type, a level
+	// further down. Every entity collection of the element must be mapped
+	// (or tagged `ddd:"-"`).
+	Children []Child
 }
 
 // Mapping maps an aggregate type T, a pointer to the root struct, to a root
-// table and one table per child entity collection. Build it once with
-// [NewMapping] and share it: it is immutable.
+// table and one table per child entity collection, at any depth. Build it
+// once with [NewMapping] and share it: it is immutable.
 type Mapping[T any] struct {
-	root     table
+	root table
+	top  []*child // the collections of the root
+	// children holds every child table, parents before their children
+	// (depth first, in mapping order): inserts run in this order, deletes
+	// in the reverse one.
 	children []*child
 }
 
@@ -108,13 +133,24 @@ type table struct {
 type child struct {
 	table
 	spec      Child
-	fieldIdx  int // index of the collection field in the root
+	parent    *child // the table of the parent entity; nil for the root
+	index     int    // in Mapping.children
+	fieldIdx  int    // index of the collection field in the parent struct
 	offset    uintptr
 	collType  reflect.Type // the slice or map type
 	elem      reflect.Type // the element type as stored: S or *S
 	ptr       bool         // elem is *S
 	ident     *typeinfo.Identity
 	parentKey string // quoted
+	// refCols are the quoted columns that identify the parent row, the
+	// parent's key last; refTypes are their Go types (see Child).
+	refCols  []string
+	refNames []string // unquoted
+	refTypes []reflect.Type
+	kids     []*child // the collections of the element, a level down
+	// ownKeys: some kid refers to a row of this table by its key alone.
+	ownKeys bool
+	path    string // Go path from the root, for messages: "items.options"
 }
 
 // collField is an entity collection found in a struct.
@@ -421,33 +457,67 @@ func NewMapping[T any](root Table, children ...Child) (*Mapping[T], error) {
 		}
 	}
 
-	used := make([]bool, len(colls))
 	tables := map[string]bool{tb.name: true}
-	for _, spec := range children {
-		c, err := newChild(st, &tb, colls, used, spec)
+	top, err := m.newChildren(st, &m.root, nil, colls, children, tables)
+	if err != nil {
+		return fail("%w", err)
+	}
+	m.top = top
+	return m, nil
+}
+
+// newChildren maps the entity collections colls of the struct type pt
+// (the root's, or the element's of the child table parent) with specs, and
+// checks that every one is mapped. The new tables are appended to
+// m.children, each before its own children.
+func (m *Mapping[T]) newChildren(pt reflect.Type, pTable *table, parent *child, colls []collField, specs []Child, tables map[string]bool) ([]*child, error) {
+	used := make([]bool, len(colls))
+	var out []*child
+	prefix := ""
+	if parent != nil {
+		prefix = parent.path + "."
+	}
+	for _, spec := range specs {
+		c, grand, err := newChild(pt, pTable, parent, colls, used, spec)
 		if err != nil {
-			return fail("child %q: %w", spec.Field, err)
+			return nil, fmt.Errorf("child %q: %w", prefix+spec.Field, err)
 		}
+		c.path = prefix + spec.Field
 		if tables[c.name] {
-			return fail("child %q: table %q is mapped twice", spec.Field, c.name)
+			return nil, fmt.Errorf("child %q: table %q is mapped twice", c.path, c.name)
 		}
 		tables[c.name] = true
+		c.index = len(m.children)
 		m.children = append(m.children, c)
+		out = append(out, c)
+		kids, err := m.newChildren(c.typ, &c.table, c, grand, spec.Children, tables)
+		if err != nil {
+			return nil, err
+		}
+		c.kids = kids
+		for _, k := range kids {
+			if k.spec.ParentKeyOnly {
+				c.ownKeys = true
+			}
+		}
 	}
 	for i, cf := range colls {
 		if !used[i] {
 			if len(cf.index) > 1 {
-				return fail("field %s is a collection of entities inside a value object: not supported (tag it `ddd:\"-\"`)", cf.field)
+				return nil, fmt.Errorf("field %s%s is a collection of entities inside a value object: not supported (tag it `ddd:\"-\"`)", prefix, cf.field)
 			}
-			return fail("field %s is a collection of entities that no Child maps (map it, or tag it `ddd:\"-\"`)", cf.field)
+			return nil, fmt.Errorf("field %s%s is a collection of entities that no Child maps (map it, or tag it `ddd:\"-\"`)", prefix, cf.field)
 		}
 	}
-	return m, nil
+	return out, nil
 }
 
-func newChild(root reflect.Type, rootTable *table, colls []collField, used []bool, spec Child) (*child, error) {
+// newChild maps the collection of spec, a field of the struct type root
+// (the parent's), whose table is rootTable and child table parent (nil
+// for the root). It returns the entity collections of the element type.
+func newChild(root reflect.Type, rootTable *table, parent *child, colls []collField, used []bool, spec Child) (*child, []collField, error) {
 	if spec.Field == "" {
-		return nil, fmt.Errorf("empty Field")
+		return nil, nil, fmt.Errorf("empty Field")
 	}
 	at := -1
 	for i, cf := range colls {
@@ -459,15 +529,15 @@ func newChild(root reflect.Type, rootTable *table, colls []collField, used []boo
 		f, ok := root.FieldByName(spec.Field)
 		switch {
 		case !ok || len(f.Index) != 1:
-			return nil, fmt.Errorf("%v has no field %s", root, spec.Field)
+			return nil, nil, fmt.Errorf("%v has no field %s", root, spec.Field)
 		case f.Tag.Get("ddd") == "-":
-			return nil, fmt.Errorf("field %s is tagged `ddd:\"-\"`", spec.Field)
+			return nil, nil, fmt.Errorf("field %s is tagged `ddd:\"-\"`", spec.Field)
 		default:
-			return nil, fmt.Errorf("field %s (%v) is not a slice or map of entities", spec.Field, f.Type)
+			return nil, nil, fmt.Errorf("field %s (%v) is not a slice or map of entities", spec.Field, f.Type)
 		}
 	}
 	if used[at] {
-		return nil, fmt.Errorf("field %s is mapped twice", spec.Field)
+		return nil, nil, fmt.Errorf("field %s is mapped twice", spec.Field)
 	}
 	used[at] = true
 	cf := colls[at]
@@ -476,48 +546,64 @@ func newChild(root reflect.Type, rootTable *table, colls []collField, used []boo
 		spec.Key = "id"
 	}
 	if err := checkIdent("key column", spec.Key, columnRE); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if spec.ParentKey == "" {
-		return nil, fmt.Errorf("empty ParentKey: name the column that refers to the root's %q", rootTable.cols[rootTable.key].name)
+		return nil, nil, fmt.Errorf("empty ParentKey: name the column that refers to the root's %q", rootTable.cols[rootTable.key].name)
 	}
 	if err := checkIdent("parent key column", spec.ParentKey, columnRE); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
-	c := &child{spec: spec, fieldIdx: cf.index[0], offset: root.Field(cf.index[0]).Offset, collType: cf.typ, elem: cf.typ.Elem()}
+	c := &child{spec: spec, parent: parent, fieldIdx: cf.index[0], offset: root.Field(cf.index[0]).Offset, collType: cf.typ, elem: cf.typ.Elem()}
 	st := c.elem
 	if st.Kind() == reflect.Pointer {
 		c.ptr = true
 		st = st.Elem()
 	}
 	if st.Kind() != reflect.Struct {
-		return nil, fmt.Errorf("element type %v is not a struct or a pointer to one", c.elem)
+		return nil, nil, fmt.Errorf("element type %v is not a struct or a pointer to one", c.elem)
 	}
 	ident, _, err := typeinfo.IdentityOf(c.elem)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c.ident = ident
 	if cf.typ.Kind() == reflect.Map && cf.typ.Key() != ident.Type {
-		return nil, fmt.Errorf("map key type %v is not the identity type %v of %v", cf.typ.Key(), ident.Type, c.elem)
+		return nil, nil, fmt.Errorf("map key type %v is not the identity type %v of %v", cf.typ.Key(), ident.Type, c.elem)
 	}
 	tb, grand, err := newTable(spec.Table, spec.Key, st)
 	if err != nil {
-		return nil, err
-	}
-	if len(grand) > 0 {
-		return nil, fmt.Errorf("field %s of %v is a collection of entities: nested child collections are not supported by sqlstore", grand[0].field, st)
-	}
-	if i := tb.column(spec.ParentKey); i >= 0 {
-		return nil, fmt.Errorf("parent key column %q is the db tag of field %s of %v: sqlstore fills it from the root's key; remove the tag", spec.ParentKey, tb.cols[i].field, st)
+		return nil, nil, err
 	}
 	if s, _ := typeinfo.StructOf(st); s != nil && s.Version >= 0 {
-		return nil, fmt.Errorf("%v has a version field: only the root has one", st)
+		return nil, nil, fmt.Errorf("%v has a version field: only the root has one", st)
 	}
 	c.table = tb
 	c.parentKey = quote(spec.ParentKey)
-	return c, nil
+	// The columns that identify the parent row: see Child.
+	pkt := rootTable.cols[rootTable.key].typ
+	var names []string
+	switch {
+	case parent == nil || spec.ParentKeyOnly:
+		names, c.refTypes = []string{spec.ParentKey}, []reflect.Type{pkt}
+	default:
+		names = append(append(names, parent.refNames...), spec.ParentKey)
+		c.refTypes = append(append([]reflect.Type{}, parent.refTypes...), pkt)
+	}
+	c.refNames = names
+	seen := map[string]bool{}
+	for _, n := range names {
+		if seen[n] {
+			return nil, nil, fmt.Errorf("parent key column %q is used twice: the levels above name theirs %q", spec.ParentKey, names[:len(names)-1])
+		}
+		seen[n] = true
+		if i := tb.column(n); i >= 0 {
+			return nil, nil, fmt.Errorf("parent key column %q is the db tag of field %s of %v: sqlstore fills it from the parent's key; remove the tag", n, tb.cols[i].field, st)
+		}
+		c.refCols = append(c.refCols, quote(n))
+	}
+	return c, grand, nil
 }
 
 // changed marks in out the columns of tb that a change at field index path

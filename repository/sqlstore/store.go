@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"unsafe"
 
 	"github.com/dddkit/dddkit/ddd"
@@ -80,16 +81,30 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 	w.s(")")
 	s.insertRoot = w.stmt(noCheck).sql
 
+	// The rows of each child table under the root with key $1, at any
+	// depth; the children are deleted deepest first.
+	theRoot := func(w *builder, cols []string) error {
+		w.s(cols[0] + " = ")
+		w.p(nil)
+		return nil
+	}
 	for _, c := range m.children {
+		// The first level needs no parent key column: it holds the key.
+		var refs []string
+		if c.parent != nil {
+			refs = c.refCols
+		}
 		w.s("SELECT ")
-		columnList(w, c.cols)
-		w.s(" FROM " + c.quoted + " WHERE " + c.parentKey + " = ")
-		w.p(nil)
-		w.s(" ORDER BY " + c.cols[c.key].quoted)
+		columnList(w, append(refColumns(refs), c.cols...))
+		w.s(" FROM " + c.quoted + " WHERE ")
+		_ = under(w, c, nil, theRoot)
+		w.s(" ORDER BY " + strings.Join(append(refs[:len(refs):len(refs)], c.cols[c.key].quoted), ", "))
 		s.selectChild = append(s.selectChild, w.stmt(noCheck).sql)
-
-		w.s("DELETE FROM " + c.quoted + " WHERE " + c.parentKey + " = ")
-		w.p(nil)
+	}
+	for i := len(m.children) - 1; i >= 0; i-- {
+		c := m.children[i]
+		w.s("DELETE FROM " + c.quoted + " WHERE ")
+		_ = under(w, c, nil, theRoot)
 		s.deleteChild = append(s.deleteChild, w.stmt(noCheck).sql)
 	}
 
@@ -138,6 +153,15 @@ func (s *Store[T, ID]) checked(w *builder, body func(), dml bool) {
 		w.s(" RETURNING 1")
 	}
 	w.s(") SELECT 1/count(*) FROM r")
+}
+
+// refColumns returns quoted column names as columns, for columnList.
+func refColumns(quoted []string) []column {
+	out := make([]column, len(quoted))
+	for i, q := range quoted {
+		out[i] = column{quoted: q}
+	}
+	return out
 }
 
 func columnList(w *builder, cols []column) {
@@ -210,16 +234,19 @@ func (s *Store[T, ID]) selectAgg(ctx context.Context, op, root string, id ID) (T
 		dests[i] = rt.cols[i].dest(base, s.wrap)
 	}
 	stmts := make([]stmt, 0, 1+len(s.m.children))
+	l := newLoader(s.m.children, s.wrap, true)
 	stmts = append(stmts, stmt{sql: root, args: []any{id}, scan: func(r rowScanner) error {
 		if found++; found > 1 {
 			return fmt.Errorf("more than one row has key %v", id)
 		}
-		return r.Scan(dests...)
+		if err := r.Scan(dests...); err != nil {
+			return err
+		}
+		l.root(base, rt.cols[rt.key].value(base))
+		return nil
 	}})
-	colls := make([]*collector, len(s.m.children))
 	for i, c := range s.m.children {
-		colls[i] = newCollector(c, s.wrap)
-		stmts = append(stmts, stmt{sql: s.selectChild[i], args: []any{id}, scan: colls[i].scan})
+		stmts = append(stmts, stmt{sql: s.selectChild[i], args: []any{id}, scan: l.scan(c)})
 	}
 	if err := s.db.run(ctx, stmts, false); err != nil {
 		return zero, s.fail(op, err)
@@ -227,62 +254,8 @@ func (s *Store[T, ID]) selectAgg(ctx context.Context, op, root string, id ID) (T
 	if found == 0 {
 		return zero, s.fail(op, fmt.Errorf("%w: key %v", repository.ErrNotFound, id))
 	}
-	for i, c := range s.m.children {
-		reflect.NewAt(c.collType, unsafe.Add(base, c.offset)).Elem().Set(colls[i].v)
-	}
+	l.assemble(s.m.top)
 	return rv.Interface().(T), nil
-}
-
-// collector builds a child collection from rows.
-type collector struct {
-	c      *child
-	native bool // pgx: arrays scan natively
-	v     reflect.Value // the slice or map
-	dests []any
-}
-
-func newCollector(c *child, native bool) *collector {
-	k := &collector{c: c, native: native, dests: make([]any, len(c.cols))}
-	if c.collType.Kind() == reflect.Map {
-		k.v = reflect.MakeMap(c.collType)
-	} else {
-		k.v = reflect.Zero(c.collType)
-	}
-	return k
-}
-
-func (k *collector) scan(r rowScanner) error {
-	c := k.c
-	ev := reflect.New(c.typ)
-	p := ev.UnsafePointer()
-	for i := range c.cols {
-		k.dests[i] = c.cols[i].dest(p, k.native)
-	}
-	if err := r.Scan(k.dests...); err != nil {
-		return fmt.Errorf("%s: %w", c.name, err)
-	}
-	k.add(ev, p)
-	return nil
-}
-
-// add appends the element ev (a pointer to a new element struct, at p) to
-// the collection.
-func (k *collector) add(ev reflect.Value, p unsafe.Pointer) {
-	c := k.c
-	val := ev
-	if !c.ptr {
-		val = ev.Elem()
-	}
-	if k.v.Kind() == reflect.Map {
-		at := p
-		if c.ptr {
-			at = unsafe.Pointer(&p)
-		}
-		id, _ := c.ident.Read(at)
-		k.v.SetMapIndex(reflect.ValueOf(id), val)
-		return
-	}
-	k.v = reflect.Append(k.v, val)
 }
 
 // Insert writes a new aggregate: the root row, then for each child table
@@ -314,8 +287,9 @@ func (s *Store[T, ID]) insertStmts(base unsafe.Pointer) ([]stmt, error) {
 		args[i] = rt.cols[i].value(base)
 	}
 	stmts := []stmt{{sql: s.insertRoot, args: args, rootKey: rt.cols[rt.key].name}}
-	key := args[rt.key]
-	for _, c := range s.m.children {
+	rows := make([][]childRow, len(s.m.children))
+	refs := []any{args[rt.key]}
+	for _, c := range s.m.top {
 		elems, err := c.elements(base)
 		if err != nil {
 			return nil, err
@@ -323,7 +297,14 @@ func (s *Store[T, ID]) insertStmts(base unsafe.Pointer) ([]stmt, error) {
 		if err := c.unique(elems); err != nil {
 			return nil, err
 		}
-		stmts = s.inserts(stmts, c, key, elems)
+		for _, e := range elems {
+			if rows, err = c.subtree(rows, refs, e); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, c := range s.m.children { // parents first
+		stmts = s.inserts(stmts, c, rows[c.index])
 	}
 	return stmts, nil
 }
@@ -387,31 +368,37 @@ func (c *child) elements(base unsafe.Pointer) ([]unsafe.Pointer, error) {
 	return out, nil
 }
 
-// inserts appends the multi-row INSERTs of elems into c's table.
-func (s *Store[T, ID]) inserts(stmts []stmt, c *child, parent any, elems []unsafe.Pointer) []stmt {
-	per := s.d.maxParams / (len(c.cols) + 1)
-	for len(elems) > 0 {
-		n := min(per, len(elems))
-		w := &builder{d: s.d, args: make([]any, 0, n*(len(c.cols)+1))}
-		w.s("INSERT INTO " + c.quoted + " (" + c.parentKey)
+// inserts appends the multi-row INSERTs of rows into c's table.
+func (s *Store[T, ID]) inserts(stmts []stmt, c *child, rows []childRow) []stmt {
+	width := len(c.refCols) + len(c.cols)
+	per := s.d.maxParams / width
+	for len(rows) > 0 {
+		n := min(per, len(rows))
+		w := &builder{d: s.d, args: make([]any, 0, n*width)}
+		w.s("INSERT INTO " + c.quoted + " (" + strings.Join(c.refCols, ", "))
 		for i := range c.cols {
 			w.s(", " + c.cols[i].quoted)
 		}
 		w.s(") VALUES ")
-		for r, p := range elems[:n] {
+		for r, row := range rows[:n] {
 			if r > 0 {
 				w.s(", ")
 			}
 			w.s("(")
-			w.p(parent)
+			for i, v := range row.refs {
+				if i > 0 {
+					w.s(", ")
+				}
+				w.p(v)
+			}
 			for i := range c.cols {
 				w.s(", ")
-				w.p(c.cols[i].value(p))
+				w.p(c.cols[i].value(row.p))
 			}
 			w.s(")")
 		}
 		stmts = append(stmts, w.stmt(noCheck))
-		elems = elems[n:]
+		rows = rows[n:]
 	}
 	return stmts
 }
@@ -437,10 +424,21 @@ func (c *child) elemPtr(v *any) (unsafe.Pointer, error) {
 
 // childWork is what a save does to one child table.
 type childWork struct {
-	c        *child
-	removed  []unsafe.Pointer
-	modified []*diff.Element
-	added    []unsafe.Pointer
+	removed  []group // rows removed from their parent's collection
+	gone     []gone  // rows under removed rows of a table above
+	modified []modified
+}
+
+// gone is the rows of a table under the rows g of the table above.
+type gone struct {
+	above *child
+	g     group
+}
+
+// modified is a modified element, with its parent key values.
+type modified struct {
+	refs []any
+	e    *diff.Element
 }
 
 // Update writes the changes of a tracked aggregate, all or nothing, in
@@ -517,55 +515,39 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) ([]s
 	}
 
 	work := make([]childWork, len(s.m.children))
-	for i := range ch.Diff.Collections {
-		col := &ch.Diff.Collections[i]
-		idx, ok := col.Path.FieldIndex()
-		if !ok || len(idx) != 1 {
-			continue
-		}
-		ci := -1
-		for j, c := range s.m.children {
-			if c.fieldIdx == idx[0] {
-				ci = j
-			}
-		}
-		if ci < 0 {
-			continue // not mapped
-		}
-		cw := &work[ci]
-		cw.c = s.m.children[ci]
-		for j := range col.Elements {
-			e := &col.Elements[j]
-			switch e.Kind {
-			case diff.Removed:
-				p, err := cw.c.elemPtr(&e.Old)
-				if err != nil {
-					return nil, err
-				}
-				cw.removed = append(cw.removed, p)
-			case diff.Added:
-				p, err := cw.c.elemPtr(&e.New)
-				if err != nil {
-					return nil, err
-				}
-				cw.added = append(cw.added, p)
-			case diff.Modified:
-				cw.modified = append(cw.modified, e)
-			}
-		}
+	rows := make([][]childRow, len(s.m.children))
+	if err := s.walk(&ch.Diff.Changes, s.m.top, []any{key}, work, &rows); err != nil {
+		return nil, err
 	}
 
-	// Deletes first, so that a unique value a removed row held can be
-	// taken by a modified or an added one.
-	for i := range work {
-		if cw := &work[i]; len(cw.removed) > 0 {
-			stmts = s.deletes(stmts, cw.c, key, cw.removed)
+	// Deletes first, deepest tables first, so that foreign keys hold and a
+	// unique value a removed row held can be taken by a modified or an
+	// added one; then updates, then inserts, parents before children.
+	for i := len(s.m.children) - 1; i >= 0; i-- {
+		c, cw := s.m.children[i], &work[i]
+		for _, gn := range cw.gone {
+			for _, g := range gn.g.chunks(s.d, gn.above) {
+				w.s("DELETE FROM " + c.quoted + " WHERE ")
+				if err := under(w, c, gn.above, g.sel(gn.above)); err != nil {
+					return nil, err
+				}
+				stmts = append(stmts, w.stmt(noCheck))
+			}
+		}
+		own := append(c.refCols[:len(c.refCols):len(c.refCols)], c.cols[c.key].quoted)
+		for _, rg := range cw.removed {
+			for _, g := range rg.chunks(s.d, c) {
+				w.s("DELETE FROM " + c.quoted + " WHERE ")
+				if err := g.sel(c)(w, own); err != nil {
+					return nil, err
+				}
+				stmts = append(stmts, w.stmt(noCheck))
+			}
 		}
 	}
-	for i := range work {
-		cw := &work[i]
-		for _, e := range cw.modified {
-			st, ok, err := s.childUpdate(w, cw.c, key, e)
+	for i, c := range s.m.children {
+		for _, md := range work[i].modified {
+			st, ok, err := s.childUpdate(w, c, md.refs, md.e)
 			if err != nil {
 				return nil, err
 			}
@@ -574,12 +556,74 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) ([]s
 			}
 		}
 	}
-	for i := range work {
-		if cw := &work[i]; len(cw.added) > 0 {
-			stmts = s.inserts(stmts, cw.c, key, cw.added)
-		}
+	for _, c := range s.m.children {
+		stmts = s.inserts(stmts, c, rows[c.index])
 	}
 	return stmts, nil
+}
+
+// walk records in work and rows what the changes ch of an entity (the
+// root, or an element) do to the tables kids of its collections; idv are
+// the entity's identifying values (its parent key values, then its key).
+func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, work []childWork, rows *[][]childRow) error {
+	for i := range ch.Collections {
+		col := &ch.Collections[i]
+		idx, ok := col.Path.FieldIndex()
+		if !ok || len(idx) != 1 {
+			continue
+		}
+		var c *child
+		for _, k := range kids {
+			if k.fieldIdx == idx[0] {
+				c = k
+			}
+		}
+		if c == nil {
+			continue // not mapped
+		}
+		refs := c.refsFor(idv)
+		var removed group
+		for j := range col.Elements {
+			e := &col.Elements[j]
+			switch e.Kind {
+			case diff.Removed:
+				p, err := c.elemPtr(&e.Old)
+				if err != nil {
+					return err
+				}
+				removed.keys = append(removed.keys, c.keyOf(p))
+			case diff.Added:
+				p, err := c.elemPtr(&e.New)
+				if err != nil {
+					return err
+				}
+				if *rows, err = c.subtree(*rows, refs, p); err != nil {
+					return err
+				}
+			case diff.Modified:
+				p, err := c.elemPtr(&e.New)
+				if err != nil {
+					return err
+				}
+				work[c.index].modified = append(work[c.index].modified, modified{refs: refs, e: e})
+				if len(c.kids) > 0 {
+					if err := s.walk(&e.Changes, c.kids, c.ids(refs, p), work, rows); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if len(removed.keys) > 0 {
+			removed.refs = refs
+			work[c.index].removed = append(work[c.index].removed, removed)
+			for _, d := range s.m.children[c.index+1:] {
+				if d.below(c) {
+					work[d.index].gone = append(work[d.index].gone, gone{above: c, g: removed})
+				}
+			}
+		}
+	}
+	return nil
 }
 
 func anyTrue(b []bool) bool {
@@ -589,43 +633,6 @@ func anyTrue(b []bool) bool {
 		}
 	}
 	return false
-}
-
-// deletes appends the DELETEs of the removed rows of c: one statement with
-// an array parameter on PostgreSQL, IN lists within the parameter limit
-// otherwise.
-func (s *Store[T, ID]) deletes(stmts []stmt, c *child, parent any, removed []unsafe.Pointer) []stmt {
-	kc := &c.cols[c.key]
-	w := &builder{d: s.d}
-	if s.d.anyArray {
-		keys := reflect.MakeSlice(reflect.SliceOf(kc.typ), 0, len(removed))
-		for _, p := range removed {
-			keys = reflect.Append(keys, reflect.NewAt(kc.typ, unsafe.Add(p, kc.offset)).Elem())
-		}
-		w.s("DELETE FROM " + c.quoted + " WHERE " + c.parentKey + " = ")
-		w.p(parent)
-		w.s(" AND " + kc.quoted + " = ANY(")
-		w.p(keys.Interface())
-		w.s(")")
-		return append(stmts, w.stmt(noCheck))
-	}
-	per := s.d.maxParams - 1
-	for len(removed) > 0 {
-		n := min(per, len(removed))
-		w.s("DELETE FROM " + c.quoted + " WHERE " + c.parentKey + " = ")
-		w.p(parent)
-		w.s(" AND " + kc.quoted + " IN (")
-		for i, p := range removed[:n] {
-			if i > 0 {
-				w.s(", ")
-			}
-			w.p(kc.value(p))
-		}
-		w.s(")")
-		stmts = append(stmts, w.stmt(noCheck))
-		removed = removed[n:]
-	}
-	return stmts
 }
 
 // changedColumns marks the columns of tb that the field changes touch.
@@ -657,7 +664,7 @@ func (w *builder) updateSet(tb *table, mark []bool, base unsafe.Pointer) string 
 
 // childUpdate builds the UPDATE of the changed columns of a modified
 // child, or reports false when no mapped column changed.
-func (s *Store[T, ID]) childUpdate(w *builder, c *child, parent any, e *diff.Element) (stmt, bool, error) {
+func (s *Store[T, ID]) childUpdate(w *builder, c *child, refs []any, e *diff.Element) (stmt, bool, error) {
 	mark := c.changedColumns(e.Fields)
 	if !anyTrue(mark) {
 		return stmt{}, false, nil
@@ -670,9 +677,13 @@ func (s *Store[T, ID]) childUpdate(w *builder, c *child, parent any, e *diff.Ele
 		return stmt{}, false, err
 	}
 	w.updateSet(&c.table, mark, p)
-	w.s(" WHERE " + c.parentKey + " = ")
-	w.p(parent)
-	w.s(" AND " + c.cols[c.key].quoted + " = ")
+	w.s(" WHERE ")
+	for i, v := range refs {
+		w.s(c.refCols[i] + " = ")
+		w.p(v)
+		w.s(" AND ")
+	}
+	w.s(c.cols[c.key].quoted + " = ")
 	w.p(c.cols[c.key].value(p))
 	return w.stmt(noCheck), true, nil
 }

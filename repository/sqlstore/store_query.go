@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"unsafe"
+	"strings"
 )
 
 // SelectWhere loads the aggregates that q selects, roots and children, in
@@ -36,9 +36,8 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 	cq.page(w)
 	rootStmt := w.stmt(noCheck)
 
-	var bases []unsafe.Pointer
 	var roots []reflect.Value
-	byKey := map[any]int{}
+	l := newLoader(s.m.children, s.wrap, false)
 	dests := make([]any, len(rt.cols))
 	kc := &rt.cols[rt.key]
 	rootStmt.scan = func(r rowScanner) error {
@@ -50,9 +49,8 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 		if err := r.Scan(dests...); err != nil {
 			return err
 		}
-		byKey[kc.value(base)] = len(roots)
+		l.root(base, kc.value(base))
 		roots = append(roots, rv)
-		bases = append(bases, base)
 		return nil
 	}
 	stmts := []stmt{rootStmt}
@@ -73,97 +71,56 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 		}
 		stmts = stmts[:0]
 		if len(roots) == 0 || len(s.m.children) == 0 {
-			return s.assemble(roots, bases, nil), nil
+			return s.assemble(roots, l), nil
 		}
 	}
 	var keys []any
-	for _, base := range bases { // the roots read, when byKeys
+	for _, base := range l.roots { // the roots read, when byKeys
 		keys = append(keys, kc.value(base))
 	}
-
-	colls := make([][]*collector, len(s.m.children))
-	for ci, c := range s.m.children {
-		w.s("SELECT " + c.parentKey)
+	theRoots := func(w *builder, cols []string) error {
+		if byKeys {
+			return inList(w, cols[0], kc, keys)
+		}
+		w.s(cols[0] + " IN (SELECT " + kc.quoted + " FROM " + rt.quoted)
+		if err := cq.where(w); err != nil {
+			return err
+		}
+		if q.limit > 0 || q.offset > 0 {
+			cq.page(w)
+		}
+		w.s(")")
+		return nil
+	}
+	for _, c := range s.m.children {
+		w.s("SELECT " + strings.Join(c.refCols, ", "))
 		for i := range c.cols {
 			w.s(", " + c.cols[i].quoted)
 		}
 		w.s(" FROM " + c.quoted + " WHERE ")
-		if byKeys {
-			if err := inList(w, c.parentKey, kc, keys); err != nil {
-				return nil, s.fail("select", err)
-			}
-		} else {
-			w.s(c.parentKey + " IN (SELECT " + kc.quoted + " FROM " + rt.quoted)
-			if err := cq.where(w); err != nil {
-				return nil, s.fail("select", err)
-			}
-			if q.limit > 0 || q.offset > 0 {
-				cq.page(w)
-			}
-			w.s(")")
+		if err := under(w, c, nil, theRoots); err != nil {
+			return nil, s.fail("select", err)
 		}
-		w.s(" ORDER BY " + c.parentKey + ", " + c.cols[c.key].quoted)
+		w.s(" ORDER BY " + strings.Join(c.refCols, ", ") + ", " + c.cols[c.key].quoted)
 		st := w.stmt(noCheck)
-		parent := reflect.New(kc.typ)
-		st.scan = func(r rowScanner) error {
-			if colls[ci] == nil {
-				colls[ci] = make([]*collector, len(roots))
-			}
-			k := &collector{c: c, dests: make([]any, len(c.cols)+1)}
-			k.dests[0] = parent.Interface()
-			at, ok := 0, false
-			return scanChild(r, c, k, func() (*collector, bool) {
-				at, ok = byKey[parent.Elem().Interface()]
-				if !ok {
-					return nil, false // a root committed after the roots' SELECT: not in this result
-				}
-				if colls[ci][at] == nil {
-					colls[ci][at] = newCollector(c, s.wrap)
-				}
-				return colls[ci][at], true
-			})
-		}
+		st.scan = l.scan(c)
 		stmts = append(stmts, st)
 	}
 	if err := s.db.run(ctx, stmts, false); err != nil {
 		return nil, s.fail("select", err)
 	}
-	return s.assemble(roots, bases, colls), nil
+	return s.assemble(roots, l), nil
 }
 
-// assemble sets the collections collected for each root and returns the
+// assemble sets the collections loaded for each root and returns the
 // roots as aggregates.
-func (s *Store[T, ID]) assemble(roots []reflect.Value, bases []unsafe.Pointer, colls [][]*collector) []T {
+func (s *Store[T, ID]) assemble(roots []reflect.Value, l *loader) []T {
+	l.assemble(s.m.top)
 	out := make([]T, len(roots))
 	for i, rv := range roots {
-		for ci, c := range s.m.children {
-			if ci < len(colls) && colls[ci] != nil && colls[ci][i] != nil {
-				reflect.NewAt(c.collType, unsafe.Add(bases[i], c.offset)).Elem().Set(colls[ci][i].v)
-			}
-		}
 		out[i] = rv.Interface().(T)
 	}
 	return out
-}
-
-// scanChild scans one child row whose first column is the parent key into
-// k's destinations, then adds the element to the collector that into
-// returns for that parent.
-func scanChild(r rowScanner, c *child, k *collector, into func() (*collector, bool)) error {
-	ev := reflect.New(c.typ)
-	p := ev.UnsafePointer()
-	for i := range c.cols {
-		k.dests[i+1] = c.cols[i].dest(p, k.native)
-	}
-	if err := r.Scan(k.dests...); err != nil {
-		return fmt.Errorf("%s: %w", c.name, err)
-	}
-	dst, ok := into()
-	if !ok {
-		return nil
-	}
-	dst.add(ev, p)
-	return nil
 }
 
 // SelectByIDs loads the aggregates with the given keys, in the order of
