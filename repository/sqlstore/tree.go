@@ -142,7 +142,7 @@ type loader struct {
 	native   bool
 	// single: one root is loaded, and the tables of the first level are
 	// selected without their parent key column, which holds its key.
-	single bool
+	single   bool
 	roots    []unsafe.Pointer
 	rootOf   map[any]int // root key -> index in roots
 	nodes    [][]node    // per child table, in row order
