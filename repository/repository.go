@@ -123,6 +123,15 @@ type Locker[T any, ID comparable] interface {
 	SelectForUpdate(ctx context.Context, id ID) (T, error)
 }
 
+// WritesBack is implemented by hooks that may write into the aggregate
+// while they save it, such as keys that the database generates. When
+// WritesBack reports true, Save takes the next snapshot after the update
+// hook ran, so that it holds what the hook wrote (the insert hook's
+// writes are always in the snapshot, taken after it).
+type WritesBack interface {
+	WritesBack() bool
+}
+
 // Changes is what the update hook is given for one save.
 type Changes struct {
 	// Diff holds what changed since the aggregate was loaded or last saved.

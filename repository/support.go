@@ -266,6 +266,13 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 		s.writeVersion(agg, before)
 		return opError("save", err)
 	}
+	if wb, ok := s.hooks.(WritesBack); ok && wb.WritesBack() {
+		// Again, now that the hook wrote into the aggregate: this cannot
+		// fail where the first one succeeded, the types being the same.
+		if next, err = s.tracker.Prepare(agg, snap, d); err != nil {
+			return opError("save", fmt.Errorf("written, but not snapshotted: %w", err))
+		}
+	}
 	if err := next.Commit(ctx); err != nil {
 		return opError("save", err)
 	}

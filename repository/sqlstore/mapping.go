@@ -86,6 +86,8 @@ type column struct {
 	typ    reflect.Type
 	field  string // Go path, for messages: "total.amount"
 	codec  codec  // how the value is stored
+	// generated: the database makes the value (`db:"name,generated"`).
+	generated bool
 }
 
 // codec is how a column's value is stored.
@@ -127,6 +129,8 @@ type table struct {
 	cols    []column
 	key     int // index in cols of the key column
 	version int // index in cols of the version column, or -1
+	// generated: the key is made by the database when it is zero.
+	generated bool
 }
 
 // child is a mapped entity collection.
@@ -223,6 +227,10 @@ func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]c
 			if err := checkIdent("column", name, columnRE); err != nil {
 				return fmt.Errorf("field %s: %w", goPath, err)
 			}
+			gen := false
+			if opt == "generated" {
+				gen, opt = true, ""
+			}
 			cd, err := columnCodec(f.Type, opt)
 			if err != nil {
 				return fmt.Errorf("field %s: %w", goPath, err)
@@ -230,7 +238,7 @@ func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]c
 			if f.Version && len(index) > 0 {
 				return fmt.Errorf("field %s: a version field must be a field of the root itself", goPath)
 			}
-			*cols = append(*cols, column{name: name, quoted: quote(name), index: idx, offset: offset + f.Offset, typ: f.Type, field: goPath, codec: cd})
+			*cols = append(*cols, column{name: name, quoted: quote(name), index: idx, offset: offset + f.Offset, typ: f.Type, field: goPath, codec: cd, generated: gen})
 			continue
 		}
 		if isValueObject(f.Type) {
@@ -275,7 +283,7 @@ func columnCodec(t reflect.Type, opt string) (codec, error) {
 		}
 		return codecArray, nil
 	default:
-		return 0, fmt.Errorf("unknown db tag option %q (want json or array)", opt)
+		return 0, fmt.Errorf("unknown db tag option %q (want json, array or generated)", opt)
 	}
 	if t == typeinfo.TimeType() {
 		return codecPlain, nil
@@ -376,6 +384,12 @@ func newTable(name, key string, t reflect.Type) (table, []collField, error) {
 	if tb.key < 0 {
 		return tb, nil, fmt.Errorf("key column %q is not the db tag of any field of %v", key, t)
 	}
+	for i, c := range tb.cols {
+		if c.generated && i != tb.key {
+			return tb, nil, fmt.Errorf("field %s: only the key column can be generated", c.field)
+		}
+	}
+	tb.generated = tb.cols[tb.key].generated
 	return tb, colls, nil
 }
 
@@ -386,6 +400,17 @@ func (m *Mapping[T]) tables() []*table {
 		out = append(out, &c.table)
 	}
 	return out
+}
+
+// insertCols returns the columns an INSERT into tb writes: all but a
+// generated key.
+func (tb *table) insertCols() []column {
+	if !tb.generated {
+		return tb.cols
+	}
+	out := make([]column, 0, len(tb.cols)-1)
+	out = append(out, tb.cols[:tb.key]...)
+	return append(out, tb.cols[tb.key+1:]...)
 }
 
 func (tb *table) column(name string) int {

@@ -12,6 +12,7 @@ import (
 	"github.com/dddkit/dddkit/diff"
 	"github.com/dddkit/dddkit/internal/typeinfo"
 	"github.com/dddkit/dddkit/repository"
+	"github.com/dddkit/dddkit/tracking"
 )
 
 // Store implements [repository.Hooks] for aggregates of type T (a pointer
@@ -70,15 +71,18 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 	}
 
 	w.s("INSERT INTO " + rt.quoted + " (")
-	columnList(w, rt.cols)
+	columnList(w, rt.insertCols())
 	w.s(") VALUES (")
-	for i := range rt.cols {
+	for i := range rt.insertCols() {
 		if i > 0 {
 			w.s(", ")
 		}
 		w.p(nil)
 	}
 	w.s(")")
+	if rt.generated {
+		w.s(" RETURNING " + key)
+	}
 	s.insertRoot = w.stmt(noCheck).sql
 
 	// The rows of each child table under the root with key $1, at any
@@ -269,26 +273,168 @@ func (s *Store[T, ID]) Insert(ctx context.Context, agg T) error {
 	if base == nil {
 		return s.fail("insert", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
-	stmts, err := s.insertStmts(base)
+	pl, err := s.insertStmts(base)
 	if err != nil {
 		return s.fail("insert", err)
 	}
-	if err := s.db.run(ctx, stmts, true); err != nil {
+	if err := pl.run(ctx); err != nil {
 		return s.fail("insert", err)
 	}
 	return nil
 }
 
-// insertStmts builds the statements of Insert.
-func (s *Store[T, ID]) insertStmts(base unsafe.Pointer) ([]stmt, error) {
-	rt := &s.m.root
-	args := make([]any, len(rt.cols))
-	for i := range rt.cols {
-		args[i] = rt.cols[i].value(base)
+// WritesBack reports whether a save may write into the aggregate: keys
+// that the database generated. It implements [repository.WritesBack].
+func (s *Store[T, ID]) WritesBack() bool {
+	if s.m == nil {
+		return false
 	}
-	stmts := []stmt{{sql: s.insertRoot, args: args, rootKey: rt.cols[rt.key].name}}
-	rows := make([][]childRow, len(s.m.children))
-	refs := []any{args[rt.key]}
+	for _, tb := range s.m.tables() {
+		if tb.generated {
+			return true
+		}
+	}
+	return false
+}
+
+// savePlan is the statements of a save, in round trips: first, at once,
+// then the inserts of each later stage, built once the keys that the
+// stage before generated are known.
+type savePlan struct {
+	db     *DB
+	d      *dialect
+	native bool
+	first  []stmt
+	rows   [][]*childRow
+	tables []*child
+	stages int
+	root   func() any // reads the root's key
+	gen    []genKey   // keys the database generated, to put back on failure
+}
+
+// genKey is a generated key written into the aggregate, and what it held.
+type genKey struct {
+	at  reflect.Value // the field
+	old reflect.Value
+}
+
+// stage returns the inserts of round trip k: for each table, parents
+// first, one multi-row INSERT, or one INSERT ... RETURNING per row where
+// the key is generated.
+func (pl *savePlan) stage(k int) []stmt {
+	var out []stmt
+	for _, c := range pl.tables {
+		var rows []*childRow
+		for _, r := range pl.rows[c.index] {
+			if r.stage == k {
+				rows = append(rows, r)
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		if !c.generated {
+			out = inserts(pl.d, out, c, rows, pl.root)
+			continue
+		}
+		for _, r := range rows {
+			out = append(out, pl.generated(c, r))
+		}
+	}
+	return out
+}
+
+// generated returns the INSERT of r, whose key the database generates and
+// which is read back into the element.
+func (pl *savePlan) generated(c *child, r *childRow) stmt {
+	w := &builder{d: pl.d}
+	cols := c.insertCols()
+	w.s("INSERT INTO " + c.quoted + " (" + strings.Join(c.refCols, ", "))
+	for i := range cols {
+		w.s(", " + cols[i].quoted)
+	}
+	w.s(") VALUES (")
+	for i, v := range r.refVals(pl.root) {
+		if i > 0 {
+			w.s(", ")
+		}
+		w.p(v)
+	}
+	for i := range cols {
+		w.s(", ")
+		w.p(cols[i].value(r.p))
+	}
+	w.s(") RETURNING " + c.cols[c.key].quoted)
+	st := w.stmt(noCheck)
+	st.scan = pl.readKey(&c.cols[c.key], r.p)
+	return st
+}
+
+// readKey returns the scan of a generated key into column kc of the
+// struct at p, remembering what the field held.
+func (pl *savePlan) readKey(kc *column, p unsafe.Pointer) func(rowScanner) error {
+	return func(r rowScanner) error {
+		at := reflect.NewAt(kc.typ, unsafe.Add(p, kc.offset)).Elem()
+		old := reflect.New(kc.typ).Elem()
+		old.Set(at)
+		if err := r.Scan(kc.dest(p, pl.native)); err != nil {
+			return err
+		}
+		pl.gen = append(pl.gen, genKey{at: at, old: old})
+		return nil
+	}
+}
+
+// restore puts back what the generated keys replaced.
+func (pl *savePlan) restore() {
+	for i := len(pl.gen) - 1; i >= 0; i-- {
+		pl.gen[i].at.Set(pl.gen[i].old)
+	}
+	pl.gen = nil
+}
+
+// run sends the plan, all or nothing, and puts the generated keys back when
+// it fails, or when the unit of work it ran in rolls back.
+func (pl *savePlan) run(ctx context.Context) error {
+	var err error
+	if pl.stages <= 1 {
+		err = pl.db.run(ctx, pl.first, true)
+	} else {
+		err = pl.db.runStages(ctx, pl.first, pl.stages, pl.stage)
+	}
+	if err != nil {
+		pl.restore()
+		return err
+	}
+	if sc, ok := tracking.FromContext(ctx); ok && len(pl.gen) > 0 {
+		sc.OnRollback(pl.restore)
+	}
+	return nil
+}
+
+// newPlan returns an empty save plan for the aggregate at base.
+func (s *Store[T, ID]) newPlan(base unsafe.Pointer) *savePlan {
+	rt := &s.m.root
+	return &savePlan{db: s.db, d: s.d, native: s.wrap, tables: s.m.children, stages: 1,
+		rows: make([][]*childRow, len(s.m.children)),
+		root: func() any { return rt.cols[rt.key].value(base) }}
+}
+
+// insertStmts builds the statements of Insert.
+func (s *Store[T, ID]) insertStmts(base unsafe.Pointer) (*savePlan, error) {
+	rt := &s.m.root
+	pl := s.newPlan(base)
+	cols := rt.insertCols()
+	args := make([]any, len(cols))
+	for i := range cols {
+		args[i] = cols[i].value(base)
+	}
+	st := stmt{sql: s.insertRoot, args: args, rootKey: rt.cols[rt.key].name}
+	stage := 0
+	if rt.generated {
+		st.scan = pl.readKey(&rt.cols[rt.key], base)
+		stage = 1 // the children need the root's key
+	}
 	for _, c := range s.m.top {
 		elems, err := c.elements(base)
 		if err != nil {
@@ -298,22 +444,32 @@ func (s *Store[T, ID]) insertStmts(base unsafe.Pointer) ([]stmt, error) {
 			return nil, err
 		}
 		for _, e := range elems {
-			if rows, err = c.subtree(rows, refs, e); err != nil {
+			if pl.rows, err = c.subtree(pl.rows, nil, nil, stage, e); err != nil {
 				return nil, err
 			}
 		}
 	}
-	for _, c := range s.m.children { // parents first
-		stmts = s.inserts(stmts, c, rows[c.index])
+	pl.count()
+	pl.first = append([]stmt{st}, pl.stage(0)...)
+	return pl, nil
+}
+
+// count sets pl.stages from its rows.
+func (pl *savePlan) count() {
+	for _, rows := range pl.rows {
+		for _, r := range rows {
+			pl.stages = max(pl.stages, r.stage+1)
+		}
 	}
-	return stmts, nil
 }
 
 // unique checks that no two of elems, elements of c's collection, have the
 // same identity: they would be two rows of one key, refused by a unique key
 // or, without one, stored and then unusable.
 func (c *child) unique(elems []unsafe.Pointer) error {
-	if len(elems) < 2 {
+	if len(elems) < 2 || c.generated {
+		// A generated key is made unique by the database; until then it
+		// may be a placeholder.
 		return nil
 	}
 	seen := make(map[any]struct{}, len(elems))
@@ -368,13 +524,14 @@ func (c *child) elements(base unsafe.Pointer) ([]unsafe.Pointer, error) {
 	return out, nil
 }
 
-// inserts appends the multi-row INSERTs of rows into c's table.
-func (s *Store[T, ID]) inserts(stmts []stmt, c *child, rows []childRow) []stmt {
+// inserts appends the multi-row INSERTs of rows into c's table; root reads
+// the root's key.
+func inserts(d *dialect, stmts []stmt, c *child, rows []*childRow, root func() any) []stmt {
 	width := len(c.refCols) + len(c.cols)
-	per := s.d.maxParams / width
+	per := d.maxParams / width
 	for len(rows) > 0 {
 		n := min(per, len(rows))
-		w := &builder{d: s.d, args: make([]any, 0, n*width)}
+		w := &builder{d: d, args: make([]any, 0, n*width)}
 		w.s("INSERT INTO " + c.quoted + " (" + strings.Join(c.refCols, ", "))
 		for i := range c.cols {
 			w.s(", " + c.cols[i].quoted)
@@ -385,7 +542,7 @@ func (s *Store[T, ID]) inserts(stmts []stmt, c *child, rows []childRow) []stmt {
 				w.s(", ")
 			}
 			w.s("(")
-			for i, v := range row.refs {
+			for i, v := range row.refVals(root) {
 				if i > 0 {
 					w.s(", ")
 				}
@@ -457,11 +614,14 @@ func (s *Store[T, ID]) Update(ctx context.Context, agg T, ch repository.Changes)
 	if base == nil {
 		return s.fail("update", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
-	stmts, err := s.updates(base, &ch)
+	pl, err := s.updates(base, &ch)
 	if err != nil {
 		return s.fail("update", err)
 	}
-	if err := s.db.run(ctx, stmts, true); err != nil {
+	if len(pl.first) == 0 {
+		return nil
+	}
+	if err := pl.run(ctx); err != nil {
 		return s.fail("update", s.keyed(err, base, ch.Versioned, ch.OldVersion))
 	}
 	return nil
@@ -481,7 +641,7 @@ func (s *Store[T, ID]) keyed(err error, base unsafe.Pointer, versioned bool, ver
 }
 
 // updates builds the statements of Update.
-func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) ([]stmt, error) {
+func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) (*savePlan, error) {
 	rt := &s.m.root
 	if ch.Versioned && rt.version < 0 {
 		return nil, errors.New("the changes are versioned but the mapping has no version column")
@@ -515,8 +675,8 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) ([]s
 	}
 
 	work := make([]childWork, len(s.m.children))
-	rows := make([][]childRow, len(s.m.children))
-	if err := s.walk(&ch.Diff.Changes, s.m.top, []any{key}, work, &rows); err != nil {
+	pl := s.newPlan(base)
+	if err := s.walk(&ch.Diff.Changes, s.m.top, []any{key}, work, &pl.rows); err != nil {
 		return nil, err
 	}
 
@@ -556,16 +716,15 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) ([]s
 			}
 		}
 	}
-	for _, c := range s.m.children {
-		stmts = s.inserts(stmts, c, rows[c.index])
-	}
-	return stmts, nil
+	pl.count()
+	pl.first = append(stmts, pl.stage(0)...)
+	return pl, nil
 }
 
 // walk records in work and rows what the changes ch of an entity (the
 // root, or an element) do to the tables kids of its collections; idv are
 // the entity's identifying values (its parent key values, then its key).
-func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, work []childWork, rows *[][]childRow) error {
+func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, work []childWork, rows *[][]*childRow) error {
 	for i := range ch.Collections {
 		col := &ch.Collections[i]
 		idx, ok := col.Path.FieldIndex()
@@ -597,7 +756,7 @@ func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, work []c
 				if err != nil {
 					return err
 				}
-				if *rows, err = c.subtree(*rows, refs, p); err != nil {
+				if *rows, err = c.subtree(*rows, nil, refs, 0, p); err != nil {
 					return err
 				}
 			case diff.Modified:

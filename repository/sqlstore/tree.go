@@ -79,11 +79,31 @@ func (g group) chunks(d *dialect, c *child) []group {
 	return out
 }
 
-// childRow is a row of a child table: the values of the columns that
-// identify its parent, and the element.
+// childRow is a row of a child table to insert.
 type childRow struct {
-	refs []any
-	p    unsafe.Pointer
+	c *child
+	p unsafe.Pointer // the element
+	// parent is the new row of the parent, when the parent is inserted
+	// too: the values of the parent key columns are read from it (and
+	// from the root) when the row is inserted, after the parent's key may
+	// have been generated.
+	parent *childRow
+	refs   []any // the parent key values, when the parent exists already
+	// stage is the round trip of the save that inserts the row: one more
+	// than its parent's when the parent's key is generated.
+	stage int
+}
+
+// refVals returns the values of r's parent key columns; rootKey reads the
+// root's key.
+func (r *childRow) refVals(rootKey func() any) []any {
+	switch {
+	case r.parent != nil:
+		return r.c.refsFor(r.parent.c.ids(r.parent.refVals(rootKey), r.parent.p))
+	case r.refs != nil:
+		return r.refs
+	}
+	return []any{rootKey()}
 }
 
 // key returns the key of the element at p.
@@ -107,15 +127,17 @@ func (c *child) ids(refs []any, p unsafe.Pointer) []any {
 	return out
 }
 
-// subtree appends to rows the row of the element at p, of c, with parent
-// key values refs, and the rows of its descendants, checking that no
-// collection holds two elements of one identity.
-func (c *child) subtree(rows [][]childRow, refs []any, p unsafe.Pointer) ([][]childRow, error) {
-	rows[c.index] = append(rows[c.index], childRow{refs: refs, p: p})
-	if len(c.kids) == 0 {
-		return rows, nil
+// subtree appends to rows the row of the element at p, of c, under the
+// new row parent or, when parent is nil, under an existing parent whose
+// key values are refs (nil: the root), inserted in round trip stage; and
+// the rows of its descendants, checking that no collection holds two
+// elements of one identity.
+func (c *child) subtree(rows [][]*childRow, parent *childRow, refs []any, stage int, p unsafe.Pointer) ([][]*childRow, error) {
+	r := &childRow{c: c, p: p, parent: parent, refs: refs, stage: stage}
+	rows[c.index] = append(rows[c.index], r)
+	if c.generated {
+		stage++ // the children need the key the INSERT generates
 	}
-	idv := c.ids(refs, p)
 	for _, k := range c.kids {
 		elems, err := k.elements(p)
 		if err != nil {
@@ -124,9 +146,8 @@ func (c *child) subtree(rows [][]childRow, refs []any, p unsafe.Pointer) ([][]ch
 		if err := k.unique(elems); err != nil {
 			return nil, err
 		}
-		kr := k.refsFor(idv)
 		for _, e := range elems {
-			if rows, err = k.subtree(rows, kr, e); err != nil {
+			if rows, err = k.subtree(rows, r, nil, stage, e); err != nil {
 				return nil, err
 			}
 		}

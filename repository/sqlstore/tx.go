@@ -496,3 +496,54 @@ func (t *txState) failedAfter(ctx context.Context, err error, atomic bool, n, pr
 		}
 	}
 }
+
+// runStages runs a write of several round trips, all or nothing: first,
+// then the statements that later(k) returns for k = 1 ... n-1, each built
+// once the one before has run (it needs the keys that it generated). In a
+// unit of work it runs in its transaction; otherwise in a transaction of
+// its own, whose COMMIT goes with the last stage.
+func (db *DB) runStages(ctx context.Context, first []stmt, n int, later func(k int) []stmt) error {
+	if t := db.txFrom(ctx); t != nil {
+		return t.runStages(ctx, first, n, later)
+	}
+	tok := new(lastwrite.Token)
+	return db.inTx(lastwrite.Own(ctx, tok), nil, func(ctx context.Context) error {
+		return db.txFrom(ctx).runStages(lastwrite.Last(ctx, tok), first, n, later)
+	})
+}
+
+// runStages is [DB.runStages] in t. The stages of the last write of a
+// unit of work that began t run without a savepoint, the COMMIT with the
+// last one; others are enclosed in one savepoint, from the first stage to
+// the last.
+func (t *txState) runStages(ctx context.Context, first []stmt, n int, later func(k int) []stmt) error {
+	last := lastwrite.IsLast(ctx, t.owner)
+	for k := range n {
+		stmts := first
+		if k > 0 {
+			stmts = later(k)
+		}
+		if last {
+			if err := t.run(ctx, stmts, k == n-1); err != nil {
+				return err
+			}
+			continue
+		}
+		if k == 0 {
+			stmts = append(controls(sqlSavepoint), stmts...)
+		}
+		if k == n-1 {
+			stmts = append(stmts, controls(sqlReleaseSavepoint)...)
+		}
+		if err := t.run(ctx, stmts, false); err != nil {
+			t.mu.Lock()
+			t.restore = true
+			if t.caller {
+				_ = t.restoreSavepoint(ctx) // on failure, restore stays set, and the next operation tries again
+			}
+			t.mu.Unlock()
+			return err
+		}
+	}
+	return nil
+}
