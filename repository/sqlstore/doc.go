@@ -66,24 +66,68 @@
 //   - Every entity collection of the root (a slice or map whose element is
 //     an entity, see package ddd) must be mapped by a [Child] (or tagged
 //     `ddd:"-"`), with its own table, key column, and parent key column
-//     filled from the root's key. The parent key must not be a field of the
-//     element: sqlstore owns it. A map collection must be keyed by the
-//     element's identity. Only one level of children is supported: an
-//     element type that holds entity collections of its own is refused.
+//     filled from the parent's key; and so must every entity collection of
+//     a child's element, by a Child in [Child.Children], at any depth. The
+//     parent key columns must not be fields of the element: sqlstore owns
+//     them. A map collection must be keyed by the element's identity.
 //   - Table names may be qualified by a schema; all names must be plain
 //     identifiers (at most 63 bytes, PostgreSQL's limit) and are always
 //     quoted. Every value is a bind parameter: no value is ever formatted
 //     into SQL text.
 //
 // Fields are read and written at their offsets (reflect.NewAt), which is
-// how unexported fields are scanned into. Keys are assigned by the
-// application, as entities have their identity before they are stored:
-// sqlstore never reads generated values back.
+// how unexported fields are scanned into.
+//
+// # Nested children
+//
+// A row of a child table is keyed by its parent's key and its own key
+// (see [Child] for the layout of the key columns):
+//
+//	sqlstore.Child{Field: "lines", Table: "invoice_lines", ParentKey: "invoice_id",
+//		Children: []sqlstore.Child{
+//			{Field: "taxes", Table: "line_taxes", Key: "code", ParentKey: "line_id"},
+//		}}
+//
+// maps invoice_lines (invoice_id, id, ...) and line_taxes (invoice_id,
+// line_id, code, ...). With ParentKeyOnly, a table refers to its parent by
+// the parent's key alone ("line_id" alone), for parents whose keys are
+// unique in their table. Every level is loaded in one batch on pgx (one
+// SELECT per table, each restricted to the selected roots, through its
+// parents' tables in a subquery where a level refers to its parent by key
+// alone), inserted from the top down with one multi-row INSERT per table,
+// and deleted from the bottom up: removing an element removes its
+// descendants first, whatever the schema's ON DELETE rules. A modified
+// element at any depth gets an UPDATE of its changed columns only, keyed
+// by every level's key. A grandchild moved from one parent to another is a
+// removal and an addition. A change at any depth checks and bumps the
+// root's version.
+//
+// # Generated keys
+//
+// A key tagged `db:"id,generated"`, of the root or of a child, is made by
+// the database (BIGSERIAL, GENERATED ... AS IDENTITY, a DEFAULT such as
+// gen_random_uuid(), SQLite's INTEGER PRIMARY KEY): the INSERT leaves it
+// out and reads it back with RETURNING, on PostgreSQL and SQLite alike,
+// and it is written into the aggregate before the snapshot is taken. Rows
+// of a table with a generated key are inserted one INSERT ... RETURNING
+// each (RETURNING does not promise the order of a multi-row INSERT); on
+// pgx they still share the batch. A level below a new parent whose key is
+// generated needs that key: it is inserted in the next round trip, and the
+// save runs in a transaction (its own, the COMMIT sent with its last round
+// trip, or the unit of work's, in one savepoint). So a new aggregate with
+// a generated root key and children costs two round trips on pgx, one
+// more for each further level below a generated key; a change that adds
+// rows under existing parents costs none more. When the save fails, or the
+// unit of work it ran in rolls back, the keys are put back as they were,
+// so that a retry inserts again. The value a generated key holds before
+// the insert is not sent: new elements of one collection saved together
+// need distinct identities (placeholders such as -1, -2) only because
+// package diff matches elements by identity.
 //
 // # Statements
 //
-// [Store.Insert] writes the root row, then for each child table one
-// multi-row INSERT of all its rows. [Store.Update] turns the diff of a save
+// [Store.Insert] writes the root row, then for each child table, parents
+// first, one multi-row INSERT of all its rows. [Store.Update] turns the diff of a save
 // ([repository.Changes]) into, in this order: the root UPDATE that sets the
 // changed columns only (a change inside a value object maps to its
 // flattened column; a value object replaced as a whole sets all of its

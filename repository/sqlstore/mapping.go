@@ -440,9 +440,10 @@ func (tb *table) column(name string) int {
 // drivers cannot both write and read back. It also fails when a name is
 // not a plain identifier (a table may be schema-qualified), a key column
 // is missing, a column is mapped twice, a Child names no entity
-// collection of the root, an entity collection of the root is left
-// unmapped (map it, or tag it `ddd:"-"`), or an element type holds entity
-// collections of its own: sqlstore maps one level of children.
+// collection of its parent, or an entity collection at any depth is left
+// unmapped (map it with a Child, or tag it `ddd:"-"`). The option
+// `db:"id,generated"` on a key column leaves the key to the database (see
+// the package doc).
 func NewMapping[T any](root Table, children ...Child) (*Mapping[T], error) {
 	rt := reflect.TypeFor[T]()
 	fail := func(format string, args ...any) (*Mapping[T], error) {
