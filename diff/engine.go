@@ -458,6 +458,33 @@ func ptrElems(ptrs []unsafe.Pointer) elems {
 	return elems{ptrs: ptrs, n: len(ptrs)}
 }
 
+// entityMapEq reports whether the maps of entities ma and mb, of plan p
+// and of the same length, hold equal elements under the same keys, each
+// element under its own identity and none nil. False means possibly
+// different.
+func entityMapEq(p *plan, ma, mb reflect.Value) bool {
+	ptr := p.elem.kind == kindPointer
+	k := reflect.New(p.key).Elem()
+	va, vb := reflect.New(p.t.Elem()).Elem(), reflect.New(p.t.Elem()).Elem()
+	for it := ma.MapRange(); it.Next(); {
+		k.SetIterKey(it)
+		va.SetIterValue(it)
+		v := mb.MapIndex(k)
+		if !v.IsValid() {
+			return false
+		}
+		vb.Set(v)
+		pa, pb := va.Addr().UnsafePointer(), vb.Addr().UnsafePointer()
+		if ptr && (va.IsNil() || vb.IsNil()) {
+			return false
+		}
+		if !p.identity.Is(pa, k.Addr().UnsafePointer()) || !p.elem.eq(nil, pa, pb) {
+			return false
+		}
+	}
+	return true
+}
+
 // mapValues returns pointers to copies of the values of the map at a, and
 // the keys by the same index.
 func mapValues(p *plan, a unsafe.Pointer) ([]reflect.Value, []unsafe.Pointer) {
@@ -523,6 +550,14 @@ func (w *walk) mapEq(p *plan, a, b unsafe.Pointer) bool {
 		defer w.leave(p.elem, m)
 	}
 	if p.identity != nil {
+		// Entities are keyed by identity, so equal maps hold equal values
+		// under the same keys, whatever the order: tried first, without
+		// allocating. It cannot tell what an element holds in another
+		// order (a reordered collection of entities inside), nor check a
+		// nil element: for those, a walk matches the elements one by one.
+		if entityMapEq(p, ma, mb) {
+			return true
+		}
 		if w == nil {
 			return false // possibly different; see entitySliceEq
 		}

@@ -1,6 +1,7 @@
 package diff_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -217,4 +218,45 @@ func assertNoEmptyModified(t *testing.T, c diff.Changes, reason string) {
 			}
 		}
 	}
+}
+
+type mapEnt struct {
+	id   string `ddd:"id"`
+	rate int
+}
+
+type mapHolder struct {
+	byCode map[string]*mapEnt
+}
+
+// TestEqualEntityMapNoAllocs checks that two equal maps of entities are
+// found equal by key, without building and sorting their entries (which
+// cost two allocations per entry), and that changes and errors are still
+// found.
+func TestEqualEntityMapNoAllocs(t *testing.T) {
+	a, b := &mapHolder{byCode: map[string]*mapEnt{}}, &mapHolder{byCode: map[string]*mapEnt{}}
+	for i := range 100 {
+		code := fmt.Sprintf("C%03d", i)
+		a.byCode[code] = &mapEnt{id: code, rate: i}
+		b.byCode[code] = &mapEnt{id: code, rate: i}
+	}
+	eq, err := diff.Equal(a, b)
+	require.NoError(t, err)
+	require.True(t, eq)
+	allocs := testing.AllocsPerRun(100, func() { _, _ = diff.Equal(a, b) })
+	assert.LessOrEqual(t, allocs, 3.0, "equal maps of entities of 100 entries are compared by key, in a few allocations that do not grow with them")
+
+	// Still a change where one is, and still an error for a nil element.
+	b.byCode["C007"] = &mapEnt{id: "C007", rate: 70}
+	r, err := diff.Compare(a, b)
+	require.NoError(t, err)
+	assert.Equal(t, "byCode[id=C007]: modified\nbyCode[id=C007].rate: 7 -> 70", r.String())
+	b.byCode["C007"], a.byCode["C007"] = nil, nil
+	_, err = diff.Compare(a, b)
+	assert.ErrorIs(t, err, diff.ErrNilEntity)
+	// An element under another identity's key is matched by its own.
+	a.byCode["C007"], b.byCode["C007"] = &mapEnt{id: "X", rate: 1}, &mapEnt{id: "X", rate: 1}
+	r, err = diff.Compare(a, b)
+	require.NoError(t, err)
+	assert.False(t, r.Changed())
 }

@@ -349,3 +349,29 @@ func (id *Identity) Same(p, q unsafe.Pointer) bool {
 	b, _ := id.Read(q)
 	return a == b
 }
+
+// Is reports whether the entity stored at p (a value of type id.Elem, as
+// stored in a collection, not nil) has the identity stored at k (a value of
+// type id.Type), without allocating for string and integer identities.
+func (id *Identity) Is(p, k unsafe.Pointer) bool {
+	sp := p
+	if id.Deref {
+		sp = *(*unsafe.Pointer)(p)
+		if sp == nil {
+			return false
+		}
+	}
+	if !id.Method {
+		fp := unsafe.Add(sp, id.Offset)
+		switch id.Type.Kind() {
+		case reflect.String:
+			return *(*string)(fp) == *(*string)(k)
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+			n := id.Type.Size()
+			return unsafe.String((*byte)(fp), n) == unsafe.String((*byte)(k), n)
+		}
+	}
+	a, _ := id.Read(p)
+	return a == reflect.NewAt(id.Type, k).Elem().Interface()
+}
