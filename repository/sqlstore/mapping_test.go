@@ -121,6 +121,21 @@ func TestNewMappingErrors(t *testing.T) {
 		{"versioned child", err2(NewMapping[*withVersionedChild](Table{Name: "t"}, Child{Field: "kids", Table: "c", ParentKey: "p"})), "only the root has one"},
 		{"parent key mapped by the child", err2(NewMapping[*withParentKeyChild](Table{Name: "t"}, Child{Field: "kids", Table: "c", ParentKey: "order_id"})), `parent key column "order_id" is the db tag of field orderID`},
 	}
+	nested := func(c Child) error {
+		return err2(NewMapping[*invoice](Table{Name: "invoices"}, Child{Field: "lines", Table: "invoice_lines", ParentKey: "invoice_id", Children: []Child{c}}))
+	}
+	tests = append(tests, []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"nested parent key reused", nested(Child{Field: "taxes", Table: "line_taxes", Key: "code", ParentKey: "invoice_id"}), `parent key column "invoice_id" is used twice`},
+		{"nested parent key mapped by the element", nested(Child{Field: "taxes", Table: "line_taxes", Key: "code", ParentKey: "rate"}), `parent key column "rate" is the db tag of field rate`},
+		{"nested unknown field", nested(Child{Field: "fees", Table: "line_fees", ParentKey: "line_id"}), `child "lines.fees": sqlstore.invLine has no field fees`},
+		{"nested table mapped twice", nested(Child{Field: "taxes", Table: "invoice_lines", Key: "code", ParentKey: "line_id"}), `child "lines.taxes": table "invoice_lines" is mapped twice`},
+		{"nested collection left unmapped", err2(NewMapping[*invoice](Table{Name: "invoices"}, Child{Field: "lines", Table: "invoice_lines", ParentKey: "invoice_id"})), "field lines.taxes is a collection of entities that no Child maps"},
+		{"generated non-key column", err2(NewMapping[*genNonKey](Table{Name: "t"})), "field n: only the key column can be generated"},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			require.Error(t, tt.err)
@@ -130,6 +145,13 @@ func TestNewMappingErrors(t *testing.T) {
 		})
 	}
 }
+
+type genNonKey struct {
+	id int64 `db:"id"`
+	n  int64 `db:"n,generated"`
+}
+
+func (g *genNonKey) ID() int64 { return g.id }
 
 const longName = "a_very_long_table_name_that_goes_on_and_on_past_the_postgres_limit"
 
