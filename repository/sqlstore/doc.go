@@ -102,6 +102,17 @@
 // removal and an addition. A change at any depth checks and bumps the
 // root's version.
 //
+// # Composite root keys
+//
+// A root's key is one column. A composite key (tenant_id, id) is not
+// supported: the repository's identity is one value (the ID of
+// ddd.Aggregate[ID]), which Find, the identity map and the version check
+// bind as one parameter, and each level of children refers to its parent
+// by one column per level. A multi-tenant schema maps tenant_id as a plain
+// column of the root, selects by it with queries (Where(Eq("tenant_id",
+// t))), and keys the root by a column unique across tenants: a generated
+// key, or a UUID.
+//
 // # Generated keys
 //
 // A key tagged `db:"id,generated"`, of the root or of a child, is made by
