@@ -602,6 +602,9 @@ func newChild(root reflect.Type, rootTable *table, parent *child, colls []collFi
 	if err != nil {
 		return nil, nil, err
 	}
+	if tb.generated && cf.typ.Kind() == reflect.Map {
+		return nil, nil, fmt.Errorf("field %s is a map keyed by identity, and its elements' keys are generated, which changes them on insert: use a slice", spec.Field)
+	}
 	if s, _ := typeinfo.StructOf(st); s != nil && s.Version >= 0 {
 		return nil, nil, fmt.Errorf("%v has a version field: only the root has one", st)
 	}

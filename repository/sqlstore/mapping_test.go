@@ -134,6 +134,7 @@ func TestNewMappingErrors(t *testing.T) {
 		{"nested unknown field", nested(Child{Field: "fees", Table: "line_fees", ParentKey: "line_id"}), `child "lines.fees": sqlstore.invLine has no field fees`},
 		{"nested table mapped twice", nested(Child{Field: "taxes", Table: "invoice_lines", Key: "code", ParentKey: "line_id"}), `child "lines.taxes": table "invoice_lines" is mapped twice`},
 		{"nested collection left unmapped", err2(NewMapping[*invoice](Table{Name: "invoices"}, Child{Field: "lines", Table: "invoice_lines", ParentKey: "invoice_id"})), "field lines.taxes is a collection of entities that no Child maps"},
+		{"generated keys in a map", err2(NewMapping[*genMap](Table{Name: "t"}, Child{Field: "lines", Table: "l", ParentKey: "t_id"})), "field lines is a map keyed by identity, and its elements' keys are generated"},
 		{"generated non-key column", err2(NewMapping[*genNonKey](Table{Name: "t"})), "field n: only the key column can be generated"},
 	}...)
 	for _, tt := range tests {
@@ -145,6 +146,13 @@ func TestNewMappingErrors(t *testing.T) {
 		})
 	}
 }
+
+type genMap struct {
+	id    int64 `db:"id"`
+	lines map[int64]*genLine
+}
+
+func (g *genMap) ID() int64 { return g.id }
 
 type genNonKey struct {
 	id int64 `db:"id"`
