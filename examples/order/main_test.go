@@ -36,11 +36,11 @@ func TestRun(t *testing.T) {
 	require.NoError(t, run(context.Background(), &out, infrastructure.Config{}))
 	require.Equal(t, []string{
 		"4 statements in 4 round trips; writes: INSERT orders, INSERT order_items",
-		"6 statements in 6 round trips; writes: UPDATE orders (total, version), UPDATE order_items (quantity)",
-		"7 statements in 7 round trips; writes: UPDATE orders (last_item_id, total, version), DELETE order_items, INSERT order_items",
+		"7 statements in 7 round trips; writes: UPDATE orders (total, version), UPDATE order_items (quantity)",
+		"9 statements in 9 round trips; writes: UPDATE orders (last_item_id, total, version), DELETE item_discounts, DELETE order_items, INSERT order_items",
 		"0 statements in 0 round trips; nothing written",
-		"5 statements in 5 round trips; writes: UPDATE orders (status, version)",
-		"4 statements in 4 round trips; nothing written",
+		"6 statements in 6 round trips; writes: UPDATE orders (status, version)",
+		"5 statements in 5 round trips; nothing written",
 	}, summaries(out.String()), out.String())
 	require.Contains(t, out.String(), `UPDATE "orders" SET "status" = ?, "version" = ? WHERE "id" = ? AND "version" = ?  ["cancelled", 3, 1, 2]`)
 	require.Contains(t, out.String(), "refused: change the quantity of an item of order 1: order: a cancelled order cannot change")
@@ -59,11 +59,11 @@ func TestRunPostgres(t *testing.T) {
 	cfg := infrastructure.Config{URL: dsn, Schema: schema, Fresh: true}
 	want := []string{
 		"2 statements in 1 round trip; writes: INSERT orders, INSERT order_items",
-		"6 statements in 2 round trips; writes: UPDATE orders (total, version), UPDATE order_items (quantity)",
-		"7 statements in 2 round trips; writes: UPDATE orders (last_item_id, total, version), DELETE order_items, INSERT order_items",
+		"7 statements in 2 round trips; writes: UPDATE orders (total, version), UPDATE order_items (quantity)",
+		"9 statements in 2 round trips; writes: UPDATE orders (last_item_id, total, version), DELETE item_discounts, DELETE order_items, INSERT order_items",
 		"0 statements in 0 round trips; nothing written",
-		"5 statements in 2 round trips; writes: UPDATE orders (status, version)",
-		"4 statements in 2 round trips; nothing written",
+		"6 statements in 2 round trips; writes: UPDATE orders (status, version)",
+		"5 statements in 2 round trips; nothing written",
 	}
 	for range 2 {
 		var out bytes.Buffer

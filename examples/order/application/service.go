@@ -135,6 +135,23 @@ func (s *Service) AdjustItems(ctx context.Context, id domain.OrderID, add []doma
 	})
 }
 
+// ApplyDiscount puts a discount of percent, named by code, on one item of
+// an order, in one transaction, and returns the order as saved, in which
+// the discount has the identity the database gave it.
+func (s *Service) ApplyDiscount(ctx context.Context, id domain.OrderID, item domain.ItemID, code string, percent int) (*domain.Order, error) {
+	return s.update(ctx, "apply a discount to", id, func(o *domain.Order) error {
+		return o.ApplyDiscount(item, code, percent)
+	})
+}
+
+// RemoveDiscount removes the discount named code from one item of an
+// order, in one transaction, and returns the order as saved.
+func (s *Service) RemoveDiscount(ctx context.Context, id domain.OrderID, item domain.ItemID, code string) (*domain.Order, error) {
+	return s.update(ctx, "remove a discount of", id, func(o *domain.Order) error {
+		return o.RemoveDiscount(item, code)
+	})
+}
+
 // Ship marks an order shipped, in one transaction, and returns the order as
 // saved.
 func (s *Service) Ship(ctx context.Context, id domain.OrderID) (*domain.Order, error) {

@@ -1,6 +1,7 @@
 // Package domain is the order model: the Order aggregate root, its
-// OrderItem child entities and the RecipientInfo value object, with the
-// business rules, and the Repository the application stores orders in. It
+// OrderItem child entities, each with its Discount child entities, and the
+// RecipientInfo value object, with the business rules, and the Repository
+// the application stores orders in. It
 // knows nothing of databases; the struct tags only tell the persistence
 // layer which column a field goes to.
 //
@@ -8,6 +9,10 @@
 // order they are added, and never gives an identity twice: the item added
 // after item 3 was removed is item 4, not 3 again, so that an identity a
 // client kept always names the same item or none.
+//
+// A discount takes a percentage off one item's subtotal. Its identity is
+// given by the database when the order is saved; the order names its
+// discounts by their codes, unique within an item.
 //
 // An order is placed, then shipped or cancelled; a shipped or cancelled
 // order cannot change any more. Cancelling is a change of status, kept in
@@ -48,6 +53,17 @@ var (
 	ErrDuplicateProduct = errors.New("order: product already in the order")
 	// ErrInvalidContact reports a recipient without a name or an address.
 	ErrInvalidContact = errors.New("order: recipient needs a name and an address")
+	// ErrInvalidDiscountCode reports a discount without a code.
+	ErrInvalidDiscountCode = errors.New("order: a discount needs a code")
+	// ErrInvalidPercent reports a discount percent outside 1 to 100.
+	ErrInvalidPercent = errors.New("order: a discount percent must be 1 to 100")
+	// ErrDuplicateDiscount reports a discount code the item already has.
+	ErrDuplicateDiscount = errors.New("order: discount code already on the item")
+	// ErrDiscountTooLarge reports discounts of an item that would add up
+	// to more than 100 percent.
+	ErrDiscountTooLarge = errors.New("order: an item's discounts cannot exceed 100 percent")
+	// ErrDiscountNotFound reports a discount code the item does not have.
+	ErrDiscountNotFound = errors.New("order: no such discount")
 )
 
 // Errors of a [Repository]. An implementation wraps them around its own
@@ -67,6 +83,10 @@ type OrderID int64
 
 // ItemID identifies an item within its order.
 type ItemID int64
+
+// DiscountID identifies a discount. The database gives it when the
+// discount is first saved; until then it is a negative placeholder.
+type DiscountID int64
 
 // Money is an amount in cents.
 type Money int64
@@ -115,14 +135,36 @@ type ItemSpec struct {
 	UnitPrice Money  // the price of one unit, not negative
 }
 
-// OrderItem is a child entity of Order: a product, its quantity and price.
-// Items are made by their order ([NewOrder], [Order.AddItem]).
+// OrderItem is a child entity of Order: a product, its quantity and price,
+// and the discounts on it. Items are made by their order ([NewOrder],
+// [Order.AddItem]).
 type OrderItem struct {
 	id        ItemID `db:"id" ddd:"id"`
 	product   string `db:"product"`
 	quantity  int    `db:"quantity"`
 	unitPrice Money  `db:"unit_price"`
+	discounts []*Discount
 }
+
+// Discount is a child entity of OrderItem: a percentage off the item's
+// subtotal, named by a code unique within the item. Discounts are made by
+// their order ([Order.ApplyDiscount]).
+type Discount struct {
+	// id is made by the database when the discount is inserted.
+	id      DiscountID `db:"id,generated" ddd:"id"`
+	code    string     `db:"code"`
+	percent int        `db:"percent"`
+}
+
+// ID returns the discount's identity: positive once saved, a negative
+// placeholder before.
+func (d *Discount) ID() DiscountID { return d.id }
+
+// Code returns the discount's code.
+func (d *Discount) Code() string { return d.code }
+
+// Percent returns how many percent the discount takes off, 1 to 100.
+func (d *Discount) Percent() int { return d.percent }
 
 // newItem validates spec and returns the item of identity id.
 func newItem(id ItemID, spec ItemSpec) (*OrderItem, error) {
@@ -150,8 +192,38 @@ func (i *OrderItem) Quantity() int { return i.quantity }
 // UnitPrice returns the price of one unit.
 func (i *OrderItem) UnitPrice() Money { return i.unitPrice }
 
-// Subtotal returns quantity times unit price.
-func (i *OrderItem) Subtotal() Money { return Money(i.quantity) * i.unitPrice }
+// Discounts returns the item's discounts, in the order they were applied.
+func (i *OrderItem) Discounts() []*Discount { return append([]*Discount(nil), i.discounts...) }
+
+// discountPercent returns the sum of the item's discount percents.
+func (i *OrderItem) discountPercent() int {
+	sum := 0
+	for _, d := range i.discounts {
+		sum += d.percent
+	}
+	return sum
+}
+
+// Subtotal returns quantity times unit price, less the item's discounts:
+// quantity*unitPrice*(100-percents)/100, rounded down to the cent.
+func (i *OrderItem) Subtotal() Money {
+	return Money(i.quantity) * i.unitPrice * Money(100-i.discountPercent()) / 100
+}
+
+// placeholderID returns the identity of a new discount of the item until
+// the database gives it one: a negative number, one below the lowest
+// placeholder the item holds, so that the discounts not saved yet have
+// distinct identities (the persistence layer tells elements apart by
+// their identities).
+func (i *OrderItem) placeholderID() DiscountID {
+	id := DiscountID(-1)
+	for _, d := range i.discounts {
+		if d.id <= id {
+			id = d.id - 1
+		}
+	}
+	return id
+}
 
 // Order is the aggregate root. Its total always follows its items.
 type Order struct {
@@ -306,6 +378,58 @@ func (o *Order) ChangeRecipient(r RecipientInfo) error {
 	}
 	o.recipient = r
 	return nil
+}
+
+// ApplyDiscount puts a discount of percent (1 to 100) on an item, named by
+// code (trimmed, not empty), which must be new on the item. The item's
+// discounts cannot add up to more than 100 percent. The discount's
+// identity is a placeholder until the order is saved.
+func (o *Order) ApplyDiscount(item ItemID, code string, percent int) error {
+	if err := o.changeable(); err != nil {
+		return err
+	}
+	code = strings.TrimSpace(code)
+	switch {
+	case code == "":
+		return ErrInvalidDiscountCode
+	case percent < 1 || percent > 100:
+		return ErrInvalidPercent
+	}
+	it, err := o.Item(item)
+	if err != nil {
+		return err
+	}
+	for _, d := range it.discounts {
+		if d.code == code {
+			return fmt.Errorf("%w: %s", ErrDuplicateDiscount, code)
+		}
+	}
+	if it.discountPercent()+percent > 100 {
+		return fmt.Errorf("%w: %d%% more on item %d, which has %d%%", ErrDiscountTooLarge, percent, item, it.discountPercent())
+	}
+	it.discounts = append(it.discounts, &Discount{id: it.placeholderID(), code: code, percent: percent})
+	o.recompute()
+	return nil
+}
+
+// RemoveDiscount removes the discount named code (trimmed) from an item.
+func (o *Order) RemoveDiscount(item ItemID, code string) error {
+	if err := o.changeable(); err != nil {
+		return err
+	}
+	it, err := o.Item(item)
+	if err != nil {
+		return err
+	}
+	code = strings.TrimSpace(code)
+	for i, d := range it.discounts {
+		if d.code == code {
+			it.discounts = append(it.discounts[:i:i], it.discounts[i+1:]...)
+			o.recompute()
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q on item %d", ErrDiscountNotFound, code, item)
 }
 
 // Ship marks the order shipped; it cannot change afterwards.

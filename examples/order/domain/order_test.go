@@ -102,6 +102,8 @@ func TestCancel(t *testing.T) {
 		"change recipient": func() error { return o.ChangeRecipient(domain.RecipientInfo{Name: "Bob", Address: "Paris"}) },
 		"ship":             o.Ship,
 		"cancel again":     o.Cancel,
+		"apply discount":   func() error { return o.ApplyDiscount(1, "SPRING", 10) },
+		"remove discount":  func() error { return o.RemoveDiscount(1, "SPRING") },
 	}
 	for name, change := range changes {
 		assert.ErrorIs(t, change(), domain.ErrCancelled, name)
@@ -166,6 +168,120 @@ func TestBusinessRules(t *testing.T) {
 			assert.Equal(t, items, itemsOf(o), "a refused change leaves the items as they were")
 			assert.Equal(t, total, o.Total())
 			assert.Equal(t, status, o.Status())
+		})
+	}
+}
+
+// discount is what a test compares of a discount.
+type discount struct {
+	id      domain.DiscountID
+	code    string
+	percent int
+}
+
+func discountsOf(t *testing.T, o *domain.Order, id domain.ItemID) []discount {
+	t.Helper()
+	it, err := o.Item(id)
+	require.NoError(t, err)
+	var out []discount
+	for _, d := range it.Discounts() {
+		out = append(out, discount{d.ID(), d.Code(), d.Percent()})
+	}
+	return out
+}
+
+// TestDiscounts applies and removes discounts: the item's subtotal and
+// the order's total follow, and new discounts get distinct negative
+// placeholder identities.
+func TestDiscounts(t *testing.T) {
+	o := newOrder(t)
+	require.NoError(t, o.ApplyDiscount(2, " SPRING ", 10))
+	it, err := o.Item(2)
+	require.NoError(t, err)
+	assert.Equal(t, domain.Money(1080), it.Subtotal(), "12.00 less 10%")
+	assert.Equal(t, domain.Money(700+1080), o.Total())
+	require.NoError(t, o.ApplyDiscount(2, "LOYAL", 5))
+	assert.Equal(t, []discount{{-1, "SPRING", 10}, {-2, "LOYAL", 5}}, discountsOf(t, o, 2), "placeholders distinct within the item, code trimmed")
+	assert.Equal(t, domain.Money(1020), it.Subtotal(), "the percents add up: 15%")
+	require.NoError(t, o.ApplyDiscount(1, "SPRING", 10))
+	assert.Equal(t, []discount{{-1, "SPRING", 10}}, discountsOf(t, o, 1), "a code is unique per item, not per order")
+	assert.Equal(t, domain.Money(630+1020), o.Total())
+
+	require.NoError(t, o.RemoveDiscount(2, "SPRING"))
+	assert.Equal(t, []discount{{-2, "LOYAL", 5}}, discountsOf(t, o, 2))
+	require.NoError(t, o.ApplyDiscount(2, "SPRING", 20))
+	assert.Equal(t, []discount{{-2, "LOYAL", 5}, {-3, "SPRING", 20}}, discountsOf(t, o, 2), "no placeholder given twice while unsaved")
+	assert.Equal(t, domain.Money(900), it.Subtotal())
+
+	// The quantity and the discounts both count.
+	require.NoError(t, o.ChangeQuantity(2, 3))
+	assert.Equal(t, domain.Money(2700), it.Subtotal())
+	assert.Equal(t, domain.Money(630+2700), o.Total())
+
+	// Rounded down to the cent: 3 x 0.33 = 0.99, less 50% = 0.495.
+	_, err = o.AddItem(domain.ItemSpec{Product: "mint", Quantity: 3, UnitPrice: 33})
+	require.NoError(t, err)
+	require.NoError(t, o.ApplyDiscount(3, "HALF", 50))
+	mint, err := o.Item(3)
+	require.NoError(t, err)
+	assert.Equal(t, domain.Money(49), mint.Subtotal())
+
+	// A full discount makes the item free.
+	require.NoError(t, o.ApplyDiscount(3, "REST", 50))
+	assert.Equal(t, domain.Money(0), mint.Subtotal())
+	assert.Equal(t, domain.Money(630+2700), o.Total())
+}
+
+// TestDiscountRules makes discount changes the domain refuses: each
+// leaves the order as it was.
+func TestDiscountRules(t *testing.T) {
+	apply := func(item domain.ItemID, code string, percent int) func(o *domain.Order) error {
+		return func(o *domain.Order) error { return o.ApplyDiscount(item, code, percent) }
+	}
+	spring := apply(2, "SPRING", 10)
+	tests := []struct {
+		name   string
+		reason string
+		setup  func(o *domain.Order) error
+		run    func(o *domain.Order) error
+		want   error
+	}{
+		{"empty code", "a discount is named by its code", nil, apply(2, " ", 10), domain.ErrInvalidDiscountCode},
+		{"zero percent", "a discount takes something off", nil, apply(2, "X", 0), domain.ErrInvalidPercent},
+		{"negative percent", "a discount never adds to the price", nil, apply(2, "X", -5), domain.ErrInvalidPercent},
+		{"over 100 percent", "a discount takes at most the whole price", nil, apply(2, "X", 101), domain.ErrInvalidPercent},
+		{"unknown item", "only items of the order get discounts", nil, apply(9, "X", 10), domain.ErrItemNotFound},
+		{"duplicate code", "a code is unique within its item", spring, apply(2, " SPRING", 5), domain.ErrDuplicateDiscount},
+		{"sum over 100", "an item's discounts add up to 100 percent at most", apply(2, "A", 60), apply(2, "B", 41), domain.ErrDiscountTooLarge},
+		{"remove unknown code", "only a discount of the item can go", spring, func(o *domain.Order) error { return o.RemoveDiscount(2, "AUTUMN") }, domain.ErrDiscountNotFound},
+		{"remove from other item", "codes are per item", spring, func(o *domain.Order) error { return o.RemoveDiscount(1, "SPRING") }, domain.ErrDiscountNotFound},
+		{"remove from unknown item", "only items of the order have discounts", spring, func(o *domain.Order) error { return o.RemoveDiscount(9, "SPRING") }, domain.ErrItemNotFound},
+		{"shipped apply", "a shipped order cannot change", func(o *domain.Order) error { return o.Ship() }, spring, domain.ErrShipped},
+		{"cancelled apply", "a cancelled order cannot change", func(o *domain.Order) error { return o.Cancel() }, spring, domain.ErrCancelled},
+		{"shipped remove", "a shipped order cannot change", func(o *domain.Order) error {
+			if err := spring(o); err != nil {
+				return err
+			}
+			return o.Ship()
+		}, func(o *domain.Order) error { return o.RemoveDiscount(2, "SPRING") }, domain.ErrShipped},
+		{"cancelled remove", "a cancelled order cannot change", func(o *domain.Order) error {
+			if err := spring(o); err != nil {
+				return err
+			}
+			return o.Cancel()
+		}, func(o *domain.Order) error { return o.RemoveDiscount(2, "SPRING") }, domain.ErrCancelled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := newOrder(t)
+			if tt.setup != nil {
+				require.NoError(t, tt.setup(o))
+			}
+			discounts, total := discountsOf(t, o, 2), o.Total()
+			assert.ErrorIs(t, tt.run(o), tt.want, tt.reason)
+			assert.Equal(t, discounts, discountsOf(t, o, 2), "a refused change leaves the discounts as they were")
+			assert.Empty(t, discountsOf(t, o, 1))
+			assert.Equal(t, total, o.Total())
 		})
 	}
 }

@@ -4,8 +4,12 @@
 // through pgx) and creates the tables of the embedded schema files.
 //
 // An order is one row of the table orders (its RecipientInfo value object
-// flattened into the recipient_* columns) and one row of order_items per
-// item. The repository writes only what changed since the order was loaded.
+// flattened into the recipient_* columns), one row of order_items per
+// item, and one row of item_discounts per discount of an item, keyed by
+// order_id and item_id, which sqlstore fills, and by an identity that the
+// database generates: the INSERT of a discount reads it back (RETURNING
+// "id") into the order. The repository writes only what changed since the
+// order was loaded.
 //
 // On PostgreSQL the example works in a schema of its own, [DefaultSchema]
 // unless told otherwise, and never drops a schema it did not create: a
@@ -42,7 +46,9 @@ var _ domain.Repository = (*OrderRepository)(nil)
 var orderMapping = sync.OnceValues(func() (*sqlstore.Mapping[*domain.Order], error) {
 	return sqlstore.NewMapping[*domain.Order](
 		sqlstore.Table{Name: "orders"},
-		sqlstore.Child{Field: "items", Table: "order_items", ParentKey: "order_id"},
+		sqlstore.Child{Field: "items", Table: "order_items", ParentKey: "order_id", Children: []sqlstore.Child{
+			{Field: "discounts", Table: "item_discounts", ParentKey: "item_id"},
+		}},
 	)
 })
 
@@ -80,7 +86,7 @@ func (r *OrderRepository) Save(ctx context.Context, o *domain.Order) error {
 	return domainError(r.orders.Save(ctx, o))
 }
 
-// Remove deletes an order and its items.
+// Remove deletes an order, its items and their discounts.
 func (r *OrderRepository) Remove(ctx context.Context, o *domain.Order) error {
 	return domainError(r.orders.Remove(ctx, o))
 }
@@ -98,7 +104,8 @@ func (r *OrderRepository) Update(ctx context.Context, id domain.OrderID, change 
 // than after, in the order of their identities, at most limit of them (all
 // when limit <= 0), children included, and tracks them. It pages by key:
 // one SELECT of the orders WHERE customer = ? AND id > ? ORDER BY id LIMIT
-// ?, and one of their items, in one round trip on pgx.
+// ?, one of their items and one of the items' discounts, in one round
+// trip on pgx.
 func (r *OrderRepository) ListByCustomer(ctx context.Context, customer string, after domain.OrderID, limit int) ([]*domain.Order, error) {
 	q := sqlstore.Where(sqlstore.Eq("customer", customer)).OrderBy("id").Limit(max(limit, 0))
 	if after > 0 {

@@ -58,6 +58,7 @@ type orderRow struct {
 	LastItemID, Total, Version                                int64
 	Status                                                    string
 	Items                                                     []itemRow
+	Discounts                                                 []discountRow
 }
 
 // itemRow is one row of order_items.
@@ -66,6 +67,14 @@ type itemRow struct {
 	Product   string
 	Quantity  int64
 	UnitPrice int64
+}
+
+// discountRow is one row of item_discounts.
+type discountRow struct {
+	ID      int64
+	ItemID  int64
+	Code    string
+	Percent int64
 }
 
 // stored reads order id back, or reports false when it has no row.
@@ -90,8 +99,18 @@ func (f *fixture) stored(t *testing.T, id domain.OrderID) (orderRow, bool) {
 	}
 	require.NoError(t, rows.Err())
 	require.NoError(t, rows.Close())
+	rows, err = f.Raw.Query(f.Raw.Rebind(`SELECT id, item_id, code, percent FROM item_discounts WHERE order_id = ? ORDER BY item_id, id`), int64(id))
+	require.NoError(t, err)
+	for rows.Next() {
+		var d discountRow
+		require.NoError(t, rows.Scan(&d.ID, &d.ItemID, &d.Code, &d.Percent))
+		o.Discounts = append(o.Discounts, d)
+	}
+	require.NoError(t, rows.Err())
+	require.NoError(t, rows.Close())
 	if !found {
 		require.Empty(t, o.Items, "items without their order")
+		require.Empty(t, o.Discounts, "discounts without their order")
 	}
 	return o, found
 }
@@ -166,14 +185,58 @@ func TestScenario(t *testing.T) {
 		require.Equal(t, items(tea, withQuantity(coffee, 4), milk), got.Items)
 		require.Equal(t, int64(1), o.Version())
 
-		// 3. Add an item and remove item 1 in one change: one DELETE, one
-		// INSERT of order_items, one UPDATE of orders, whose last item
-		// identity moves on: the new item is item 4.
+		// 3. Apply a 10% discount to item 2: one UPDATE of the order's
+		// total and version, one INSERT of the discount that leaves its
+		// key to the database and reads it back into the order. Its item
+		// exists, so on pgx the INSERT goes in the save's batch, with the
+		// UPDATE and the COMMIT.
+		f.Log.Reset()
+		o, err = f.svc.ApplyDiscount(ctx(), orderID, 2, "SPRING", 10)
+		require.NoError(t, err)
+		require.Equal(t, []string{
+			"UPDATE orders (total, version)",
+			"INSERT item_discounts",
+		}, f.Log.Writes())
+		dml = dmlOf(f.Log)
+		require.Equal(t, []any{int64(5380), int64(2), int64(1), int64(1)}, ints(dml[0].args))
+		require.Equal(t, f.Raw.Rebind(`INSERT INTO "item_discounts" ("order_id", "item_id", "code", "percent") VALUES (?, ?, ?, ?) RETURNING "id"`), dml[1].sql)
+		require.Equal(t, []any{int64(1), int64(2), "SPRING", int64(10)}, ints(dml[1].args), "the placeholder identity is not sent")
+		stmts := f.Log.Statements()
+		if f.PGX {
+			require.Equal(t, 2, f.Log.RoundTrips(), "load with BEGIN; save with COMMIT")
+			last := stmts[len(stmts)-1]
+			require.Equal(t, "COMMIT", last.SQL)
+			for _, s := range stmts[len(stmts)-3:] {
+				require.Equal(t, last.RoundTrip, s.RoundTrip, "%s: in the save's batch", s.SQL)
+			}
+		} else {
+			require.Len(t, stmts, 7, "BEGIN, 3 SELECTs, UPDATE, INSERT, COMMIT")
+		}
+		coffeeItem, err := o.Item(2)
+		require.NoError(t, err)
+		require.Len(t, coffeeItem.Discounts(), 1)
+		spring := coffeeItem.Discounts()[0]
+		require.Positive(t, spring.ID(), "the generated key is written into the order")
+		require.Equal(t, int64(4320), int64(coffeeItem.Subtotal()))
+		require.Equal(t, int64(2), o.Version())
+		got, _ = f.stored(t, orderID)
+		require.Equal(t, int64(5380), got.Total)
+		require.Equal(t, int64(2), got.Version)
+		require.Equal(t, items(tea, withQuantity(coffee, 4), milk), got.Items)
+		springRow := discountRow{int64(spring.ID()), 2, "SPRING", 10}
+		require.Equal(t, []discountRow{springRow}, got.Discounts)
+
+		// 4. Add an item and remove item 1 in one change: one DELETE of
+		// item 1's discounts (the descendants go first, whatever they
+		// are), one DELETE and one INSERT of order_items, one UPDATE of
+		// orders, whose last item identity moves on: the new item is item
+		// 4.
 		f.Log.Reset()
 		o, err = f.svc.AdjustItems(ctx(), orderID, []domain.ItemSpec{{Product: "sugar", Quantity: 1, UnitPrice: 200}}, []domain.ItemID{1})
 		require.NoError(t, err)
 		require.Equal(t, []string{
 			"UPDATE orders (last_item_id, total, version)",
+			"DELETE item_discounts",
 			"DELETE order_items",
 			"INSERT order_items",
 		}, f.Log.Writes())
@@ -181,26 +244,27 @@ func TestScenario(t *testing.T) {
 			require.Equal(t, 2, f.Log.RoundTrips(), "load with BEGIN; save with COMMIT")
 		}
 		got, _ = f.stored(t, orderID)
-		require.Equal(t, int64(5360), got.Total)
+		require.Equal(t, int64(4880), got.Total)
 		require.Equal(t, int64(4), got.LastItemID)
-		require.Equal(t, int64(2), got.Version)
+		require.Equal(t, int64(3), got.Version)
 		require.Equal(t, items(withQuantity(coffee, 4), milk, itemRow{4, "sugar", 1, 200}), got.Items)
+		require.Equal(t, []discountRow{springRow}, got.Discounts, "item 2's discount stays")
 
-		// 4. Save the tracked order again, unchanged, without loading it:
+		// 5. Save the tracked order again, unchanged, without loading it:
 		// no statement at all.
 		f.Log.Reset()
 		require.NoError(t, f.repo.Save(ctx(), o))
 		require.Empty(t, f.Log.Statements())
-		require.Equal(t, int64(2), o.Version())
+		require.Equal(t, int64(3), o.Version())
 
-		// 5. Cancel the order: one UPDATE of its status and version; the
-		// order and its items stay.
+		// 6. Cancel the order: one UPDATE of its status and version; the
+		// order, its items and their discounts stay.
 		f.Log.Reset()
 		o, err = f.svc.Cancel(ctx(), orderID)
 		require.NoError(t, err)
 		require.Equal(t, []string{"UPDATE orders (status, version)"}, f.Log.Writes())
 		dml = dmlOf(f.Log)
-		require.Equal(t, []any{domain.Cancelled, int64(3), int64(1), int64(2)}, ints(dml[0].args))
+		require.Equal(t, []any{domain.Cancelled, int64(4), int64(1), int64(3)}, ints(dml[0].args))
 		if f.PGX {
 			require.Equal(t, 2, f.Log.RoundTrips(), "load with BEGIN; save with COMMIT")
 		}
@@ -208,8 +272,9 @@ func TestScenario(t *testing.T) {
 		got, ok = f.stored(t, orderID)
 		require.True(t, ok)
 		require.Equal(t, "cancelled", got.Status)
-		require.Equal(t, int64(3), got.Version)
+		require.Equal(t, int64(4), got.Version)
 		require.Equal(t, items(withQuantity(coffee, 4), milk, itemRow{4, "sugar", 1, 200}), got.Items)
+		require.Equal(t, []discountRow{springRow}, got.Discounts)
 		o, err = f.repo.Find(ctx(), orderID)
 		require.NoError(t, err)
 		require.Equal(t, domain.Cancelled, o.Status(), "loaded back cancelled")
@@ -290,8 +355,9 @@ func TestConflict(t *testing.T) {
 var errAbort = errors.New("the application aborts its transaction")
 
 // TestRollbackThenRetry saves in an application transaction that then
-// fails: nothing persists, and saving again sends the same statements
-// with the same arguments, which then persist.
+// fails: nothing persists, the new discount gets its placeholder identity
+// back, and saving again sends the same statements with the same
+// arguments, which then persist.
 func TestRollbackThenRetry(t *testing.T) {
 	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
 		f := newFixture(t, b)
@@ -300,6 +366,14 @@ func TestRollbackThenRetry(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, o.ChangeQuantity(2, 6))
 		require.NoError(t, o.RemoveItem(3))
+		require.NoError(t, o.ApplyDiscount(1, "SPRING", 10))
+		discountID := func() domain.DiscountID {
+			it, err := o.Item(1)
+			require.NoError(t, err)
+			require.Len(t, it.Discounts(), 1)
+			return it.Discounts()[0].ID()
+		}
+		require.Equal(t, domain.DiscountID(-1), discountID(), "a placeholder until the database gives it one")
 
 		f.Log.Reset()
 		err = f.DB.InTx(ctx(), func(ctx context.Context) error {
@@ -310,13 +384,15 @@ func TestRollbackThenRetry(t *testing.T) {
 		})
 		require.ErrorIs(t, err, errAbort)
 		first := dmlOf(f.Log)
-		require.Len(t, first, 3, "UPDATE orders, DELETE item 3, UPDATE item 2")
+		require.Len(t, first, 5, "UPDATE orders, DELETE item 3's discounts, DELETE item 3, UPDATE item 2, INSERT the discount")
 		require.Equal(t, "ROLLBACK", f.Log.Statements()[len(f.Log.Statements())-1].SQL)
 		require.Equal(t, int64(0), o.Version(), "the version is restored by the rollback")
+		require.Equal(t, domain.DiscountID(-1), discountID(), "the generated key is put back by the rollback")
 		got, _ := f.stored(t, orderID)
 		require.Equal(t, int64(0), got.Version)
 		require.Equal(t, int64(2260), got.Total)
 		require.Equal(t, items(tea, coffee, milk), got.Items)
+		require.Empty(t, got.Discounts)
 
 		f.Log.Reset()
 		require.NoError(t, f.DB.InTx(ctx(), func(ctx context.Context) error { return f.repo.Save(ctx, o) }))
@@ -324,8 +400,10 @@ func TestRollbackThenRetry(t *testing.T) {
 		require.Equal(t, "COMMIT", f.Log.Statements()[len(f.Log.Statements())-1].SQL)
 		got, _ = f.stored(t, orderID)
 		require.Equal(t, int64(1), got.Version)
-		require.Equal(t, int64(700+7200), got.Total)
+		require.Equal(t, int64(630+7200), got.Total)
 		require.Equal(t, items(tea, withQuantity(coffee, 6)), got.Items)
+		require.Positive(t, discountID())
+		require.Equal(t, []discountRow{{int64(discountID()), 1, "SPRING", 10}}, got.Discounts)
 
 		// Committed: the snapshot advanced.
 		f.Log.Reset()
@@ -453,6 +531,12 @@ func TestBusinessRules(t *testing.T) {
 		noWrite(err, domain.ErrDuplicateProduct)
 		_, err = f.svc.AdjustItems(ctx(), orderID, nil, []domain.ItemID{1, 2, 3})
 		noWrite(err, domain.ErrNoItems)
+		_, err = f.svc.ApplyDiscount(ctx(), orderID, 2, "BIG", 101)
+		noWrite(err, domain.ErrInvalidPercent)
+		_, err = f.svc.ApplyDiscount(ctx(), orderID, 9, "X", 10)
+		noWrite(err, domain.ErrItemNotFound)
+		_, err = f.svc.RemoveDiscount(ctx(), orderID, 2, "X")
+		noWrite(err, domain.ErrDiscountNotFound)
 
 		// A shipped order cannot change.
 		o, err := f.svc.Ship(ctx(), orderID)
@@ -470,6 +554,8 @@ func TestBusinessRules(t *testing.T) {
 		_, err = f.svc.Ship(ctx(), orderID)
 		noWrite(err, domain.ErrShipped)
 		_, err = f.svc.Cancel(ctx(), orderID)
+		noWrite(err, domain.ErrShipped)
+		_, err = f.svc.ApplyDiscount(ctx(), orderID, 2, "SPRING", 10)
 		noWrite(err, domain.ErrShipped)
 		noWrite(o.ChangeQuantity(1, 5), domain.ErrShipped)
 		require.NoError(t, f.repo.Save(ctx(), o))
@@ -499,6 +585,11 @@ func TestCancelled(t *testing.T) {
 				return err
 			},
 			"remove item": func() error { _, err := f.svc.RemoveItem(ctx(), orderID, 1); return err },
+			"apply discount": func() error {
+				_, err := f.svc.ApplyDiscount(ctx(), orderID, 1, "SPRING", 10)
+				return err
+			},
+			"remove discount": func() error { _, err := f.svc.RemoveDiscount(ctx(), orderID, 1, "SPRING"); return err },
 		}
 		for name, change := range refused {
 			require.ErrorIs(t, change(), domain.ErrCancelled, name)
@@ -649,5 +740,115 @@ func TestListByCustomer(t *testing.T) {
 		require.ErrorIs(t, err, application.ErrInvalidPage)
 		_, err = f.svc.ListByCustomer(ctx(), "ada", -1, 1)
 		require.ErrorIs(t, err, application.ErrInvalidPage)
+	})
+}
+
+// TestDiscounts saves several new discounts in one change, with distinct
+// placeholder identities within each item: one INSERT ... RETURNING per
+// discount (in the save's batch on pgx), each key read back into the
+// order; then loads, lists and removes the order with them.
+func TestDiscounts(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		f := newFixture(t, b)
+		f.place(t)
+
+		var o *domain.Order
+		var placeholders []domain.DiscountID
+		err := f.repo.Update(ctx(), orderID, func(loaded *domain.Order) error {
+			for _, d := range []struct {
+				item    domain.ItemID
+				code    string
+				percent int
+			}{{2, "SPRING", 10}, {2, "LOYAL", 5}, {3, "SPRING", 50}} {
+				if err := loaded.ApplyDiscount(d.item, d.code, d.percent); err != nil {
+					return err
+				}
+			}
+			placeholders = nil
+			for _, it := range loaded.Items() {
+				for _, d := range it.Discounts() {
+					placeholders = append(placeholders, d.ID())
+				}
+			}
+			o = loaded
+			return nil
+		})
+		require.NoError(t, err)
+		require.Equal(t, []domain.DiscountID{-1, -2, -1}, placeholders, "distinct within each item")
+		require.Equal(t, []string{
+			"UPDATE orders (total, version)",
+			"INSERT item_discounts",
+			"INSERT item_discounts",
+			"INSERT item_discounts",
+		}, f.Log.Writes(), "one INSERT ... RETURNING per row with a generated key")
+		if f.PGX {
+			require.Equal(t, 2, f.Log.RoundTrips(), "load with BEGIN; save with COMMIT")
+		}
+
+		type keyed struct {
+			item domain.ItemID
+			id   domain.DiscountID
+			code string
+		}
+		var keys []keyed
+		for _, it := range o.Items() {
+			for _, d := range it.Discounts() {
+				require.Positive(t, d.ID(), "%s on item %d", d.Code(), it.ID())
+				keys = append(keys, keyed{it.ID(), d.ID(), d.Code()})
+			}
+		}
+		require.Len(t, keys, 3)
+		require.NotEqual(t, keys[0].id, keys[1].id)
+		require.NotEqual(t, keys[1].id, keys[2].id)
+		require.Equal(t, int64(700+1020+180), int64(o.Total()))
+		got, _ := f.stored(t, orderID)
+		require.Equal(t, []discountRow{
+			{int64(keys[0].id), 2, "SPRING", 10},
+			{int64(keys[1].id), 2, "LOYAL", 5},
+			{int64(keys[2].id), 3, "SPRING", 50},
+		}, got.Discounts)
+		require.Equal(t, int64(1900), got.Total)
+
+		// The snapshot holds the keys: an unchanged save sends nothing.
+		f.Log.Reset()
+		require.NoError(t, f.repo.Save(ctx(), o))
+		require.Empty(t, f.Log.Statements())
+
+		// Loaded and listed with their discounts.
+		for _, loaded := range func() []*domain.Order {
+			found, err := f.repo.Find(ctx(), orderID)
+			require.NoError(t, err)
+			listed, err := f.repo.ListByCustomer(ctx(), "ada", 0, 0)
+			require.NoError(t, err)
+			return append(listed, found)
+		}() {
+			var again []keyed
+			for _, it := range loaded.Items() {
+				for _, d := range it.Discounts() {
+					again = append(again, keyed{it.ID(), d.ID(), d.Code()})
+				}
+			}
+			require.Equal(t, keys, again)
+			require.Equal(t, o.Total(), loaded.Total())
+		}
+
+		// Removing a discount by its code deletes its row alone.
+		o, err = f.svc.RemoveDiscount(ctx(), orderID, 2, "SPRING")
+		require.NoError(t, err)
+		got, _ = f.stored(t, orderID)
+		require.Equal(t, []discountRow{
+			{int64(keys[1].id), 2, "LOYAL", 5},
+			{int64(keys[2].id), 3, "SPRING", 50},
+		}, got.Discounts)
+		require.Equal(t, int64(700+1140+180), got.Total)
+
+		// Removing the order removes its discounts first.
+		f.Log.Reset()
+		require.NoError(t, f.repo.Remove(ctx(), o))
+		writes := f.Log.Writes()
+		require.Equal(t, "DELETE item_discounts", writes[0], "%q", writes)
+		_, ok := f.stored(t, orderID)
+		require.False(t, ok)
+		require.Zero(t, f.count(t, `SELECT count(*) FROM item_discounts`))
 	})
 }

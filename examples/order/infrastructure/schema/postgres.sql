@@ -20,5 +20,16 @@ CREATE TABLE IF NOT EXISTS order_items (
     UNIQUE (order_id, product)
 );
 
+-- The discounts of an item; the database gives their identities.
+CREATE TABLE IF NOT EXISTS item_discounts (
+    id         BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    order_id   BIGINT  NOT NULL,
+    item_id    BIGINT  NOT NULL,
+    code       TEXT    NOT NULL,
+    percent    INTEGER NOT NULL CHECK (percent BETWEEN 1 AND 100),
+    FOREIGN KEY (order_id, item_id) REFERENCES order_items (order_id, id),
+    UNIQUE (order_id, item_id, code)
+);
+
 -- The customer's orders, paged by identity.
 CREATE INDEX IF NOT EXISTS orders_customer_id ON orders (customer, id);
