@@ -4,14 +4,16 @@
 //
 // The routes:
 //
-//	POST   /orders                          place an order                 201, Location
-//	GET    /orders/{id}                     get an order                   200
-//	GET    /customers/{customer}/orders     list a customer's orders       200, paged: ?limit=&after=
-//	POST   /orders/{id}/items               add an item                    201, Location
-//	PATCH  /orders/{id}/items/{item}        change an item's quantity      200
-//	DELETE /orders/{id}/items/{item}        remove an item                 200
-//	POST   /orders/{id}/ship                ship the order                 200
-//	POST   /orders/{id}/cancel              cancel the order               200
+//	POST   /orders                                    place an order              201, Location
+//	GET    /orders/{id}                               get an order                200
+//	GET    /customers/{customer}/orders               list a customer's orders    200, paged: ?limit=&after=
+//	POST   /orders/{id}/items                         add an item                 201, Location
+//	PATCH  /orders/{id}/items/{item}                  change an item's quantity   200
+//	DELETE /orders/{id}/items/{item}                  remove an item              200
+//	POST   /orders/{id}/items/{item}/discounts        apply a discount to an item 201, Location
+//	DELETE /orders/{id}/items/{item}/discounts/{code} remove an item's discount   200
+//	POST   /orders/{id}/ship                          ship the order              200
+//	POST   /orders/{id}/cancel                        cancel the order            200
 //
 // A request body is one JSON object of at most 1 MiB; unknown fields are
 // refused. A body must come as application/json (or with no Content-Type):
@@ -19,15 +21,21 @@
 // that a page of another site cannot post a form to the API. With curl, use
 // --json. Every answer is JSON: an order, a page of orders, or an error.
 // Amounts (unit_price, subtotal, total) are integer cents. The client
-// chooses the identity of a new order; the order numbers its items.
+// chooses the identity of a new order; the order numbers its items; the
+// database numbers the discounts. A discount is {"code": "SPRING",
+// "percent": 10}: its code is unique within its item, its percent 1 to 100,
+// and an item's percents add up to 100 at most. An item's subtotal is its
+// quantity times its unit price less its discounts, rounded down to the
+// cent.
 //
 // An order is
 //
 //	{"id": 1, "customer": "ada",
 //	 "recipient": {"name": "Ada Lovelace", "phone": "+44 20 7946 0000", "address": "12 St James's Square, London"},
 //	 "status": "placed",
-//	 "items": [{"id": 1, "product": "tea", "quantity": 2, "unit_price": 350, "subtotal": 700}],
-//	 "total": 700, "version": 0}
+//	 "items": [{"id": 1, "product": "tea", "quantity": 2, "unit_price": 350, "subtotal": 630,
+//	            "discounts": [{"id": 1, "code": "SPRING", "percent": 10}]}],
+//	 "total": 630, "version": 1}
 //
 // and a page of orders is {"orders": [...], "next": "4"}: pass next as the
 // after parameter to get the next page; it is absent on the last page.
@@ -36,13 +44,15 @@
 // An error is {"code": "cancelled", "message": "..."}, with the status:
 //
 //	400 bad_request, invalid_page: a request that cannot be read
-//	404 not_found, order_not_found, item_not_found
+//	404 not_found, order_not_found, item_not_found, discount_not_found
 //	405 method_not_allowed
-//	409 order_exists, concurrent_change, shipped, cancelled, duplicate_product:
-//	    the order's state forbids the change
+//	409 order_exists, concurrent_change, shipped, cancelled, duplicate_product,
+//	    duplicate_discount, discount_too_large: the order's state forbids the
+//	    change
 //	413 too_large; 415 unsupported_media_type
 //	422 invalid_order_id, invalid_customer, invalid_recipient, invalid_product,
-//	    invalid_quantity, invalid_price, no_items: the domain's rules refuse it
+//	    invalid_quantity, invalid_price, no_items, invalid_discount_code,
+//	    invalid_percent: the domain's rules refuse it
 //	500 internal: logged, with no detail in the answer
 package interfaces
 
@@ -54,7 +64,9 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/dddkit/dddkit/examples/order/application"
 	"github.com/dddkit/dddkit/examples/order/domain"
@@ -83,6 +95,8 @@ func NewHandler(svc *application.Service, logger *slog.Logger) http.Handler {
 	a.mux.HandleFunc("POST /orders/{id}/items", a.addItem)
 	a.mux.HandleFunc("PATCH /orders/{id}/items/{item}", a.changeQuantity)
 	a.mux.HandleFunc("DELETE /orders/{id}/items/{item}", a.removeItem)
+	a.mux.HandleFunc("POST /orders/{id}/items/{item}/discounts", a.applyDiscount)
+	a.mux.HandleFunc("DELETE /orders/{id}/items/{item}/discounts/{code}", a.removeDiscount)
 	a.mux.HandleFunc("POST /orders/{id}/ship", a.ship)
 	a.mux.HandleFunc("POST /orders/{id}/cancel", a.cancel)
 	return a
@@ -137,6 +151,10 @@ type (
 	quantityRequest struct {
 		Quantity int `json:"quantity"`
 	}
+	discountRequest struct {
+		Code    string `json:"code"`
+		Percent int    `json:"percent"`
+	}
 )
 
 func (it itemRequest) spec() domain.ItemSpec {
@@ -160,11 +178,17 @@ type (
 		Address string `json:"address"`
 	}
 	itemJSON struct {
-		ID        domain.ItemID `json:"id"`
-		Product   string        `json:"product"`
-		Quantity  int           `json:"quantity"`
-		UnitPrice domain.Money  `json:"unit_price"`
-		Subtotal  domain.Money  `json:"subtotal"`
+		ID        domain.ItemID  `json:"id"`
+		Product   string         `json:"product"`
+		Quantity  int            `json:"quantity"`
+		UnitPrice domain.Money   `json:"unit_price"`
+		Subtotal  domain.Money   `json:"subtotal"`
+		Discounts []discountJSON `json:"discounts"`
+	}
+	discountJSON struct {
+		ID      domain.DiscountID `json:"id"`
+		Code    string            `json:"code"`
+		Percent int               `json:"percent"`
 	}
 	pageJSON struct {
 		Orders []orderJSON `json:"orders"`
@@ -188,7 +212,11 @@ func orderOf(o *domain.Order) orderJSON {
 		Version:   o.Version(),
 	}
 	for _, it := range o.Items() {
-		out.Items = append(out.Items, itemJSON{ID: it.ID(), Product: it.Product(), Quantity: it.Quantity(), UnitPrice: it.UnitPrice(), Subtotal: it.Subtotal()})
+		item := itemJSON{ID: it.ID(), Product: it.Product(), Quantity: it.Quantity(), UnitPrice: it.UnitPrice(), Subtotal: it.Subtotal(), Discounts: []discountJSON{}}
+		for _, d := range it.Discounts() {
+			item.Discounts = append(item.Discounts, discountJSON{ID: d.ID(), Code: d.Code(), Percent: d.Percent()})
+		}
+		out.Items = append(out.Items, item)
 	}
 	return out
 }
@@ -296,6 +324,34 @@ func (a *api) removeItem(w http.ResponseWriter, r *http.Request) {
 	a.answer(w, r, o, err)
 }
 
+func (a *api) applyDiscount(w http.ResponseWriter, r *http.Request) {
+	id, item, ok := itemID(w, r)
+	if !ok {
+		return
+	}
+	var req discountRequest
+	if !a.decode(w, r, &req) {
+		return
+	}
+	o, err := a.svc.ApplyDiscount(r.Context(), id, item, req.Code, req.Percent)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	code := strings.TrimSpace(req.Code) // as the order keeps it
+	w.Header().Set("Location", orderPath(id)+"/items/"+strconv.FormatInt(int64(item), 10)+"/discounts/"+url.PathEscape(code))
+	writeJSON(w, http.StatusCreated, orderOf(o))
+}
+
+func (a *api) removeDiscount(w http.ResponseWriter, r *http.Request) {
+	id, item, ok := itemID(w, r)
+	if !ok {
+		return
+	}
+	o, err := a.svc.RemoveDiscount(r.Context(), id, item, r.PathValue("code"))
+	a.answer(w, r, o, err)
+}
+
 func (a *api) ship(w http.ResponseWriter, r *http.Request) {
 	id, ok := orderID(w, r)
 	if !ok {
@@ -400,11 +456,14 @@ type problem struct {
 var problems = []problem{
 	{domain.ErrOrderNotFound, http.StatusNotFound, "order_not_found", false},
 	{domain.ErrItemNotFound, http.StatusNotFound, "item_not_found", true},
+	{domain.ErrDiscountNotFound, http.StatusNotFound, "discount_not_found", true},
 	{domain.ErrOrderExists, http.StatusConflict, "order_exists", false},
 	{domain.ErrConcurrentChange, http.StatusConflict, "concurrent_change", false},
 	{domain.ErrShipped, http.StatusConflict, "shipped", false},
 	{domain.ErrCancelled, http.StatusConflict, "cancelled", false},
 	{domain.ErrDuplicateProduct, http.StatusConflict, "duplicate_product", true},
+	{domain.ErrDuplicateDiscount, http.StatusConflict, "duplicate_discount", true},
+	{domain.ErrDiscountTooLarge, http.StatusConflict, "discount_too_large", true},
 	{domain.ErrInvalidOrderID, http.StatusUnprocessableEntity, "invalid_order_id", false},
 	{domain.ErrInvalidCustomer, http.StatusUnprocessableEntity, "invalid_customer", false},
 	{domain.ErrInvalidContact, http.StatusUnprocessableEntity, "invalid_recipient", false},
@@ -412,6 +471,8 @@ var problems = []problem{
 	{domain.ErrInvalidQuantity, http.StatusUnprocessableEntity, "invalid_quantity", false},
 	{domain.ErrInvalidPrice, http.StatusUnprocessableEntity, "invalid_price", false},
 	{domain.ErrNoItems, http.StatusUnprocessableEntity, "no_items", false},
+	{domain.ErrInvalidDiscountCode, http.StatusUnprocessableEntity, "invalid_discount_code", false},
+	{domain.ErrInvalidPercent, http.StatusUnprocessableEntity, "invalid_percent", false},
 	{application.ErrInvalidPage, http.StatusBadRequest, "invalid_page", true},
 }
 

@@ -122,11 +122,17 @@ type (
 		Address string `json:"address"`
 	}
 	item struct {
-		ID        int64  `json:"id"`
-		Product   string `json:"product"`
-		Quantity  int    `json:"quantity"`
-		UnitPrice int64  `json:"unit_price"`
-		Subtotal  int64  `json:"subtotal"`
+		ID        int64      `json:"id"`
+		Product   string     `json:"product"`
+		Quantity  int        `json:"quantity"`
+		UnitPrice int64      `json:"unit_price"`
+		Subtotal  int64      `json:"subtotal"`
+		Discounts []discount `json:"discounts"`
+	}
+	discount struct {
+		ID      int64  `json:"id"`
+		Code    string `json:"code"`
+		Percent int    `json:"percent"`
 	}
 	page struct {
 		Orders []order `json:"orders"`
@@ -155,9 +161,9 @@ func TestPlaceAndGet(t *testing.T) {
 			"recipient": {"name": "Ada Lovelace", "phone": "+44 20 7946 0000", "address": "12 St James's Square, London"},
 			"status": "placed",
 			"items": [
-				{"id": 1, "product": "tea", "quantity": 2, "unit_price": 350, "subtotal": 700},
-				{"id": 2, "product": "coffee", "quantity": 1, "unit_price": 1200, "subtotal": 1200},
-				{"id": 3, "product": "milk", "quantity": 3, "unit_price": 120, "subtotal": 360}],
+				{"id": 1, "product": "tea", "quantity": 2, "unit_price": 350, "subtotal": 700, "discounts": []},
+				{"id": 2, "product": "coffee", "quantity": 1, "unit_price": 1200, "subtotal": 1200, "discounts": []},
+				{"id": 3, "product": "milk", "quantity": 3, "unit_price": 120, "subtotal": 360, "discounts": []}],
 			"total": 2260, "version": 0}`
 		assert.JSONEq(t, want, string(r.body))
 		require.Equal(t, []string{"INSERT orders", "INSERT order_items"}, b.Log.Writes())
@@ -186,14 +192,14 @@ func TestItems(t *testing.T) {
 		require.Equal(t, "/orders/1/items/4", r.header.Get("Location"))
 		var o order
 		strictDecode(t, r.body, &o)
-		require.Equal(t, item{4, "sugar", 1, 200, 200}, o.Items[3])
+		require.Equal(t, item{4, "sugar", 1, 200, 200, []discount{}}, o.Items[3])
 		require.Equal(t, int64(2460), o.Total)
 		require.Equal(t, int64(1), o.Version)
 
 		// Change a quantity: one UPDATE of the item, one of the order.
 		b.Log.Reset()
 		o = a.order("PATCH", "/orders/1/items/2", `{"quantity": 4}`, http.StatusOK)
-		require.Equal(t, item{2, "coffee", 4, 1200, 4800}, o.Items[1])
+		require.Equal(t, item{2, "coffee", 4, 1200, 4800, []discount{}}, o.Items[1])
 		require.Equal(t, int64(6060), o.Total)
 		require.Equal(t, []string{"UPDATE orders (total, version)", "UPDATE order_items (quantity)"}, b.Log.Writes())
 
@@ -229,6 +235,105 @@ func TestItems(t *testing.T) {
 	})
 }
 
+// TestDiscounts applies and removes discounts of an item through the API:
+// the database gives each discount its identity, which the answer shows,
+// and the subtotal and the total follow.
+func TestDiscounts(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		a := newAPI(t, b)
+		a.order("POST", "/orders", placeAda, http.StatusCreated)
+
+		// Apply: one UPDATE of the order, one INSERT ... RETURNING of the
+		// discount, whose key the database makes.
+		b.Log.Reset()
+		r := a.do("POST", "/orders/1/items/2/discounts", `{"code": " SPRING ", "percent": 10}`)
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		require.Equal(t, "/orders/1/items/2/discounts/SPRING", r.header.Get("Location"))
+		require.Equal(t, []string{"UPDATE orders (total, version)", "INSERT item_discounts"}, b.Log.Writes())
+		var inserts []string
+		for _, s := range b.Log.Statements() {
+			if strings.HasPrefix(s.SQL, `INSERT INTO "item_discounts"`) {
+				inserts = append(inserts, s.SQL)
+			}
+		}
+		require.Len(t, inserts, 1)
+		assert.True(t, strings.HasSuffix(inserts[0], ` RETURNING "id"`), inserts[0])
+		assert.NotContains(t, inserts[0], `("id"`, "the key is left to the database")
+		if b.PGX {
+			require.Equal(t, 2, b.Log.RoundTrips(), "load with BEGIN; save with COMMIT")
+		}
+		var o order
+		strictDecode(t, r.body, &o)
+		coffee := o.Items[1]
+		require.Len(t, coffee.Discounts, 1)
+		spring := coffee.Discounts[0]
+		require.Positive(t, spring.ID, "the identity the database generated, not the placeholder")
+		require.Equal(t, discount{spring.ID, "SPRING", 10}, spring)
+		require.Equal(t, int64(1080), coffee.Subtotal, "12.00 less 10%")
+		require.Equal(t, int64(700+1080+360), o.Total)
+		require.Equal(t, int64(1), o.Version)
+		require.Empty(t, o.Items[0].Discounts)
+		require.Equal(t, o, a.order("GET", "/orders/1", "", http.StatusOK), "read back from the database")
+		var stored struct {
+			ID      int64 `db:"id"`
+			OrderID int64 `db:"order_id"`
+			ItemID  int64 `db:"item_id"`
+			Code    string
+			Percent int
+		}
+		require.NoError(t, b.Raw.Get(&stored, "SELECT id, order_id, item_id, code, percent FROM item_discounts"))
+		require.Equal(t, spring.ID, stored.ID)
+		require.Equal(t, [2]int64{1, 2}, [2]int64{stored.OrderID, stored.ItemID})
+
+		// A second discount of the item, with a code to escape in paths.
+		r = a.do("POST", "/orders/1/items/2/discounts", `{"code": "5% off", "percent": 5}`)
+		require.Equal(t, http.StatusCreated, r.status, string(r.body))
+		require.Equal(t, "/orders/1/items/2/discounts/5%25%20off", r.header.Get("Location"))
+		strictDecode(t, r.body, &o)
+		require.Len(t, o.Items[1].Discounts, 2)
+		off := o.Items[1].Discounts[1]
+		require.Greater(t, off.ID, spring.ID, "a new key")
+		require.Equal(t, spring, o.Items[1].Discounts[0], "the first keeps its key")
+		require.Equal(t, int64(1020), o.Items[1].Subtotal, "15% off")
+		require.Equal(t, int64(2080), o.Total)
+
+		// What the domain refuses writes nothing.
+		before := a.order("GET", "/orders/1", "", http.StatusOK)
+		b.Log.Reset()
+		e := a.fails("POST", "/orders/1/items/2/discounts", `{"code": "SPRING", "percent": 5}`, http.StatusConflict, "duplicate_discount")
+		assert.Contains(t, e.Message, "SPRING")
+		a.fails("POST", "/orders/1/items/2/discounts", `{"code": "BIG", "percent": 86}`, http.StatusConflict, "discount_too_large")
+		a.fails("POST", "/orders/1/items/2/discounts", `{"code": "X", "percent": 0}`, http.StatusUnprocessableEntity, "invalid_percent")
+		a.fails("POST", "/orders/1/items/2/discounts", `{"code": "X", "percent": 101}`, http.StatusUnprocessableEntity, "invalid_percent")
+		a.fails("POST", "/orders/1/items/2/discounts", `{"code": " ", "percent": 10}`, http.StatusUnprocessableEntity, "invalid_discount_code")
+		a.fails("POST", "/orders/1/items/2/discounts", `{"code": "X", "percent": 10, "id": 5}`, http.StatusBadRequest, "bad_request")
+		a.fails("POST", "/orders/1/items/9/discounts", `{"code": "X", "percent": 10}`, http.StatusNotFound, "item_not_found")
+		a.fails("POST", "/orders/9/items/2/discounts", `{"code": "X", "percent": 10}`, http.StatusNotFound, "order_not_found")
+		a.fails("DELETE", "/orders/1/items/2/discounts/AUTUMN", "", http.StatusNotFound, "discount_not_found")
+		a.fails("DELETE", "/orders/1/items/1/discounts/SPRING", "", http.StatusNotFound, "discount_not_found")
+		require.Empty(t, b.Log.Writes(), "nothing refused is written")
+		require.Equal(t, before, a.order("GET", "/orders/1", "", http.StatusOK))
+
+		// Remove one: one DELETE of its row.
+		b.Log.Reset()
+		o = a.order("DELETE", "/orders/1/items/2/discounts/SPRING", "", http.StatusOK)
+		require.Equal(t, []string{"UPDATE orders (total, version)", "DELETE item_discounts"}, b.Log.Writes())
+		require.Equal(t, []discount{off}, o.Items[1].Discounts)
+		require.Equal(t, int64(1140), o.Items[1].Subtotal)
+		require.Equal(t, int64(700+1140+360), o.Total)
+		require.Equal(t, o, a.order("GET", "/orders/1", "", http.StatusOK))
+
+		// Remove the item: its discounts go first.
+		b.Log.Reset()
+		o = a.order("DELETE", "/orders/1/items/2", "", http.StatusOK)
+		require.Equal(t, []string{"UPDATE orders (total, version)", "DELETE item_discounts", "DELETE order_items"}, b.Log.Writes())
+		require.Equal(t, int64(700+360), o.Total)
+		var n int
+		require.NoError(t, b.Raw.Get(&n, "SELECT count(*) FROM item_discounts"))
+		require.Zero(t, n)
+	})
+}
+
 // TestCancel cancels an order through the API: an UPDATE of its status,
 // after which the order is still there and refuses every change.
 func TestCancel(t *testing.T) {
@@ -249,6 +354,8 @@ func TestCancel(t *testing.T) {
 		a.fails("PATCH", "/orders/1/items/1", `{"quantity": 5}`, http.StatusConflict, "cancelled")
 		a.fails("POST", "/orders/1/items", `{"product": "sugar", "quantity": 1, "unit_price": 200}`, http.StatusConflict, "cancelled")
 		a.fails("DELETE", "/orders/1/items/1", "", http.StatusConflict, "cancelled")
+		a.fails("POST", "/orders/1/items/1/discounts", `{"code": "SPRING", "percent": 10}`, http.StatusConflict, "cancelled")
+		a.fails("DELETE", "/orders/1/items/1/discounts/SPRING", "", http.StatusConflict, "cancelled")
 		require.Empty(t, b.Log.Writes())
 
 		// A shipped order cannot be cancelled.
@@ -391,6 +498,8 @@ func TestBadRequests(t *testing.T) {
 		{"bad order id", "GET", "/orders/abc", "", 400, "bad_request"},
 		{"zero order id", "POST", "/orders/0/cancel", "", 400, "bad_request"},
 		{"bad item id", "DELETE", "/orders/1/items/x", "", 400, "bad_request"},
+		{"bad discount item id", "POST", "/orders/1/items/0/discounts", `{"code": "X", "percent": 10}`, 400, "bad_request"},
+		{"discount percent as text", "POST", "/orders/1/items/1/discounts", `{"code": "X", "percent": "10"}`, 400, "bad_request"},
 		{"no items", "POST", "/orders", `{"id": 5, "customer": "c", "recipient": {"name": "n", "address": "a"}}`, 422, "no_items"},
 		{"no customer", "POST", "/orders", `{"id": 5, "customer": " ", "recipient": {"name": "n", "address": "a"}, "items": [{"product": "p", "quantity": 1}]}`, 422, "invalid_customer"},
 		{"no address", "POST", "/orders", `{"id": 5, "customer": "c", "recipient": {"name": "n"}, "items": [{"product": "p", "quantity": 1}]}`, 422, "invalid_recipient"},
