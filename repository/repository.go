@@ -135,7 +135,8 @@ type WritesBack interface {
 // Changes is what the update hook is given for one save.
 type Changes struct {
 	// Diff holds what changed since the aggregate was loaded or last saved.
-	// It is never empty. The version field is not part of it.
+	// It is empty only when the order of a collection changed and nothing
+	// else did (see [Orderer]). The version field is not part of it.
 	Diff diff.Result
 	// Versioned reports whether the root has a version field. When it has,
 	// the store must update the root's version from OldVersion to NewVersion
@@ -146,6 +147,25 @@ type Changes struct {
 	OldVersion int64
 	// NewVersion is OldVersion + 1.
 	NewVersion int64
+	// Old is the snapshot Diff was taken against (read-only): the
+	// aggregate as loaded or last saved, of the repository's type T.
+	Old any
+}
+
+// Orderer is implemented by hooks that store the order of some entity
+// collections, such as a position column. A change of order alone is not
+// a change to package diff, which matches entities by identity; Reordered
+// reports whether old, the snapshot, and new differ in the order of such a
+// collection, so that Save saves the aggregate even when the diff is
+// empty. After a save with an Orderer, the snapshot is taken anew, so
+// that it holds the order saved.
+type Orderer[T any] interface {
+	// Ordered reports whether the hooks store the order of any
+	// collection; when false, Reordered is never called.
+	Ordered() bool
+	// Reordered reports whether the order of a stored collection differs
+	// between old and new.
+	Reordered(old, new T) bool
 }
 
 // Transactor runs fn in a unit of work: a transaction whose context carries

@@ -46,6 +46,7 @@ type AggregateRepositorySupport[T ddd.Aggregate[ID], ID comparable] struct {
 	tx      Transactor
 	retry   RetryPolicy
 	version *typeinfo.Field // nil when the root has no version field
+	order   Orderer[T]      // the hooks, when they store an order
 }
 
 // NewSupport returns a repository support for T on top of hooks. It fails
@@ -70,6 +71,9 @@ func NewSupport[T ddd.Aggregate[ID], ID comparable](hooks Hooks[T, ID], opts ...
 	}
 	if ok {
 		s.version = &f
+	}
+	if o, ok := hooks.(Orderer[T]); ok && o.Ordered() {
+		s.order = o
 	}
 	return s, nil
 }
@@ -239,7 +243,7 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 	if err != nil {
 		return opError("save", err)
 	}
-	if !d.Changed() {
+	if !d.Changed() && (s.order == nil || !s.order.Reordered(snap, agg)) {
 		return nil
 	}
 	// The next snapshot is built before anything is written, so that a
@@ -250,7 +254,7 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 	if err != nil {
 		return opError("save", err)
 	}
-	ch := Changes{Diff: d}
+	ch := Changes{Diff: d, Old: snap}
 	before := s.readVersion(agg)
 	if s.version != nil {
 		ch.Versioned = true
@@ -272,6 +276,14 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 		if next, err = s.tracker.Prepare(agg, snap, d); err != nil {
 			return opError("save", fmt.Errorf("written, but not snapshotted: %w", err))
 		}
+	}
+	if s.order != nil {
+		// The snapshot takes the order saved, which a patch from the diff
+		// would not: a reorder is not a change to it.
+		if err := s.tracker.Attach(ctx, agg); err != nil {
+			return opError("save", fmt.Errorf("written, but not snapshotted: %w", err))
+		}
+		return nil
 	}
 	if err := next.Commit(ctx); err != nil {
 		return opError("save", err)

@@ -58,6 +58,11 @@ type Child struct {
 	// parent's key must then be unique in the parent's table. It has no
 	// effect on the first level, whose parent is the root.
 	ParentKeyOnly bool
+	// Position, when set, is a column that stores each element's index in
+	// its collection, a slice: the collection reloads in the order it was
+	// saved, and a change of order alone is saved (see package doc). It
+	// must not be the db tag of a field of the element.
+	Position string
 	// Children maps the entity collections of the element type, a level
 	// further down. Every entity collection of the element must be mapped
 	// (or tagged `ddd:"-"`).
@@ -152,6 +157,9 @@ type child struct {
 	refNames []string // unquoted
 	refTypes []reflect.Type
 	kids     []*child // the collections of the element, a level down
+	position string   // quoted Position column, or ""
+	// posBelow: this table or one below it has a Position column.
+	posBelow bool
 	// ownKeys: some kid refers to a row of this table by its key alone.
 	ownKeys bool
 	path    string // Go path from the root, for messages: "items.options"
@@ -393,6 +401,16 @@ func newTable(name, key string, t reflect.Type) (table, []collField, error) {
 	return tb, colls, nil
 }
 
+// posBelow reports whether a table of m has a position column.
+func (m *Mapping[T]) posBelow() bool {
+	for _, c := range m.top {
+		if c.posBelow {
+			return true
+		}
+	}
+	return false
+}
+
 // tables returns the tables of m: the root's, then the children's.
 func (m *Mapping[T]) tables() []*table {
 	out := []*table{&m.root}
@@ -525,6 +543,7 @@ func (m *Mapping[T]) newChildren(pt reflect.Type, pTable *table, parent *child, 
 			if k.spec.ParentKeyOnly {
 				c.ownKeys = true
 			}
+			c.posBelow = c.posBelow || k.posBelow
 		}
 	}
 	for i, cf := range colls {
@@ -631,6 +650,19 @@ func newChild(root reflect.Type, rootTable *table, parent *child, colls []collFi
 			return nil, nil, fmt.Errorf("parent key column %q is the db tag of field %s of %v: sqlstore fills it from the parent's key; remove the tag", n, tb.cols[i].field, st)
 		}
 		c.refCols = append(c.refCols, quote(n))
+	}
+	if spec.Position != "" {
+		if err := checkIdent("position column", spec.Position, columnRE); err != nil {
+			return nil, nil, err
+		}
+		if cf.typ.Kind() != reflect.Slice {
+			return nil, nil, fmt.Errorf("position column %q: field %s is a map, which has no order: use a slice", spec.Position, spec.Field)
+		}
+		if seen[spec.Position] || tb.column(spec.Position) >= 0 {
+			return nil, nil, fmt.Errorf("position column %q is a parent key column or the db tag of a field of %v", spec.Position, st)
+		}
+		c.position = quote(spec.Position)
+		c.posBelow = true
 	}
 	return c, grand, nil
 }

@@ -102,7 +102,7 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 		columnList(w, append(refColumns(refs), c.cols...))
 		w.s(" FROM " + c.quoted + " WHERE ")
 		_ = under(w, c, nil, theRoot)
-		w.s(" ORDER BY " + strings.Join(append(refs[:len(refs):len(refs)], c.cols[c.key].quoted), ", "))
+		w.s(" ORDER BY " + strings.Join(append(refs[:len(refs):len(refs)], c.order()...), ", "))
 		s.selectChild = append(s.selectChild, w.stmt(noCheck).sql)
 	}
 	for i := len(m.children) - 1; i >= 0; i-- {
@@ -350,6 +350,9 @@ func (pl *savePlan) generated(c *child, r *childRow) stmt {
 	w := &builder{d: pl.d}
 	cols := c.insertCols()
 	w.s("INSERT INTO " + c.quoted + " (" + strings.Join(c.refCols, ", "))
+	if c.position != "" {
+		w.s(", " + c.position)
+	}
 	for i := range cols {
 		w.s(", " + cols[i].quoted)
 	}
@@ -359,6 +362,10 @@ func (pl *savePlan) generated(c *child, r *childRow) stmt {
 			w.s(", ")
 		}
 		w.p(v)
+	}
+	if c.position != "" {
+		w.s(", ")
+		w.p(r.pos)
 	}
 	for i := range cols {
 		w.s(", ")
@@ -443,8 +450,8 @@ func (s *Store[T, ID]) insertStmts(base unsafe.Pointer) (*savePlan, error) {
 		if err := c.unique(elems); err != nil {
 			return nil, err
 		}
-		for _, e := range elems {
-			if pl.rows, err = c.subtree(pl.rows, nil, nil, stage, e); err != nil {
+		for i, e := range elems {
+			if pl.rows, err = c.subtree(pl.rows, nil, nil, stage, i, e); err != nil {
 				return nil, err
 			}
 		}
@@ -528,11 +535,17 @@ func (c *child) elements(base unsafe.Pointer) ([]unsafe.Pointer, error) {
 // the root's key.
 func inserts(d *dialect, stmts []stmt, c *child, rows []*childRow, root func() any) []stmt {
 	width := len(c.refCols) + len(c.cols)
+	if c.position != "" {
+		width++
+	}
 	per := d.maxParams / width
 	for len(rows) > 0 {
 		n := min(per, len(rows))
 		w := &builder{d: d, args: make([]any, 0, n*width)}
 		w.s("INSERT INTO " + c.quoted + " (" + strings.Join(c.refCols, ", "))
+		if c.position != "" {
+			w.s(", " + c.position)
+		}
 		for i := range c.cols {
 			w.s(", " + c.cols[i].quoted)
 		}
@@ -547,6 +560,10 @@ func inserts(d *dialect, stmts []stmt, c *child, rows []*childRow, root func() a
 					w.s(", ")
 				}
 				w.p(v)
+			}
+			if c.position != "" {
+				w.s(", ")
+				w.p(row.pos)
 			}
 			for i := range c.cols {
 				w.s(", ")
@@ -584,6 +601,15 @@ type childWork struct {
 	removed  []group // rows removed from their parent's collection
 	gone     []gone  // rows under removed rows of a table above
 	modified []modified
+	moved    []moved
+}
+
+// moved is an element whose index in its collection changed: the row's
+// position is rewritten.
+type moved struct {
+	refs []any
+	p    unsafe.Pointer
+	pos  int
 }
 
 // gone is the rows of a table under the rows g of the table above.
@@ -676,8 +702,17 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) (*sa
 
 	work := make([]childWork, len(s.m.children))
 	pl := s.newPlan(base)
-	if err := s.walk(&ch.Diff.Changes, s.m.top, []any{key}, work, &pl.rows); err != nil {
+	if err := s.walk(&ch.Diff.Changes, s.m.top, []any{key}, base, work, &pl.rows); err != nil {
 		return nil, err
+	}
+	if s.m.posBelow() {
+		old, _ := ch.Old.(T)
+		if op := ptrOf(old); op != nil {
+			s.reorders(s.m.top, []any{key}, op, base, func(c *child, refs []any, p unsafe.Pointer, pos int) bool {
+				work[c.index].moved = append(work[c.index].moved, moved{refs: refs, p: p, pos: pos})
+				return true
+			})
+		}
 	}
 
 	// Deletes first, deepest tables first, so that foreign keys hold and a
@@ -706,6 +741,19 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) (*sa
 		}
 	}
 	for i, c := range s.m.children {
+		for _, mv := range work[i].moved {
+			w.s("UPDATE " + c.quoted + " SET " + c.position + " = ")
+			w.p(mv.pos)
+			w.s(" WHERE ")
+			for j, v := range mv.refs {
+				w.s(c.refCols[j] + " = ")
+				w.p(v)
+				w.s(" AND ")
+			}
+			w.s(c.cols[c.key].quoted + " = ")
+			w.p(c.keyOf(mv.p))
+			stmts = append(stmts, w.stmt(noCheck))
+		}
 		for _, md := range work[i].modified {
 			st, ok, err := s.childUpdate(w, c, md.refs, md.e)
 			if err != nil {
@@ -724,7 +772,7 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) (*sa
 // walk records in work and rows what the changes ch of an entity (the
 // root, or an element) do to the tables kids of its collections; idv are
 // the entity's identifying values (its parent key values, then its key).
-func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, work []childWork, rows *[][]*childRow) error {
+func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, newP unsafe.Pointer, work []childWork, rows *[][]*childRow) error {
 	for i := range ch.Collections {
 		col := &ch.Collections[i]
 		idx, ok := col.Path.FieldIndex()
@@ -756,7 +804,11 @@ func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, work []c
 				if err != nil {
 					return err
 				}
-				if *rows, err = c.subtree(*rows, nil, refs, 0, p); err != nil {
+				pos := 0
+				if c.position != "" {
+					pos = positionOf(c, newColl(c, newP), p)
+				}
+				if *rows, err = c.subtree(*rows, nil, refs, 0, pos, p); err != nil {
 					return err
 				}
 			case diff.Modified:
@@ -766,7 +818,7 @@ func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, work []c
 				}
 				work[c.index].modified = append(work[c.index].modified, modified{refs: refs, e: e})
 				if len(c.kids) > 0 {
-					if err := s.walk(&e.Changes, c.kids, c.ids(refs, p), work, rows); err != nil {
+					if err := s.walk(&e.Changes, c.kids, c.ids(refs, p), p, work, rows); err != nil {
 						return err
 					}
 				}
@@ -952,4 +1004,85 @@ func (r *Repository[T, ID]) Count(ctx context.Context, q Query) (int64, error) {
 // Exists reports whether q's conditions select any aggregate.
 func (r *Repository[T, ID]) Exists(ctx context.Context, q Query) (bool, error) {
 	return r.store.Exists(ctx, q)
+}
+
+// Ordered reports whether a table of the mapping has a position column.
+// It implements [repository.Orderer].
+func (s *Store[T, ID]) Ordered() bool { return s.m != nil && s.m.posBelow() }
+
+// Reordered reports whether an element of a collection with a position
+// column changed its index between old and new, at any depth: a reorder,
+// which is not a change to package diff, but which the position column
+// stores. It implements [repository.Orderer].
+func (s *Store[T, ID]) Reordered(old, new T) bool {
+	if s.ready() != nil || !s.m.posBelow() {
+		return false
+	}
+	op, np := ptrOf(old), ptrOf(new)
+	if op == nil || np == nil {
+		return false
+	}
+	rt := &s.m.root
+	found := false
+	s.reorders(s.m.top, []any{rt.cols[rt.key].value(np)}, op, np, func(*child, []any, unsafe.Pointer, int) bool {
+		found = true
+		return false
+	})
+	return found
+}
+
+// reorders calls moved for every element of a collection with a position
+// column, below the entity at oldP (the snapshot's) and newP (the live
+// one), of identifying values idv, whose index changed, with its parent
+// key values, until moved returns false. It reports whether to go on.
+func (s *Store[T, ID]) reorders(kids []*child, idv []any, oldP, newP unsafe.Pointer, moved func(c *child, refs []any, p unsafe.Pointer, pos int) bool) bool {
+	for _, c := range kids {
+		if !c.posBelow {
+			continue
+		}
+		olds, err := c.elements(oldP)
+		if err != nil {
+			continue
+		}
+		news, err := c.elements(newP)
+		if err != nil {
+			continue
+		}
+		at := make(map[any]int, len(olds))
+		for i, p := range olds {
+			at[c.keyOf(p)] = i
+		}
+		refs := c.refsFor(idv)
+		for i, p := range news {
+			j, ok := at[c.keyOf(p)]
+			if !ok {
+				continue // added: inserted at its index
+			}
+			if c.position != "" && i != j && !moved(c, refs, p, i) {
+				return false
+			}
+			if len(c.kids) > 0 && !s.reorders(c.kids, c.ids(refs, p), olds[j], p, moved) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// newColl returns the elements of c's collection in the struct at p.
+func newColl(c *child, p unsafe.Pointer) []unsafe.Pointer {
+	elems, _ := c.elements(p)
+	return elems
+}
+
+// positionOf returns the index in elems of the element of c with the
+// identity of the element at p.
+func positionOf(c *child, elems []unsafe.Pointer, p unsafe.Pointer) int {
+	key := c.keyOf(p)
+	for i, e := range elems {
+		if c.keyOf(e) == key {
+			return i
+		}
+	}
+	return 0
 }

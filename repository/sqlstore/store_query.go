@@ -101,7 +101,7 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 		if err := under(w, c, nil, theRoots); err != nil {
 			return nil, s.fail("select", err)
 		}
-		w.s(" ORDER BY " + strings.Join(c.refCols, ", ") + ", " + c.cols[c.key].quoted)
+		w.s(" ORDER BY " + strings.Join(append(c.refCols[:len(c.refCols):len(c.refCols)], c.order()...), ", "))
 		st := w.stmt(noCheck)
 		st.scan = l.scan(c)
 		stmts = append(stmts, st)

@@ -92,6 +92,7 @@ type childRow struct {
 	// stage is the round trip of the save that inserts the row: one more
 	// than its parent's when the parent's key is generated.
 	stage int
+	pos   int // the element's index in its collection
 }
 
 // refVals returns the values of r's parent key columns; rootKey reads the
@@ -132,8 +133,8 @@ func (c *child) ids(refs []any, p unsafe.Pointer) []any {
 // key values are refs (nil: the root), inserted in round trip stage; and
 // the rows of its descendants, checking that no collection holds two
 // elements of one identity.
-func (c *child) subtree(rows [][]*childRow, parent *childRow, refs []any, stage int, p unsafe.Pointer) ([][]*childRow, error) {
-	r := &childRow{c: c, p: p, parent: parent, refs: refs, stage: stage}
+func (c *child) subtree(rows [][]*childRow, parent *childRow, refs []any, stage, pos int, p unsafe.Pointer) ([][]*childRow, error) {
+	r := &childRow{c: c, p: p, parent: parent, refs: refs, stage: stage, pos: pos}
 	rows[c.index] = append(rows[c.index], r)
 	if c.generated {
 		stage++ // the children need the key the INSERT generates
@@ -146,8 +147,8 @@ func (c *child) subtree(rows [][]*childRow, parent *childRow, refs []any, stage 
 		if err := k.unique(elems); err != nil {
 			return nil, err
 		}
-		for _, e := range elems {
-			if rows, err = k.subtree(rows, r, nil, stage, e); err != nil {
+		for i, e := range elems {
+			if rows, err = k.subtree(rows, r, nil, stage, i, e); err != nil {
 				return nil, err
 			}
 		}
@@ -355,4 +356,13 @@ func (c *child) below(a *child) bool {
 		}
 	}
 	return false
+}
+
+// order returns the columns that order the rows of c within their parent:
+// the position, if c has one, then the key.
+func (c *child) order() []string {
+	if c.position != "" {
+		return []string{c.position, c.cols[c.key].quoted}
+	}
+	return []string{c.cols[c.key].quoted}
 }
