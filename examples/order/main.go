@@ -21,13 +21,15 @@
 // An existing schema without the mark is refused and left untouched.
 //
 // The scenario's steps go through the application service: place an order
-// with three items; change the quantity of one item; add an item and
-// remove another in one change; save the order again unchanged (no
-// statement at all); cancel the order (an UPDATE of its status); try to
-// change the cancelled order, which the domain refuses (nothing written).
-// Steps 2, 3, 5 and 6 load, change and save in one transaction, so they
-// show the SELECTs of the load and BEGIN and COMMIT (or ROLLBACK) as well
-// as the writes of the save.
+// with three items; change the quantity of one item; apply a discount to
+// that item (an INSERT of the discount that reads back the identity the
+// database generated, RETURNING "id"); add an item and remove another in
+// one change; save the order again unchanged (no statement at all); cancel
+// the order (an UPDATE of its status); try to change the cancelled order,
+// which the domain refuses (nothing written). Steps 2, 3, 4, 6 and 7 load,
+// change and save in one transaction, so they show the SELECTs of the load
+// (orders, their items, the items' discounts) and BEGIN and COMMIT (or
+// ROLLBACK) as well as the writes of the save.
 package main
 
 import (
@@ -222,18 +224,22 @@ func run(ctx context.Context, w io.Writer, cfg infrastructure.Config) (err error
 			o, err = svc.ChangeQuantity(ctx, id, 2, 4)
 			return err
 		}},
-		{"3. add an item and remove item 1 in one change (load, change and save in one transaction)", func() (err error) {
+		{"3. apply a 10% discount to item 2 (load, change and save in one transaction; the database gives the discount its identity)", func() (err error) {
+			o, err = svc.ApplyDiscount(ctx, id, 2, "SPRING", 10)
+			return err
+		}},
+		{"4. add an item and remove item 1 in one change (load, change and save in one transaction)", func() (err error) {
 			o, err = svc.AdjustItems(ctx, id, []domain.ItemSpec{{Product: "sugar", Quantity: 1, UnitPrice: 200}}, []domain.ItemID{1})
 			return err
 		}},
-		{"4. save the order of step 3 again, unchanged (no load)", func() error {
+		{"5. save the order of step 4 again, unchanged (no load)", func() error {
 			return orders.Save(ctx, o)
 		}},
-		{"5. cancel the order (load, change and save in one transaction)", func() (err error) {
+		{"6. cancel the order (load, change and save in one transaction)", func() (err error) {
 			o, err = svc.Cancel(ctx, id)
 			return err
 		}},
-		{"6. change the quantity of item 2 of the cancelled order (refused by the domain: rolled back, nothing written)", func() error {
+		{"7. change the quantity of item 2 of the cancelled order (refused by the domain: rolled back, nothing written)", func() error {
 			_, refused = svc.ChangeQuantity(ctx, id, 2, 5)
 			if !errors.Is(refused, domain.ErrCancelled) {
 				return fmt.Errorf("want the domain's refusal, got %v", refused)
@@ -254,7 +260,14 @@ func describe(o *domain.Order) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version %d, %s, total %s;", o.Version(), o.Status(), o.Total())
 	for _, it := range o.Items() {
-		fmt.Fprintf(&b, " #%d %d x %s @ %s;", it.ID(), it.Quantity(), it.Product(), it.UnitPrice())
+		fmt.Fprintf(&b, " #%d %d x %s @ %s", it.ID(), it.Quantity(), it.Product(), it.UnitPrice())
+		if ds := it.Discounts(); len(ds) > 0 {
+			for _, d := range ds {
+				fmt.Fprintf(&b, " less %s %d%% (discount %d)", d.Code(), d.Percent(), d.ID())
+			}
+			fmt.Fprintf(&b, " = %s", it.Subtotal())
+		}
+		b.WriteString(";")
 	}
 	return strings.TrimSuffix(b.String(), ";")
 }
