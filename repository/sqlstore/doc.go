@@ -102,6 +102,19 @@
 // removal and an addition. A change at any depth checks and bumps the
 // root's version.
 //
+// # Order of children
+//
+// Rows of a child table load in key order, unless the Child names a
+// Position column: each element's index in its collection (a slice) is
+// then stored in it, and the rows load in that order. Package diff
+// matches elements by identity, so a reorder is no change to it; the
+// store reports it to the repository ([repository.Orderer]), which saves
+// an aggregate whose only change is an order: the rows whose index changed
+// get an UPDATE of their position (and the root its version bump), at any
+// depth. An added element is inserted at its index, and the elements after
+// it are moved. With a position column the snapshot is taken anew after
+// each save, so that it holds the order saved.
+//
 // # Composite root keys
 //
 // A root's key is one column. A composite key (tenant_id, id) is not
