@@ -15,10 +15,11 @@ import (
 // Example_orderStatements places an order of three items on the embedded
 // SQLite database of the order example, then changes the quantity of one
 // item, and prints what the observer saw of that change: the load (BEGIN
-// IMMEDIATE, which takes SQLite's write lock, and two SELECTs), then the
-// save, which writes only what changed, one UPDATE of the item's quantity
-// and one of the order's total and version, inside a savepoint, and the
-// COMMIT.
+// IMMEDIATE, which takes SQLite's write lock, and a SELECT per table:
+// the order, its items, their discounts), then the save, which writes only
+// what changed, one UPDATE of the item's quantity and one of the order's
+// total and version, and the COMMIT: the save is the last operation of the
+// unit of work, so it needs no savepoint.
 func Example_orderStatements() {
 	ctx := context.Background()
 	show := false
@@ -61,9 +62,10 @@ func Example_orderStatements() {
 	// 5 BEGIN IMMEDIATE []
 	// 6 SELECT "id", "customer", "recipient_name", "recipient_phone", "recipient_address", "last_item_id", "total", "status", "version" FROM "orders" WHERE "id" = ? [1]
 	// 7 SELECT "id", "product", "quantity", "unit_price" FROM "order_items" WHERE "order_id" = ? ORDER BY "id" [1]
-	// 8 UPDATE "orders" SET "total" = ?, "version" = ? WHERE "id" = ? AND "version" = ? [5860 1 1 0]
-	// 9 UPDATE "order_items" SET "quantity" = ? WHERE "order_id" = ? AND "id" = ? [4 1 2]
-	// 10 COMMIT []
+	// 8 SELECT "order_id", "item_id", "id", "code", "percent" FROM "item_discounts" WHERE "order_id" = ? ORDER BY "order_id", "item_id", "id" [1]
+	// 9 UPDATE "orders" SET "total" = ?, "version" = ? WHERE "id" = ? AND "version" = ? [5860 1 1 0]
+	// 10 UPDATE "order_items" SET "quantity" = ? WHERE "order_id" = ? AND "id" = ? [4 1 2]
+	// 11 COMMIT []
 	// version 1 total 58.60
 }
 
