@@ -121,7 +121,7 @@ type elemEntry struct {
 // cachedElemPlan returns the plan of pointer type t's element, or nil when
 // it is not compiled yet or cannot be.
 func cachedElemPlan(t reflect.Type) *plan {
-	k := typeKey(t)
+	k := typeinfo.TypeKey(t)
 	slot := &elemCache[(uintptr(k)>>5)%uintptr(len(elemCache))]
 	if e := slot.Load(); e != nil && e.key == k {
 		return e.plan
@@ -134,14 +134,9 @@ func cachedElemPlan(t reflect.Type) *plan {
 	return pl
 }
 
-// typeKey returns the address of t's runtime type descriptor.
-func typeKey(t reflect.Type) unsafe.Pointer {
-	return (*typeinfo.Eface)(unsafe.Pointer(&t)).Data
-}
-
 func lookup(t reflect.Type) (cached, bool) {
 	if m := planCache.Load(); m != nil {
-		c, ok := (*m)[typeKey(t)]
+		c, ok := (*m)[typeinfo.TypeKey(t)]
 		return c, ok
 	}
 	return cached{}, false
@@ -157,8 +152,8 @@ func store(entries map[reflect.Type]cached) {
 		}
 	}
 	for t, c := range entries {
-		if _, ok := m[typeKey(t)]; !ok {
-			m[typeKey(t)] = c
+		if _, ok := m[typeinfo.TypeKey(t)]; !ok {
+			m[typeinfo.TypeKey(t)] = c
 		}
 	}
 	planCache.Store(&m)
@@ -576,11 +571,11 @@ func opsEq(w *walk, ops []eqOp, a, b unsafe.Pointer) bool {
 			}
 			// Equal in order; a reorder of entities is found by the walk
 			// that follows a false.
-			hx, hy := (*sliceHeader)(x), (*sliceHeader)(y)
-			if hx.len != hy.len {
+			hx, hy := (*typeinfo.SliceHeader)(x), (*typeinfo.SliceHeader)(y)
+			if hx.Len != hy.Len {
 				return false
 			}
-			if hx.data == hy.data {
+			if hx.Data == hy.Data {
 				continue
 			}
 			if !ptrSliceEq(op.plan.elem.elem, hx, hy) {
@@ -618,10 +613,10 @@ func structEq(sp *plan, a, b unsafe.Pointer) bool {
 
 // ptrSliceEq compares, in order, two slices of pointers to structs of plan
 // sp, which cannot recurse.
-func ptrSliceEq(sp *plan, hx, hy *sliceHeader) bool {
-	for i := 0; i < hx.len; i++ {
-		pa := *(*unsafe.Pointer)(unsafe.Add(hx.data, uintptr(i)*ptrSize))
-		pb := *(*unsafe.Pointer)(unsafe.Add(hy.data, uintptr(i)*ptrSize))
+func ptrSliceEq(sp *plan, hx, hy *typeinfo.SliceHeader) bool {
+	for i := 0; i < hx.Len; i++ {
+		pa := *(*unsafe.Pointer)(unsafe.Add(hx.Data, uintptr(i)*ptrSize))
+		pb := *(*unsafe.Pointer)(unsafe.Add(hy.Data, uintptr(i)*ptrSize))
 		if pa == pb {
 			continue
 		}

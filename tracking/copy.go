@@ -216,7 +216,7 @@ type op struct {
 // copy, made in bulk with write barriers), then run fix on the copy.
 type plan struct {
 	typ     reflect.Type
-	typePtr unsafe.Pointer // see typePtr
+	typePtr unsafe.Pointer // typeinfo.TypeKey(typ)
 	kind    opKind         // for pointers, slices, maps, interfaces, arrays, bad types
 	size    uintptr
 	fix     []op           // replace the deep parts and clear the ignored fields
@@ -246,13 +246,6 @@ type plan struct {
 	dyn sync.Map
 }
 
-// sliceHeader is the layout of a slice.
-type sliceHeader struct {
-	Data unsafe.Pointer
-	Len  int
-	Cap  int
-}
-
 // zeroArray is where an empty, non-nil slice copy points.
 var zeroArray [0]uint64
 
@@ -264,14 +257,9 @@ var (
 	recent [256]atomic.Pointer[plan]
 )
 
-// typePtr returns the identity of t: the pointer in its interface value.
-func typePtr(t reflect.Type) unsafe.Pointer {
-	return (*[2]unsafe.Pointer)(unsafe.Pointer(&t))[1]
-}
-
 // planOf returns the plan of t, compiling it on first use.
 func planOf(t reflect.Type) *plan {
-	tp := typePtr(t)
+	tp := typeinfo.TypeKey(t)
 	slot := &recent[(uintptr(tp)*0x9E3779B97F4A7C15)>>56]
 	if p := slot.Load(); p != nil && p.typePtr == tp {
 		return p
@@ -311,13 +299,6 @@ type compiler struct {
 // maxUnroll is the most ops an array is unrolled into.
 const maxUnroll = 16
 
-// typeWord returns the type word of an interface holding a value of type t,
-// which is not an interface type.
-func typeWord(t reflect.Type) unsafe.Pointer {
-	x := reflect.Zero(t).Interface()
-	return (*typeinfo.Eface)(unsafe.Pointer(&x)).Type
-}
-
 func (c *compiler) compile(t reflect.Type) *plan {
 	if p, ok := plans.Load(t); ok {
 		return p.(*plan)
@@ -327,11 +308,11 @@ func (c *compiler) compile(t reflect.Type) *plan {
 	}
 	p := &plan{
 		typ:     t,
-		typePtr: typePtr(t),
+		typePtr: typeinfo.TypeKey(t),
 		size:    t.Size(),
 		hasPtr:  typeinfo.HasPointers(t),
 		direct:  typeinfo.DirectIface(t),
-		ptrWord: typeWord(reflect.PointerTo(t)),
+		ptrWord: typeinfo.TypeWord(reflect.PointerTo(t)),
 	}
 	c.building[t] = p
 	c.order = append(c.order, p)
@@ -368,7 +349,7 @@ func (c *compiler) fill(p *plan) {
 		p.fix = []op{{kind: opSlice, plan: p}}
 	case reflect.Map:
 		p.kind = opMap
-		p.mapWord = typeWord(t)
+		p.mapWord = typeinfo.TypeWord(t)
 		p.key = c.compile(t.Key())
 		p.elem = c.compile(t.Elem())
 		p.fix = []op{{kind: opMap, plan: p}}
@@ -494,7 +475,7 @@ func clearOps(t reflect.Type) []op {
 		}
 	}
 	// Not cached, not in the type graph: just what clearing needs.
-	return []op{{kind: opClearTyped, plan: &plan{typ: t, ptrWord: typeWord(reflect.PointerTo(t)), done: true}}}
+	return []op{{kind: opClearTyped, plan: &plan{typ: t, ptrWord: typeinfo.TypeWord(reflect.PointerTo(t)), done: true}}}
 }
 
 func appendOps(dst, src []op, base uintptr, name string) []op {
@@ -775,7 +756,7 @@ func runOps(ops []op, dst, src unsafe.Pointer, st *state) error {
 			}
 			*(*unsafe.Pointer)(d) = np
 		case opSlice:
-			h := *(*sliceHeader)(s)
+			h := *(*typeinfo.SliceHeader)(s)
 			if h.Data == nil {
 				continue // nil in the shallow copy too
 			}
@@ -795,7 +776,7 @@ func runOps(ops []op, dst, src unsafe.Pointer, st *state) error {
 		case opClearString:
 			*(*string)(d) = ""
 		case opClearSlice:
-			*(*sliceHeader)(d) = sliceHeader{}
+			*(*typeinfo.SliceHeader)(d) = typeinfo.SliceHeader{}
 		case opClearIface:
 			*(*typeinfo.Eface)(d) = typeinfo.Eface{}
 		case opClearTyped:
@@ -882,13 +863,13 @@ func newCopy(e *plan, sp unsafe.Pointer, st *state) (unsafe.Pointer, error) {
 }
 
 func copySlice(p *plan, d, s unsafe.Pointer, st *state) error {
-	h := *(*sliceHeader)(s)
+	h := *(*typeinfo.SliceHeader)(s)
 	if h.Data == nil {
 		return nil
 	}
 	n := h.Len
 	if n == 0 {
-		*(*sliceHeader)(d) = sliceHeader{Data: unsafe.Pointer(&zeroArray)}
+		*(*typeinfo.SliceHeader)(d) = typeinfo.SliceHeader{Data: unsafe.Pointer(&zeroArray)}
 		return nil
 	}
 	e := p.elem
@@ -903,9 +884,9 @@ func copySlice(p *plan, d, s unsafe.Pointer, st *state) error {
 	}
 	// A new, zeroed backing array of n elements (or a few more, up to the
 	// size class), allocated with the element type.
-	*(*sliceHeader)(d) = sliceHeader{}
+	*(*typeinfo.SliceHeader)(d) = typeinfo.SliceHeader{}
 	valueAt(p.ptrWord, d).Grow(n)
-	dh := (*sliceHeader)(d)
+	dh := (*typeinfo.SliceHeader)(d)
 	dh.Len = n
 	switch {
 	case e.size == 0:
@@ -932,7 +913,7 @@ func copySlice(p *plan, d, s unsafe.Pointer, st *state) error {
 
 // copyPtrSlice copies the slice h of pointers to values of plan e (an
 // entity collection, typically) to d, a slice of the same type.
-func copyPtrSlice(e *plan, d unsafe.Pointer, h sliceHeader, st *state) error {
+func copyPtrSlice(e *plan, d unsafe.Pointer, h typeinfo.SliceHeader, st *state) error {
 	// The new backing array: pointers, each replaced by a copy, nil ones
 	// left zero. A []unsafe.Pointer has the layout, and the pointer bitmap,
 	// of any slice of pointers.
@@ -963,7 +944,7 @@ func copyPtrSlice(e *plan, d unsafe.Pointer, h sliceHeader, st *state) error {
 			b[i] = (*typeinfo.Eface)(unsafe.Pointer(&c)).Data
 		}
 	}
-	*(*sliceHeader)(d) = sliceHeader{Data: unsafe.Pointer(unsafe.SliceData(b)), Len: h.Len, Cap: h.Len}
+	*(*typeinfo.SliceHeader)(d) = typeinfo.SliceHeader{Data: unsafe.Pointer(unsafe.SliceData(b)), Len: h.Len, Cap: h.Len}
 	return nil
 }
 

@@ -408,7 +408,7 @@ func (w *aliasWalker) walk(t reflect.Type, a, b unsafe.Pointer, path string) {
 		w.seen[[2]unsafe.Pointer{pa, pb}] = true
 		w.walk(t.Elem(), pa, pb, "(*"+path+")")
 	case reflect.Slice:
-		ha, hb := (*sliceHeader)(a), (*sliceHeader)(b)
+		ha, hb := (*typeinfo.SliceHeader)(a), (*typeinfo.SliceHeader)(b)
 		n := min(ha.Len, hb.Len)
 		if n > 0 && ha.Data == hb.Data && t.Elem().Size() > 0 {
 			w.fail(path, "backing array %p shared", ha.Data)

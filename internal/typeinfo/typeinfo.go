@@ -289,40 +289,6 @@ func HasPointers(t reflect.Type) bool {
 	return true
 }
 
-// DirectIface reports whether a value of t is stored directly in the data
-// word of an interface (pointer-shaped types) rather than behind a pointer.
-// The rule is the compiler's and has changed between Go releases, so it is
-// observed rather than restated: boxing the zero value of a direct type
-// leaves a nil data word, while an indirect one points at a zero value.
-func DirectIface(t reflect.Type) bool {
-	if v, ok := directCache.Load(t); ok {
-		return v.(bool)
-	}
-	z := reflect.Zero(t).Interface()
-	d := (*Eface)(unsafe.Pointer(&z)).Data == nil && t.Size() == unsafe.Sizeof(uintptr(0))
-	directCache.Store(t, d)
-	return d
-}
-
-var directCache sync.Map // reflect.Type -> bool
-
-// Eface is the layout of an empty interface value.
-type Eface struct {
-	Type unsafe.Pointer
-	Data unsafe.Pointer
-}
-
-// DataOf returns a pointer to the value held by interface a, which has the
-// dynamic type t. For pointer-shaped types it returns a pointer to the data
-// word of *ap, so ap must stay alive and unchanged while it is used.
-func DataOf(ap *any, t reflect.Type) unsafe.Pointer {
-	e := (*Eface)(unsafe.Pointer(ap))
-	if DirectIface(t) {
-		return unsafe.Pointer(&e.Data)
-	}
-	return e.Data
-}
-
 // Same reports whether the entities stored at p and q (values of type
 // id.Elem, as stored in a collection) have the same identity. Nil entities
 // are the same only as each other.

@@ -156,11 +156,6 @@ func (s *Store[T, ID]) fail(op string, err error) error {
 	return fmt.Errorf("sqlstore: %s %s: %w", op, name, err)
 }
 
-// ptrOf returns the address held by agg, a pointer.
-func ptrOf[T any](agg T) unsafe.Pointer {
-	return *(*unsafe.Pointer)(unsafe.Pointer(&agg))
-}
-
 // Select loads the aggregate with key id: the root row, then each child
 // table's rows of that root in key order, in one round trip on pgx. It
 // returns an error wrapping [repository.ErrNotFound] when there is no root
@@ -279,7 +274,7 @@ func (s *Store[T, ID]) Insert(ctx context.Context, agg T) error {
 	if err := s.ready(); err != nil {
 		return s.fail("insert", err)
 	}
-	base := ptrOf(agg)
+	base := typeinfo.PtrOf(agg)
 	if base == nil {
 		return s.fail("insert", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
@@ -442,7 +437,7 @@ func (s *Store[T, ID]) Update(ctx context.Context, agg T, ch repository.Changes)
 	if err := s.ready(); err != nil {
 		return s.fail("update", err)
 	}
-	base := ptrOf(agg)
+	base := typeinfo.PtrOf(agg)
 	if base == nil {
 		return s.fail("update", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
@@ -673,7 +668,7 @@ func (s *Store[T, ID]) Delete(ctx context.Context, agg T, version int64) error {
 	if err := s.ready(); err != nil {
 		return s.fail("delete", err)
 	}
-	base := ptrOf(agg)
+	base := typeinfo.PtrOf(agg)
 	if base == nil {
 		return s.fail("delete", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
