@@ -1,6 +1,11 @@
-// Package typeinfo reads what dddkit needs to know about a Go type: its
-// fields with their offsets and ddd tags, its identity and its version field.
-// Results are computed once per type and cached.
+// Package typeinfo is dddkit's one model of Go types: what comparing
+// (package diff), copying (package tracking) and storing (the stores) need
+// to know about a type, derived once per type, cached, and shared, so that
+// the three follow the same rules. [Of] returns the model of a type: its
+// kind, its fields with their offsets and ddd tags, its identity, the
+// identity of the elements of an entity collection, and whether a walk of
+// its values can recur. The package also holds the memory layouts the
+// engines read with package unsafe (see unsafe.go).
 package typeinfo
 
 import (
