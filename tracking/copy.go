@@ -34,9 +34,10 @@ package tracking
 // of pointers.
 //
 // Cycle detection costs only types that may contain themselves: plan.track
-// is set, at compile time, on the plans that reach a cycle of the type graph
-// or an interface (an interface can hold anything, including the value that
-// holds it). Copying a tracked value keeps the values on the current path
+// is set, at compile time, on the plans of the types that reach a cycle of
+// the type graph or an interface (an interface can hold anything, including
+// the value that holds it), as the type's model in package typeinfo says
+// (MayRecurCopy). Copying a tracked value keeps the values on the current path
 // in a small stack and fails on a revisit; other values never touch it.
 // The same stack, with a count of the interfaces on the path, bounds the
 // depth of recursion at typeinfo.MaxDepth.
@@ -87,10 +88,11 @@ import (
 // Copy never panics. It returns an error wrapping [ddd.ErrUnsupported] for
 // a type that holds a func, a chan or an unsafe.Pointer other than behind a
 // field tagged `ddd:"-"` (detected from the type, so even when the field is
-// nil), or a malformed ddd tag, or for a value nested more than 100,000
-// deep (counting the pointers, slices, maps and interfaces entered one
-// inside another: the limit package diff applies too, within which the
-// copy fits in the default goroutine stack); and an error wrapping
+// nil), or a malformed ddd tag or identity (an ID method returning an
+// interface, which package diff refuses too), or for a value nested more
+// than 100,000 deep (counting the pointers, slices, maps and interfaces
+// entered one inside another: the limit package diff applies too, within
+// which the copy fits in the default goroutine stack); and an error wrapping
 // [ddd.ErrCycle] when v contains itself through pointers, slices, maps or
 // interfaces. Errors say where, as in "tracking: copy *shop.Order: field
 // .handler: func() is not supported: unsupported type".
@@ -281,7 +283,7 @@ func compile(t reflect.Type) *plan {
 		return p.(*plan)
 	}
 	c := compiler{building: make(map[reflect.Type]*plan)}
-	p := c.compile(t)
+	p := c.compile(typeinfo.Of(t))
 	c.finish()
 	for _, q := range c.order {
 		plans.Store(q.typ, q)
@@ -299,7 +301,10 @@ type compiler struct {
 // maxUnroll is the most ops an array is unrolled into.
 const maxUnroll = 16
 
-func (c *compiler) compile(t reflect.Type) *plan {
+// compile returns the plan of the type of model m, compiling it unless it
+// is cached or being compiled.
+func (c *compiler) compile(m *typeinfo.Type) *plan {
+	t := m.Type
 	if p, ok := plans.Load(t); ok {
 		return p.(*plan)
 	}
@@ -313,55 +318,64 @@ func (c *compiler) compile(t reflect.Type) *plan {
 		hasPtr:  typeinfo.HasPointers(t),
 		direct:  typeinfo.DirectIface(t),
 		ptrWord: typeinfo.TypeWord(reflect.PointerTo(t)),
+		track:   m.MayRecurCopy,
 	}
 	c.building[t] = p
 	c.order = append(c.order, p)
-	c.fill(p)
+	c.fill(p, m)
 	p.done = true
 	return p
 }
 
-func (c *compiler) fill(p *plan) {
-	t := p.typ
-	if _, ok := typeinfo.ValueEqual(t); ok && (!typeinfo.HasPointers(t) || t == typeinfo.TimeType()) {
-		// A value, by the rule package diff follows too, that holds no
-		// memory a change in place could reach (a time.Time's Location
-		// is never changed): assigned as a whole, as diff compares it by
-		// its method. A value with an Equal method that holds pointers,
-		// slices or maps is copied deeply like any struct, so that the
-		// snapshot shares none of them and a change made in place is
-		// seen by the method.
+// fill fills p by m, the model of its type.
+func (c *compiler) fill(p *plan, m *typeinfo.Type) {
+	switch m.Kind {
+	case typeinfo.KindTime:
+		// Assigned as a whole, as diff compares it by its method: its
+		// Location is never changed.
 		p.shallow = true
 		return
+	case typeinfo.KindValue:
+		if !m.CopyParts {
+			// A value, by the rule package diff follows too, that holds
+			// no memory a change in place could reach: assigned as a
+			// whole, as diff compares it by its method.
+			p.shallow = true
+			return
+		}
+		// A value that holds pointers, slices or maps is copied deeply
+		// like any struct, so that the snapshot shares none of them and
+		// a change made in place is seen by the method.
+		m = m.Structure
 	}
-	switch t.Kind() {
-	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
-		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128, reflect.String:
+	switch m.Kind {
+	case typeinfo.KindScalar, typeinfo.KindFloat, typeinfo.KindString:
 		p.shallow = true
-	case reflect.Pointer:
+	case typeinfo.KindPointer:
 		p.kind = opPtr
-		p.elem = c.compile(t.Elem())
+		p.elem = c.compile(m.Elem)
 		p.fix = []op{{kind: opPtr, plan: p}}
-	case reflect.Slice:
+	case typeinfo.KindSlice:
 		p.kind = opSlice
-		p.elem = c.compile(t.Elem())
+		p.elem = c.compile(m.Elem)
 		p.fix = []op{{kind: opSlice, plan: p}}
-	case reflect.Map:
+	case typeinfo.KindMap:
 		p.kind = opMap
-		p.mapWord = typeinfo.TypeWord(t)
-		p.key = c.compile(t.Key())
-		p.elem = c.compile(t.Elem())
+		p.mapWord = typeinfo.TypeWord(p.typ)
+		p.key = c.compile(m.Key)
+		p.elem = c.compile(m.Elem)
 		p.fix = []op{{kind: opMap, plan: p}}
-	case reflect.Interface:
+	case typeinfo.KindInterface:
 		p.kind = opIface
 		p.fix = []op{{kind: opIface, plan: p}}
-	case reflect.Array:
-		c.fillArray(p)
-	case reflect.Struct:
-		c.fillStruct(p)
-	default: // func, chan, unsafe.Pointer
-		c.bad(p, fmt.Errorf("%v is not supported: %w", t, ddd.ErrUnsupported))
+	case typeinfo.KindArray:
+		c.fillArray(p, m)
+	case typeinfo.KindStruct:
+		c.fillStruct(p, m)
+	case typeinfo.KindUnsupported:
+		c.bad(p, m.Err)
+	default:
+		c.bad(p, fmt.Errorf("%v: internal error: no structure to copy (%v): %w", p.typ, m.Kind, ddd.ErrUnsupported))
 	}
 }
 
@@ -371,10 +385,9 @@ func (c *compiler) bad(p *plan, err error) {
 	p.fix = []op{{kind: opBad, plan: p}}
 }
 
-func (c *compiler) fillArray(p *plan) {
-	t := p.typ
-	p.n = t.Len()
-	p.elem = c.compile(t.Elem())
+func (c *compiler) fillArray(p *plan, m *typeinfo.Type) {
+	p.n = p.typ.Len()
+	p.elem = c.compile(m.Elem)
 	e := p.elem
 	switch {
 	case p.size == 0 || (e.done && e.shallow):
@@ -396,15 +409,9 @@ func (c *compiler) fillArray(p *plan) {
 	}
 }
 
-func (c *compiler) fillStruct(p *plan) {
-	t := p.typ
-	s, err := typeinfo.StructOf(t)
-	if err != nil {
-		c.bad(p, fmt.Errorf("%w: %w", ddd.ErrUnsupported, err))
-		return
-	}
+func (c *compiler) fillStruct(p *plan, m *typeinfo.Type) {
 	p.shallow = true
-	for _, f := range s.Fields {
+	for i, f := range m.Struct.Fields {
 		if f.Type.Size() == 0 {
 			continue // nothing to copy, and nothing can be reached from it
 		}
@@ -414,7 +421,7 @@ func (c *compiler) fillStruct(p *plan) {
 			p.fix = appendOps(p.fix, clearOps(f.Type), f.Offset, name)
 			continue
 		}
-		fp := c.compile(f.Type)
+		fp := c.compile(m.Fields[i])
 		if !fp.done {
 			// A type being compiled, which reaches this struct: a pointer,
 			// slice or map to it, or a struct or array reaching it through
@@ -500,63 +507,13 @@ func mergeClears(ops []op) []op {
 	return out
 }
 
-// children returns the plans copying a value of p may copy, keys excluded.
-func (p *plan) children(yield func(*plan) bool) {
-	if p.elem != nil && !yield(p.elem) {
-		return
-	}
-	for i := range p.fix {
-		if q := p.fix[i].plan; q != nil && q != p && p.fix[i].kind < opClear && !yield(q) {
-			return
-		}
-	}
-}
-
-// finish computes err and track for the plans just compiled.
+// finish computes err for the plans just compiled.
 func (c *compiler) finish() {
 	for _, p := range c.order {
 		if e := c.findErr(p, make(map[*plan]bool)); e != nil {
 			p.err = e
 		}
 	}
-	// A plan on a cycle, or an interface, is tracked, and so is every plan
-	// that reaches a tracked one. Plans compiled before cannot reach the
-	// new ones, so their track is final.
-	for _, p := range c.order {
-		p.track = p.kind == opIface || c.reaches(p, p, make(map[*plan]bool))
-	}
-	for changed := true; changed; {
-		changed = false
-		for _, p := range c.order {
-			if p.track {
-				continue
-			}
-			for q := range p.children {
-				if q.track {
-					p.track, changed = true, true
-					break
-				}
-			}
-		}
-	}
-}
-
-// reaches reports whether target can be reached from the children of p,
-// within the plans being compiled.
-func (c *compiler) reaches(p, target *plan, seen map[*plan]bool) bool {
-	for q := range p.children {
-		if q == target {
-			return true
-		}
-		if c.building[q.typ] != q || seen[q] {
-			continue
-		}
-		seen[q] = true
-		if c.reaches(q, target, seen) {
-			return true
-		}
-	}
-	return false
 }
 
 // findErr returns the first unsupported part of p, with its path.
