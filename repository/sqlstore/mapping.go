@@ -110,7 +110,7 @@ var (
 // isValueObject reports whether an untagged field of type t is flattened:
 // a struct that the driver does not handle as a value itself.
 func isValueObject(t reflect.Type) bool {
-	if t.Kind() != reflect.Struct || t == typeinfo.TimeType() {
+	if t.Kind() != reflect.Struct || typeinfo.Of(t).Kind == typeinfo.KindTime {
 		return false
 	}
 	return !t.Implements(valuerType) && !reflect.PointerTo(t).Implements(valuerType) &&
@@ -119,11 +119,11 @@ func isValueObject(t reflect.Type) bool {
 
 // entityCollection reports whether t is a slice or map of entities.
 func entityCollection(t reflect.Type) (bool, error) {
-	if t.Kind() != reflect.Slice && t.Kind() != reflect.Map {
+	m := typeinfo.Of(t)
+	if m.Kind != typeinfo.KindSlice && m.Kind != typeinfo.KindMap {
 		return false, nil
 	}
-	_, ok, err := typeinfo.IdentityOf(t.Elem())
-	return ok, err
+	return m.Identity != nil, m.IdentityErr
 }
 
 // collect appends the columns of struct type t (and of its value objects)
@@ -164,8 +164,8 @@ func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]c
 			if err := checkIdent("column", name, columnRE); err != nil {
 				return fmt.Errorf("field %s: %w", goPath, err)
 			}
-			if k := f.Type.Kind(); k == reflect.Func || k == reflect.Chan || k == reflect.UnsafePointer {
-				return fmt.Errorf("field %s: %w: a %v cannot be a column (tag it `db:\"-\" ddd:\"-\"`)", goPath, repository.ErrUnsupported, k)
+			if m := typeinfo.Of(f.Type); m.Kind == typeinfo.KindUnsupported && m.TagErr == nil { // a func, chan or unsafe.Pointer
+				return fmt.Errorf("field %s: %w: a %v cannot be a column (tag it `db:\"-\" ddd:\"-\"`)", goPath, repository.ErrUnsupported, f.Type.Kind())
 			}
 			if f.Version && len(index) > 0 {
 				return fmt.Errorf("field %s: a version field must be a field of the root itself", goPath)
