@@ -165,8 +165,8 @@ func copyField(f typeinfo.Field, dst, src unsafe.Pointer) error {
 // snapshot at np: elements c reports added or modified are copied from
 // cur, the others are the old snapshot's elements of the same identity.
 func patchSlice(f typeinfo.Field, np, old, cur unsafe.Pointer, c *diff.Collection) error {
-	id, ok, err := typeinfo.IdentityOf(f.Type.Elem())
-	if err != nil || !ok {
+	id := typeinfo.Of(f.Type).Identity
+	if id == nil {
 		return copyField(f, np, cur)
 	}
 	ptrPlan := planOf(f.Type.Elem())
@@ -201,6 +201,7 @@ func patchSlice(f typeinfo.Field, np, old, cur unsafe.Pointer, c *diff.Collectio
 		slot := unsafe.Add(cs.Data, uintptr(i)*word)
 		cp := *(*unsafe.Pointer)(slot)
 		var p unsafe.Pointer
+		var err error
 		switch {
 		case cp == nil:
 		case changed[cp]:

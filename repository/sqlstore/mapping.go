@@ -346,10 +346,7 @@ func newChild(root reflect.Type, rootTable *table, colls []collField, used []boo
 	if st.Kind() != reflect.Struct {
 		return nil, fmt.Errorf("element type %v is not a struct or a pointer to one", c.elem)
 	}
-	ident, _, err := typeinfo.IdentityOf(c.elem)
-	if err != nil {
-		return nil, err
-	}
+	ident := typeinfo.Of(cf.typ).Identity // an entity collection (see collect)
 	c.ident = ident
 	if cf.typ.Kind() == reflect.Map && cf.typ.Key() != ident.Type {
 		return nil, fmt.Errorf("map key type %v is not the identity type %v of %v", cf.typ.Key(), ident.Type, c.elem)
