@@ -15,10 +15,9 @@ import (
 // how to tell two values of it equal without allocating (eq), and what it
 // holds, for the slower walk that builds a Result.
 type plan struct {
-	t     reflect.Type
-	model *typeinfo.Type // what the plan is compiled from
-	kind  planKind
-	size  uintptr
+	t    reflect.Type
+	kind planKind
+	size uintptr
 
 	eq func(w *walk, p, q unsafe.Pointer) bool
 
@@ -36,6 +35,9 @@ type plan struct {
 	// without end (typeinfo's MayRecurCompare): the type is recursive or
 	// holds an interface. Only such types need the cycle watch of a walk.
 	mayCycle bool
+	// preCheck (equal-method) reports that the structural check of inner
+	// is a bounded walk, tried before the method (see finish).
+	preCheck bool
 	// hasEntities reports whether values of this type may hold entity
 	// collections, whose identities must be checked even in added elements
 	// (typeinfo's HasEntities).
@@ -213,7 +215,7 @@ func (c *compiler) compile(m *typeinfo.Type, path Path) (*plan, *Error) {
 	}
 	p := newPlan(m)
 	c.inProgress[t] = p
-	if err := c.fill(p, path); err != nil {
+	if err := c.fill(p, m, path); err != nil {
 		delete(c.inProgress, t)
 		return nil, err
 	}
@@ -222,32 +224,32 @@ func (c *compiler) compile(m *typeinfo.Type, path Path) (*plan, *Error) {
 
 // newPlan returns an empty plan of model m, with the facts of the model.
 func newPlan(m *typeinfo.Type) *plan {
-	return &plan{t: m.Type, model: m, size: m.Type.Size(), mayCycle: m.MayRecurCompare, hasEntities: m.HasEntities}
+	return &plan{t: m.Type, size: m.Type.Size(), mayCycle: m.MayRecurCompare, hasEntities: m.HasEntities}
 }
 
 func unsupported(path Path, format string, args ...any) *Error {
 	return &Error{Path: path, Err: fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrUnsupported)}
 }
 
-// fill fills p by its model: the rule Copy follows too, a Value is
-// compared with its Equal method; an entity, a pointer, slice or map is
-// compared part by part.
-func (c *compiler) fill(p *plan, path Path) *Error {
-	switch p.model.Kind {
+// fill fills p by m, the model of its type: by the rule Copy follows too, a
+// Value is compared with its Equal method; an entity, a pointer, slice or
+// map is compared part by part.
+func (c *compiler) fill(p *plan, m *typeinfo.Type, path Path) *Error {
+	switch m.Kind {
 	case typeinfo.KindTime:
 		p.kind = kindTime
 		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return (*time.Time)(a).Equal(*(*time.Time)(b)) }
 		return nil
 	case typeinfo.KindValue:
-		return c.fillEqualMethod(p, path)
+		return c.fillEqualMethod(p, m, path)
 	}
-	return c.fillKind(p, path)
+	return c.fillKind(p, m, path)
 }
 
-// fillKind fills p by the kind of its model, which is not a Value nor a
-// time.Time: for a Value, the model of its structure.
-func (c *compiler) fillKind(p *plan, path Path) *Error {
-	t, m := p.t, p.model
+// fillKind fills p by the kind of m, the model of its type, which is not a
+// Value nor a time.Time: for a Value, the model of its structure.
+func (c *compiler) fillKind(p *plan, m *typeinfo.Type, path Path) *Error {
+	t := p.t
 	switch m.Kind {
 	case typeinfo.KindScalar:
 		p.kind = kindMem
@@ -274,7 +276,7 @@ func (c *compiler) fillKind(p *plan, path Path) *Error {
 		p.kind = kindString
 		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return strEq(*(*string)(a), *(*string)(b)) }
 	case typeinfo.KindStruct:
-		return c.fillStruct(p, path)
+		return c.fillStruct(p, m, path)
 	case typeinfo.KindPointer:
 		elem, err := c.compile(m.Elem, path)
 		if err != nil {
@@ -344,8 +346,8 @@ func (c *compiler) fillKind(p *plan, path Path) *Error {
 	return nil
 }
 
-func (c *compiler) fillEqualMethod(p *plan, path Path) *Error {
-	m := p.model.Equal
+func (c *compiler) fillEqualMethod(p *plan, vm *typeinfo.Type, path Path) *Error {
+	m := vm.Equal
 	p.kind = kindEqualMethod
 	// The method is called on a pointer to the value: take its index in
 	// the pointer's method set, which holds the value's methods too.
@@ -357,9 +359,12 @@ func (c *compiler) fillEqualMethod(p *plan, path Path) *Error {
 	// first, where it can be (see finish), as it needs no call and no
 	// allocation. A type whose structure cannot be compared is compared
 	// with its method alone.
-	inner := newPlan(p.model.Structure)
-	if err := c.fillKind(inner, path); err == nil {
+	inner := newPlan(vm.Structure)
+	if err := c.fillKind(inner, vm.Structure, path); err == nil {
 		p.inner = inner
+		// The check enters the values with Equal methods inside by their
+		// structures too: it is bounded when the walk of every part is.
+		p.preCheck = !vm.Structure.MayRecurCopy
 	}
 	t, idx := p.t, m.Index
 	p.call = func(a, b unsafe.Pointer) bool {
@@ -370,8 +375,7 @@ func (c *compiler) fillEqualMethod(p *plan, path Path) *Error {
 	return nil
 }
 
-func (c *compiler) fillStruct(p *plan, path Path) *Error {
-	m := p.model
+func (c *compiler) fillStruct(p *plan, m *typeinfo.Type, path Path) *Error {
 	p.kind = kindStruct
 	for i, f := range m.Struct.Fields {
 		fm := m.Fields[i]
@@ -413,10 +417,8 @@ func finish(p *plan) {
 		finish(p.inner)
 		// The structural check first, but only when it is a bounded walk:
 		// the method alone decides, so a value that may recurse (a pointer
-		// cycle behind it, say) is not walked into. The check enters the
-		// values with Equal methods inside by their structures too, so it
-		// is bounded when the walk of every part is (MayRecurCopy).
-		if inner, call := p.inner, p.call; !p.model.Structure.MayRecurCopy {
+		// cycle behind it, say) is not walked into.
+		if inner, call := p.inner, p.call; p.preCheck {
 			p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return inner.eq(nil, a, b) || call(a, b) }
 		}
 	}

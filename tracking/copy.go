@@ -37,10 +37,10 @@ package tracking
 // is set, at compile time, on the plans of the types that reach a cycle of
 // the type graph or an interface (an interface can hold anything, including
 // the value that holds it), as the type's model in package typeinfo says
-// (MayRecurCopy). Copying a tracked value keeps the values on the current path
-// in a small stack and fails on a revisit; other values never touch it.
-// The same stack, with a count of the interfaces on the path, bounds the
-// depth of recursion at typeinfo.MaxDepth.
+// (MayRecurCopy). Copying a tracked value keeps the values on the current
+// path in a small stack and fails on a revisit; other values never touch
+// it. The same stack, with a count of the interfaces on the path, bounds
+// the depth of recursion at typeinfo.MaxDepth.
 
 import (
 	"fmt"
