@@ -140,7 +140,7 @@ type Type struct {
 	// HasEntities reports whether values of this type may hold entity
 	// collections, whose identities must be checked even where there is
 	// nothing to compare them with: the type reaches, by the walk of
-	// MayRecurCompare, a Slice or Map with an Identity, or an interface.
+	// MayRecurCompare, a slice or map with an Identity, or an interface.
 	HasEntities bool
 }
 
@@ -184,6 +184,7 @@ type builder struct {
 	nodes []*Type
 }
 
+// model returns the model of t: cached, being built, or built now.
 func (b *builder) model(t reflect.Type) *Type {
 	if m, ok := models.Load(t); ok {
 		return m.(*Type)
