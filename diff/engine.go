@@ -153,12 +153,6 @@ func (w *walk) onPathEnter(pa unsafe.Pointer) bool {
 	return true
 }
 
-type sliceHeader struct {
-	data unsafe.Pointer
-	len  int
-	cap  int
-}
-
 // compareRoot compares the roots; checked reports that the caller already
 // found them unequal at first sight.
 func compareRoot(t reflect.Type, p, q unsafe.Pointer, isPtr, checked bool) (Result, error) {
@@ -343,33 +337,33 @@ func (w *walk) leave(e *plan, p unsafe.Pointer) {
 }
 
 func (w *walk) sliceEq(elem *plan, a, b unsafe.Pointer) bool {
-	x, y := (*sliceHeader)(a), (*sliceHeader)(b)
-	if x.len != y.len {
+	x, y := (*typeinfo.SliceHeader)(a), (*typeinfo.SliceHeader)(b)
+	if x.Len != y.Len {
 		return false
 	}
-	if x.len == 0 || x.data == y.data {
+	if x.Len == 0 || x.Data == y.Data {
 		return true
 	}
 	if w != nil {
-		if !w.enter(elem, x.data) {
+		if !w.enter(elem, x.Data) {
 			return false
 		}
-		defer w.leave(elem, x.data)
+		defer w.leave(elem, x.Data)
 	}
 	esz := elem.size
 	switch elem.kind {
 	case kindMem:
-		n := uintptr(x.len) * esz
-		return unsafe.String((*byte)(x.data), n) == unsafe.String((*byte)(y.data), n)
+		n := uintptr(x.Len) * esz
+		return unsafe.String((*byte)(x.Data), n) == unsafe.String((*byte)(y.Data), n)
 	case kindPointer:
 		if target := elem.elem; w == nil && target.kind == kindStruct {
 			// The common case, []*Entity: compare the structs in line,
 			// without a call per element.
 			return ptrSliceEq(target, x, y)
 		}
-		for i := uintptr(0); i < uintptr(x.len); i++ {
-			pa := *(*unsafe.Pointer)(unsafe.Add(x.data, i*esz))
-			pb := *(*unsafe.Pointer)(unsafe.Add(y.data, i*esz))
+		for i := uintptr(0); i < uintptr(x.Len); i++ {
+			pa := *(*unsafe.Pointer)(unsafe.Add(x.Data, i*esz))
+			pb := *(*unsafe.Pointer)(unsafe.Add(y.Data, i*esz))
 			if !w.ptrEq(elem.elem, pa, pb) {
 				return false
 			}
@@ -377,15 +371,15 @@ func (w *walk) sliceEq(elem *plan, a, b unsafe.Pointer) bool {
 		return true
 	case kindStruct:
 		ops := elem.ops
-		for i := uintptr(0); i < uintptr(x.len); i++ {
-			if !opsEq(w, ops, unsafe.Add(x.data, i*esz), unsafe.Add(y.data, i*esz)) {
+		for i := uintptr(0); i < uintptr(x.Len); i++ {
+			if !opsEq(w, ops, unsafe.Add(x.Data, i*esz), unsafe.Add(y.Data, i*esz)) {
 				return false
 			}
 		}
 		return true
 	}
-	for i := uintptr(0); i < uintptr(x.len); i++ {
-		if !elem.eq(w, unsafe.Add(x.data, i*esz), unsafe.Add(y.data, i*esz)) {
+	for i := uintptr(0); i < uintptr(x.Len); i++ {
+		if !elem.eq(w, unsafe.Add(x.Data, i*esz), unsafe.Add(y.Data, i*esz)) {
 			return false
 		}
 	}
@@ -398,8 +392,8 @@ func (w *walk) entitySliceEq(p *plan, a, b unsafe.Pointer) bool {
 	if w.sliceEq(p.elem, a, b) {
 		return true
 	}
-	x, y := (*sliceHeader)(a), (*sliceHeader)(b)
-	if w == nil || x.len != y.len || w.err != nil {
+	x, y := (*typeinfo.SliceHeader)(a), (*typeinfo.SliceHeader)(b)
+	if w == nil || x.Len != y.Len || w.err != nil {
 		// Without a walk, report a possible difference: the walk that
 		// builds the result tells a reorder from a change.
 		return false
@@ -410,21 +404,21 @@ func (w *walk) entitySliceEq(p *plan, a, b unsafe.Pointer) bool {
 	if alignedIDs(p, x, y) {
 		return false
 	}
-	if !w.enter(p.elem, x.data) {
+	if !w.enter(p.elem, x.Data) {
 		return false
 	}
 	var c Changes
 	w.diffEntities(p, sliceElems(p, x), sliceElems(p, y), &c)
-	w.leave(p.elem, x.data)
+	w.leave(p.elem, x.Data)
 	return w.err == nil && c.Empty()
 }
 
 // alignedIDs reports whether the entities of two slices of plan p, of the
 // same length, have the same identities position by position.
-func alignedIDs(p *plan, x, y *sliceHeader) bool {
+func alignedIDs(p *plan, x, y *typeinfo.SliceHeader) bool {
 	esz := p.elem.size
-	for i := range uintptr(x.len) {
-		if !p.identity.Same(unsafe.Add(x.data, i*esz), unsafe.Add(y.data, i*esz)) {
+	for i := range uintptr(x.Len) {
+		if !p.identity.Same(unsafe.Add(x.Data, i*esz), unsafe.Add(y.Data, i*esz)) {
 			return false
 		}
 	}
@@ -447,8 +441,8 @@ func (e *elems) at(i int) unsafe.Pointer {
 	return unsafe.Add(e.data, uintptr(i)*e.size)
 }
 
-func sliceElems(p *plan, h *sliceHeader) elems {
-	return elems{data: h.data, size: p.elem.size, n: h.len}
+func sliceElems(p *plan, h *typeinfo.SliceHeader) elems {
+	return elems{data: h.Data, size: p.elem.size, n: h.Len}
 }
 
 func ptrElems(ptrs []unsafe.Pointer) elems {
@@ -799,10 +793,10 @@ func (w *walk) diffValue(pl *plan, a, b unsafe.Pointer, out *Changes) {
 		}
 	case kindSlice:
 		if pl.identity != nil {
-			x := (*sliceHeader)(a)
-			if w.enter(pl.elem, x.data) {
-				w.diffEntities(pl, sliceElems(pl, x), sliceElems(pl, (*sliceHeader)(b)), out)
-				w.leave(pl.elem, x.data)
+			x := (*typeinfo.SliceHeader)(a)
+			if w.enter(pl.elem, x.Data) {
+				w.diffEntities(pl, sliceElems(pl, x), sliceElems(pl, (*typeinfo.SliceHeader)(b)), out)
+				w.leave(pl.elem, x.Data)
 			}
 			return
 		}
@@ -852,8 +846,8 @@ func (w *walk) checkIDs(pl *plan, a unsafe.Pointer) {
 		var all elems
 		var c unsafe.Pointer // the container, for cycles
 		if pl.kind == kindSlice {
-			h := (*sliceHeader)(a)
-			all, c = sliceElems(pl, h), h.data
+			h := (*typeinfo.SliceHeader)(a)
+			all, c = sliceElems(pl, h), h.Data
 		} else {
 			_, ptrs := mapValues(pl, a)
 			all, c = ptrElems(ptrs), *(*unsafe.Pointer)(a)

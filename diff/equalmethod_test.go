@@ -64,3 +64,42 @@ func TestCompareEqualMethodIsOpaque(t *testing.T) {
 		})
 	}
 }
+
+// yin and yang are values with Equal methods that hold each other.
+type yin struct {
+	n int
+	y *yang
+}
+
+func (a yin) Equal(b yin) bool { return a.n == b.n }
+
+type yang struct {
+	n int
+	y *yin
+}
+
+func (a yang) Equal(b yang) bool { return a.n == b.n }
+
+type withYin struct{ Y yin }
+
+// TestCompareMutuallyRecursiveValues: values with Equal methods that reach
+// each other through pointers, in a cycle, are compared by their methods,
+// whichever of the two types is met first.
+func TestCompareMutuallyRecursiveValues(t *testing.T) {
+	cyclic := func(n int) *withYin {
+		w := &withYin{Y: yin{n: n}}
+		w.Y.y = &yang{n: n, y: &w.Y}
+		return w
+	}
+	r, eq, err, eqErr := compareBoth(cyclic(1), cyclic(1))
+	require.NoError(t, err)
+	require.NoError(t, eqErr)
+	assert.False(t, r.Changed(), "equal by the method, the cycle behind it not looked at")
+	assert.True(t, eq)
+
+	r, eq, err, eqErr = compareBoth(cyclic(1), cyclic(2))
+	require.NoError(t, err)
+	require.NoError(t, eqErr)
+	assert.True(t, r.Changed(), "unequal by the method")
+	assert.False(t, eq)
+}

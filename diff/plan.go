@@ -32,12 +32,15 @@ type plan struct {
 	nanKeys     bool // map: keys may hold a NaN, which lookup never finds
 
 	// mayCycle reports whether comparing values of this type may recurse
-	// without end: the type is recursive or holds an interface. Only such
-	// types need the cycle watch of a walk.
+	// without end (typeinfo's MayRecurCompare): the type is recursive or
+	// holds an interface. Only such types need the cycle watch of a walk.
 	mayCycle bool
-	cycleSet bool
+	// preCheck (equal-method) reports that the structural check of inner
+	// is a bounded walk, tried before the method (see finish).
+	preCheck bool
 	// hasEntities reports whether values of this type may hold entity
-	// collections, whose identities must be checked even in added elements.
+	// collections, whose identities must be checked even in added elements
+	// (typeinfo's HasEntities).
 	hasEntities bool
 
 	identity *typeinfo.Identity             // slice or map of entities
@@ -121,7 +124,7 @@ type elemEntry struct {
 // cachedElemPlan returns the plan of pointer type t's element, or nil when
 // it is not compiled yet or cannot be.
 func cachedElemPlan(t reflect.Type) *plan {
-	k := typeKey(t)
+	k := typeinfo.TypeKey(t)
 	slot := &elemCache[(uintptr(k)>>5)%uintptr(len(elemCache))]
 	if e := slot.Load(); e != nil && e.key == k {
 		return e.plan
@@ -134,14 +137,9 @@ func cachedElemPlan(t reflect.Type) *plan {
 	return pl
 }
 
-// typeKey returns the address of t's runtime type descriptor.
-func typeKey(t reflect.Type) unsafe.Pointer {
-	return (*typeinfo.Eface)(unsafe.Pointer(&t)).Data
-}
-
 func lookup(t reflect.Type) (cached, bool) {
 	if m := planCache.Load(); m != nil {
-		c, ok := (*m)[typeKey(t)]
+		c, ok := (*m)[typeinfo.TypeKey(t)]
 		return c, ok
 	}
 	return cached{}, false
@@ -157,8 +155,8 @@ func store(entries map[reflect.Type]cached) {
 		}
 	}
 	for t, c := range entries {
-		if _, ok := m[typeKey(t)]; !ok {
-			m[typeKey(t)] = c
+		if _, ok := m[typeinfo.TypeKey(t)]; !ok {
+			m[typeinfo.TypeKey(t)] = c
 		}
 	}
 	planCache.Store(&m)
@@ -181,16 +179,13 @@ func planOf(t reflect.Type) (*plan, error) {
 		return c.plan, nil
 	}
 	c := &compiler{inProgress: make(map[reflect.Type]*plan)}
-	p, err := c.compile(t, nil)
+	p, err := c.compile(typeinfo.Of(t), nil)
 	if err != nil {
 		store(map[reflect.Type]cached{t: {err: err}})
 		return nil, err
 	}
 	// Publish every plan compiled on the way, now that all are complete.
 	entries := make(map[reflect.Type]cached, len(c.inProgress))
-	for _, pp := range c.inProgress {
-		cycles(pp, map[*plan]bool{})
-	}
 	for pt, pp := range c.inProgress {
 		finish(pp)
 		entries[pt] = cached{plan: pp}
@@ -199,49 +194,16 @@ func planOf(t reflect.Type) (*plan, error) {
 	return p, nil
 }
 
-// cycles computes p.mayCycle; onStack holds the plans being visited.
-func cycles(p *plan, onStack map[*plan]bool) bool {
-	if p.cycleSet {
-		return p.mayCycle
-	}
-	if onStack[p] {
-		return true
-	}
-	onStack[p] = true
-	if p.kind == kindEqualMethod {
-		// Compared by its method, which does not recurse: what is inside
-		// matters only to the structural check tried first (see finish).
-		if p.inner != nil {
-			cycles(p.inner, onStack)
-		}
-		delete(onStack, p)
-		p.mayCycle, p.cycleSet, p.hasEntities = false, true, false
-		return false
-	}
-	may := p.kind == kindInterface
-	ents := p.identity != nil || p.kind == kindInterface
-	for _, f := range p.fields {
-		may = cycles(f.plan, onStack) || may
-		ents = ents || f.plan.hasEntities || onStack[f.plan]
-	}
-	for _, sub := range []*plan{p.elem, p.inner} {
-		if sub != nil {
-			may = cycles(sub, onStack) || may
-			ents = ents || sub.hasEntities || onStack[sub]
-		}
-	}
-	delete(onStack, p)
-	p.mayCycle, p.cycleSet, p.hasEntities = may, true, ents
-	return may
-}
-
 type compiler struct {
 	// inProgress holds the plans compiled in this session, complete or not,
 	// so that a recursive type refers to its own (placeholder) plan.
 	inProgress map[reflect.Type]*plan
 }
 
-func (c *compiler) compile(t reflect.Type, path Path) (*plan, *Error) {
+// compile returns the plan of the type of model m, compiling it unless it
+// is cached or being compiled.
+func (c *compiler) compile(m *typeinfo.Type, path Path) (*plan, *Error) {
+	t := m.Type
 	if ce, ok := lookup(t); ok {
 		if ce.err != nil {
 			return nil, &Error{Path: append(path[:len(path):len(path)], ce.err.Path...), Err: ce.err.Err}
@@ -251,70 +213,72 @@ func (c *compiler) compile(t reflect.Type, path Path) (*plan, *Error) {
 	if p, ok := c.inProgress[t]; ok {
 		return p, nil
 	}
-	p := &plan{t: t, size: t.Size()}
+	p := newPlan(m)
 	c.inProgress[t] = p
-	if err := c.fill(p, path); err != nil {
+	if err := c.fill(p, m, path); err != nil {
 		delete(c.inProgress, t)
 		return nil, err
 	}
 	return p, nil
 }
 
+// newPlan returns an empty plan of model m, with the facts of the model.
+func newPlan(m *typeinfo.Type) *plan {
+	return &plan{t: m.Type, size: m.Type.Size(), mayCycle: m.MayRecurCompare, hasEntities: m.HasEntities}
+}
+
 func unsupported(path Path, format string, args ...any) *Error {
 	return &Error{Path: path, Err: fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), ErrUnsupported)}
 }
 
-func (c *compiler) fill(p *plan, path Path) *Error {
-	t := p.t
-	if t == typeinfo.TimeType() {
+// fill fills p by m, the model of its type: by the rule Copy follows too, a
+// Value is compared with its Equal method; an entity, a pointer, slice or
+// map is compared part by part.
+func (c *compiler) fill(p *plan, m *typeinfo.Type, path Path) *Error {
+	switch m.Kind {
+	case typeinfo.KindTime:
 		p.kind = kindTime
 		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return (*time.Time)(a).Equal(*(*time.Time)(b)) }
 		return nil
-	}
-	if _, _, err := typeinfo.IdentityOf(t); err != nil {
-		return unsupported(path, "%v: %v", t, err)
-	}
-	// The rule Copy follows too: a value with an Equal method is compared
-	// with it; an entity, a pointer, slice or map is compared part by part.
-	if m, ok := typeinfo.ValueEqual(t); ok {
+	case typeinfo.KindValue:
 		return c.fillEqualMethod(p, m, path)
 	}
-	return c.fillKind(p, path)
+	return c.fillKind(p, m, path)
 }
 
-// fillKind fills p by the kind of its type, ignoring any Equal method.
-func (c *compiler) fillKind(p *plan, path Path) *Error {
+// fillKind fills p by the kind of m, the model of its type, which is not a
+// Value nor a time.Time: for a Value, the model of its structure.
+func (c *compiler) fillKind(p *plan, m *typeinfo.Type, path Path) *Error {
 	t := p.t
-	switch t.Kind() {
-	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+	switch m.Kind {
+	case typeinfo.KindScalar:
 		p.kind = kindMem
 		p.eq = memEq(p.size)
-	case reflect.Float32:
+	case typeinfo.KindFloat:
 		p.kind = kindFloat
-		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return f32eq(*(*float32)(a), *(*float32)(b)) }
-	case reflect.Float64:
-		p.kind = kindFloat
-		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return f64eq(*(*float64)(a), *(*float64)(b)) }
-	case reflect.Complex64:
-		p.kind = kindFloat
-		p.eq = func(_ *walk, a, b unsafe.Pointer) bool {
-			x, y := *(*[2]float32)(a), *(*[2]float32)(b)
-			return f32eq(x[0], y[0]) && f32eq(x[1], y[1])
+		switch t.Kind() {
+		case reflect.Float32:
+			p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return f32eq(*(*float32)(a), *(*float32)(b)) }
+		case reflect.Float64:
+			p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return f64eq(*(*float64)(a), *(*float64)(b)) }
+		case reflect.Complex64:
+			p.eq = func(_ *walk, a, b unsafe.Pointer) bool {
+				x, y := *(*[2]float32)(a), *(*[2]float32)(b)
+				return f32eq(x[0], y[0]) && f32eq(x[1], y[1])
+			}
+		default: // complex128
+			p.eq = func(_ *walk, a, b unsafe.Pointer) bool {
+				x, y := *(*[2]float64)(a), *(*[2]float64)(b)
+				return f64eq(x[0], y[0]) && f64eq(x[1], y[1])
+			}
 		}
-	case reflect.Complex128:
-		p.kind = kindFloat
-		p.eq = func(_ *walk, a, b unsafe.Pointer) bool {
-			x, y := *(*[2]float64)(a), *(*[2]float64)(b)
-			return f64eq(x[0], y[0]) && f64eq(x[1], y[1])
-		}
-	case reflect.String:
+	case typeinfo.KindString:
 		p.kind = kindString
 		p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return strEq(*(*string)(a), *(*string)(b)) }
-	case reflect.Struct:
-		return c.fillStruct(p, path)
-	case reflect.Pointer:
-		elem, err := c.compile(t.Elem(), path)
+	case typeinfo.KindStruct:
+		return c.fillStruct(p, m, path)
+	case typeinfo.KindPointer:
+		elem, err := c.compile(m.Elem, path)
 		if err != nil {
 			return err
 		}
@@ -323,25 +287,21 @@ func (c *compiler) fillKind(p *plan, path Path) *Error {
 		p.eq = func(w *walk, a, b unsafe.Pointer) bool {
 			return w.ptrEq(elem, *(*unsafe.Pointer)(a), *(*unsafe.Pointer)(b))
 		}
-	case reflect.Slice:
-		elem, err := c.compile(t.Elem(), path)
+	case typeinfo.KindSlice:
+		elem, err := c.compile(m.Elem, path)
 		if err != nil {
 			return err
 		}
 		p.kind = kindSlice
 		p.elem = elem
-		id, isEntity, ierr := typeinfo.IdentityOf(t.Elem())
-		if ierr != nil {
-			return unsupported(path, "%v: %v", t, ierr)
-		}
-		if isEntity {
-			p.identity = id
+		if m.Identity != nil {
+			p.identity = m.Identity
 			p.eq = func(w *walk, a, b unsafe.Pointer) bool { return w.entitySliceEq(p, a, b) }
 		} else {
 			p.eq = func(w *walk, a, b unsafe.Pointer) bool { return w.sliceEq(elem, a, b) }
 		}
-	case reflect.Array:
-		elem, err := c.compile(t.Elem(), path)
+	case typeinfo.KindArray:
+		elem, err := c.compile(m.Elem, path)
 		if err != nil {
 			return err
 		}
@@ -361,8 +321,8 @@ func (c *compiler) fillKind(p *plan, path Path) *Error {
 			}
 			return true
 		}
-	case reflect.Map:
-		elem, err := c.compile(t.Elem(), path)
+	case typeinfo.KindMap:
+		elem, err := c.compile(m.Elem, path)
 		if err != nil {
 			return err
 		}
@@ -370,24 +330,24 @@ func (c *compiler) fillKind(p *plan, path Path) *Error {
 		p.elem = elem
 		p.key = t.Key()
 		p.nanKeys = mayHoldNaN(p.key)
-		id, isEntity, ierr := typeinfo.IdentityOf(t.Elem())
-		if ierr != nil {
-			return unsupported(path, "%v: %v", t, ierr)
-		}
-		if isEntity {
-			p.identity = id
-		}
+		p.identity = m.Identity
 		p.eq = func(w *walk, a, b unsafe.Pointer) bool { return w.mapEq(p, a, b) }
-	case reflect.Interface:
+	case typeinfo.KindInterface:
 		p.kind = kindInterface
 		p.eq = func(w *walk, a, b unsafe.Pointer) bool { return w.ifaceEq(p, a, b) }
-	default: // Func, Chan, UnsafePointer
+	case typeinfo.KindUnsupported:
+		if m.TagErr != nil {
+			return unsupported(path, "%v: %v", t, m.TagErr)
+		}
 		return unsupported(path, "%v cannot be compared (tag the field `ddd:\"-\"` to ignore it)", t)
+	default:
+		return unsupported(path, "%v: internal error: no structure to compare (%v)", t, m.Kind)
 	}
 	return nil
 }
 
-func (c *compiler) fillEqualMethod(p *plan, m reflect.Method, path Path) *Error {
+func (c *compiler) fillEqualMethod(p *plan, vm *typeinfo.Type, path Path) *Error {
+	m := vm.Equal
 	p.kind = kindEqualMethod
 	// The method is called on a pointer to the value: take its index in
 	// the pointer's method set, which holds the value's methods too.
@@ -399,9 +359,12 @@ func (c *compiler) fillEqualMethod(p *plan, m reflect.Method, path Path) *Error 
 	// first, where it can be (see finish), as it needs no call and no
 	// allocation. A type whose structure cannot be compared is compared
 	// with its method alone.
-	inner := &plan{t: p.t, size: p.size}
-	if err := c.fillKind(inner, path); err == nil {
+	inner := newPlan(vm.Structure)
+	if err := c.fillKind(inner, vm.Structure, path); err == nil {
 		p.inner = inner
+		// The check enters the values with Equal methods inside by their
+		// structures too: it is bounded when the walk of every part is.
+		p.preCheck = !vm.Structure.MayRecurCopy
 	}
 	t, idx := p.t, m.Index
 	p.call = func(a, b unsafe.Pointer) bool {
@@ -412,19 +375,15 @@ func (c *compiler) fillEqualMethod(p *plan, m reflect.Method, path Path) *Error 
 	return nil
 }
 
-func (c *compiler) fillStruct(p *plan, path Path) *Error {
-	t := p.t
-	info, err := typeinfo.StructOf(t)
-	if err != nil {
-		return unsupported(path, "%v: %v", t, err)
-	}
+func (c *compiler) fillStruct(p *plan, m *typeinfo.Type, path Path) *Error {
 	p.kind = kindStruct
-	for i, f := range info.Fields {
-		if f.Ignored || f.Version || f.Type.Size() == 0 {
+	for i, f := range m.Struct.Fields {
+		fm := m.Fields[i]
+		if fm == nil || f.Version { // ignored, empty, or a version
 			continue
 		}
 		fpath := append(path[:len(path):len(path)], FieldStep{Name: f.Name, Index: i})
-		fp, err := c.compile(f.Type, fpath)
+		fp, err := c.compile(fm, fpath)
 		if err != nil {
 			return err
 		}
@@ -459,7 +418,7 @@ func finish(p *plan) {
 		// The structural check first, but only when it is a bounded walk:
 		// the method alone decides, so a value that may recurse (a pointer
 		// cycle behind it, say) is not walked into.
-		if inner, call := p.inner, p.call; !inner.mayCycle {
+		if inner, call := p.inner, p.call; p.preCheck {
 			p.eq = func(_ *walk, a, b unsafe.Pointer) bool { return inner.eq(nil, a, b) || call(a, b) }
 		}
 	}
@@ -576,11 +535,11 @@ func opsEq(w *walk, ops []eqOp, a, b unsafe.Pointer) bool {
 			}
 			// Equal in order; a reorder of entities is found by the walk
 			// that follows a false.
-			hx, hy := (*sliceHeader)(x), (*sliceHeader)(y)
-			if hx.len != hy.len {
+			hx, hy := (*typeinfo.SliceHeader)(x), (*typeinfo.SliceHeader)(y)
+			if hx.Len != hy.Len {
 				return false
 			}
-			if hx.data == hy.data {
+			if hx.Data == hy.Data {
 				continue
 			}
 			if !ptrSliceEq(op.plan.elem.elem, hx, hy) {
@@ -618,10 +577,10 @@ func structEq(sp *plan, a, b unsafe.Pointer) bool {
 
 // ptrSliceEq compares, in order, two slices of pointers to structs of plan
 // sp, which cannot recurse.
-func ptrSliceEq(sp *plan, hx, hy *sliceHeader) bool {
-	for i := 0; i < hx.len; i++ {
-		pa := *(*unsafe.Pointer)(unsafe.Add(hx.data, uintptr(i)*ptrSize))
-		pb := *(*unsafe.Pointer)(unsafe.Add(hy.data, uintptr(i)*ptrSize))
+func ptrSliceEq(sp *plan, hx, hy *typeinfo.SliceHeader) bool {
+	for i := 0; i < hx.Len; i++ {
+		pa := *(*unsafe.Pointer)(unsafe.Add(hx.Data, uintptr(i)*ptrSize))
+		pb := *(*unsafe.Pointer)(unsafe.Add(hy.Data, uintptr(i)*ptrSize))
 		if pa == pb {
 			continue
 		}

@@ -82,22 +82,18 @@ func NewSupport[T ddd.Aggregate[ID], ID comparable](hooks Hooks[T, ID], opts ...
 // aggregates: [tracking.Shared], which every repository of T shares.
 func (s *AggregateRepositorySupport[T, ID]) Tracker() *tracking.Tracker[T] { return s.tracker }
 
-func isNil[T any](v T) bool {
-	return *(*unsafe.Pointer)(unsafe.Pointer(&v)) == nil
-}
-
 func (s *AggregateRepositorySupport[T, ID]) readVersion(v T) int64 {
 	if s.version == nil {
 		return 0
 	}
-	return typeinfo.ReadInt(s.version.Type, unsafe.Add(*(*unsafe.Pointer)(unsafe.Pointer(&v)), s.version.Offset))
+	return typeinfo.ReadInt(s.version.Type, unsafe.Add(typeinfo.PtrOf(v), s.version.Offset))
 }
 
 func (s *AggregateRepositorySupport[T, ID]) writeVersion(v T, n int64) {
 	if s.version == nil {
 		return
 	}
-	typeinfo.WriteInt(s.version.Type, unsafe.Add(*(*unsafe.Pointer)(unsafe.Pointer(&v)), s.version.Offset), n)
+	typeinfo.WriteInt(s.version.Type, unsafe.Add(typeinfo.PtrOf(v), s.version.Offset), n)
 }
 
 // noScope hides the scope of ctx, for tracking that is not tied to a write.
@@ -164,7 +160,7 @@ func (s *AggregateRepositorySupport[T, ID]) load(ctx context.Context, op string,
 	if err != nil {
 		return zero, opError(op, err)
 	}
-	if isNil(agg) {
+	if typeinfo.IsNil(agg) {
 		return zero, opError(op, fmt.Errorf("%w: %v", ErrNotFound, id))
 	}
 	if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
@@ -177,7 +173,7 @@ func (s *AggregateRepositorySupport[T, ID]) load(ctx context.Context, op string,
 // Attach starts tracking agg, loaded by a query of the concrete repository's
 // own, as if it had been returned by Find.
 func (s *AggregateRepositorySupport[T, ID]) Attach(ctx context.Context, agg T) error {
-	if isNil(agg) {
+	if typeinfo.IsNil(agg) {
 		return fmt.Errorf("repository: attach: %w: nil aggregate", ErrUnsupported)
 	}
 	if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
@@ -196,7 +192,7 @@ func (s *AggregateRepositorySupport[T, ID]) Attach(ctx context.Context, agg T) e
 func (s *AggregateRepositorySupport[T, ID]) Track(ctx context.Context, loaded []T) ([]T, error) {
 	out := make([]T, len(loaded))
 	for i, agg := range loaded {
-		if isNil(agg) {
+		if typeinfo.IsNil(agg) {
 			return nil, fmt.Errorf("repository: track: %w: nil aggregate at %d", ErrUnsupported, i)
 		}
 		if known, ok := tracking.Lookup[T](ctx, agg.ID()); ok {
@@ -214,7 +210,7 @@ func (s *AggregateRepositorySupport[T, ID]) Track(ctx context.Context, loaded []
 
 // Detach stops tracking agg: a later Save inserts it again.
 func (s *AggregateRepositorySupport[T, ID]) Detach(ctx context.Context, agg T) {
-	if isNil(agg) {
+	if typeinfo.IsNil(agg) {
 		return
 	}
 	s.tracker.Detach(noScope(ctx), agg)
@@ -229,7 +225,7 @@ func (s *AggregateRepositorySupport[T, ID]) Detach(ctx context.Context, agg T) {
 // commits. When a hook fails, the snapshot and the version are left as they
 // were.
 func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) error {
-	if isNil(agg) {
+	if typeinfo.IsNil(agg) {
 		return fmt.Errorf("repository: save: %w: nil aggregate", ErrUnsupported)
 	}
 	snap, err := s.tracker.Snapshot(ctx, agg)
@@ -312,7 +308,7 @@ func (s *AggregateRepositorySupport[T, ID]) insert(ctx context.Context, agg T) e
 // scope commits). The delete hook is given the version to check: the
 // snapshot's when agg is tracked, else agg's own.
 func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) error {
-	if isNil(agg) {
+	if typeinfo.IsNil(agg) {
 		return fmt.Errorf("repository: remove: %w: nil aggregate", ErrUnsupported)
 	}
 	version := s.readVersion(agg)

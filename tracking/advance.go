@@ -33,10 +33,10 @@ func (t *Tracker[T]) Prepare(v, snap T, d diff.Result) (Prepared[T], error) {
 	if err := t.check(); err != nil {
 		return Prepared[T]{}, err
 	}
-	if ptrOf(v) == nil || ptrOf(snap) == nil {
+	if typeinfo.PtrOf(v) == nil || typeinfo.PtrOf(snap) == nil {
 		return Prepared[T]{}, fmt.Errorf("tracking: prepare: %w: nil aggregate or snapshot", ddd.ErrUnsupported)
 	}
-	np, err := patch(reflect.TypeFor[T]().Elem(), ptrOf(snap), ptrOf(v), &d.Changes)
+	np, err := patch(reflect.TypeFor[T]().Elem(), typeinfo.PtrOf(snap), typeinfo.PtrOf(v), &d.Changes)
 	if err != nil {
 		return Prepared[T]{}, fmt.Errorf("tracking: snapshot: %w", err)
 	}
@@ -165,8 +165,8 @@ func copyField(f typeinfo.Field, dst, src unsafe.Pointer) error {
 // snapshot at np: elements c reports added or modified are copied from
 // cur, the others are the old snapshot's elements of the same identity.
 func patchSlice(f typeinfo.Field, np, old, cur unsafe.Pointer, c *diff.Collection) error {
-	id, ok, err := typeinfo.IdentityOf(f.Type.Elem())
-	if err != nil || !ok {
+	id := typeinfo.Of(f.Type).Identity
+	if id == nil {
 		return copyField(f, np, cur)
 	}
 	ptrPlan := planOf(f.Type.Elem())
@@ -185,8 +185,8 @@ func patchSlice(f typeinfo.Field, np, old, cur unsafe.Pointer, c *diff.Collectio
 			changed[(*typeinfo.Eface)(unsafe.Pointer(&e.New)).Data] = true
 		}
 	}
-	olds := *(*sliceHeader)(unsafe.Add(old, f.Offset))
-	cs := *(*sliceHeader)(unsafe.Add(cur, f.Offset))
+	olds := *(*typeinfo.SliceHeader)(unsafe.Add(old, f.Offset))
+	cs := *(*typeinfo.SliceHeader)(unsafe.Add(cur, f.Offset))
 	if cs.Len == 0 {
 		return copyField(f, np, cur) // keeps nil and empty apart
 	}
@@ -201,6 +201,7 @@ func patchSlice(f typeinfo.Field, np, old, cur unsafe.Pointer, c *diff.Collectio
 		slot := unsafe.Add(cs.Data, uintptr(i)*word)
 		cp := *(*unsafe.Pointer)(slot)
 		var p unsafe.Pointer
+		var err error
 		switch {
 		case cp == nil:
 		case changed[cp]:
@@ -246,7 +247,7 @@ func onlyModified(list []diff.Element) bool {
 // elements, in their order, with each modified one replaced by a copy of
 // its new value. Only pointers are compared to find them: no element is
 // read.
-func patchModified(f typeinfo.Field, np unsafe.Pointer, olds sliceHeader, ptrPlan *plan, list []diff.Element) error {
+func patchModified(f typeinfo.Field, np unsafe.Pointer, olds typeinfo.SliceHeader, ptrPlan *plan, list []diff.Element) error {
 	ns := reflect.MakeSlice(f.Type, olds.Len, olds.Len)
 	data := ns.UnsafePointer()
 	reflect.Copy(ns, reflect.NewAt(f.Type, unsafe.Add(np, f.Offset)).Elem()) // typed copy of the old elements

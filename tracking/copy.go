@@ -34,12 +34,13 @@ package tracking
 // of pointers.
 //
 // Cycle detection costs only types that may contain themselves: plan.track
-// is set, at compile time, on the plans that reach a cycle of the type graph
-// or an interface (an interface can hold anything, including the value that
-// holds it). Copying a tracked value keeps the values on the current path
-// in a small stack and fails on a revisit; other values never touch it.
-// The same stack, with a count of the interfaces on the path, bounds the
-// depth of recursion at typeinfo.MaxDepth.
+// is set, at compile time, on the plans of the types that reach a cycle of
+// the type graph or an interface (an interface can hold anything, including
+// the value that holds it), as the type's model in package typeinfo says
+// (MayRecurCopy). Copying a tracked value keeps the values on the current
+// path in a small stack and fails on a revisit; other values never touch
+// it. The same stack, with a count of the interfaces on the path, bounds
+// the depth of recursion at typeinfo.MaxDepth.
 
 import (
 	"fmt"
@@ -87,10 +88,11 @@ import (
 // Copy never panics. It returns an error wrapping [ddd.ErrUnsupported] for
 // a type that holds a func, a chan or an unsafe.Pointer other than behind a
 // field tagged `ddd:"-"` (detected from the type, so even when the field is
-// nil), or a malformed ddd tag, or for a value nested more than 100,000
-// deep (counting the pointers, slices, maps and interfaces entered one
-// inside another: the limit package diff applies too, within which the
-// copy fits in the default goroutine stack); and an error wrapping
+// nil), or a malformed ddd tag or identity (an ID method returning an
+// interface, which package diff refuses too), or for a value nested more
+// than 100,000 deep (counting the pointers, slices, maps and interfaces
+// entered one inside another: the limit package diff applies too, within
+// which the copy fits in the default goroutine stack); and an error wrapping
 // [ddd.ErrCycle] when v contains itself through pointers, slices, maps or
 // interfaces. Errors say where, as in "tracking: copy *shop.Order: field
 // .handler: func() is not supported: unsupported type".
@@ -216,7 +218,7 @@ type op struct {
 // copy, made in bulk with write barriers), then run fix on the copy.
 type plan struct {
 	typ     reflect.Type
-	typePtr unsafe.Pointer // see typePtr
+	typePtr unsafe.Pointer // typeinfo.TypeKey(typ)
 	kind    opKind         // for pointers, slices, maps, interfaces, arrays, bad types
 	size    uintptr
 	fix     []op           // replace the deep parts and clear the ignored fields
@@ -246,13 +248,6 @@ type plan struct {
 	dyn sync.Map
 }
 
-// sliceHeader is the layout of a slice.
-type sliceHeader struct {
-	Data unsafe.Pointer
-	Len  int
-	Cap  int
-}
-
 // zeroArray is where an empty, non-nil slice copy points.
 var zeroArray [0]uint64
 
@@ -264,14 +259,9 @@ var (
 	recent [256]atomic.Pointer[plan]
 )
 
-// typePtr returns the identity of t: the pointer in its interface value.
-func typePtr(t reflect.Type) unsafe.Pointer {
-	return (*[2]unsafe.Pointer)(unsafe.Pointer(&t))[1]
-}
-
 // planOf returns the plan of t, compiling it on first use.
 func planOf(t reflect.Type) *plan {
-	tp := typePtr(t)
+	tp := typeinfo.TypeKey(t)
 	slot := &recent[(uintptr(tp)*0x9E3779B97F4A7C15)>>56]
 	if p := slot.Load(); p != nil && p.typePtr == tp {
 		return p
@@ -293,7 +283,7 @@ func compile(t reflect.Type) *plan {
 		return p.(*plan)
 	}
 	c := compiler{building: make(map[reflect.Type]*plan)}
-	p := c.compile(t)
+	p := c.compile(typeinfo.Of(t))
 	c.finish()
 	for _, q := range c.order {
 		plans.Store(q.typ, q)
@@ -311,14 +301,10 @@ type compiler struct {
 // maxUnroll is the most ops an array is unrolled into.
 const maxUnroll = 16
 
-// typeWord returns the type word of an interface holding a value of type t,
-// which is not an interface type.
-func typeWord(t reflect.Type) unsafe.Pointer {
-	x := reflect.Zero(t).Interface()
-	return (*typeinfo.Eface)(unsafe.Pointer(&x)).Type
-}
-
-func (c *compiler) compile(t reflect.Type) *plan {
+// compile returns the plan of the type of model m, compiling it unless it
+// is cached or being compiled.
+func (c *compiler) compile(m *typeinfo.Type) *plan {
+	t := m.Type
 	if p, ok := plans.Load(t); ok {
 		return p.(*plan)
 	}
@@ -327,60 +313,69 @@ func (c *compiler) compile(t reflect.Type) *plan {
 	}
 	p := &plan{
 		typ:     t,
-		typePtr: typePtr(t),
+		typePtr: typeinfo.TypeKey(t),
 		size:    t.Size(),
 		hasPtr:  typeinfo.HasPointers(t),
 		direct:  typeinfo.DirectIface(t),
-		ptrWord: typeWord(reflect.PointerTo(t)),
+		ptrWord: typeinfo.TypeWord(reflect.PointerTo(t)),
+		track:   m.MayRecurCopy,
 	}
 	c.building[t] = p
 	c.order = append(c.order, p)
-	c.fill(p)
+	c.fill(p, m)
 	p.done = true
 	return p
 }
 
-func (c *compiler) fill(p *plan) {
-	t := p.typ
-	if _, ok := typeinfo.ValueEqual(t); ok && (!typeinfo.HasPointers(t) || t == typeinfo.TimeType()) {
-		// A value, by the rule package diff follows too, that holds no
-		// memory a change in place could reach (a time.Time's Location
-		// is never changed): assigned as a whole, as diff compares it by
-		// its method. A value with an Equal method that holds pointers,
-		// slices or maps is copied deeply like any struct, so that the
-		// snapshot shares none of them and a change made in place is
-		// seen by the method.
+// fill fills p by m, the model of its type.
+func (c *compiler) fill(p *plan, m *typeinfo.Type) {
+	switch m.Kind {
+	case typeinfo.KindTime:
+		// Assigned as a whole, as diff compares it by its method: its
+		// Location is never changed.
 		p.shallow = true
 		return
+	case typeinfo.KindValue:
+		if !m.CopyParts {
+			// A value, by the rule package diff follows too, that holds
+			// no memory a change in place could reach: assigned as a
+			// whole, as diff compares it by its method.
+			p.shallow = true
+			return
+		}
+		// A value that holds pointers, slices or maps is copied deeply
+		// like any struct, so that the snapshot shares none of them and
+		// a change made in place is seen by the method.
+		m = m.Structure
 	}
-	switch t.Kind() {
-	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
-		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128, reflect.String:
+	switch m.Kind {
+	case typeinfo.KindScalar, typeinfo.KindFloat, typeinfo.KindString:
 		p.shallow = true
-	case reflect.Pointer:
+	case typeinfo.KindPointer:
 		p.kind = opPtr
-		p.elem = c.compile(t.Elem())
+		p.elem = c.compile(m.Elem)
 		p.fix = []op{{kind: opPtr, plan: p}}
-	case reflect.Slice:
+	case typeinfo.KindSlice:
 		p.kind = opSlice
-		p.elem = c.compile(t.Elem())
+		p.elem = c.compile(m.Elem)
 		p.fix = []op{{kind: opSlice, plan: p}}
-	case reflect.Map:
+	case typeinfo.KindMap:
 		p.kind = opMap
-		p.mapWord = typeWord(t)
-		p.key = c.compile(t.Key())
-		p.elem = c.compile(t.Elem())
+		p.mapWord = typeinfo.TypeWord(p.typ)
+		p.key = c.compile(m.Key)
+		p.elem = c.compile(m.Elem)
 		p.fix = []op{{kind: opMap, plan: p}}
-	case reflect.Interface:
+	case typeinfo.KindInterface:
 		p.kind = opIface
 		p.fix = []op{{kind: opIface, plan: p}}
-	case reflect.Array:
-		c.fillArray(p)
-	case reflect.Struct:
-		c.fillStruct(p)
-	default: // func, chan, unsafe.Pointer
-		c.bad(p, fmt.Errorf("%v is not supported: %w", t, ddd.ErrUnsupported))
+	case typeinfo.KindArray:
+		c.fillArray(p, m)
+	case typeinfo.KindStruct:
+		c.fillStruct(p, m)
+	case typeinfo.KindUnsupported:
+		c.bad(p, m.Err)
+	default:
+		c.bad(p, fmt.Errorf("%v: internal error: no structure to copy (%v): %w", p.typ, m.Kind, ddd.ErrUnsupported))
 	}
 }
 
@@ -390,10 +385,9 @@ func (c *compiler) bad(p *plan, err error) {
 	p.fix = []op{{kind: opBad, plan: p}}
 }
 
-func (c *compiler) fillArray(p *plan) {
-	t := p.typ
-	p.n = t.Len()
-	p.elem = c.compile(t.Elem())
+func (c *compiler) fillArray(p *plan, m *typeinfo.Type) {
+	p.n = p.typ.Len()
+	p.elem = c.compile(m.Elem)
 	e := p.elem
 	switch {
 	case p.size == 0 || (e.done && e.shallow):
@@ -415,15 +409,9 @@ func (c *compiler) fillArray(p *plan) {
 	}
 }
 
-func (c *compiler) fillStruct(p *plan) {
-	t := p.typ
-	s, err := typeinfo.StructOf(t)
-	if err != nil {
-		c.bad(p, fmt.Errorf("%w: %w", ddd.ErrUnsupported, err))
-		return
-	}
+func (c *compiler) fillStruct(p *plan, m *typeinfo.Type) {
 	p.shallow = true
-	for _, f := range s.Fields {
+	for i, f := range m.Struct.Fields {
 		if f.Type.Size() == 0 {
 			continue // nothing to copy, and nothing can be reached from it
 		}
@@ -433,7 +421,7 @@ func (c *compiler) fillStruct(p *plan) {
 			p.fix = appendOps(p.fix, clearOps(f.Type), f.Offset, name)
 			continue
 		}
-		fp := c.compile(f.Type)
+		fp := c.compile(m.Fields[i])
 		if !fp.done {
 			// A type being compiled, which reaches this struct: a pointer,
 			// slice or map to it, or a struct or array reaching it through
@@ -494,7 +482,7 @@ func clearOps(t reflect.Type) []op {
 		}
 	}
 	// Not cached, not in the type graph: just what clearing needs.
-	return []op{{kind: opClearTyped, plan: &plan{typ: t, ptrWord: typeWord(reflect.PointerTo(t)), done: true}}}
+	return []op{{kind: opClearTyped, plan: &plan{typ: t, ptrWord: typeinfo.TypeWord(reflect.PointerTo(t)), done: true}}}
 }
 
 func appendOps(dst, src []op, base uintptr, name string) []op {
@@ -519,63 +507,13 @@ func mergeClears(ops []op) []op {
 	return out
 }
 
-// children returns the plans copying a value of p may copy, keys excluded.
-func (p *plan) children(yield func(*plan) bool) {
-	if p.elem != nil && !yield(p.elem) {
-		return
-	}
-	for i := range p.fix {
-		if q := p.fix[i].plan; q != nil && q != p && p.fix[i].kind < opClear && !yield(q) {
-			return
-		}
-	}
-}
-
-// finish computes err and track for the plans just compiled.
+// finish computes err for the plans just compiled.
 func (c *compiler) finish() {
 	for _, p := range c.order {
 		if e := c.findErr(p, make(map[*plan]bool)); e != nil {
 			p.err = e
 		}
 	}
-	// A plan on a cycle, or an interface, is tracked, and so is every plan
-	// that reaches a tracked one. Plans compiled before cannot reach the
-	// new ones, so their track is final.
-	for _, p := range c.order {
-		p.track = p.kind == opIface || c.reaches(p, p, make(map[*plan]bool))
-	}
-	for changed := true; changed; {
-		changed = false
-		for _, p := range c.order {
-			if p.track {
-				continue
-			}
-			for q := range p.children {
-				if q.track {
-					p.track, changed = true, true
-					break
-				}
-			}
-		}
-	}
-}
-
-// reaches reports whether target can be reached from the children of p,
-// within the plans being compiled.
-func (c *compiler) reaches(p, target *plan, seen map[*plan]bool) bool {
-	for q := range p.children {
-		if q == target {
-			return true
-		}
-		if c.building[q.typ] != q || seen[q] {
-			continue
-		}
-		seen[q] = true
-		if c.reaches(q, target, seen) {
-			return true
-		}
-	}
-	return false
 }
 
 // findErr returns the first unsupported part of p, with its path.
@@ -775,7 +713,7 @@ func runOps(ops []op, dst, src unsafe.Pointer, st *state) error {
 			}
 			*(*unsafe.Pointer)(d) = np
 		case opSlice:
-			h := *(*sliceHeader)(s)
+			h := *(*typeinfo.SliceHeader)(s)
 			if h.Data == nil {
 				continue // nil in the shallow copy too
 			}
@@ -795,7 +733,7 @@ func runOps(ops []op, dst, src unsafe.Pointer, st *state) error {
 		case opClearString:
 			*(*string)(d) = ""
 		case opClearSlice:
-			*(*sliceHeader)(d) = sliceHeader{}
+			*(*typeinfo.SliceHeader)(d) = typeinfo.SliceHeader{}
 		case opClearIface:
 			*(*typeinfo.Eface)(d) = typeinfo.Eface{}
 		case opClearTyped:
@@ -882,13 +820,13 @@ func newCopy(e *plan, sp unsafe.Pointer, st *state) (unsafe.Pointer, error) {
 }
 
 func copySlice(p *plan, d, s unsafe.Pointer, st *state) error {
-	h := *(*sliceHeader)(s)
+	h := *(*typeinfo.SliceHeader)(s)
 	if h.Data == nil {
 		return nil
 	}
 	n := h.Len
 	if n == 0 {
-		*(*sliceHeader)(d) = sliceHeader{Data: unsafe.Pointer(&zeroArray)}
+		*(*typeinfo.SliceHeader)(d) = typeinfo.SliceHeader{Data: unsafe.Pointer(&zeroArray)}
 		return nil
 	}
 	e := p.elem
@@ -903,9 +841,9 @@ func copySlice(p *plan, d, s unsafe.Pointer, st *state) error {
 	}
 	// A new, zeroed backing array of n elements (or a few more, up to the
 	// size class), allocated with the element type.
-	*(*sliceHeader)(d) = sliceHeader{}
+	*(*typeinfo.SliceHeader)(d) = typeinfo.SliceHeader{}
 	valueAt(p.ptrWord, d).Grow(n)
-	dh := (*sliceHeader)(d)
+	dh := (*typeinfo.SliceHeader)(d)
 	dh.Len = n
 	switch {
 	case e.size == 0:
@@ -932,7 +870,7 @@ func copySlice(p *plan, d, s unsafe.Pointer, st *state) error {
 
 // copyPtrSlice copies the slice h of pointers to values of plan e (an
 // entity collection, typically) to d, a slice of the same type.
-func copyPtrSlice(e *plan, d unsafe.Pointer, h sliceHeader, st *state) error {
+func copyPtrSlice(e *plan, d unsafe.Pointer, h typeinfo.SliceHeader, st *state) error {
 	// The new backing array: pointers, each replaced by a copy, nil ones
 	// left zero. A []unsafe.Pointer has the layout, and the pointer bitmap,
 	// of any slice of pointers.
@@ -963,7 +901,7 @@ func copyPtrSlice(e *plan, d unsafe.Pointer, h sliceHeader, st *state) error {
 			b[i] = (*typeinfo.Eface)(unsafe.Pointer(&c)).Data
 		}
 	}
-	*(*sliceHeader)(d) = sliceHeader{Data: unsafe.Pointer(unsafe.SliceData(b)), Len: h.Len, Cap: h.Len}
+	*(*typeinfo.SliceHeader)(d) = typeinfo.SliceHeader{Data: unsafe.Pointer(unsafe.SliceData(b)), Len: h.Len, Cap: h.Len}
 	return nil
 }
 

@@ -130,6 +130,14 @@ type badTag struct {
 	a int `ddd:"key"`
 }
 
+// ifaceID is an entity whose identity is an interface, which may not be
+// comparable at run time.
+type ifaceID struct{ key any }
+
+func (e *ifaceID) ID() any { return e.key }
+
+type withIfaceID struct{ items []*ifaceID }
+
 type ignoredFunc struct {
 	handler func()         `ddd:"-"`
 	events  chan int       `ddd:"-"`
@@ -408,7 +416,7 @@ func (w *aliasWalker) walk(t reflect.Type, a, b unsafe.Pointer, path string) {
 		w.seen[[2]unsafe.Pointer{pa, pb}] = true
 		w.walk(t.Elem(), pa, pb, "(*"+path+")")
 	case reflect.Slice:
-		ha, hb := (*sliceHeader)(a), (*sliceHeader)(b)
+		ha, hb := (*typeinfo.SliceHeader)(a), (*typeinfo.SliceHeader)(b)
 		n := min(ha.Len, hb.Len)
 		if n > 0 && ha.Data == hb.Data && t.Elem().Size() > 0 {
 			w.fail(path, "backing array %p shared", ha.Data)
@@ -675,6 +683,9 @@ func TestCopy(t *testing.T) {
 			func() func() { return nil }, diff.ErrUnsupported, "func() is not supported"),
 		errCase("BadTag", "a malformed ddd tag is unsupported",
 			func() *badTag { return &badTag{} }, diff.ErrUnsupported, "invalid ddd tag"),
+		errCase("InterfaceIdentity", "an identity of interface type is refused, as diff refuses it, with the path to it",
+			func() *withIfaceID { return &withIfaceID{items: []*ifaceID{{key: 1}}} }, diff.ErrUnsupported,
+			"field .items[]: unsupported type: invalid ddd tag: tracking.ifaceID.ID returns interface {}"),
 		errCase("FuncInInterface", "a func met in an interface is unsupported, with the path to it",
 			func() *ifaces { return &ifaces{list: []any{1, func() {}}} }, diff.ErrUnsupported,
 			"field .list[1]: func() is not supported"),

@@ -7,11 +7,11 @@ import (
 	"reflect"
 	"runtime"
 	"sync"
-	"unsafe"
 	"weak"
 
 	"github.com/dddkit/dddkit/ddd"
 	"github.com/dddkit/dddkit/diff"
+	"github.com/dddkit/dddkit/internal/typeinfo"
 )
 
 // ErrNotTracked reports an aggregate that the tracker holds no snapshot of.
@@ -72,15 +72,10 @@ func (t *Tracker[T]) check() error {
 	return t.typeErr
 }
 
-// ptrOf returns the address held by v, a pointer.
-func ptrOf[T any](v T) unsafe.Pointer {
-	return *(*unsafe.Pointer)(unsafe.Pointer(&v))
-}
-
 // key returns the weak handle that identifies v. It is the same for every
 // call with the same live object, and never equal to that of another object.
 func key[T any](v T) (weak.Pointer[byte], error) {
-	p := ptrOf(v)
+	p := typeinfo.PtrOf(v)
 	if p == nil {
 		return weak.Pointer[byte]{}, fmt.Errorf("tracking: %w: nil aggregate", ddd.ErrUnsupported)
 	}
@@ -126,7 +121,7 @@ func (t *Tracker[T]) install(v T, w weak.Pointer[byte], snap T) {
 		t.entries = make(map[weak.Pointer[byte]]*entry[T])
 	}
 	e := &entry[T]{snap: snap}
-	e.cleanup = runtime.AddCleanup((*byte)(ptrOf(v)), t.release, w)
+	e.cleanup = runtime.AddCleanup((*byte)(typeinfo.PtrOf(v)), t.release, w)
 	t.entries[w] = e
 	t.peak = max(t.peak, len(t.entries))
 	runtime.KeepAlive(v)
@@ -194,7 +189,7 @@ func (t *Tracker[T]) Snapshot(ctx context.Context, v T) (T, error) {
 	if err := t.check(); err != nil {
 		return zero, err
 	}
-	p := ptrOf(v)
+	p := typeinfo.PtrOf(v)
 	if p == nil {
 		return zero, ErrNotTracked
 	}

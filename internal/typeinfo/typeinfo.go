@@ -1,6 +1,11 @@
-// Package typeinfo reads what dddkit needs to know about a Go type: its
-// fields with their offsets and ddd tags, its identity and its version field.
-// Results are computed once per type and cached.
+// Package typeinfo is dddkit's one model of Go types: what comparing
+// (package diff), copying (package tracking) and storing (the stores) need
+// to know about a type, derived once per type, cached, and shared, so that
+// the three follow the same rules. [Of] returns the model of a type: its
+// kind, its fields with their offsets and ddd tags, its identity, the
+// identity of the elements of an entity collection, and whether a walk of
+// its values can recur. The package also holds the memory layouts the
+// engines read with package unsafe (see unsafe.go).
 package typeinfo
 
 import (
@@ -287,40 +292,6 @@ func HasPointers(t reflect.Type) bool {
 		return false
 	}
 	return true
-}
-
-// DirectIface reports whether a value of t is stored directly in the data
-// word of an interface (pointer-shaped types) rather than behind a pointer.
-// The rule is the compiler's and has changed between Go releases, so it is
-// observed rather than restated: boxing the zero value of a direct type
-// leaves a nil data word, while an indirect one points at a zero value.
-func DirectIface(t reflect.Type) bool {
-	if v, ok := directCache.Load(t); ok {
-		return v.(bool)
-	}
-	z := reflect.Zero(t).Interface()
-	d := (*Eface)(unsafe.Pointer(&z)).Data == nil && t.Size() == unsafe.Sizeof(uintptr(0))
-	directCache.Store(t, d)
-	return d
-}
-
-var directCache sync.Map // reflect.Type -> bool
-
-// Eface is the layout of an empty interface value.
-type Eface struct {
-	Type unsafe.Pointer
-	Data unsafe.Pointer
-}
-
-// DataOf returns a pointer to the value held by interface a, which has the
-// dynamic type t. For pointer-shaped types it returns a pointer to the data
-// word of *ap, so ap must stay alive and unchanged while it is used.
-func DataOf(ap *any, t reflect.Type) unsafe.Pointer {
-	e := (*Eface)(unsafe.Pointer(ap))
-	if DirectIface(t) {
-		return unsafe.Pointer(&e.Data)
-	}
-	return e.Data
 }
 
 // Same reports whether the entities stored at p and q (values of type

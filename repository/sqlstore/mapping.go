@@ -181,7 +181,7 @@ var (
 // isValueObject reports whether an untagged field of type t is flattened:
 // a struct that the driver does not handle as a value itself.
 func isValueObject(t reflect.Type) bool {
-	if t.Kind() != reflect.Struct || t == typeinfo.TimeType() {
+	if t.Kind() != reflect.Struct || typeinfo.Of(t).Kind == typeinfo.KindTime {
 		return false
 	}
 	return !t.Implements(valuerType) && !reflect.PointerTo(t).Implements(valuerType) &&
@@ -190,11 +190,11 @@ func isValueObject(t reflect.Type) bool {
 
 // entityCollection reports whether t is a slice or map of entities.
 func entityCollection(t reflect.Type) (bool, error) {
-	if t.Kind() != reflect.Slice && t.Kind() != reflect.Map {
+	m := typeinfo.Of(t)
+	if m.Kind != typeinfo.KindSlice && m.Kind != typeinfo.KindMap {
 		return false, nil
 	}
-	_, ok, err := typeinfo.IdentityOf(t.Elem())
-	return ok, err
+	return m.Identity != nil, m.IdentityErr
 }
 
 // collect appends the columns of struct type t (and of its value objects)
@@ -295,6 +295,11 @@ func columnCodec(t reflect.Type, opt string) (codec, error) {
 	}
 	if t == typeinfo.TimeType() {
 		return codecPlain, nil
+	}
+	if m := typeinfo.Of(t); m.Kind == typeinfo.KindUnsupported && m.TagErr == nil {
+		// A func, chan or unsafe.Pointer: no driver stores it, and it
+		// cannot even be snapshotted.
+		return 0, fmt.Errorf("%w: a %v cannot be a column (exclude it with `db:\"-\" ddd:\"-\"`)", repository.ErrUnsupported, t)
 	}
 	if t.Implements(valuerType) || reflect.PointerTo(t).Implements(valuerType) {
 		if t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(scannerType) {
@@ -609,10 +614,7 @@ func newChild(root reflect.Type, rootTable *table, parent *child, colls []collFi
 	if st.Kind() != reflect.Struct {
 		return nil, nil, fmt.Errorf("element type %v is not a struct or a pointer to one", c.elem)
 	}
-	ident, _, err := typeinfo.IdentityOf(c.elem)
-	if err != nil {
-		return nil, nil, err
-	}
+	ident := typeinfo.Of(cf.typ).Identity // an entity collection (see collect)
 	c.ident = ident
 	if cf.typ.Kind() == reflect.Map && cf.typ.Key() != ident.Type {
 		return nil, nil, fmt.Errorf("map key type %v is not the identity type %v of %v", cf.typ.Key(), ident.Type, c.elem)

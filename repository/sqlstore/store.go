@@ -196,11 +196,6 @@ func (s *Store[T, ID]) fail(op string, err error) error {
 	return fmt.Errorf("sqlstore: %s %s: %w", op, name, err)
 }
 
-// ptrOf returns the address held by agg, a pointer.
-func ptrOf[T any](agg T) unsafe.Pointer {
-	return *(*unsafe.Pointer)(unsafe.Pointer(&agg))
-}
-
 // Select loads the aggregate with key id: the root row, then each child
 // table's rows of that root in key order, in one round trip on pgx. It
 // returns an error wrapping [repository.ErrNotFound] when there is no root
@@ -269,7 +264,7 @@ func (s *Store[T, ID]) Insert(ctx context.Context, agg T) error {
 	if err := s.ready(); err != nil {
 		return s.fail("insert", err)
 	}
-	base := ptrOf(agg)
+	base := typeinfo.PtrOf(agg)
 	if base == nil {
 		return s.fail("insert", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
@@ -636,7 +631,7 @@ func (s *Store[T, ID]) Update(ctx context.Context, agg T, ch repository.Changes)
 	if err := s.ready(); err != nil {
 		return s.fail("update", err)
 	}
-	base := ptrOf(agg)
+	base := typeinfo.PtrOf(agg)
 	if base == nil {
 		return s.fail("update", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
@@ -707,7 +702,7 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) (*sa
 	}
 	if s.m.posBelow() {
 		old, _ := ch.Old.(T)
-		if op := ptrOf(old); op != nil {
+		if op := typeinfo.PtrOf(old); op != nil {
 			s.reorders(s.m.top, []any{key}, op, base, func(c *child, refs []any, p unsafe.Pointer, pos int) bool {
 				work[c.index].moved = append(work[c.index].moved, moved{refs: refs, p: p, pos: pos})
 				return true
@@ -908,7 +903,7 @@ func (s *Store[T, ID]) Delete(ctx context.Context, agg T, version int64) error {
 	if err := s.ready(); err != nil {
 		return s.fail("delete", err)
 	}
-	base := ptrOf(agg)
+	base := typeinfo.PtrOf(agg)
 	if base == nil {
 		return s.fail("delete", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
@@ -1018,7 +1013,7 @@ func (s *Store[T, ID]) Reordered(old, new T) bool {
 	if s.ready() != nil || !s.m.posBelow() {
 		return false
 	}
-	op, np := ptrOf(old), ptrOf(new)
+	op, np := typeinfo.PtrOf(old), typeinfo.PtrOf(new)
 	if op == nil || np == nil {
 		return false
 	}

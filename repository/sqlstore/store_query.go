@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+
+	"github.com/dddkit/dddkit/internal/typeinfo"
 )
 
 // SelectWhere loads the aggregates that q selects, roots and children, in
@@ -144,7 +146,7 @@ func (s *Store[T, ID]) SelectByIDs(ctx context.Context, ids []ID) ([]T, error) {
 	}
 	byID := make(map[any]T, len(found))
 	for _, agg := range found {
-		byID[rt.cols[rt.key].value(ptrOf(agg))] = agg
+		byID[rt.cols[rt.key].value(typeinfo.PtrOf(agg))] = agg
 	}
 	out := make([]T, 0, len(found))
 	kt := rt.cols[rt.key].typ
