@@ -187,3 +187,64 @@ func TestCopyPointerToInterface(t *testing.T) {
 	require.Equal(t, 5, *(*cy).(node).p)
 	require.NotSame(t, &n, (*cy).(node).p)
 }
+
+// A board of columns of cards: entity collections two levels deep.
+type board struct {
+	id      int
+	columns []*column
+}
+
+type column struct {
+	id    int `ddd:"id"`
+	title string
+	cards []*card
+}
+
+type card struct {
+	id   int `ddd:"id"`
+	text string
+	tags []string
+}
+
+// TestPrepareNested checks the snapshot prepared after a change two levels
+// down: it equals the aggregate, shares no memory with it, and shares the
+// unchanged cards of the changed column with the old snapshot, which no
+// one changes, instead of copying them again.
+func TestPrepareNested(t *testing.T) {
+	var tr Tracker[*board]
+	ctx := context.Background()
+	b := &board{id: 1}
+	for c := range 3 {
+		col := &column{id: c, title: "col"}
+		for k := range 50 {
+			col.cards = append(col.cards, &card{id: k, text: "t", tags: []string{"a"}})
+		}
+		b.columns = append(b.columns, col)
+	}
+	require.NoError(t, tr.Attach(ctx, b))
+	old, err := tr.Snapshot(ctx, b)
+	require.NoError(t, err)
+
+	b.columns[1].cards[7].text = "changed"
+	b.columns[1].cards[7].tags[0] = "b"
+	d, err := diff.Compare(old, b)
+	require.NoError(t, err)
+	p, err := tr.Prepare(b, old, d)
+	require.NoError(t, err)
+	next := p.Snapshot()
+
+	eq, err := diff.Equal(next, b)
+	require.NoError(t, err)
+	require.True(t, eq, "the prepared snapshot equals the aggregate")
+	require.Same(t, old.columns[0], next.columns[0], "an unchanged column is shared with the old snapshot")
+	require.NotSame(t, old.columns[1], next.columns[1], "the changed column is new")
+	require.Same(t, old.columns[1].cards[6], next.columns[1].cards[6], "an unchanged card of the changed column is shared with the old snapshot")
+	require.NotSame(t, b.columns[1].cards[7], next.columns[1].cards[7], "the changed card is a copy")
+
+	// No memory is shared with the live aggregate.
+	b.columns[1].cards[7].tags[0] = "c"
+	b.columns[1].cards[6].text = "live"
+	require.Equal(t, "b", next.columns[1].cards[7].tags[0])
+	require.Equal(t, "t", next.columns[1].cards[6].text)
+	require.Equal(t, "a", old.columns[1].cards[7].tags[0], "the old snapshot is untouched")
+}
