@@ -191,7 +191,7 @@ func patchSlice(f typeinfo.Field, np, old, cur unsafe.Pointer, c *diff.Collectio
 		return copyField(f, np, cur) // keeps nil and empty apart
 	}
 	if olds.Len == cs.Len && onlyModified(list) {
-		return patchModified(f, np, olds, list)
+		return patchModified(f, np, olds, ptrPlan, list)
 	}
 	ns := reflect.MakeSlice(f.Type, cs.Len, cs.Len)
 	data := ns.UnsafePointer()
@@ -247,7 +247,7 @@ func onlyModified(list []diff.Element) bool {
 // elements, in their order, with each modified one replaced by a copy of
 // its new value. Only pointers are compared to find them: no element is
 // read.
-func patchModified(f typeinfo.Field, np unsafe.Pointer, olds typeinfo.SliceHeader, list []diff.Element) error {
+func patchModified(f typeinfo.Field, np unsafe.Pointer, olds typeinfo.SliceHeader, ptrPlan *plan, list []diff.Element) error {
 	ns := reflect.MakeSlice(f.Type, olds.Len, olds.Len)
 	data := ns.UnsafePointer()
 	reflect.Copy(ns, reflect.NewAt(f.Type, unsafe.Add(np, f.Offset)).Elem()) // typed copy of the old elements
@@ -261,14 +261,22 @@ func patchModified(f typeinfo.Field, np unsafe.Pointer, olds typeinfo.SliceHeade
 		}
 	}
 	st := f.Type.Elem().Elem()
+	// An element that holds entity collections is patched as the root is:
+	// what did not change inside it, a collection's unchanged elements
+	// included, is shared with the old snapshot, which no one changes.
+	// Another is copied, in one allocation.
+	nested := typeinfo.Of(st).HasEntities
 	for i := range list {
 		e := &list[i]
 		oldp := (*typeinfo.Eface)(unsafe.Pointer(&e.Old)).Data
 		newp := (*typeinfo.Eface)(unsafe.Pointer(&e.New)).Data
-		// The element's own snapshot, patched as the root's is: what did
-		// not change inside it, a collection's unchanged elements
-		// included, is shared with the old snapshot, which no one changes.
-		c, err := patch(st, oldp, newp, &e.Changes)
+		var c unsafe.Pointer
+		var err error
+		if nested {
+			c, err = patch(st, oldp, newp, &e.Changes)
+		} else {
+			c, err = copyPointer(ptrPlan, newp)
+		}
 		if err != nil {
 			return fmt.Errorf("field .%s: %w", f.Name, err)
 		}
