@@ -71,11 +71,21 @@ func BenchmarkSaveOneItemChanged(b *testing.B) {
 }
 
 func handSave(ctx context.Context, pool *pgxpool.Pool, o *order, it *item) error {
+	err := checkedPair(ctx, pool,
+		`UPDATE orders SET total_amount = $1, version = $2 WHERE id = $3 AND version = $4`, []any{o.total.amount, o.version + 1, int64(o.id), o.version},
+		`UPDATE order_items SET quantity = $1 WHERE order_id = $2 AND id = $3`, []any{it.quantity, int64(o.id), int64(it.id)})
+	if err == nil {
+		o.version++
+	}
+	return err
+}
+
+// checkedPair sends, by hand, a root UPDATE checked to touch one row (the
+// version check) and a second statement, in one pgx.Batch.
+func checkedPair(ctx context.Context, pool *pgxpool.Pool, root string, rootArgs []any, next string, nextArgs []any) error {
 	batch := &pgx.Batch{}
-	batch.Queue(`UPDATE orders SET total_amount = $1, version = $2 WHERE id = $3 AND version = $4`,
-		o.total.amount, o.version+1, int64(o.id), o.version)
-	batch.Queue(`UPDATE order_items SET quantity = $1 WHERE order_id = $2 AND id = $3`,
-		it.quantity, int64(o.id), int64(it.id))
+	batch.Queue(root, rootArgs...)
+	batch.Queue(next, nextArgs...)
 	br := pool.SendBatch(ctx, batch)
 	ct, err := br.Exec()
 	if err == nil && ct.RowsAffected() != 1 {
@@ -86,9 +96,6 @@ func handSave(ctx context.Context, pool *pgxpool.Pool, o *order, it *item) error
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		o.version++
 	}
 	return err
 }
@@ -306,20 +313,9 @@ func BenchmarkSaveOneGrandchildChangedMap(b *testing.B) {
 		b.ResetTimer()
 		for i := range b.N {
 			line, code := bump(inv, i)
-			batch := &pgx.Batch{}
-			batch.Queue(`UPDATE invoices SET version = $1 WHERE id = $2 AND version = $3`, inv.version+1, inv.id, inv.version)
-			batch.Queue(`UPDATE line_taxes SET rate = $1 WHERE invoice_id = $2 AND line_id = $3 AND code = $4`, line.taxes[code].rate, inv.id, line.id, code)
-			br := pool.SendBatch(ctx, batch)
-			ct, err := br.Exec()
-			if err == nil && ct.RowsAffected() != 1 {
-				err = errors.New("conflict")
-			}
-			if err == nil {
-				_, err = br.Exec()
-			}
-			if cerr := br.Close(); err == nil {
-				err = cerr
-			}
+			err := checkedPair(ctx, pool,
+				`UPDATE invoices SET version = $1 WHERE id = $2 AND version = $3`, []any{inv.version + 1, inv.id, inv.version},
+				`UPDATE line_taxes SET rate = $1 WHERE invoice_id = $2 AND line_id = $3 AND code = $4`, []any{line.taxes[code].rate, inv.id, line.id, code})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -419,20 +415,9 @@ func BenchmarkSaveOneGrandchildChanged(b *testing.B) {
 		b.ResetTimer()
 		for i := range b.N {
 			sec, t := bump(p, i)
-			batch := &pgx.Batch{}
-			batch.Queue(`UPDATE plans SET version = $1 WHERE id = $2 AND version = $3`, p.version+1, p.id, p.version)
-			batch.Queue(`UPDATE tasks SET done = $1 WHERE plan_id = $2 AND section_id = $3 AND id = $4`, t.done, p.id, sec.id, t.id)
-			br := pool.SendBatch(ctx, batch)
-			ct, err := br.Exec()
-			if err == nil && ct.RowsAffected() != 1 {
-				err = errors.New("conflict")
-			}
-			if err == nil {
-				_, err = br.Exec()
-			}
-			if cerr := br.Close(); err == nil {
-				err = cerr
-			}
+			err := checkedPair(ctx, pool,
+				`UPDATE plans SET version = $1 WHERE id = $2 AND version = $3`, []any{p.version + 1, p.id, p.version},
+				`UPDATE tasks SET done = $1 WHERE plan_id = $2 AND section_id = $3 AND id = $4`, []any{t.done, p.id, sec.id, t.id})
 			if err != nil {
 				b.Fatal(err)
 			}

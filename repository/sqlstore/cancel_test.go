@@ -263,54 +263,65 @@ func awaitSave(t *testing.T, errc <-chan error) error {
 func TestCancelledSaveIsTruthful(t *testing.T) {
 	forEachPG(t, pgAnyKind, func(t *testing.T, kind string) {
 		c := newPGCase(t, kind)
-		ctx := context.Background()
 		repo := c.repo(t)
-		require.NoError(t, repo.Save(ctx, newOrder(1, "alice", manyItems(500)...)))
-		const rounds = 24
-		outcomes := map[string]int{}
-		for i := range rounds {
-			ch := saveShapes[i%len(saveShapes)]
-			o, err := repo.Find(ctx, 1)
+		c.cancelRounds(t, repo, 24, func(ch saveShape) (func(ctx context.Context) error, *order, *order) {
+			o, err := repo.Find(context.Background(), 1)
 			require.NoError(t, err)
 			before := stored(o)
 			ch.apply(o)
 			want := stored(o)
 			want.version++
-
-			release := c.lock(t, ch.lock)
-			sctx, cancel := context.WithCancel(ctx)
-			errc := make(chan error, 1)
-			go func() { errc <- repo.Save(sctx, o) }()
-			c.blockedPID(t)
-			pause := time.Duration(i%3) * time.Millisecond
-			if i%4 == 3 {
-				// The lock goes first: the save may complete before the
-				// cancellation reaches it.
-				release()
-				time.Sleep(pause)
-				cancel()
-			} else {
-				cancel()
-				time.Sleep(pause)
-				release()
-			}
-			serr := awaitSave(t, errc)
-			release()
-			c.settle(t)
-			checkTruth(t, serr, c.load(t, 1), before, want)
-			switch {
-			case serr == nil:
-				outcomes["saved"]++
-			case errors.Is(serr, repository.ErrOutcomeUnknown):
-				outcomes["unknown"]++
-			default:
-				require.ErrorIs(t, serr, context.Canceled, "a save that failed for its cancelled context says so")
-				outcomes["cancelled"]++
-			}
-		}
-		t.Logf("%v", outcomes)
-		require.Positive(t, outcomes["cancelled"], "a cancellation reached at least one save while it was blocked")
+			return func(ctx context.Context) error { return repo.Save(ctx, o) }, before, want
+		})
 	})
+}
+
+// cancelRounds runs rounds of a write that prepare returns for a change
+// of each shape in turn (with the states before and after it), cancelled
+// while the write waits for a row lock (or, one round in four, once the
+// lock went first), and checks what each returned against what the
+// database holds.
+func (c *pgCase) cancelRounds(t *testing.T, repo *Repository[*order, orderID], rounds int, prepare func(ch saveShape) (run func(ctx context.Context) error, before, want *order)) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, repo.Save(ctx, newOrder(1, "alice", manyItems(500)...)))
+	outcomes := map[string]int{}
+	for i := range rounds {
+		ch := saveShapes[i%len(saveShapes)]
+		run, before, want := prepare(ch)
+		release := c.lock(t, ch.lock)
+		sctx, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() { errc <- run(sctx) }()
+		c.blockedPID(t)
+		pause := time.Duration(i%3) * time.Millisecond
+		if i%4 == 3 {
+			// The lock goes first: the write may complete before the
+			// cancellation reaches it.
+			release()
+			time.Sleep(pause)
+			cancel()
+		} else {
+			cancel()
+			time.Sleep(pause)
+			release()
+		}
+		err := awaitSave(t, errc)
+		release()
+		c.settle(t)
+		checkTruth(t, err, c.load(t, 1), before, want)
+		switch {
+		case err == nil:
+			outcomes["saved"]++
+		case errors.Is(err, repository.ErrOutcomeUnknown):
+			outcomes["unknown"]++
+		default:
+			require.ErrorIs(t, err, context.Canceled, "a write that failed for its cancelled context says so")
+			outcomes["cancelled"]++
+		}
+	}
+	t.Logf("%v", outcomes)
+	require.Positive(t, outcomes["cancelled"], "a cancellation reached at least one write while it was blocked")
 }
 
 // TestRetryAfterCancelledSave retries a save that was cancelled while it was
@@ -367,53 +378,18 @@ func TestRetryAfterCancelledSave(t *testing.T) {
 func TestCancelledUpdateIsTruthful(t *testing.T) {
 	forEachPG(t, pgAnyKind, func(t *testing.T, kind string) {
 		c := newPGCase(t, kind)
-		ctx := context.Background()
 		repo := c.repo(t)
-		require.NoError(t, repo.Save(ctx, newOrder(1, "alice", manyItems(500)...)))
-		const rounds = 12
-		outcomes := map[string]int{}
-		for i := range rounds {
-			ch := saveShapes[i%len(saveShapes)]
-			before := c.load(t, 1)
-			want := c.load(t, 1)
+		c.cancelRounds(t, repo, 12, func(ch saveShape) (func(ctx context.Context) error, *order, *order) {
+			before, want := c.load(t, 1), c.load(t, 1)
 			ch.apply(want)
 			want = stored(want)
 			want.version++
-
-			release := c.lock(t, ch.lock)
-			sctx, cancel := context.WithCancel(ctx)
-			errc := make(chan error, 1)
-			go func() {
-				errc <- repo.Update(sctx, 1, func(_ context.Context, o *order) error {
+			return func(ctx context.Context) error {
+				return repo.Update(ctx, 1, func(_ context.Context, o *order) error {
 					ch.apply(o)
 					return nil
 				})
-			}()
-			c.blockedPID(t)
-			if i%4 == 3 {
-				release()
-				time.Sleep(time.Duration(i%3) * time.Millisecond)
-				cancel()
-			} else {
-				cancel()
-				time.Sleep(time.Duration(i%3) * time.Millisecond)
-				release()
-			}
-			uerr := awaitSave(t, errc)
-			release()
-			c.settle(t)
-			checkTruth(t, uerr, c.load(t, 1), stored(before), want)
-			switch {
-			case uerr == nil:
-				outcomes["saved"]++
-			case errors.Is(uerr, repository.ErrOutcomeUnknown):
-				outcomes["unknown"]++
-			default:
-				require.ErrorIs(t, uerr, context.Canceled, "an Update that failed for its cancelled context says so")
-				outcomes["cancelled"]++
-			}
-		}
-		t.Logf("%v", outcomes)
-		require.Positive(t, outcomes["cancelled"], "a cancellation reached at least one Update while it was blocked")
+			}, stored(before), want
+		})
 	})
 }

@@ -97,33 +97,9 @@ func Example() {
 // to a statement of the caller's, and tells the unit of work that the
 // caller committed.
 func ExampleDB_JoinSQL() {
-	dir, err := os.MkdirTemp("", "sqlstore-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	x := sqlx.MustOpen("sqlite", "file:"+filepath.Join(dir, "shop.db"))
-	defer x.Close()
-	x.MustExec(`CREATE TABLE carts (id BIGINT PRIMARY KEY, owner TEXT NOT NULL, version BIGINT NOT NULL)`)
-	x.MustExec(`CREATE TABLE cart_lines (cart_id BIGINT NOT NULL, id BIGINT NOT NULL, product TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (cart_id, id))`)
+	x, db, carts, done := openShop(func(s sqlstore.Statement) { fmt.Println(s.SQL, s.Args) })
+	defer done()
 	x.MustExec(`CREATE TABLE audit (what TEXT NOT NULL)`)
-	db, err := sqlstore.NewSQL(x, sqlstore.WithObserver(func(_ context.Context, s sqlstore.Statement) {
-		fmt.Println(s.SQL, s.Args)
-	}))
-	if err != nil {
-		log.Fatal(err)
-	}
-	m, err := sqlstore.NewMapping[*Cart](
-		sqlstore.Table{Name: "carts"},
-		sqlstore.Child{Field: "lines", Table: "cart_lines", ParentKey: "cart_id"},
-	)
-	if err != nil {
-		log.Fatal(err)
-	}
-	carts, err := sqlstore.NewRepository[*Cart, int64](db, m)
-	if err != nil {
-		log.Fatal(err)
-	}
 
 	ctx := context.Background()
 	tx, err := x.BeginTxx(ctx, nil) // the caller's transaction
@@ -169,35 +145,13 @@ func ExampleDB_JoinSQL() {
 // by key, printing the statements of one page: the roots, then the lines of
 // the selected roots.
 func ExampleRepository_FindAll() {
-	dir, err := os.MkdirTemp("", "sqlstore-example")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	x := sqlx.MustOpen("sqlite", "file:"+filepath.Join(dir, "shop.db"))
-	defer x.Close()
-	x.MustExec(`CREATE TABLE carts (id BIGINT PRIMARY KEY, owner TEXT NOT NULL, version BIGINT NOT NULL)`)
-	x.MustExec(`CREATE TABLE cart_lines (cart_id BIGINT NOT NULL, id BIGINT NOT NULL, product TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (cart_id, id))`)
 	var show bool
-	db, err := sqlstore.NewSQL(x, sqlstore.WithObserver(func(_ context.Context, s sqlstore.Statement) {
+	_, _, carts, done := openShop(func(s sqlstore.Statement) {
 		if show {
 			fmt.Println(s.SQL, s.Args)
 		}
-	}))
-	if err != nil {
-		log.Fatal(err)
-	}
-	m, err := sqlstore.NewMapping[*Cart](
-		sqlstore.Table{Name: "carts"},
-		sqlstore.Child{Field: "lines", Table: "cart_lines", ParentKey: "cart_id"},
-	)
-	if err != nil {
-		log.Fatal(err)
-	}
-	carts, err := sqlstore.NewRepository[*Cart, int64](db, m)
-	if err != nil {
-		log.Fatal(err)
-	}
+	})
+	defer done()
 	ctx := context.Background()
 	for id := int64(1); id <= 5; id++ {
 		owner := "alice"
@@ -245,4 +199,36 @@ func ExampleRepository_FindAll() {
 	// page 2: cart 4, 4 x tea
 	// page 2: cart 5, 5 x tea
 	// 4 carts of alice
+}
+
+// openShop opens a SQLite database of carts in a temporary directory, with
+// a DB that calls observe after every statement and the carts' repository;
+// done closes and removes it.
+func openShop(observe func(s sqlstore.Statement)) (x *sqlx.DB, db *sqlstore.DB, carts *sqlstore.Repository[*Cart, int64], done func()) {
+	dir, err := os.MkdirTemp("", "sqlstore-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	x = sqlx.MustOpen("sqlite", "file:"+filepath.Join(dir, "shop.db"))
+	x.MustExec(`CREATE TABLE carts (id BIGINT PRIMARY KEY, owner TEXT NOT NULL, version BIGINT NOT NULL)`)
+	x.MustExec(`CREATE TABLE cart_lines (cart_id BIGINT NOT NULL, id BIGINT NOT NULL, product TEXT NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (cart_id, id))`)
+	db, err = sqlstore.NewSQL(x, sqlstore.WithObserver(func(_ context.Context, s sqlstore.Statement) { observe(s) }))
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := sqlstore.NewMapping[*Cart](
+		sqlstore.Table{Name: "carts"},
+		sqlstore.Child{Field: "lines", Table: "cart_lines", ParentKey: "cart_id"},
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	carts, err = sqlstore.NewRepository[*Cart, int64](db, m)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return x, db, carts, func() {
+		x.Close()
+		os.RemoveAll(dir)
+	}
 }

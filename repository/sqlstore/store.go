@@ -344,6 +344,16 @@ func (pl *savePlan) stage(k int) []stmt {
 func (pl *savePlan) generated(c *child, r *childRow) stmt {
 	w := &builder{d: pl.d}
 	cols := c.insertCols()
+	c.insertHead(w, cols)
+	c.insertRow(w, cols, r, pl.root)
+	w.s(" RETURNING " + c.cols[c.key].quoted)
+	st := w.stmt(noCheck)
+	st.scan = pl.readKey(&c.cols[c.key], r.p)
+	return st
+}
+
+// insertHead writes "INSERT INTO t (parent keys, position, cols) VALUES ".
+func (c *child) insertHead(w *builder, cols []column) {
 	w.s("INSERT INTO " + c.quoted + " (" + strings.Join(c.refCols, ", "))
 	if c.position != "" {
 		w.s(", " + c.position)
@@ -351,8 +361,14 @@ func (pl *savePlan) generated(c *child, r *childRow) stmt {
 	for i := range cols {
 		w.s(", " + cols[i].quoted)
 	}
-	w.s(") VALUES (")
-	for i, v := range r.refVals(pl.root) {
+	w.s(") VALUES ")
+}
+
+// insertRow writes the values of r for insertHead's columns, in
+// parentheses; root reads the root's key.
+func (c *child) insertRow(w *builder, cols []column, r *childRow, root func() any) {
+	w.s("(")
+	for i, v := range r.refVals(root) {
 		if i > 0 {
 			w.s(", ")
 		}
@@ -366,10 +382,7 @@ func (pl *savePlan) generated(c *child, r *childRow) stmt {
 		w.s(", ")
 		w.p(cols[i].value(r.p))
 	}
-	w.s(") RETURNING " + c.cols[c.key].quoted)
-	st := w.stmt(noCheck)
-	st.scan = pl.readKey(&c.cols[c.key], r.p)
-	return st
+	w.s(")")
 }
 
 // readKey returns the scan of a generated key into column kc of the
@@ -537,34 +550,12 @@ func inserts(d *dialect, stmts []stmt, c *child, rows []*childRow, root func() a
 	for len(rows) > 0 {
 		n := min(per, len(rows))
 		w := &builder{d: d, args: make([]any, 0, n*width)}
-		w.s("INSERT INTO " + c.quoted + " (" + strings.Join(c.refCols, ", "))
-		if c.position != "" {
-			w.s(", " + c.position)
-		}
-		for i := range c.cols {
-			w.s(", " + c.cols[i].quoted)
-		}
-		w.s(") VALUES ")
+		c.insertHead(w, c.cols)
 		for r, row := range rows[:n] {
 			if r > 0 {
 				w.s(", ")
 			}
-			w.s("(")
-			for i, v := range row.refVals(root) {
-				if i > 0 {
-					w.s(", ")
-				}
-				w.p(v)
-			}
-			if c.position != "" {
-				w.s(", ")
-				w.p(row.pos)
-			}
-			for i := range c.cols {
-				w.s(", ")
-				w.p(c.cols[i].value(row.p))
-			}
-			w.s(")")
+			c.insertRow(w, c.cols, row, root)
 		}
 		stmts = append(stmts, w.stmt(noCheck))
 		rows = rows[n:]
