@@ -549,7 +549,9 @@ func (w *walk) mapEq(p *plan, a, b unsafe.Pointer) bool {
 		// allocating. It cannot tell what an element holds in another
 		// order (a reordered collection of entities inside), nor check a
 		// nil element: for those, a walk matches the elements one by one.
-		if entityMapEq(p, ma, mb) {
+		// Elements that may recur are left to the walk, which watches for
+		// cycles, and so is a map keyed by another type than the identity.
+		if !p.elem.mayCycle && p.key == p.identity.Type && entityMapEq(p, ma, mb) {
 			return true
 		}
 		if w == nil {

@@ -260,3 +260,25 @@ func TestEqualEntityMapNoAllocs(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, r.Changed())
 }
+
+type ringItem struct {
+	id   int `ddd:"id"`
+	next *ringItem
+}
+
+type ringHolder struct {
+	items map[int]*ringItem
+}
+
+// TestEqualEntityMapCycle checks that equal maps of entities that hold a
+// pointer cycle are refused with ErrCycle, as before the fast path by key,
+// instead of overflowing the stack.
+func TestEqualEntityMapCycle(t *testing.T) {
+	ring := func() *ringHolder {
+		a, b := &ringItem{id: 1}, &ringItem{id: 2}
+		a.next, b.next = b, a
+		return &ringHolder{items: map[int]*ringItem{1: a, 2: b}}
+	}
+	_, err := diff.Equal(ring(), ring())
+	assert.ErrorIs(t, err, diff.ErrCycle)
+}
