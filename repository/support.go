@@ -355,7 +355,7 @@ func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, c
 	}
 	// The save is the last operation of a unit of work that Update begins
 	// itself: the token lets the transactor send the commit with it.
-	tok := new(lastwrite.Token)
+	tok := &lastwrite.Token{For: s.tx}
 	run := func(ctx context.Context) error {
 		agg, err := find(ctx, id)
 		if err != nil {

@@ -8,13 +8,20 @@
 // token. The SQL layer fuses the commit into the save only when the
 // transaction was begun by the call marked with that token, never when it
 // joined a transaction begun before, so a nested Update, or one run in a
-// caller's unit of work, never commits early.
+// caller's unit of work, never commits early; and only for a store's whole
+// save, not for other statements run with the same context.
 package lastwrite
 
 import "context"
 
 // Token identifies one unit of work that owns its transaction.
-type Token struct{ _ byte } // not zero-sized: every new Token is distinct
+type Token struct {
+	// For is the transactor the unit of work is handed to: the SQL layer
+	// sends the COMMIT with the last write only when it is that
+	// transactor itself, not one that wraps it and may do more after the
+	// unit of work's function returns.
+	For any
+}
 
 type ownKey struct{}
 type lastKey struct{}

@@ -348,11 +348,17 @@ type sqlConn interface {
 // errConflict. When not atomic (a load of several queries), outside a
 // transaction they read one snapshot.
 func (db *DB) run(ctx context.Context, stmts []stmt, atomic bool) error {
+	return db.runSave(ctx, stmts, atomic, false)
+}
+
+// runSave is run; mayCommit says that stmts are a whole save of a store
+// (see txState.runSave).
+func (db *DB) runSave(ctx context.Context, stmts []stmt, atomic, mayCommit bool) error {
 	if len(stmts) == 0 {
 		return nil
 	}
 	if tx := db.txFrom(ctx); tx != nil {
-		return tx.run(ctx, stmts, atomic)
+		return tx.runSave(ctx, stmts, atomic, mayCommit)
 	}
 	switch {
 	case db.pgx != nil && atomic:

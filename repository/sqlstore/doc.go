@@ -143,7 +143,11 @@
 // more for each further level below a generated key; a change that adds
 // rows under existing parents costs none more. When the save fails, or the
 // unit of work it ran in rolls back, the keys are put back as they were,
-// so that a retry inserts again. The value a generated key holds before
+// so that a retry inserts again. That includes a failure that matches
+// [repository.ErrOutcomeUnknown]: the rows may then be stored, and as a
+// generated key is never sent, a blind retry would insert them a second
+// time under new keys (with keys of the application's, it fails with
+// [repository.ErrExists] instead); look before retrying such an insert. The value a generated key holds before
 // the insert is not sent: new elements of one collection saved together
 // need distinct identities (placeholders such as -1, -2) only because
 // package diff matches elements by identity.
@@ -370,7 +374,8 @@
 //
 // The DB never commits or rolls back such a transaction. A failed save is
 // rolled back to its savepoint at once, so that the transaction stays
-// usable for the service's statements.
+// usable for the service's statements. Once told, the context's operations,
+// and [DB.InTx] and Update with it, fail with [ErrTxDone].
 //
 // # Observing statements
 //

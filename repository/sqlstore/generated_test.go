@@ -177,3 +177,70 @@ func TestGeneratedUUID(t *testing.T) {
 		assert.Equal(t, u, again)
 	})
 }
+
+// genFlat holds its lines by value, with generated keys.
+type genFlat struct {
+	id    int64 `db:"id"`
+	lines []genFlatLine
+}
+
+func (g *genFlat) ID() int64 { return g.id }
+
+type genFlatLine struct {
+	id    int64  `db:"id,generated" ddd:"id"`
+	label string `db:"label"`
+}
+
+// TestGeneratedKeysByValue checks that a generated key reaches an element
+// stored by value, added to a loaded aggregate: the live element, not the
+// diff's copy of it, gets the key, so that its later changes are saved.
+func TestGeneratedKeysByValue(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		b.raw.exec(t, `CREATE TABLE flats (id BIGINT PRIMARY KEY)`)
+		if b.db.dialect.anyArray {
+			b.raw.exec(t, `CREATE TABLE flat_lines (id BIGSERIAL PRIMARY KEY, flat_id BIGINT NOT NULL REFERENCES flats (id), label TEXT NOT NULL)`)
+		} else {
+			b.raw.exec(t, `CREATE TABLE flat_lines (id INTEGER PRIMARY KEY, flat_id BIGINT NOT NULL REFERENCES flats (id), label TEXT NOT NULL)`)
+		}
+		m, err := NewMapping[*genFlat](Table{Name: "flats"}, Child{Field: "lines", Table: "flat_lines", ParentKey: "flat_id"})
+		require.NoError(t, err)
+		repo, err := NewRepository[*genFlat, int64](b.db, m)
+		require.NoError(t, err)
+		require.NoError(t, repo.Save(ctx, &genFlat{id: 1, lines: []genFlatLine{{label: "x"}}}))
+		g, err := repo.Find(ctx, 1)
+		require.NoError(t, err)
+		g.lines = append(g.lines, genFlatLine{id: -1, label: "y"})
+		require.NoError(t, repo.Save(ctx, g))
+		require.Positive(t, g.lines[1].id, "the live element holds the generated key")
+		g.lines[1].label = "Y"
+		require.NoError(t, repo.Save(ctx, g))
+		got, err := NewStore[*genFlat, int64](b.quiet, m).Select(ctx, 1)
+		require.NoError(t, err)
+		assert.Equal(t, g, got, "the change after the insert is saved")
+	})
+}
+
+// TestStagedSaveFailsBeforeSavepoint checks that a save of several round
+// trips that fails before it sent anything (its context is done) leaves
+// the unit of work sound: no savepoint to roll back to is assumed.
+func TestStagedSaveFailsBeforeSavepoint(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		m := genSchema(t, b)
+		repo, err := NewRepository[*genRoot, int64](b.db, m)
+		require.NoError(t, err)
+		ok := &genRoot{name: "kept", lines: []*genLine{{label: "k"}}}
+		require.NoError(t, b.db.InTx(ctx, func(ctx context.Context) error {
+			done, cancel := context.WithCancel(ctx)
+			cancel()
+			err := repo.Save(done, &genRoot{name: "never", lines: []*genLine{{label: "n"}}})
+			require.ErrorIs(t, err, context.Canceled)
+			return repo.Save(ctx, ok)
+		}))
+		assert.EqualValues(t, 1, b.raw.count(t, "SELECT count(*) FROM gen_roots"))
+		got, err := NewStore[*genRoot, int64](b.quiet, m).Select(ctx, ok.id)
+		require.NoError(t, err)
+		assert.Equal(t, ok, got)
+	})
+}

@@ -80,8 +80,8 @@ func (db *DB) join(ctx context.Context, name string, t *txState) (context.Contex
 
 // Committed tells j that the caller's transaction committed: the
 // snapshots of the aggregates saved in it advance, and the context of j
-// can no longer be used (its operations fail with [ErrTxDone]). Only the
-// first of Committed and RolledBack counts.
+// can no longer be used (its operations, and [DB.InTx] with it, fail with
+// [ErrTxDone]). Only the first of Committed and RolledBack counts.
 func (j *Joined) Committed() { j.end(true) }
 
 // RolledBack tells j that the caller's transaction rolled back, or that

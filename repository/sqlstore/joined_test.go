@@ -90,6 +90,14 @@ func TestJoinCallerTx(t *testing.T) {
 
 		_, err = repo.Find(jctx, 1)
 		assert.ErrorIs(t, err, ErrTxDone, "the joined context ends with the caller's transaction")
+		err = b.db.InTx(jctx, func(context.Context) error { return nil })
+		assert.ErrorIs(t, err, ErrTxDone, "a unit of work on the ended context would run outside the caller's transaction")
+		err = repo.Update(jctx, 1, func(_ context.Context, o *order) error {
+			o.setQuantity(1, 99)
+			return nil
+		})
+		assert.ErrorIs(t, err, ErrTxDone)
+		assert.Equal(t, 4, b.load(t, 1).item(1).quantity, "nothing was written outside the caller's transaction")
 
 		// Rolled back: the change is gone from the database, and the
 		// snapshot did not advance, so saving again sends it again.

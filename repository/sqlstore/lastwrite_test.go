@@ -163,3 +163,45 @@ func TestDoneContextSendsNothing(t *testing.T) {
 		assert.Equal(t, 1, b.load(t, 1).item(1).quantity)
 	})
 }
+
+// auditing is a transactor that wraps a DB's and writes a row of its own
+// after the unit of work's function.
+type auditing struct {
+	db    *DB
+	query string // the INSERT, in the DB's placeholders
+}
+
+func (a auditing) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	return a.db.InTx(ctx, func(ctx context.Context) error {
+		if err := fn(ctx); err != nil {
+			return err
+		}
+		_, err := a.db.Exec(ctx, a.query, "audited")
+		return err
+	})
+}
+
+// TestUpdateThroughWrappingTransactor checks that an Update handed to a
+// transactor that wraps the DB's, and does more after the function, does
+// not commit with its save: the transactor's own row is written in the
+// same transaction, and no connection is left behind.
+func TestUpdateThroughWrappingTransactor(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		seed(t, b)
+		repo, err := NewRepository[*order, orderID](b.db, orderMapping(t), repository.WithTransactor(auditing{b.db, b.q("INSERT INTO customers (name) VALUES (?)")}))
+		require.NoError(t, err)
+		require.NoError(t, repo.Update(ctx, 1, func(_ context.Context, o *order) error {
+			o.setQuantity(1, 6)
+			return nil
+		}))
+		assert.Equal(t, 6, b.load(t, 1).item(1).quantity)
+		assert.EqualValues(t, 1, b.raw.count(t, "SELECT count(*) FROM customers WHERE name = ?", "audited"))
+		stmts := b.log.take()
+		assert.Equal(t, 2, count(stmts, sqlSavepoint), "the save is not the last operation: it keeps its savepoint, as the audit row does: %q", sqls(stmts))
+		assert.Equal(t, sqlCommit, stmts[len(stmts)-1].SQL, "the COMMIT comes after the transactor's own row")
+		if pool, ok := b.raw.(pgxRaw); ok {
+			assert.Zero(t, pool.p.Stat().AcquiredConns(), "no connection is left acquired")
+		}
+	})
+}

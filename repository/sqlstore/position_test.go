@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/repository"
 )
 
 // A playlist keeps the order of its tracks, and each track the order of
@@ -141,4 +143,19 @@ func TestPositionColumnErrors(t *testing.T) {
 	_, err = NewMapping[*playlist](Table{Name: "t"}, Child{Field: "tracks", Table: "tracks", ParentKey: "list_id", Position: "list_id",
 		Children: []Child{{Field: "cues", Table: "cues", ParentKey: "track_id"}}})
 	assert.ErrorContains(t, err, `position column "list_id" is a parent key column`)
+}
+
+// TestPositionNeedsSnapshot checks that a store with position columns
+// refuses changes that carry no snapshot, from which it tells what moved,
+// rather than saving an order it cannot know.
+func TestPositionNeedsSnapshot(t *testing.T) {
+	m, err := NewMapping[*playlist](Table{Name: "playlists"},
+		Child{Field: "tracks", Table: "tracks", ParentKey: "list_id", Position: "pos", Children: []Child{
+			{Field: "cues", Table: "cues", ParentKey: "track_id"},
+		}})
+	require.NoError(t, err)
+	s := NewStore[*playlist, int64](sqliteBackend(t).db, m)
+	err = s.Update(context.Background(), &playlist{id: 1}, repository.Changes{Versioned: true, OldVersion: 0, NewVersion: 1})
+	require.ErrorIs(t, err, repository.ErrUnsupported)
+	assert.ErrorContains(t, err, "no snapshot (Changes.Old)")
 }

@@ -413,7 +413,7 @@ func (pl *savePlan) restore() {
 func (pl *savePlan) run(ctx context.Context) error {
 	var err error
 	if pl.stages <= 1 {
-		err = pl.db.run(ctx, pl.first, true)
+		err = pl.db.runSave(ctx, pl.first, true, true)
 	} else {
 		err = pl.db.runStages(ctx, pl.first, pl.stages, pl.stage)
 	}
@@ -693,6 +693,9 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) (*sa
 	}
 	if s.m.posBelow() {
 		old, _ := ch.Old.(T)
+		if typeinfo.PtrOf(old) == nil {
+			return nil, fmt.Errorf("%w: the mapping has position columns, and the changes carry no snapshot (Changes.Old) to tell what moved", repository.ErrUnsupported)
+		}
 		if op := typeinfo.PtrOf(old); op != nil {
 			s.reorders(s.m.top, []any{key}, op, base, func(c *child, refs []any, p unsafe.Pointer, pos int) bool {
 				work[c.index].moved = append(work[c.index].moved, moved{refs: refs, p: p, pos: pos})
@@ -791,8 +794,11 @@ func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, newP uns
 					return err
 				}
 				pos := 0
-				if c.position != "" {
-					pos = positionOf(c, newColl(c, newP), p)
+				if c.position != "" || !c.ptr {
+					// An element stored by value is the diff's copy: the
+					// live one, in the aggregate, is where a generated key
+					// is written back.
+					pos, p = c.find(newP, p)
 				}
 				if *rows, err = c.subtree(*rows, nil, refs, 0, pos, p); err != nil {
 					return err
@@ -1055,20 +1061,16 @@ func (s *Store[T, ID]) reorders(kids []*child, idv []any, oldP, newP unsafe.Poin
 	return true
 }
 
-// newColl returns the elements of c's collection in the struct at p.
-func newColl(c *child, p unsafe.Pointer) []unsafe.Pointer {
-	elems, _ := c.elements(p)
-	return elems
-}
-
-// positionOf returns the index in elems of the element of c with the
-// identity of the element at p.
-func positionOf(c *child, elems []unsafe.Pointer, p unsafe.Pointer) int {
+// find returns the index, in the collection of c in the struct at base,
+// of the element with the identity of the element at p, and a pointer to
+// it there; p itself when it is not found.
+func (c *child) find(base, p unsafe.Pointer) (int, unsafe.Pointer) {
+	elems, _ := c.elements(base)
 	key := c.keyOf(p)
 	for i, e := range elems {
 		if c.keyOf(e) == key {
-			return i
+			return i, e
 		}
 	}
-	return 0
+	return 0, p
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dddkit/dddkit/internal/lastwrite"
+	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/tracking"
 )
 
@@ -134,6 +135,11 @@ func (db *DB) inTx(ctx context.Context, opts *TxOptions, fn func(ctx context.Con
 			return err
 		}
 	}
+	if t := db.txFrom(ctx); t != nil && t.finished() && t.caller {
+		// The caller's transaction has ended: a new one would run
+		// outside it, committed on its own.
+		return fmt.Errorf("sqlstore: transaction: %w", ErrTxDone)
+	}
 	if t := db.txFrom(ctx); t != nil && !t.finished() {
 		if opts != nil {
 			if err := t.opts.satisfies(o, db.dialect); err != nil {
@@ -142,7 +148,12 @@ func (db *DB) inTx(ctx context.Context, opts *TxOptions, fn func(ctx context.Con
 		}
 		return fn(ctx)
 	}
-	t := &txState{db: db, ctx: ctx, opts: o, owner: lastwrite.Owner(ctx)}
+	t := &txState{db: db, ctx: ctx, opts: o}
+	if tok := lastwrite.Owner(ctx); tok != nil && tok.For == any(db) {
+		// An Update handed its unit of work to this DB itself, not to a
+		// transactor that wraps it and may do more after fn returns.
+		t.owner = tok
+	}
 	sc := tracking.NewScope()
 	inner := tracking.WithScope(context.WithValue(ctx, txKey{db}, t), sc)
 
@@ -165,9 +176,11 @@ func (db *DB) inTx(ctx context.Context, opts *TxOptions, fn func(ctx context.Con
 	if err != nil {
 		if t.wasCommitted() {
 			// fn failed after its last save had committed: the changes
-			// are in the database, so the snapshots advance with them.
+			// are in the database, so the snapshots advance with them,
+			// and the error says that a retry must not apply them again.
+			_ = t.end(ctx, true) // releases the connection; nothing is sent
 			sc.Commit()
-			return fmt.Errorf("sqlstore: the transaction committed with its last save, then: %w", err)
+			return fmt.Errorf("sqlstore: %w: the transaction committed with its last save, then: %w", repository.ErrOutcomeUnknown, err)
 		}
 		rerr := t.end(ctx, false)
 		sc.Rollback()
@@ -309,12 +322,19 @@ func controls(sqls ...string) []stmt {
 // atomic, they are enclosed in SAVEPOINT dddkit_save ... RELEASE SAVEPOINT
 // dddkit_save, and a failure marks the savepoint for a rollback.
 func (t *txState) run(ctx context.Context, stmts []stmt, atomic bool) error {
+	return t.runSave(ctx, stmts, atomic, false)
+}
+
+// runSave is run; mayCommit says that stmts are a whole save of a store,
+// which may carry the COMMIT when it is the last operation of an Update
+// that began t (see runLocked).
+func (t *txState) runSave(ctx context.Context, stmts []stmt, atomic, mayCommit bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.done || t.committed {
 		return ErrTxDone
 	}
-	return t.runLocked(ctx, stmts, atomic)
+	return t.runLocked(ctx, stmts, atomic, mayCommit)
 }
 
 // open begins the transaction if it was not begun, and rolls back to the
@@ -329,7 +349,7 @@ func (t *txState) open(ctx context.Context) error {
 	if (t.pgx != nil || t.sql != nil) && !t.restore {
 		return nil
 	}
-	return t.runLocked(ctx, nil, false)
+	return t.runLocked(ctx, nil, false, false)
 }
 
 // runLocked is run, with t.mu held and t not done.
@@ -338,11 +358,11 @@ func (t *txState) open(ctx context.Context) error {
 // lastwrite) needs no savepoint: if it fails, the transaction rolls back
 // whole, as nothing is sent after it. On pgx it carries the COMMIT too, in
 // the same batch, which saves the commit's round trip.
-func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic bool) error {
+func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic, mayCommit bool) error {
 	if err := ctx.Err(); err != nil {
 		return err // nothing sent
 	}
-	last := atomic && lastwrite.IsLast(ctx, t.owner)
+	last := atomic && mayCommit && lastwrite.IsLast(ctx, t.owner)
 	var pre, post []string
 	if t.restore {
 		if err := t.restoreSavepoint(ctx); err != nil {
@@ -506,7 +526,7 @@ func (db *DB) runStages(ctx context.Context, first []stmt, n int, later func(k i
 	if t := db.txFrom(ctx); t != nil {
 		return t.runStages(ctx, first, n, later)
 	}
-	tok := new(lastwrite.Token)
+	tok := &lastwrite.Token{For: db}
 	return db.inTx(lastwrite.Own(ctx, tok), nil, func(ctx context.Context) error {
 		return db.txFrom(ctx).runStages(lastwrite.Last(ctx, tok), first, n, later)
 	})
@@ -524,13 +544,17 @@ func (t *txState) runStages(ctx context.Context, first []stmt, n int, later func
 			stmts = later(k)
 		}
 		if last {
-			if err := t.run(ctx, stmts, k == n-1); err != nil {
+			if err := t.runSave(ctx, stmts, k == n-1, k == n-1); err != nil {
 				return err
 			}
 			continue
 		}
 		if k == 0 {
-			stmts = append(controls(sqlSavepoint), stmts...)
+			// The savepoint goes alone, so that a failure of the first
+			// stage is known to come after it.
+			if err := t.run(ctx, controls(sqlSavepoint), false); err != nil {
+				return err
+			}
 		}
 		if k == n-1 {
 			stmts = append(stmts, controls(sqlReleaseSavepoint)...)
