@@ -125,9 +125,10 @@ type Locker[T any, ID comparable] interface {
 
 // WritesBack is implemented by hooks that may write into the aggregate
 // while they save it, such as keys that the database generates. When
-// WritesBack reports true, Save takes the next snapshot after the update
-// hook ran, so that it holds what the hook wrote (the insert hook's
-// writes are always in the snapshot, taken after it).
+// WritesBack reports true (it is asked once, by NewSupport), Save takes
+// the next snapshot after the update hook ran, so that it holds what the
+// hook wrote (the insert hook's writes are always in the snapshot, taken
+// after it).
 type WritesBack interface {
 	WritesBack() bool
 }

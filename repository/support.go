@@ -47,6 +47,8 @@ type AggregateRepositorySupport[T ddd.Aggregate[ID], ID comparable] struct {
 	retry   RetryPolicy
 	version *typeinfo.Field // nil when the root has no version field
 	order   Orderer[T]      // the hooks, when they store an order
+	// writesBack: the hooks may write into the aggregate (WritesBack).
+	writesBack bool
 }
 
 // NewSupport returns a repository support for T on top of hooks. It fails
@@ -74,6 +76,9 @@ func NewSupport[T ddd.Aggregate[ID], ID comparable](hooks Hooks[T, ID], opts ...
 	}
 	if o, ok := hooks.(Orderer[T]); ok && o.Ordered() {
 		s.order = o
+	}
+	if wb, ok := hooks.(WritesBack); ok {
+		s.writesBack = wb.WritesBack()
 	}
 	return s, nil
 }
@@ -266,7 +271,7 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 		s.writeVersion(agg, before)
 		return opError("save", err)
 	}
-	if wb, ok := s.hooks.(WritesBack); ok && wb.WritesBack() {
+	if s.writesBack {
 		// Again, now that the hook wrote into the aggregate: this cannot
 		// fail where the first one succeeded, the types being the same.
 		if next, err = s.tracker.Prepare(agg, snap, d); err != nil {

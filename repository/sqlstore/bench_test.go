@@ -293,34 +293,20 @@ func BenchmarkSaveOneGrandchildChangedMap(b *testing.B) {
 		return line, code
 	}
 
-	b.Run("impl=dddkit", func(b *testing.B) {
-		inv, err := repo.Find(ctx, 1)
-		require.NoError(b, err)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := range b.N {
-			bump(inv, i)
-			if err := repo.Save(ctx, inv); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-
-	b.Run("impl=hand", func(b *testing.B) {
-		inv, err := NewStore[*invoice, int64](be.quiet, invoiceMapping(b)).Select(ctx, 2)
-		require.NoError(b, err)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := range b.N {
-			line, code := bump(inv, i)
-			err := checkedPair(ctx, pool,
-				`UPDATE invoices SET version = $1 WHERE id = $2 AND version = $3`, []any{inv.version + 1, inv.id, inv.version},
-				`UPDATE line_taxes SET rate = $1 WHERE invoice_id = $2 AND line_id = $3 AND code = $4`, []any{line.taxes[code].rate, inv.id, line.id, code})
-			if err != nil {
-				b.Fatal(err)
-			}
+	saveTurns(b, func() (*invoice, error) { return repo.Find(ctx, 1) }, func(inv *invoice, i int) error {
+		bump(inv, i)
+		return repo.Save(ctx, inv)
+	}, func() (*invoice, error) {
+		return NewStore[*invoice, int64](be.quiet, invoiceMapping(b)).Select(ctx, 2)
+	}, func(inv *invoice, i int) error {
+		line, code := bump(inv, i)
+		err := checkedPair(ctx, pool,
+			`UPDATE invoices SET version = $1 WHERE id = $2 AND version = $3`, []any{inv.version + 1, inv.id, inv.version},
+			`UPDATE line_taxes SET rate = $1 WHERE invoice_id = $2 AND line_id = $3 AND code = $4`, []any{line.taxes[code].rate, inv.id, line.id, code})
+		if err == nil {
 			inv.version++
 		}
+		return err
 	})
 }
 
@@ -395,33 +381,39 @@ func BenchmarkSaveOneGrandchildChanged(b *testing.B) {
 		return sec, t
 	}
 
-	b.Run("impl=dddkit", func(b *testing.B) {
-		p, err := repo.Find(ctx, 1)
-		require.NoError(b, err)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := range b.N {
-			bump(p, i)
-			if err := repo.Save(ctx, p); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-
-	b.Run("impl=hand", func(b *testing.B) {
-		p, err := NewStore[*plan3, int64](be.quiet, m).Select(ctx, 2)
-		require.NoError(b, err)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for i := range b.N {
-			sec, t := bump(p, i)
-			err := checkedPair(ctx, pool,
-				`UPDATE plans SET version = $1 WHERE id = $2 AND version = $3`, []any{p.version + 1, p.id, p.version},
-				`UPDATE tasks SET done = $1 WHERE plan_id = $2 AND section_id = $3 AND id = $4`, []any{t.done, p.id, sec.id, t.id})
-			if err != nil {
-				b.Fatal(err)
-			}
+	saveTurns(b, func() (*plan3, error) { return repo.Find(ctx, 1) }, func(p *plan3, i int) error {
+		bump(p, i)
+		return repo.Save(ctx, p)
+	}, func() (*plan3, error) {
+		return NewStore[*plan3, int64](be.quiet, m).Select(ctx, 2)
+	}, func(p *plan3, i int) error {
+		sec, t := bump(p, i)
+		err := checkedPair(ctx, pool,
+			`UPDATE plans SET version = $1 WHERE id = $2 AND version = $3`, []any{p.version + 1, p.id, p.version},
+			`UPDATE tasks SET done = $1 WHERE plan_id = $2 AND section_id = $3 AND id = $4`, []any{t.done, p.id, sec.id, t.id})
+		if err == nil {
 			p.version++
 		}
+		return err
 	})
+}
+
+// saveTurns runs the sub-benchmarks impl=dddkit and impl=hand: each loads
+// its aggregate once, untimed, then saves a change of it b.N times.
+func saveTurns[T any](b *testing.B, load func() (T, error), save func(T, int) error, loadHand func() (T, error), saveHand func(T, int) error) {
+	turn := func(name string, load func() (T, error), save func(T, int) error) {
+		b.Run(name, func(b *testing.B) {
+			agg, err := load()
+			require.NoError(b, err)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if err := save(agg, i); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	turn("impl=dddkit", load, save)
+	turn("impl=hand", loadHand, saveHand)
 }

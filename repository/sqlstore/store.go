@@ -693,15 +693,14 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) (*sa
 	}
 	if s.m.posBelow() {
 		old, _ := ch.Old.(T)
-		if typeinfo.PtrOf(old) == nil {
+		op := typeinfo.PtrOf(old)
+		if op == nil {
 			return nil, fmt.Errorf("%w: the mapping has position columns, and the changes carry no snapshot (Changes.Old) to tell what moved", repository.ErrUnsupported)
 		}
-		if op := typeinfo.PtrOf(old); op != nil {
-			s.reorders(s.m.top, []any{key}, op, base, func(c *child, refs []any, p unsafe.Pointer, pos int) bool {
-				work[c.index].moved = append(work[c.index].moved, moved{refs: refs, p: p, pos: pos})
-				return true
-			})
-		}
+		s.reorders(s.m.top, []any{key}, op, base, func(c *child, refs []any, p unsafe.Pointer, pos int) bool {
+			work[c.index].moved = append(work[c.index].moved, moved{refs: refs, p: p, pos: pos})
+			return true
+		})
 	}
 
 	// Deletes first, deepest tables first, so that foreign keys hold and a
