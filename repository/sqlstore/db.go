@@ -694,15 +694,15 @@ func linger(ctx context.Context, d time.Duration) (_ context.Context, stop conte
 }
 
 // sqlBeginWrite begins the transaction of a write on a connection held
-// for it. On SQLite the DB sends BEGIN, or BEGIN IMMEDIATE when
-// immediate, which takes the write lock at once: a transaction that reads
+// for it. Where the dialect begins on the connection (SQLite), the DB
+// sends BEGIN, or BEGIN IMMEDIATE when unit (a unit of work), which takes the write lock at once: a transaction that reads
 // and then writes cannot take it later without risking SQLITE_BUSY, as
 // busy_timeout does not wait where two readers would each wait for the
 // other. Elsewhere it is a database/sql transaction begun with a context
 // that ends db.wait after life does, which the driver gives its COMMIT.
 // o are the options of [DB.InTxWith]: on SQLite, ReadOnly makes it BEGIN
 // even when immediate.
-func (db *DB) sqlBeginWrite(ctx, life context.Context, immediate bool, o TxOptions) (*sqlTx, error) {
+func (db *DB) sqlBeginWrite(ctx, life context.Context, unit bool, o TxOptions) (*sqlTx, error) {
 	conn, err := db.sql.Conn(ctx)
 	if err != nil {
 		return nil, err
@@ -710,8 +710,8 @@ func (db *DB) sqlBeginWrite(ctx, life context.Context, immediate bool, o TxOptio
 	t := &sqlTx{conn: conn}
 	trip, start := db.nextTrip(), time.Now()
 	text := sqlBegin
-	if db.dialect == sqlite {
-		if immediate && !o.ReadOnly {
+	if db.dialect.connBegin {
+		if unit && !o.ReadOnly {
 			text = sqlBeginImmediate
 		}
 		_, err = conn.ExecContext(ctx, text)

@@ -8,37 +8,48 @@ import (
 	"strings"
 )
 
-// dialect is what differs between the SQL of the supported databases.
+// dialect is what differs between the SQL of the supported databases: a
+// set of named capabilities, one value per database and driver family
+// (dialect_postgres.go, dialect_sqlite.go). The code that builds and runs
+// statements reads a capability, never which database it is.
 type dialect struct {
-	name string
+	// name is the database's name in messages ("postgres", "sqlite");
+	// title is its proper name ("PostgreSQL", "SQLite").
+	name, title string
 	// dollar selects $1, $2, ... placeholders; otherwise ?.
 	dollar bool
 	// anyArray deletes removed children with "= ANY($n)" and one array
 	// parameter; otherwise with "IN (?, ?, ...)".
 	anyArray bool
-	// forUpdate reports SELECT ... FOR UPDATE support, used to lock the root
-	// row before its children are deleted.
-	forUpdate bool
 	// maxParams is the most bind parameters one statement may carry.
 	maxParams int
+	// lockSuffix is appended to a SELECT of a root to lock its row until
+	// the transaction ends (" FOR UPDATE"); empty where the database has
+	// no row locks.
+	lockSuffix string
+	// lockBeforeDelete locks and checks the root of an aggregate with
+	// children before its children are deleted: the root is deleted last
+	// (foreign keys), and a concurrent save, which updates the root
+	// first, then waits for the delete instead of deadlocking with it.
+	lockBeforeDelete bool
+	// stmtSnapshot reports that each statement of a transaction sees the
+	// database as of its own start (PostgreSQL's READ COMMITTED), not one
+	// snapshot for the whole transaction.
+	stmtSnapshot bool
+	// serializable reports that every transaction is serializable,
+	// whatever isolation level is asked for.
+	serializable bool
+	// connBegin begins the transaction of a write by sending BEGIN on a
+	// held connection, BEGIN IMMEDIATE for a unit of work that writes,
+	// instead of through database/sql's BeginTx.
+	connBegin bool
+	// offsetAll is the LIMIT clause that an OFFSET without a limit needs
+	// (" LIMIT -1"); empty where OFFSET may stand alone.
+	offsetAll string
 	// snapshot are the options of a database/sql transaction whose
 	// statements read one snapshot.
 	snapshot *sql.TxOptions
 }
-
-var (
-	// postgres is PostgreSQL through pgx, natively or as database/sql
-	// driver "pgx": slices bind as arrays.
-	postgres = &dialect{name: "postgres", dollar: true, anyArray: true, forUpdate: true, maxParams: 65535, snapshot: pgSnapshot}
-	// postgresNoArray is PostgreSQL through a database/sql driver that does
-	// not bind Go slices (lib/pq, driver "postgres").
-	postgresNoArray = &dialect{name: "postgres", dollar: true, forUpdate: true, maxParams: 65535, snapshot: pgSnapshot}
-	// sqlite is SQLite (SQLITE_MAX_VARIABLE_NUMBER is 32766 since 3.32),
-	// whose transactions are serializable.
-	sqlite = &dialect{name: "sqlite", maxParams: 32766, snapshot: &sql.TxOptions{}}
-)
-
-var pgSnapshot = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
 
 // dialectFor returns the dialect of a database/sql driver name.
 func dialectFor(driver string) (*dialect, error) {

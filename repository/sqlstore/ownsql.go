@@ -199,14 +199,14 @@ func (o TxOptions) validate(d *dialect) error {
 	if o.Isolation == sql.LevelDefault {
 		return nil
 	}
-	if d == sqlite {
+	if d.serializable {
 		if o.Isolation < sql.LevelDefault || o.Isolation > sql.LevelSerializable {
-			return fmt.Errorf("sqlstore: transaction: SQLite cannot run isolation level %v", o.Isolation)
+			return fmt.Errorf("sqlstore: transaction: %s cannot run isolation level %v", d.title, o.Isolation)
 		}
 		return nil
 	}
 	if _, ok := pgLevels[o.Isolation]; !ok {
-		return fmt.Errorf("sqlstore: transaction: PostgreSQL has no isolation level %v", o.Isolation)
+		return fmt.Errorf("sqlstore: transaction: %s has no isolation level %v", d.title, o.Isolation)
 	}
 	return nil
 }
@@ -229,7 +229,7 @@ func (o TxOptions) satisfies(inner TxOptions, d *dialect) error {
 	if o.ReadOnly && !inner.ReadOnly {
 		return errors.New("sqlstore: transaction: a read-write unit of work cannot join the read-only transaction of the context")
 	}
-	if d != sqlite && inner.Isolation != sql.LevelDefault && pgRank(inner.Isolation) > pgRank(o.Isolation) {
+	if !d.serializable && inner.Isolation != sql.LevelDefault && pgRank(inner.Isolation) > pgRank(o.Isolation) {
 		return fmt.Errorf("sqlstore: transaction: a unit of work that asks for isolation level %v cannot join the transaction of the context, of level %v", inner.Isolation, o.Isolation)
 	}
 	return nil

@@ -312,8 +312,8 @@ func (cq *compiledQuery) page(w *builder) {
 		w.p(cq.q.limit)
 	}
 	if cq.q.offset > 0 {
-		if cq.q.limit <= 0 && w.d.name == "sqlite" {
-			w.s(" LIMIT -1") // SQLite needs a LIMIT before an OFFSET
+		if cq.q.limit <= 0 {
+			w.s(w.d.offsetAll) // SQLite needs a LIMIT before an OFFSET
 		}
 		w.s(" OFFSET ")
 		w.p(cq.q.offset)

@@ -65,10 +65,7 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 	w.s(" FROM " + rt.quoted + " WHERE " + key + " = ")
 	w.p(nil)
 	s.selectRoot = w.stmt(noCheck).sql
-	s.lockSelect = s.selectRoot
-	if s.d.forUpdate {
-		s.lockSelect += " FOR UPDATE"
-	}
+	s.lockSelect = s.selectRoot + s.d.lockSuffix
 
 	w.s("INSERT INTO " + rt.quoted + " (")
 	columnList(w, rt.insertCols())
@@ -124,11 +121,11 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 			w.p(nil)
 		}
 	}
-	if len(m.children) > 0 && s.d.forUpdate {
+	if len(m.children) > 0 && s.d.lockBeforeDelete {
 		s.checked(w, func() {
 			w.s("SELECT 1 FROM " + rt.quoted)
 			where()
-			w.s(" FOR UPDATE")
+			w.s(s.d.lockSuffix)
 		}, false)
 		s.lockRoot = w.stmt(checkRow).sql
 		w.s("DELETE FROM " + rt.quoted)

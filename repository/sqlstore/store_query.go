@@ -66,7 +66,7 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 	// (SQLite's transactions, and the snapshot of a load outside a
 	// transaction), and the children's selection repeats the roots' as a
 	// subquery, in the same batch.
-	byKeys := s.d.forUpdate && s.db.txFrom(ctx) != nil
+	byKeys := s.d.stmtSnapshot && s.db.txFrom(ctx) != nil
 	if byKeys {
 		if err := s.db.run(ctx, stmts, false); err != nil {
 			return nil, s.fail("select", err)

@@ -390,7 +390,7 @@ func TestRemove(t *testing.T) {
 		b.log.take()
 		require.NoError(t, repo.Remove(ctx, o))
 		got := dml(b.log.take())
-		if b.db.dialect.forUpdate {
+		if b.db.dialect.lockBeforeDelete {
 			require.Len(t, got, 3, "%q", got)
 			assert.Contains(t, got[0], `SELECT 1 FROM "orders" WHERE "id" = ? AND "version" = ? FOR UPDATE`)
 		} else {

@@ -388,7 +388,7 @@ func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic, mayCommit
 		n, err = t.pgxBatch(ctx, t.pgx, t.pgx.Conn().PgConn(), &batchCtl{pre: pre, post: post}, stmts)
 	} else {
 		if t.sql == nil {
-			tx, err := db.sqlBeginWrite(ctx, t.ctx, db.dialect == sqlite, t.opts)
+			tx, err := db.sqlBeginWrite(ctx, t.ctx, true, t.opts)
 			if err != nil {
 				return err
 			}
