@@ -67,6 +67,13 @@ var (
 	// [ErrConflict] (for a versioned aggregate); load the aggregate again to
 	// see which happened.
 	ErrOutcomeUnknown = errors.New("repository: outcome of the write unknown")
+	// ErrUntracked reports a save of an aggregate that is not tracked but
+	// is already stored: its key, which the store generates, is set. Such
+	// an aggregate comes from a read that does not track (a store's own
+	// select), or was detached; inserting it would store a copy under a new
+	// key. Nothing was written. Load it with Find (or Attach it as soon as
+	// it is read) and save that instance.
+	ErrUntracked = errors.New("repository: the aggregate is stored but not tracked: load it with Find, or Attach it when it is read, and save that")
 )
 
 // The errors of change detection are those of package diff; they are

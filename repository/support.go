@@ -213,7 +213,9 @@ func (s *AggregateRepositorySupport[T, ID]) Track(ctx context.Context, loaded []
 	return out, nil
 }
 
-// Detach stops tracking agg: a later Save inserts it again.
+// Detach stops tracking agg: a later Save inserts it again (or, where
+// the store generates the key and agg holds one, refuses it with
+// [ErrUntracked]).
 func (s *AggregateRepositorySupport[T, ID]) Detach(ctx context.Context, agg T) {
 	if typeinfo.IsNil(agg) {
 		return
@@ -223,7 +225,12 @@ func (s *AggregateRepositorySupport[T, ID]) Detach(ctx context.Context, agg T) {
 }
 
 // Save writes agg. An aggregate that is not tracked is inserted and then
-// tracked. A tracked one is compared with its snapshot: when nothing
+// tracked; the store's insert hook refuses one that it can tell is stored
+// already (the SQL store does when the database generates the key and agg
+// holds one), with an error wrapping [ErrUntracked]: an aggregate read
+// without tracking is saved by loading it with Find, or attaching it with
+// Attach as soon as it is read, never by saving the untracked copy. A
+// tracked one is compared with its snapshot: when nothing
 // changed, Save returns nil without calling any hook; otherwise it advances
 // the version (if any), calls the update hook with the differences, and
 // advances the snapshot, at once or, in a tracking scope, when the scope

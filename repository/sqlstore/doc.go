@@ -152,6 +152,16 @@
 // need distinct identities (placeholders such as -1, -2) only because
 // package diff matches elements by identity.
 //
+// A root whose key is generated and set is stored already: Save of such an
+// aggregate that is not tracked (read with [Store.Select] or
+// [Store.SelectWhere], which do not track, or detached) is refused with an
+// error wrapping [repository.ErrUntracked], and nothing is written, instead
+// of storing a copy under a new key. Load the aggregate with Find or
+// [Repository.FindAll], or attach what a store's select returned with
+// Attach as soon as it is read (a change made before attaching is not
+// seen), and save that. With keys of the application's, the same mistake
+// fails with [repository.ErrExists].
+//
 // # Statements
 //
 // [Store.Insert] writes the root row, then for each child table, parents

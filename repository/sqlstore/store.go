@@ -196,7 +196,9 @@ func (s *Store[T, ID]) fail(op string, err error) error {
 // Select loads the aggregate with key id: the root row, then each child
 // table's rows of that root in key order, in one round trip on pgx. It
 // returns an error wrapping [repository.ErrNotFound] when there is no root
-// row.
+// row. The aggregate is not tracked: to save a change of it, load it with
+// Find, or attach it with Attach before changing it (saving it untracked
+// fails with [repository.ErrUntracked] when its key is generated).
 func (s *Store[T, ID]) Select(ctx context.Context, id ID) (T, error) {
 	return s.selectAgg(ctx, "select", s.selectRoot, id)
 }
@@ -256,7 +258,9 @@ func (s *Store[T, ID]) selectAgg(ctx context.Context, op, root string, id ID) (T
 
 // Insert writes a new aggregate: the root row, then for each child table
 // one multi-row INSERT of all its rows (more when the dialect's parameter
-// limit requires), all or nothing.
+// limit requires), all or nothing. When the root's key is generated, an
+// aggregate whose key is set is stored already, and Insert refuses it with
+// an error wrapping [repository.ErrUntracked], writing nothing.
 func (s *Store[T, ID]) Insert(ctx context.Context, agg T) error {
 	if err := s.ready(); err != nil {
 		return s.fail("insert", err)
@@ -264,6 +268,12 @@ func (s *Store[T, ID]) Insert(ctx context.Context, agg T) error {
 	base := typeinfo.PtrOf(agg)
 	if base == nil {
 		return s.fail("insert", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
+	}
+	if rt := &s.m.root; rt.generated {
+		if k := reflect.NewAt(rt.cols[rt.key].typ, unsafe.Add(base, rt.cols[rt.key].offset)).Elem(); !k.IsZero() {
+			// Stored already: the database made the key.
+			return s.fail("insert", fmt.Errorf("%w: key %v", repository.ErrUntracked, k.Interface()))
+		}
 	}
 	pl, err := s.insertStmts(base)
 	if err != nil {
