@@ -185,6 +185,19 @@
 // root, then the root row with the version check. [Store.Select] reads the
 // root row by key, then each child table's rows of that root in key order.
 //
+// # Queries
+//
+// A [Query] ([Where], [Eq], [In], ..., [Query.After] for keyset paging) is
+// checked against the mapping before anything is sent, the same way on
+// every backend: an unknown column, and a value that the column's Go type
+// cannot hold, fail with an error wrapping [ErrQuery]. A string compared
+// with an integer column, a fraction or a number too large for it, and a
+// nil compared with anything (Eq("coupon", nil), a nil in an In list)
+// are refused, where the databases would differ: PostgreSQL fails on some
+// and SQLite matches no row. A comparison with NULL never holds in SQL:
+// select NULL with [IsNull]. Limit(0) means no limit; a negative limit or
+// offset is refused.
+//
 // # Optimistic locking
 //
 // The root statement of a save is checked: when no row has the key and

@@ -9,8 +9,13 @@ import (
 )
 
 // ErrQuery reports a query that cannot be run as written: an unknown
-// column, a keyset that does not fit the order, a raw fragment whose
-// placeholders and arguments disagree. Errors of queries wrap it.
+// column, a value that the column's Go type cannot hold (a string for an
+// integer column, a number that does not fit), a nil value in a
+// comparison or an In list (a comparison with NULL matches no row: use
+// [IsNull]), a keyset that does not fit the order, a raw fragment whose
+// placeholders and arguments disagree, a negative limit or offset. Errors
+// of queries wrap it, on every backend, and nothing is sent to the
+// database.
 var ErrQuery = errors.New("sqlstore: invalid query")
 
 // Query selects aggregates by conditions on the mapped columns of their
@@ -20,8 +25,15 @@ var ErrQuery = errors.New("sqlstore: invalid query")
 // and can be shared.
 //
 // Column names are the root's db tags; each is checked against the mapping
-// when the query runs, and every value is a bind parameter: no value is
-// ever formatted into SQL. Results are ordered by the columns of OrderBy
+// when the query runs, and so is every value against the Go type of the
+// field its column maps: a number may be of another numeric type if it
+// converts without changing (Eq("total", 5) for an int64 field, 2.0 for
+// an integer), a string is compared with string fields only, a time.Time
+// with time.Time fields; a pointer is its element, and a type implementing
+// driver.Valuer is compared as the value it gives (sql.NullString as a
+// string). Values of JSON and array columns, and of Valuer types whose
+// value cannot be told, are passed as given. Every value is a bind
+// parameter: no value is ever formatted into SQL. Results are ordered by the columns of OrderBy
 // and OrderByDesc and then by the key, so that pages are stable.
 type Query struct {
 	conds  []Cond
@@ -37,7 +49,10 @@ type orderTerm struct {
 }
 
 // Cond is a condition on a column of the root table, made by [Eq], [Ne],
-// [Lt], [Le], [Gt], [Ge], [In], [IsNull], [Like] or [RawWhere].
+// [Lt], [Le], [Gt], [Ge], [In], [IsNull], [Like] or [RawWhere]. A
+// comparison with nil (Eq("coupon", nil)) would match no row, as SQL
+// compares nothing equal to NULL: it is refused with [ErrQuery]; select
+// NULL with IsNull.
 type Cond struct {
 	column string
 	op     string // "=", "<>", "<", "<=", ">", ">=", "IN", "IS NULL", "LIKE", or "" for raw
@@ -63,7 +78,8 @@ func Gt(column string, v any) Cond { return Cond{column: column, op: ">", args: 
 // Ge is column >= v.
 func Ge(column string, v any) Cond { return Cond{column: column, op: ">=", args: []any{v}} }
 
-// In is column IN (values...). With no values it matches nothing.
+// In is column IN (values...). With no values it matches nothing; a nil
+// among them is refused (use [IsNull]).
 func In(column string, values ...any) Cond {
 	return Cond{column: column, op: "IN", args: values}
 }
@@ -71,7 +87,7 @@ func In(column string, values ...any) Cond {
 // IsNull is column IS NULL.
 func IsNull(column string) Cond { return Cond{column: column, op: "IS NULL"} }
 
-// Like is column LIKE pattern.
+// Like is column LIKE pattern, on a column of a string type.
 func Like(column, pattern string) Cond {
 	return Cond{column: column, op: "LIKE", args: []any{pattern}}
 }
@@ -109,7 +125,9 @@ func (q Query) OrderByDesc(column string) Query {
 	return q
 }
 
-// Limit returns q that returns at most n aggregates; n <= 0 means no limit.
+// Limit returns q that returns at most n aggregates. Limit(0), like the
+// zero Query, means no limit; a negative n makes the query fail with
+// [ErrQuery], as a negative [Query.Offset] does.
 func (q Query) Limit(n int) Query { q.limit = n; return q }
 
 // Offset returns q that skips the first n aggregates of its order: paging
@@ -132,7 +150,9 @@ func (q Query) After(values ...any) Query {
 type compiledQuery struct {
 	q     Query
 	tb    *table
+	conds []Cond      // q's, with values checked against their columns
 	order []orderTerm // with the key last
+	after []any       // q's, checked likewise
 }
 
 func (tb *table) compile(q Query) (*compiledQuery, error) {
@@ -150,7 +170,11 @@ func (tb *table) compile(q Query) (*compiledQuery, error) {
 			return nil, fmt.Errorf("%w: %q is not a column of %s", ErrQuery, c.column, tb.name)
 		}
 	}
-	cq := &compiledQuery{q: q, tb: tb}
+	conds, err := tb.checkConds(q.conds)
+	if err != nil {
+		return nil, err
+	}
+	cq := &compiledQuery{q: q, tb: tb, conds: conds}
 	key := tb.cols[tb.key].name
 	hasKey := false
 	for _, o := range q.order {
@@ -176,6 +200,14 @@ func (tb *table) compile(q Query) (*compiledQuery, error) {
 				return nil, fmt.Errorf("%w: After needs an order that is all ascending or all descending", ErrQuery)
 			}
 		}
+		cq.after = make([]any, len(q.after))
+		for i, o := range cq.order {
+			v, err := condArg(&tb.cols[tb.column(o.column)], "After", q.after[i])
+			if err != nil {
+				return nil, err
+			}
+			cq.after[i] = v
+		}
 	}
 	if q.limit < 0 || q.offset < 0 {
 		return nil, fmt.Errorf("%w: negative limit or offset", ErrQuery)
@@ -194,7 +226,7 @@ func orderNames(o []orderTerm) string {
 // where writes the WHERE clause of q, if any.
 func (cq *compiledQuery) where(w *builder) error {
 	sep := " WHERE "
-	for _, c := range cq.q.conds {
+	for _, c := range cq.conds {
 		w.s(sep)
 		sep = " AND "
 		if c.raw != "" {
@@ -244,7 +276,7 @@ func (cq *compiledQuery) where(w *builder) error {
 			w.p(c.args[0])
 		}
 	}
-	if cq.q.after != nil {
+	if cq.after != nil {
 		w.s(sep + "(")
 		for i, o := range cq.order {
 			if i > 0 {
@@ -257,7 +289,7 @@ func (cq *compiledQuery) where(w *builder) error {
 		} else {
 			w.s(") > (")
 		}
-		for i, v := range cq.q.after {
+		for i, v := range cq.after {
 			if i > 0 {
 				w.s(", ")
 			}
