@@ -17,26 +17,57 @@
 // An order is placed, then shipped or cancelled; a shipped or cancelled
 // order cannot change any more. Cancelling is a change of status, kept in
 // the store like any other: the order stays, with status cancelled.
+//
+// Every value of an order is one that every store of the example holds,
+// and a change that would break that is refused, never stored altered:
+// a quantity is 1 to [MaxQuantity]; a text (customer, product, discount
+// code, the recipient's fields) is valid UTF-8 without NUL, of at most
+// [MaxTextLength] characters once trimmed; amounts are computed without
+// overflow, and a subtotal or a total that [Money] cannot hold is refused
+// with [ErrAmountTooLarge].
 package domain
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/bits"
 	"strings"
+	"unicode/utf8"
+)
+
+// Limits of an order's values.
+const (
+	// MaxQuantity is the largest quantity of an item: what a 32-bit
+	// integer column holds.
+	MaxQuantity = math.MaxInt32
+	// MaxTextLength is the largest number of characters (Unicode code
+	// points) of a customer, a product name, a discount code and each field
+	// of a recipient, once trimmed. At 4 bytes a character at most, such a
+	// text stays far below the 2,704 bytes of an entry of a PostgreSQL
+	// index, which the customer, the product and the code are part of.
+	MaxTextLength = 200
 )
 
 // Business rule violations.
 var (
-	// ErrInvalidQuantity reports a quantity that is zero or negative.
-	ErrInvalidQuantity = errors.New("order: quantity must be positive")
+	// ErrInvalidQuantity reports a quantity that is not 1 to
+	// [MaxQuantity].
+	ErrInvalidQuantity = fmt.Errorf("order: quantity must be 1 to %d", MaxQuantity)
 	// ErrInvalidPrice reports a negative unit price.
 	ErrInvalidPrice = errors.New("order: price must not be negative")
-	// ErrInvalidProduct reports an item without a product name.
+	// ErrAmountTooLarge reports a change after which an item's quantity
+	// times its unit price, or the order's total, would not fit in
+	// [Money]: the change is refused rather than made with a wrong amount.
+	ErrAmountTooLarge = errors.New("order: amount too large")
+	// ErrInvalidProduct reports an item without a product name, or with
+	// one that is not a valid text (see [MaxTextLength]).
 	ErrInvalidProduct = errors.New("order: an item needs a product")
 	// ErrInvalidOrderID reports an order identity that is not positive.
 	ErrInvalidOrderID = errors.New("order: an order identity must be positive")
-	// ErrInvalidCustomer reports an order without a customer.
+	// ErrInvalidCustomer reports an order without a customer, or with one
+	// that is not a valid text (see [MaxTextLength]).
 	ErrInvalidCustomer = errors.New("order: an order needs a customer")
 	// ErrShipped reports a change of a shipped order.
 	ErrShipped = errors.New("order: a shipped order cannot change")
@@ -51,9 +82,11 @@ var (
 	// ErrDuplicateProduct reports a product that is already an item of
 	// the order: change that item's quantity instead.
 	ErrDuplicateProduct = errors.New("order: product already in the order")
-	// ErrInvalidContact reports a recipient without a name or an address.
+	// ErrInvalidContact reports a recipient without a name or an address,
+	// or with a field that is not a valid text (see [MaxTextLength]).
 	ErrInvalidContact = errors.New("order: recipient needs a name and an address")
-	// ErrInvalidDiscountCode reports a discount without a code.
+	// ErrInvalidDiscountCode reports a discount without a code, or with
+	// one that is not a valid text (see [MaxTextLength]).
 	ErrInvalidDiscountCode = errors.New("order: a discount needs a code")
 	// ErrInvalidPercent reports a discount percent outside 1 to 100.
 	ErrInvalidPercent = errors.New("order: a discount percent must be 1 to 100")
@@ -93,11 +126,69 @@ type Money int64
 
 // String formats m as units and cents, such as "12.50" or "-0.05".
 func (m Money) String() string {
-	sign, n := "", int64(m)
-	if n < 0 {
-		sign, n = "-", -n
+	sign, n := "", uint64(m)
+	if m < 0 {
+		sign, n = "-", -n // two's complement: right for the lowest Money too
 	}
 	return fmt.Sprintf("%s%d.%02d", sign, n/100, n%100)
+}
+
+// subtotal returns quantity*price*(100-percent)/100, rounded down, for a
+// quantity and a price not negative and a percent of 0 to 100, or
+// [ErrAmountTooLarge] when quantity*price does not fit in Money. The
+// products are computed on 128 bits, so that nothing wraps.
+func subtotal(quantity int, price Money, percent int) (Money, error) {
+	if quantity < 0 || price < 0 || percent < 0 || percent > 100 {
+		return 0, fmt.Errorf("order: subtotal of %d x %d less %d%%: out of range", quantity, price, percent)
+	}
+	hi, gross := bits.Mul64(uint64(quantity), uint64(price))
+	if hi != 0 || gross > math.MaxInt64 {
+		return 0, fmt.Errorf("%w: %d x %s", ErrAmountTooLarge, quantity, price)
+	}
+	// gross < 2^63 and the factor <= 100: hi < 50, so the division by 100
+	// cannot overflow, and its quotient is at most gross.
+	hi, lo := bits.Mul64(gross, uint64(100-percent))
+	q, _ := bits.Div64(hi, lo, 100)
+	return Money(q), nil
+}
+
+// addMoney returns a+b, for amounts not negative, or [ErrAmountTooLarge]
+// when the sum does not fit in Money.
+func addMoney(a, b Money) (Money, error) {
+	if b > math.MaxInt64-a {
+		return 0, fmt.Errorf("%w: a total over %s", ErrAmountTooLarge, Money(math.MaxInt64))
+	}
+	return a + b, nil
+}
+
+// checkText reports why s, a text of the order once trimmed, cannot be
+// kept, naming it what: not valid UTF-8, a NUL in it, or more than
+// [MaxTextLength] characters. The stores cannot hold the first two, nor
+// index a long text.
+func checkText(what, s string) error {
+	switch {
+	case !utf8.ValidString(s):
+		return fmt.Errorf("the %s is not valid UTF-8", what)
+	case strings.IndexByte(s, 0) >= 0:
+		return fmt.Errorf("the %s holds a NUL character", what)
+	case utf8.RuneCountInString(s) > MaxTextLength:
+		return fmt.Errorf("the %s is longer than %d characters", what, MaxTextLength)
+	}
+	return nil
+}
+
+// CheckCustomer reports whether customer, once trimmed, is one an order
+// can have: not empty, and a valid text (see [MaxTextLength]). The error
+// wraps [ErrInvalidCustomer].
+func CheckCustomer(customer string) error {
+	customer = strings.TrimSpace(customer)
+	if customer == "" {
+		return ErrInvalidCustomer
+	}
+	if err := checkText("customer", customer); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidCustomer, err)
+	}
+	return nil
 }
 
 // Status is where an order is in its life.
@@ -118,20 +209,35 @@ type RecipientInfo struct {
 	Address string `db:"recipient_address"` // where; required
 }
 
-// NewRecipientInfo validates and returns a recipient.
+// NewRecipientInfo validates and returns a recipient, its fields trimmed:
+// a name and an address are required, and each field is a valid text (see
+// [MaxTextLength]).
 func NewRecipientInfo(name, phone, address string) (RecipientInfo, error) {
 	r := RecipientInfo{Name: strings.TrimSpace(name), Phone: strings.TrimSpace(phone), Address: strings.TrimSpace(address)}
-	if r.Name == "" || r.Address == "" {
-		return RecipientInfo{}, ErrInvalidContact
+	if err := r.validate(); err != nil {
+		return RecipientInfo{}, err
 	}
 	return r, nil
+}
+
+// validate reports why r cannot be an order's recipient, if it cannot.
+func (r RecipientInfo) validate() error {
+	if strings.TrimSpace(r.Name) == "" || strings.TrimSpace(r.Address) == "" {
+		return ErrInvalidContact
+	}
+	for _, f := range []struct{ what, s string }{{"recipient's name", r.Name}, {"recipient's phone", r.Phone}, {"recipient's address", r.Address}} {
+		if err := checkText(f.what, f.s); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidContact, err)
+		}
+	}
+	return nil
 }
 
 // ItemSpec describes an item to add to an order: the product, how many
 // units and the price of one. The order gives the item its identity.
 type ItemSpec struct {
 	Product   string // the product's name, not empty
-	Quantity  int    // how many units, positive
+	Quantity  int    // how many units, 1 to MaxQuantity
 	UnitPrice Money  // the price of one unit, not negative
 }
 
@@ -169,15 +275,23 @@ func (d *Discount) Percent() int { return d.percent }
 // newItem validates spec and returns the item of identity id.
 func newItem(id ItemID, spec ItemSpec) (*OrderItem, error) {
 	product := strings.TrimSpace(spec.Product)
-	switch {
-	case product == "":
+	if product == "" {
 		return nil, ErrInvalidProduct
-	case spec.Quantity <= 0:
+	}
+	if err := checkText("product name", product); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidProduct, err)
+	}
+	switch {
+	case spec.Quantity <= 0 || spec.Quantity > MaxQuantity:
 		return nil, ErrInvalidQuantity
 	case spec.UnitPrice < 0:
 		return nil, ErrInvalidPrice
 	}
-	return &OrderItem{id: id, product: product, quantity: spec.Quantity, unitPrice: spec.UnitPrice}, nil
+	it := &OrderItem{id: id, product: product, quantity: spec.Quantity, unitPrice: spec.UnitPrice}
+	if _, err := it.subtotal(); err != nil {
+		return nil, err
+	}
+	return it, nil
 }
 
 // ID returns the item's identity within its order.
@@ -205,9 +319,21 @@ func (i *OrderItem) discountPercent() int {
 }
 
 // Subtotal returns quantity times unit price, less the item's discounts:
-// quantity*unitPrice*(100-percents)/100, rounded down to the cent.
+// quantity*unitPrice*(100-percents)/100, rounded down to the cent. The
+// order's rules keep quantity times unit price within [Money]; should an
+// item hold more (one loaded from a store written around those rules),
+// Subtotal returns the largest Money, never a wrapped amount.
 func (i *OrderItem) Subtotal() Money {
-	return Money(i.quantity) * i.unitPrice * Money(100-i.discountPercent()) / 100
+	s, err := i.subtotal()
+	if err != nil {
+		return math.MaxInt64
+	}
+	return s
+}
+
+// subtotal is Subtotal, or [ErrAmountTooLarge].
+func (i *OrderItem) subtotal() (Money, error) {
+	return subtotal(i.quantity, i.unitPrice, i.discountPercent())
 }
 
 // placeholderID returns the identity of a new discount of the item until
@@ -245,9 +371,12 @@ func NewOrder(id OrderID, customer string, recipient RecipientInfo, items ...Ite
 	if id <= 0 {
 		return nil, ErrInvalidOrderID
 	}
+	if err := CheckCustomer(customer); err != nil {
+		return nil, err
+	}
 	customer = strings.TrimSpace(customer)
-	if customer == "" {
-		return nil, ErrInvalidCustomer
+	if err := recipient.validate(); err != nil {
+		return nil, err
 	}
 	if len(items) == 0 {
 		return nil, ErrNoItems
@@ -330,9 +459,13 @@ func (o *Order) AddItem(spec ItemSpec) (ItemID, error) {
 			return 0, fmt.Errorf("%w: %s", ErrDuplicateProduct, it.product)
 		}
 	}
-	o.items = append(o.items, it)
+	items := append(o.items[:len(o.items):len(o.items)], it)
+	total, err := totalOf(items)
+	if err != nil {
+		return 0, err
+	}
+	o.items, o.total = items, total
 	o.lastItemID = id
-	o.recompute()
 	return id, nil
 }
 
@@ -346,8 +479,12 @@ func (o *Order) RemoveItem(id ItemID) error {
 			if len(o.items) == 1 {
 				return ErrNoItems
 			}
-			o.items = append(o.items[:i:i], o.items[i+1:]...)
-			o.recompute()
+			items := append(o.items[:i:i], o.items[i+1:]...)
+			total, err := totalOf(items)
+			if err != nil {
+				return err
+			}
+			o.items, o.total = items, total
 			return nil
 		}
 	}
@@ -359,21 +496,29 @@ func (o *Order) ChangeQuantity(id ItemID, quantity int) error {
 	if err := o.changeable(); err != nil {
 		return err
 	}
-	if quantity <= 0 {
+	if quantity <= 0 || quantity > MaxQuantity {
 		return ErrInvalidQuantity
 	}
 	it, err := o.Item(id)
 	if err != nil {
 		return err
 	}
+	old := it.quantity
 	it.quantity = quantity
-	o.recompute()
+	if err := o.recompute(); err != nil {
+		it.quantity = old
+		return err
+	}
 	return nil
 }
 
-// ChangeRecipient sets who receives the order.
+// ChangeRecipient sets who receives the order. r must hold what
+// [NewRecipientInfo] accepts.
 func (o *Order) ChangeRecipient(r RecipientInfo) error {
 	if err := o.changeable(); err != nil {
+		return err
+	}
+	if err := r.validate(); err != nil {
 		return err
 	}
 	o.recipient = r
@@ -389,10 +534,13 @@ func (o *Order) ApplyDiscount(item ItemID, code string, percent int) error {
 		return err
 	}
 	code = strings.TrimSpace(code)
-	switch {
-	case code == "":
+	if code == "" {
 		return ErrInvalidDiscountCode
-	case percent < 1 || percent > 100:
+	}
+	if err := checkText("discount code", code); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidDiscountCode, err)
+	}
+	if percent < 1 || percent > 100 {
 		return ErrInvalidPercent
 	}
 	it, err := o.Item(item)
@@ -407,8 +555,12 @@ func (o *Order) ApplyDiscount(item ItemID, code string, percent int) error {
 	if it.discountPercent()+percent > 100 {
 		return fmt.Errorf("%w: %d%% more on item %d, which has %d%%", ErrDiscountTooLarge, percent, item, it.discountPercent())
 	}
-	it.discounts = append(it.discounts, &Discount{id: it.placeholderID(), code: code, percent: percent})
-	o.recompute()
+	old := it.discounts
+	it.discounts = append(it.discounts[:len(old):len(old)], &Discount{id: it.placeholderID(), code: code, percent: percent})
+	if err := o.recompute(); err != nil {
+		it.discounts = old
+		return err
+	}
 	return nil
 }
 
@@ -424,8 +576,13 @@ func (o *Order) RemoveDiscount(item ItemID, code string) error {
 	code = strings.TrimSpace(code)
 	for i, d := range it.discounts {
 		if d.code == code {
+			// The subtotal grows back: the total may no longer fit.
+			old := it.discounts
 			it.discounts = append(it.discounts[:i:i], it.discounts[i+1:]...)
-			o.recompute()
+			if err := o.recompute(); err != nil {
+				it.discounts = old
+				return err
+			}
 			return nil
 		}
 	}
@@ -453,12 +610,31 @@ func (o *Order) Cancel() error {
 	return nil
 }
 
-func (o *Order) recompute() {
-	var t Money
-	for _, it := range o.items {
-		t += it.Subtotal()
+// recompute sets the total from the items, or reports
+// [ErrAmountTooLarge] and leaves it.
+func (o *Order) recompute() error {
+	t, err := totalOf(o.items)
+	if err != nil {
+		return err
 	}
 	o.total = t
+	return nil
+}
+
+// totalOf returns the sum of the subtotals of items, or
+// [ErrAmountTooLarge].
+func totalOf(items []*OrderItem) (Money, error) {
+	var t Money
+	for _, it := range items {
+		s, err := it.subtotal()
+		if err != nil {
+			return 0, err
+		}
+		if t, err = addMoney(t, s); err != nil {
+			return 0, err
+		}
+	}
+	return t, nil
 }
 
 // Repository is what the application needs of order storage. Its methods

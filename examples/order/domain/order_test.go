@@ -1,6 +1,10 @@
 package domain_test
 
 import (
+	"fmt"
+	"math"
+	"math/big"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -307,7 +311,137 @@ func TestNewOrderRules(t *testing.T) {
 }
 
 func TestMoneyString(t *testing.T) {
-	for m, want := range map[domain.Money]string{0: "0.00", 5: "0.05", 1250: "12.50", -5: "-0.05", -1234: "-12.34"} {
+	for m, want := range map[domain.Money]string{0: "0.00", 5: "0.05", 1250: "12.50", -5: "-0.05", -1234: "-12.34",
+		math.MaxInt64: "92233720368547758.07", math.MinInt64: "-92233720368547758.08"} {
 		assert.Equal(t, want, m.String())
 	}
+}
+
+// TestAmountsDoNotOverflow makes changes whose amounts are near the limit
+// of Money: each is computed exactly, or refused with ErrAmountTooLarge
+// and the order left as it was, never kept with a wrapped amount.
+func TestAmountsDoNotOverflow(t *testing.T) {
+	const maxMoney = domain.Money(math.MaxInt64)
+
+	// Exact where the result fits, the intermediate products included.
+	o := newOrder(t)
+	id, err := o.AddItem(domain.ItemSpec{Product: "gold", Quantity: 1, UnitPrice: 200_000_000_000_000_000})
+	require.NoError(t, err)
+	gold, err := o.Item(id)
+	require.NoError(t, err)
+	assert.Equal(t, domain.Money(200_000_000_000_000_000), gold.Subtotal(), "times 100 for the percent must not wrap")
+	assert.Equal(t, domain.Money(200_000_000_000_000_000+1900), o.Total())
+	require.NoError(t, o.ApplyDiscount(id, "TENTH", 10))
+	assert.Equal(t, domain.Money(180_000_000_000_000_000), gold.Subtotal())
+
+	o = newOrder(t)
+	require.NoError(t, o.RemoveItem(2))
+	id, err = o.AddItem(domain.ItemSpec{Product: "all", Quantity: 1, UnitPrice: maxMoney - 700})
+	require.NoError(t, err)
+	assert.Equal(t, maxMoney, o.Total(), "the largest total")
+	require.NoError(t, o.ApplyDiscount(id, "TENTH", 10))
+	want := new(big.Int).Mul(big.NewInt(int64(maxMoney-700)), big.NewInt(90))
+	want.Div(want, big.NewInt(100))
+	item, err := o.Item(id)
+	require.NoError(t, err)
+	assert.Equal(t, want.Int64(), int64(item.Subtotal()), "rounded down, computed on 128 bits")
+
+	// Refused where it does not fit.
+	refused := func(name string, o *domain.Order, change func() error) {
+		t.Helper()
+		items, total := fmt.Sprint(itemsOf(o)), o.Total()
+		assert.ErrorIs(t, change(), domain.ErrAmountTooLarge, name)
+		assert.Equal(t, items, fmt.Sprint(itemsOf(o)), "%s: the items as they were", name)
+		assert.Equal(t, total, o.Total(), "%s: the total as it was", name)
+		assert.GreaterOrEqual(t, o.Total(), domain.Money(0))
+	}
+	o = newOrder(t)
+	refused("an item's quantity times its price", o, func() error {
+		_, err := o.AddItem(domain.ItemSpec{Product: "x", Quantity: 2, UnitPrice: maxMoney/2 + 1})
+		return err
+	})
+	refused("the total", o, func() error {
+		_, err := o.AddItem(domain.ItemSpec{Product: "x", Quantity: 1, UnitPrice: maxMoney - 1000})
+		return err
+	})
+	id, err = o.AddItem(domain.ItemSpec{Product: "big", Quantity: 1, UnitPrice: 1 << 40})
+	require.NoError(t, err)
+	refused("a quantity change", o, func() error { return o.ChangeQuantity(id, domain.MaxQuantity) })
+
+	// A discount removed gives its item its whole subtotal back.
+	o = newOrder(t)
+	require.NoError(t, o.RemoveItem(2))
+	a, err := o.AddItem(domain.ItemSpec{Product: "a", Quantity: 1, UnitPrice: maxMoney - 700})
+	require.NoError(t, err)
+	require.NoError(t, o.ApplyDiscount(a, "FREE", 100))
+	_, err = o.AddItem(domain.ItemSpec{Product: "b", Quantity: 1, UnitPrice: maxMoney - 700})
+	require.NoError(t, err)
+	refused("a discount removed", o, func() error { return o.RemoveDiscount(a, "FREE") })
+	item, err = o.Item(a)
+	require.NoError(t, err)
+	assert.Len(t, item.Discounts(), 1, "the discount stays")
+
+	_, err = domain.NewOrder(1, "c", domain.RecipientInfo{Name: "a", Address: "b"},
+		domain.ItemSpec{Product: "x", Quantity: 1, UnitPrice: maxMoney}, domain.ItemSpec{Product: "y", Quantity: 1, UnitPrice: 1})
+	assert.ErrorIs(t, err, domain.ErrAmountTooLarge)
+}
+
+// TestQuantityLimit refuses a quantity above MaxQuantity, which a 32-bit
+// column cannot hold, wherever a quantity is given.
+func TestQuantityLimit(t *testing.T) {
+	o := newOrder(t)
+	require.NoError(t, o.ChangeQuantity(1, domain.MaxQuantity))
+	assert.Equal(t, domain.MaxQuantity, o.Items()[0].Quantity())
+	for _, q := range []int{domain.MaxQuantity + 1, math.MaxInt64} {
+		assert.ErrorIs(t, o.ChangeQuantity(1, q), domain.ErrInvalidQuantity)
+		_, err := o.AddItem(domain.ItemSpec{Product: "x", Quantity: q, UnitPrice: 350})
+		assert.ErrorIs(t, err, domain.ErrInvalidQuantity)
+		_, err = domain.NewOrder(1, "c", domain.RecipientInfo{Name: "a", Address: "b"}, domain.ItemSpec{Product: "x", Quantity: q, UnitPrice: 350})
+		assert.ErrorIs(t, err, domain.ErrInvalidQuantity)
+	}
+	assert.Equal(t, domain.MaxQuantity, o.Items()[0].Quantity())
+	assert.Len(t, o.Items(), 2)
+}
+
+// TestTextRules refuses texts the stores cannot hold or index: invalid
+// UTF-8, a NUL, more than MaxTextLength characters. MaxTextLength
+// characters of 4 bytes each are fine.
+func TestTextRules(t *testing.T) {
+	longest := strings.Repeat("𝄞", domain.MaxTextLength) // 4 bytes each
+	bad := map[string]string{
+		"invalid UTF-8": "a\xffb",
+		"NUL":           "a\x00b",
+		"too long":      longest + "x",
+	}
+	r := domain.RecipientInfo{Name: "a", Address: "b"}
+	for name, s := range bad {
+		t.Run(name, func(t *testing.T) {
+			_, err := domain.NewOrder(1, s, r, tea)
+			assert.ErrorIs(t, err, domain.ErrInvalidCustomer)
+			assert.ErrorIs(t, domain.CheckCustomer(s), domain.ErrInvalidCustomer)
+			_, err = domain.NewOrder(1, "c", r, domain.ItemSpec{Product: s, Quantity: 1})
+			assert.ErrorIs(t, err, domain.ErrInvalidProduct)
+			for _, f := range [][3]string{{s, "", "b"}, {"a", s, "b"}, {"a", "", s}} {
+				_, err = domain.NewRecipientInfo(f[0], f[1], f[2])
+				assert.ErrorIs(t, err, domain.ErrInvalidContact)
+				_, err = domain.NewOrder(1, "c", domain.RecipientInfo{Name: f[0], Phone: f[1], Address: f[2]}, tea)
+				assert.ErrorIs(t, err, domain.ErrInvalidContact, "a recipient built without NewRecipientInfo")
+			}
+			o := newOrder(t)
+			_, err = o.AddItem(domain.ItemSpec{Product: s, Quantity: 1})
+			assert.ErrorIs(t, err, domain.ErrInvalidProduct)
+			assert.ErrorIs(t, o.ApplyDiscount(1, s, 10), domain.ErrInvalidDiscountCode)
+			assert.ErrorIs(t, o.ChangeRecipient(domain.RecipientInfo{Name: s, Address: "b"}), domain.ErrInvalidContact)
+			assert.Equal(t, []item{{1, "tea", 2}, {2, "coffee", 1}}, itemsOf(o))
+			assert.Empty(t, o.Items()[0].Discounts())
+			assert.Equal(t, "Ada", o.Recipient().Name)
+		})
+	}
+
+	o, err := domain.NewOrder(1, " "+longest+" ", domain.RecipientInfo{Name: longest, Phone: longest, Address: longest}, domain.ItemSpec{Product: longest, Quantity: 1})
+	require.NoError(t, err, "the limit is in characters, once trimmed")
+	assert.Equal(t, longest, o.Customer())
+	require.NoError(t, o.ApplyDiscount(1, longest, 10))
+	require.NoError(t, domain.CheckCustomer(longest))
+	assert.ErrorIs(t, domain.CheckCustomer(" "), domain.ErrInvalidCustomer)
 }
