@@ -7,6 +7,12 @@
 //
 //	go run ./examples/order
 //	go run ./examples/order -http :8080
+//	go run ./examples/order -http :8080 -log-sql
+//
+// The server logs its start and stop and the requests that failed with an
+// internal error; with -log-sql it logs every SQL statement too, with its
+// arguments, at the DEBUG level, which it then enables: under load that is
+// a great deal of output, and the arguments are the clients' data.
 //
 // With DATABASE_URL set to a postgres:// URL it runs on PostgreSQL through
 // a pgx pool, in the schema named by -schema, or else by the environment
@@ -67,6 +73,7 @@ func main() {
 	}
 	addr := flag.String("http", "", "serve the HTTP API on this address, such as :8080, instead of running the scenario")
 	schema := flag.String("schema", defaultSchema, "the PostgreSQL schema to work in (default from $"+schemaEnv+")")
+	logSQL := flag.Bool("log-sql", false, "with -http, log every SQL statement and its arguments, at the DEBUG level")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "order example: unexpected arguments %q\n", flag.Args())
@@ -79,7 +86,7 @@ func main() {
 	cfg := infrastructure.Config{URL: os.Getenv("DATABASE_URL"), Schema: *schema}
 	var err error
 	if *addr != "" {
-		err = listenAndServe(ctx, *addr, cfg, os.Stderr)
+		err = listenAndServe(ctx, *addr, cfg, os.Stderr, *logSQL)
 	} else {
 		cfg.Fresh = true
 		err = run(ctx, os.Stdout, cfg)
@@ -106,21 +113,31 @@ func describeDB(cfg infrastructure.Config) string {
 }
 
 // listenAndServe serves the HTTP API on addr until ctx is done.
-func listenAndServe(ctx context.Context, addr string, cfg infrastructure.Config, logw io.Writer) error {
+func listenAndServe(ctx context.Context, addr string, cfg infrastructure.Config, logw io.Writer, logSQL bool) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	return serve(ctx, ln, cfg, logw)
+	return serve(ctx, ln, cfg, logw, logSQL)
 }
 
 // serve serves the HTTP API on ln, on the database of cfg, until ctx is
 // done; then it lets the requests under way finish and closes the
-// database. It logs, to logw, the server's start and stop, every SQL
-// statement sent, and the requests that failed with an internal error.
-func serve(ctx context.Context, ln net.Listener, cfg infrastructure.Config, logw io.Writer) (err error) {
-	logger := slog.New(slog.NewTextHandler(logw, nil))
-	db, closeDB, err := infrastructure.Open(ctx, cfg, sqlstore.WithObserver(sqlstore.SlogObserver(logger)))
+// database. It logs, to logw, the server's start and stop and the
+// requests that failed with an internal error, at the INFO level and
+// above; with logSQL, every SQL statement sent too, with its arguments,
+// at the DEBUG level, which it then enables.
+func serve(ctx context.Context, ln net.Listener, cfg infrastructure.Config, logw io.Writer, logSQL bool) (err error) {
+	level := slog.LevelInfo
+	if logSQL {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
+	var opts []sqlstore.Option
+	if logSQL {
+		opts = append(opts, sqlstore.WithObserver(statementLogger(logger)))
+	}
+	db, closeDB, err := infrastructure.Open(ctx, cfg, opts...)
 	if err != nil {
 		ln.Close()
 		return err
@@ -161,6 +178,24 @@ func serve(ctx context.Context, ln net.Listener, cfg infrastructure.Config, logw
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// statementLogger returns an observer that logs each statement to l at
+// the DEBUG level, whether it failed or not: a failure that matters to a
+// request is logged by the API, at the ERROR level, without the arguments.
+func statementLogger(l *slog.Logger) func(context.Context, sqlstore.Statement) {
+	return func(ctx context.Context, s sqlstore.Statement) {
+		attrs := []slog.Attr{
+			slog.Int("round_trip", s.RoundTrip),
+			slog.String("sql", s.SQL),
+			slog.String("args", formatArgs(s.Args)),
+			slog.Duration("duration", s.Duration),
+		}
+		if s.Err != nil {
+			attrs = append(attrs, slog.Any("err", s.Err))
+		}
+		l.LogAttrs(ctx, slog.LevelDebug, "sql statement", attrs...)
+	}
 }
 
 // run opens the database of cfg and runs the scenario, writing its report

@@ -87,15 +87,41 @@ func TestRunRejectsUnknownURL(t *testing.T) {
 }
 
 // TestServe serves the API on the embedded SQLite database, places and
-// cancels an order through it, and stops it.
+// cancels an order through it, and stops it, and checks what it logged:
+// no statement at all by default, each at the DEBUG level with -log-sql.
 func TestServe(t *testing.T) {
+	logged := serveOnce(t, false)
+	require.Contains(t, logged, "serving the order API")
+	require.Contains(t, logged, "stopped")
+	require.NotContains(t, logged, "INSERT INTO", "no statement is logged by default")
+	require.NotContains(t, logged, "Lovelace", "no argument is logged by default")
+	require.NotContains(t, logged, "level=DEBUG")
+
+	logged = serveOnce(t, true)
+	require.Contains(t, logged, "serving the order API")
+	require.Contains(t, logged, `level=DEBUG msg="sql statement"`)
+	require.Contains(t, logged, `UPDATE \"orders\" SET \"status\" = ?`, "the statements are logged")
+	require.Contains(t, logged, `Lovelace`, "with their arguments")
+	for line := range strings.Lines(logged) {
+		if strings.Contains(line, "sql statement") {
+			require.Contains(t, line, "level=DEBUG", "statements only at DEBUG, failed ones included")
+		}
+	}
+	require.Contains(t, logged, "stopped")
+}
+
+// serveOnce serves the API, places an order and cancels it twice (the
+// second time refused), stops the server and returns what it logged.
+func serveOnce(t *testing.T, logSQL bool) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
 	var log bytes.Buffer
 	logw := &syncWriter{w: &log}
 	served := make(chan error, 1)
-	go func() { served <- serve(ctx, ln, infrastructure.Config{}, logw) }()
+	go func() { served <- serve(ctx, ln, infrastructure.Config{}, logw, logSQL) }()
 	base := "http://" + ln.Addr().String()
 
 	post := func(path, body string) (int, map[string]any) {
@@ -109,7 +135,7 @@ func TestServe(t *testing.T) {
 		require.NoError(t, json.Unmarshal(b, &v), string(b))
 		return resp.StatusCode, v
 	}
-	status, o := post("/orders", `{"id": 1, "customer": "ada", "recipient": {"name": "Ada", "address": "London"}, "items": [{"product": "tea", "quantity": 2, "unit_price": 350}]}`)
+	status, o := post("/orders", `{"id": 1, "customer": "ada", "recipient": {"name": "Ada Lovelace", "address": "London"}, "items": [{"product": "tea", "quantity": 2, "unit_price": 350}]}`)
 	require.Equal(t, http.StatusCreated, status, o)
 	require.Equal(t, 700.0, o["total"])
 	status, o = post("/orders/1/cancel", "")
@@ -127,11 +153,8 @@ func TestServe(t *testing.T) {
 		t.Fatal("the server did not stop")
 	}
 	logw.mu.Lock()
-	logged := log.String()
-	logw.mu.Unlock()
-	require.Contains(t, logged, "serving the order API")
-	require.Contains(t, logged, `UPDATE \"orders\" SET \"status\" = ?`, "the statements are logged")
-	require.Contains(t, logged, "stopped")
+	defer logw.mu.Unlock()
+	return log.String()
 }
 
 // syncWriter serializes the writes of the server's goroutines.
