@@ -65,13 +65,21 @@ type Page struct {
 // ListByCustomer returns the page of the orders of customer that follows
 // the order identified by after (from the first when after is zero), of at
 // most limit orders (DefaultPageSize when limit is zero, at most
-// MaxPageSize).
+// MaxPageSize). A customer that no order can have (see
+// [domain.CheckCustomer]) is refused with an error wrapping
+// [domain.ErrInvalidCustomer].
 func (s *Service) ListByCustomer(ctx context.Context, customer string, after domain.OrderID, limit int) (Page, error) {
 	if limit == 0 {
 		limit = DefaultPageSize
 	}
 	if limit < 0 || limit > MaxPageSize || after < 0 {
 		return Page{}, fmt.Errorf("%w: limit %d (1 to %d), after %d", ErrInvalidPage, limit, MaxPageSize, after)
+	}
+	// A customer no order can have is refused, not looked for: the
+	// stores cannot take every text as a query's argument (PostgreSQL
+	// refuses a NUL or invalid UTF-8).
+	if err := domain.CheckCustomer(customer); err != nil {
+		return Page{}, fmt.Errorf("list the orders of a customer: %w", err)
 	}
 	// One order more than the page tells whether another page follows.
 	orders, err := s.orders.ListByCustomer(ctx, customer, after, limit+1)

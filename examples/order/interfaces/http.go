@@ -41,19 +41,34 @@
 // after parameter to get the next page; it is absent on the last page.
 // limit is 1 to 100, 20 by default.
 //
+// The values an order holds have limits, the same on every database (see
+// package domain): a quantity is 1 to 2,147,483,647; a text (customer,
+// product, discount code, the recipient's fields) is valid UTF-8 without
+// NUL, of at most 200 characters once trimmed; an item's quantity times
+// its unit price, and an order's total, fit in a signed 64-bit integer of
+// cents. A request beyond them is refused with 422, never stored altered.
+//
 // An error is {"code": "cancelled", "message": "..."}, with the status:
 //
+//	3xx redirect: a path not in its clean form, such as /orders//1; the
+//	    Location header gives the clean one
 //	400 bad_request, invalid_page: a request that cannot be read
 //	404 not_found, order_not_found, item_not_found, discount_not_found
-//	405 method_not_allowed
+//	405 method_not_allowed, with the Allow header
+//	408 request_timeout: the body did not arrive within the server's
+//	    read timeout
 //	409 order_exists, concurrent_change, shipped, cancelled, duplicate_product,
 //	    duplicate_discount, discount_too_large: the order's state forbids the
 //	    change
 //	413 too_large; 415 unsupported_media_type
 //	422 invalid_order_id, invalid_customer, invalid_recipient, invalid_product,
-//	    invalid_quantity, invalid_price, no_items, invalid_discount_code,
-//	    invalid_percent: the domain's rules refuse it
-//	500 internal: logged, with no detail in the answer
+//	    invalid_quantity, invalid_price, amount_too_large, no_items,
+//	    invalid_discount_code, invalid_percent: the domain's rules refuse it
+//	500 internal: logged, with no detail in the answer; a panic of a
+//	    handler too, caught
+//
+// Only what the Go HTTP server answers before the API sees a request, such
+// as a malformed request line or headers, is not JSON.
 package interfaces
 
 import (
@@ -63,8 +78,11 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -89,40 +107,116 @@ func NewHandler(svc *application.Service, logger *slog.Logger) http.Handler {
 		logger = slog.Default()
 	}
 	a := &api{svc: svc, log: logger, mux: http.NewServeMux()}
-	a.mux.HandleFunc("POST /orders", a.placeOrder)
-	a.mux.HandleFunc("GET /orders/{id}", a.getOrder)
-	a.mux.HandleFunc("GET /customers/{customer}/orders", a.listOrders)
-	a.mux.HandleFunc("POST /orders/{id}/items", a.addItem)
-	a.mux.HandleFunc("PATCH /orders/{id}/items/{item}", a.changeQuantity)
-	a.mux.HandleFunc("DELETE /orders/{id}/items/{item}", a.removeItem)
-	a.mux.HandleFunc("POST /orders/{id}/items/{item}/discounts", a.applyDiscount)
-	a.mux.HandleFunc("DELETE /orders/{id}/items/{item}/discounts/{code}", a.removeDiscount)
-	a.mux.HandleFunc("POST /orders/{id}/ship", a.ship)
-	a.mux.HandleFunc("POST /orders/{id}/cancel", a.cancel)
+	handle := func(pattern string, h func(http.ResponseWriter, *http.Request)) { a.mux.Handle(pattern, route(h)) }
+	handle("POST /orders", a.placeOrder)
+	handle("GET /orders/{id}", a.getOrder)
+	handle("GET /customers/{customer}/orders", a.listOrders)
+	handle("POST /orders/{id}/items", a.addItem)
+	handle("PATCH /orders/{id}/items/{item}", a.changeQuantity)
+	handle("DELETE /orders/{id}/items/{item}", a.removeItem)
+	handle("POST /orders/{id}/items/{item}/discounts", a.applyDiscount)
+	handle("DELETE /orders/{id}/items/{item}/discounts/{code}", a.removeDiscount)
+	handle("POST /orders/{id}/ship", a.ship)
+	handle("POST /orders/{id}/cancel", a.cancel)
 	return a
 }
 
-// ServeHTTP routes r. A request that matches no route gets a JSON error,
-// 404 or 405 (with the Allow header), as the ServeMux decides.
+// route is the handler of a route of the API, as registered: the
+// ServeMux's own answers (not found, method not allowed, redirects) are of
+// other types.
+type route func(http.ResponseWriter, *http.Request)
+
+func (h route) ServeHTTP(w http.ResponseWriter, r *http.Request) { h(w, r) }
+
+// ServeHTTP routes r, and answers a panic of a handler with a JSON 500,
+// logged. A request that matches no route gets a JSON error, 404 or 405
+// (with the Allow header), and one whose path is not clean a JSON
+// redirect, as the ServeMux decides.
 func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h, pattern := a.mux.Handler(r); pattern == "" {
-		rec := &statusRecorder{header: http.Header{}}
-		h.ServeHTTP(rec, r)
-		if allow := rec.header.Get("Allow"); allow != "" {
-			w.Header().Set("Allow", allow)
-		}
-		code := "not_found"
-		switch rec.status {
-		case http.StatusMethodNotAllowed:
-			code = "method_not_allowed"
-		case 0, http.StatusOK:
-			rec.status = http.StatusNotFound
-		}
-		writeError(w, rec.status, code, http.StatusText(rec.status))
+	tw := &trackingWriter{ResponseWriter: w}
+	defer a.recoverPanic(tw, r)
+	if r.RequestURI == "*" { // the ServeMux answers 400
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusBadRequest, "bad_request", "no resource is *")
 		return
 	}
-	a.mux.ServeHTTP(w, r)
+	if h, _ := a.mux.Handler(r); isRoute(h) {
+		a.mux.ServeHTTP(tw, r) // sets the path's values
+		return
+	}
+	a.muxAnswer(tw, r)
 }
+
+func isRoute(h http.Handler) bool {
+	_, ok := h.(route)
+	return ok
+}
+
+// muxAnswer runs the ServeMux on a request that matches no route of the
+// API, or not in its clean form, and writes its answer as JSON.
+func (a *api) muxAnswer(w http.ResponseWriter, r *http.Request) {
+	rec := &statusRecorder{header: http.Header{}}
+	a.mux.ServeHTTP(rec, r)
+	for _, h := range []string{"Allow", "Location", "Connection"} {
+		if v := rec.header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	status, code := rec.status, "not_found"
+	switch {
+	case status == http.StatusMethodNotAllowed:
+		code = "method_not_allowed"
+	case status >= 300 && status < 400 && rec.header.Get("Location") != "":
+		code = "redirect"
+	case status == http.StatusBadRequest:
+		code = "bad_request"
+	default:
+		status = http.StatusNotFound
+	}
+	msg := http.StatusText(status)
+	if code == "redirect" {
+		msg = "the path in its clean form is " + rec.header.Get("Location")
+	}
+	writeError(w, status, code, msg)
+}
+
+// recoverPanic answers a panic of the handler of r with a JSON 500, and logs
+// it with its stack. When the answer was begun already, it aborts it
+// instead, so that the client sees a broken answer rather than a
+// truncated one.
+func (a *api) recoverPanic(w *trackingWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	a.log.ErrorContext(r.Context(), "order API: panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	if w.wrote {
+		panic(http.ErrAbortHandler)
+	}
+	writeError(w, http.StatusInternalServerError, "internal", "internal error")
+}
+
+// trackingWriter tells whether the answer was begun.
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (t *trackingWriter) WriteHeader(status int) {
+	t.wrote = true
+	t.ResponseWriter.WriteHeader(status)
+}
+
+func (t *trackingWriter) Write(b []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriter.Write(b)
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // statusRecorder keeps the status and headers of the ServeMux's answer to
 // a request that matches no route, and drops its body.
@@ -409,8 +503,10 @@ func pathID(w http.ResponseWriter, r *http.Request, name, what string) (int64, b
 	return n, true
 }
 
-// decode reads the request's JSON body into v, or answers 400, 413 or 415
-// and reports false.
+// decode reads the request's JSON body into v, or answers 400, 408, 413
+// or 415 and reports false. The answer tells what is wrong with the JSON,
+// but nothing of a failure to read the body, whose error names the
+// connection's addresses.
 func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -419,19 +515,29 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 			return false
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	body := &errReader{r: http.MaxBytesReader(w, r.Body, maxBody)}
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil {
-		if dec.Decode(&struct{}{}) != io.EOF {
+		if err = dec.Decode(&struct{}{}); err == io.EOF {
+			return true
+		}
+		if body.err == nil {
 			err = errors.New("more than one JSON value")
 		}
 	}
-	if err == nil {
-		return true
-	}
-	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+	if mbe := (*http.MaxBytesError)(nil); errors.As(body.err, &mbe) {
 		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is larger than %d bytes", mbe.Limit))
+		return false
+	}
+	if ne := net.Error(nil); errors.Is(body.err, os.ErrDeadlineExceeded) || errors.As(body.err, &ne) && ne.Timeout() {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusRequestTimeout, "request_timeout", "the body did not arrive in time")
+		return false
+	}
+	if body.err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "the body could not be read")
 		return false
 	}
 	if errors.Is(err, io.EOF) {
@@ -439,6 +545,21 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	}
 	writeError(w, http.StatusBadRequest, "bad_request", "invalid JSON body: "+err.Error())
 	return false
+}
+
+// errReader keeps the first error of r other than io.EOF: an error of the
+// body's reading, not of its JSON.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // problem is how the API answers an error that wraps err.
@@ -465,13 +586,14 @@ var problems = []problem{
 	{domain.ErrDuplicateDiscount, http.StatusConflict, "duplicate_discount", true},
 	{domain.ErrDiscountTooLarge, http.StatusConflict, "discount_too_large", true},
 	{domain.ErrInvalidOrderID, http.StatusUnprocessableEntity, "invalid_order_id", false},
-	{domain.ErrInvalidCustomer, http.StatusUnprocessableEntity, "invalid_customer", false},
-	{domain.ErrInvalidContact, http.StatusUnprocessableEntity, "invalid_recipient", false},
-	{domain.ErrInvalidProduct, http.StatusUnprocessableEntity, "invalid_product", false},
+	{domain.ErrInvalidCustomer, http.StatusUnprocessableEntity, "invalid_customer", true},
+	{domain.ErrInvalidContact, http.StatusUnprocessableEntity, "invalid_recipient", true},
+	{domain.ErrInvalidProduct, http.StatusUnprocessableEntity, "invalid_product", true},
 	{domain.ErrInvalidQuantity, http.StatusUnprocessableEntity, "invalid_quantity", false},
 	{domain.ErrInvalidPrice, http.StatusUnprocessableEntity, "invalid_price", false},
+	{domain.ErrAmountTooLarge, http.StatusUnprocessableEntity, "amount_too_large", true},
 	{domain.ErrNoItems, http.StatusUnprocessableEntity, "no_items", false},
-	{domain.ErrInvalidDiscountCode, http.StatusUnprocessableEntity, "invalid_discount_code", false},
+	{domain.ErrInvalidDiscountCode, http.StatusUnprocessableEntity, "invalid_discount_code", true},
 	{domain.ErrInvalidPercent, http.StatusUnprocessableEntity, "invalid_percent", false},
 	{application.ErrInvalidPage, http.StatusBadRequest, "invalid_page", true},
 }
@@ -500,8 +622,7 @@ func writeError(w http.ResponseWriter, status int, code, message string) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil { // the types written cannot fail to encode
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
+		status, b = http.StatusInternalServerError, []byte(`{"code":"internal","message":"internal error"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

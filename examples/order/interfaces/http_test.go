@@ -1,22 +1,28 @@
 package interfaces_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/examples/order/application"
+	"github.com/dddkit/dddkit/examples/order/domain"
 	"github.com/dddkit/dddkit/examples/order/infrastructure"
 	"github.com/dddkit/dddkit/examples/order/infrastructure/infratest"
 	"github.com/dddkit/dddkit/examples/order/interfaces"
@@ -561,4 +567,215 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestAmountsAreExact adds an item whose subtotal fits in int64 while
+// the subtotal times 100 (for the discounts' percents) does not: its
+// amounts are exact, stored and read back.
+func TestAmountsAreExact(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		a := newAPI(t, b)
+		a.order("POST", "/orders", placeAda, http.StatusCreated)
+		o := a.order("POST", "/orders/1/items", `{"product": "gold", "quantity": 1, "unit_price": 200000000000000000}`, http.StatusCreated)
+		require.Equal(t, item{4, "gold", 1, 200_000_000_000_000_000, 200_000_000_000_000_000, []discount{}}, o.Items[3])
+		require.Equal(t, int64(200_000_000_000_000_000+2260), o.Total)
+		o = a.order("POST", "/orders/1/items/4/discounts", `{"code": "HALF", "percent": 50}`, http.StatusCreated)
+		require.Equal(t, int64(100_000_000_000_000_000), o.Items[3].Subtotal)
+		require.Equal(t, o, a.order("GET", "/orders/1", "", http.StatusOK), "read back")
+	})
+}
+
+// TestValueLimits sends values the databases cannot all hold, or that
+// overflow the amounts: each is refused with 422, the same on every
+// backend, and nothing is written; values at the limits are stored and
+// read back exactly.
+func TestValueLimits(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		a := newAPI(t, b)
+		a.order("POST", "/orders", placeAda, http.StatusCreated)
+
+		// The largest quantity, and texts of the largest length in the
+		// widest characters.
+		longest := strings.Repeat("𝄞", domain.MaxTextLength)
+		o := a.order("PATCH", "/orders/1/items/1", `{"quantity": 2147483647}`, http.StatusOK)
+		require.Equal(t, int64(2147483647*350), o.Items[0].Subtotal)
+		o = a.order("POST", "/orders/1/items", `{"product": "`+longest+`", "quantity": 1, "unit_price": 1}`, http.StatusCreated)
+		o = a.order("POST", "/orders/1/items/4/discounts", `{"code": "`+longest+`", "percent": 1}`, http.StatusCreated)
+		require.Equal(t, o, a.order("GET", "/orders/1", "", http.StatusOK), "read back")
+		long := `{"id": 2, "customer": "` + longest + `", "recipient": {"name": "` + longest + `", "phone": "` + longest + `", "address": "` + longest + `"},
+			"items": [{"product": "` + longest + `", "quantity": 2147483647, "unit_price": 4294967298}]}`
+		placed := a.order("POST", "/orders", long, http.StatusCreated)
+		require.Equal(t, int64(2147483647*4294967298), placed.Total)
+		require.Equal(t, placed, a.order("GET", "/orders/2", "", http.StatusOK), "read back")
+		r := a.do("GET", "/customers/"+url.PathEscape(longest)+"/orders", "")
+		require.Equal(t, http.StatusOK, r.status, string(r.body))
+		var p page
+		strictDecode(t, r.body, &p)
+		require.Equal(t, []order{placed}, p.Orders)
+
+		a.order("POST", "/orders/1/items", `{"product": "big", "quantity": 1, "unit_price": 1099511627776}`, http.StatusCreated)
+		before := a.order("GET", "/orders/1", "", http.StatusOK)
+		b.Log.Reset()
+		tooLong := longest + "x"
+		// Over the 2,704 bytes of a PostgreSQL index entry, and random, so
+		// that PostgreSQL cannot compress it below them.
+		rnd := rand.New(rand.NewPCG(1, 2))
+		kiloBytes := make([]byte, 3000)
+		for i := range kiloBytes {
+			kiloBytes[i] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"[rnd.IntN(62)]
+		}
+		kilo := string(kiloBytes)
+		nextID := 2
+		placeWith := func(customer, name, phone, address, product string) string {
+			j := func(s string) string { v, _ := json.Marshal(s); return string(v) }
+			nextID++ // an order of its own for each case
+			return `{"id": ` + strconv.Itoa(nextID) + `, "customer": ` + j(customer) + `, "recipient": {"name": ` + j(name) + `, "phone": ` + j(phone) + `, "address": ` + j(address) + `},
+				"items": [{"product": ` + j(product) + `, "quantity": 1, "unit_price": 1}]}`
+		}
+		tests := []struct {
+			name, method, path, body string
+			code                     string
+		}{
+			{"quantity times price over int64", "POST", "/orders/1/items", `{"product": "x", "quantity": 2147483647, "unit_price": 9223372036854775807}`, "amount_too_large"},
+			{"total over int64", "POST", "/orders/1/items", `{"product": "x", "quantity": 1, "unit_price": 9223372036854775807}`, "amount_too_large"},
+			{"quantity change over int64", "PATCH", "/orders/1/items/5", `{"quantity": 2147483647}`, "amount_too_large"},
+			{"order total over int64", "POST", "/orders", strings.Replace(placeWith("c", "n", "", "a", "x"), `"unit_price": 1`, `"unit_price": 9223372036854775807}, {"product": "y", "quantity": 1, "unit_price": 1`, 1), "amount_too_large"},
+			{"quantity over int32", "PATCH", "/orders/1/items/1", `{"quantity": 2147483648}`, "invalid_quantity"},
+			{"largest quantity", "POST", "/orders/1/items", `{"product": "x", "quantity": 9223372036854775807, "unit_price": 350}`, "invalid_quantity"},
+			{"new order quantity over int32", "POST", "/orders", strings.Replace(placeWith("c", "n", "", "a", "x"), `"quantity": 1`, `"quantity": 2147483648`, 1), "invalid_quantity"},
+			{"NUL in customer", "POST", "/orders", placeWith("a\x00b", "n", "", "a", "x"), "invalid_customer"},
+			{"NUL in name", "POST", "/orders", placeWith("c", "n\x00", "", "a", "x"), "invalid_recipient"},
+			{"NUL in phone", "POST", "/orders", placeWith("c", "n", "\x00", "a", "x"), "invalid_recipient"},
+			{"NUL in address", "POST", "/orders", placeWith("c", "n", "", "a\x00", "x"), "invalid_recipient"},
+			{"NUL in product", "POST", "/orders", placeWith("c", "n", "", "a", "x\x00"), "invalid_product"},
+			{"NUL in added product", "POST", "/orders/1/items", `{"product": "x\u0000", "quantity": 1, "unit_price": 1}`, "invalid_product"},
+			{"NUL in code", "POST", "/orders/1/items/1/discounts", `{"code": "A\u0000", "percent": 10}`, "invalid_discount_code"},
+			{"long customer", "POST", "/orders", placeWith(tooLong, "n", "", "a", "x"), "invalid_customer"},
+			{"long name", "POST", "/orders", placeWith("c", tooLong, "", "a", "x"), "invalid_recipient"},
+			{"long address", "POST", "/orders", placeWith("c", "n", "", kilo, "x"), "invalid_recipient"},
+			{"long product", "POST", "/orders", placeWith("c", "n", "", "a", kilo), "invalid_product"},
+			{"long added product", "POST", "/orders/1/items", `{"product": "` + kilo + `", "quantity": 1, "unit_price": 1}`, "invalid_product"},
+			{"long code", "POST", "/orders/1/items/1/discounts", `{"code": "` + kilo + `", "percent": 10}`, "invalid_discount_code"},
+			{"NUL in listed customer", "GET", "/customers/a%00b/orders", "", "invalid_customer"},
+			{"invalid UTF-8 in listed customer", "GET", "/customers/a%FFb/orders", "", "invalid_customer"},
+			{"long listed customer", "GET", "/customers/" + kilo + "/orders", "", "invalid_customer"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				a.t = t
+				e := a.fails(tt.method, tt.path, tt.body, http.StatusUnprocessableEntity, tt.code)
+				assert.NotContains(t, e.Message, "\x00")
+			})
+		}
+		a.t = t
+		a.fails("DELETE", "/orders/1/items/1/discounts/A%00", "", http.StatusNotFound, "discount_not_found")
+		require.Empty(t, b.Log.Writes(), "nothing refused is written")
+		require.Equal(t, before, a.order("GET", "/orders/1", "", http.StatusOK))
+		for id := 3; id <= nextID; id++ {
+			a.fails("GET", "/orders/"+strconv.Itoa(id), "", http.StatusNotFound, "order_not_found")
+		}
+		require.NotContains(t, a.log.String(), "internal error")
+	})
+}
+
+// TestRedirectIsJSON checks the answers that do not come from a route's
+// use case but from the ServeMux: its redirect of a path not in its clean
+// form, and its 400 of a request for *.
+func TestRedirectIsJSON(t *testing.T) {
+	a := newAPI(t, infratest.SQLite(t))
+	a.order("POST", "/orders", placeAda, http.StatusCreated)
+
+	// Not followed, to see the redirect itself.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, path := range []string{"/orders//1", "/orders/2/../1"} {
+		req, err := http.NewRequest("GET", a.srv.URL+path, nil)
+		require.NoError(t, err)
+		req.URL.Opaque = path // as sent, not cleaned by the client
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode, "%s: %s", path, body)
+		require.Equal(t, "/orders/1", resp.Header.Get("Location"))
+		require.Equal(t, "application/json", resp.Header.Get("Content-Type"), string(body))
+		var e errorBody
+		strictDecode(t, body, &e)
+		require.Equal(t, "redirect", e.Code)
+	}
+
+	resp := rawRequest(t, a.srv.Listener.Addr().String(), "GET * HTTP/1.1\r\nHost: x\r\n\r\n")
+	require.Equal(t, http.StatusBadRequest, resp.status, string(resp.body))
+	require.Equal(t, "application/json", resp.header.Get("Content-Type"), string(resp.body))
+	var e errorBody
+	strictDecode(t, resp.body, &e)
+	require.Equal(t, "bad_request", e.Code)
+}
+
+// TestPanicIsJSON answers a panic of a handler with a JSON 500, logged
+// with its stack, and goes on serving.
+func TestPanicIsJSON(t *testing.T) {
+	log := &lockedBuffer{}
+	srv := httptest.NewServer(interfaces.NewHandler(application.NewService(panicking{}), slog.New(slog.NewTextHandler(log, nil))))
+	t.Cleanup(srv.Close)
+	p := &api{t: t, srv: srv, log: log}
+	e := p.fails("GET", "/orders/1", "", http.StatusInternalServerError, "internal")
+	assert.Equal(t, "internal error", e.Message)
+	assert.Contains(t, log.String(), "the repository broke")
+	assert.Contains(t, log.String(), "panicking.Find")
+	// The server goes on.
+	p.fails("GET", "/orders/x", "", http.StatusBadRequest, "bad_request")
+}
+
+// panicking is a repository whose every method panics.
+type panicking struct{ domain.Repository }
+
+func (panicking) Find(context.Context, domain.OrderID) (*domain.Order, error) {
+	panic("the repository broke")
+}
+
+// TestSlowBody sends a request whose body stops coming: when the server's
+// read timeout ends it, the answer is a JSON 408 that names no address of
+// the connection, and nothing is written.
+func TestSlowBody(t *testing.T) {
+	b := infratest.SQLite(t)
+	repo, err := infrastructure.NewOrderRepository(b.DB)
+	require.NoError(t, err)
+	srv := httptest.NewUnstartedServer(interfaces.NewHandler(application.NewService(repo), slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv.Config.ReadTimeout = 500 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	// The headers and the start of the body, then nothing: the client
+	// waits for the answer, which the server's timeout brings.
+	resp := rawRequest(t, srv.Listener.Addr().String(),
+		"POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"+`{"id": 1, "customer": "ada",`)
+	require.Equal(t, http.StatusRequestTimeout, resp.status, string(resp.body))
+	require.Equal(t, "application/json", resp.header.Get("Content-Type"), string(resp.body))
+	var e errorBody
+	strictDecode(t, resp.body, &e)
+	require.Equal(t, "request_timeout", e.Code)
+	host, _, err := net.SplitHostPort(srv.Listener.Addr().String())
+	require.NoError(t, err)
+	require.NotContains(t, string(resp.body), host, "no address of the connection")
+	require.NotContains(t, string(resp.body), "tcp")
+	require.Empty(t, b.Log.Writes())
+}
+
+// rawRequest sends raw, as it is, on a new connection to addr and reads
+// the answer, waiting for it 30 seconds at most.
+func rawRequest(t *testing.T, addr, raw string) response {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.NoError(t, conn.SetDeadline(time.Now().Add(30*time.Second)))
+	_, err = io.WriteString(conn, raw)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return response{resp.StatusCode, resp.Header, body}
 }
