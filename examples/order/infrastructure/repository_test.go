@@ -3,6 +3,8 @@ package infrastructure_test
 import (
 	"context"
 	"errors"
+	"math"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -850,5 +852,92 @@ func TestDiscounts(t *testing.T) {
 		_, ok := f.stored(t, orderID)
 		require.False(t, ok)
 		require.Zero(t, f.count(t, `SELECT count(*) FROM item_discounts`))
+	})
+}
+
+// TestValueLimits stores an order at the domain's limits on every
+// backend, and reads it back as it was: the largest quantity, amounts
+// near the largest Money, and texts of MaxTextLength characters of 4
+// bytes, random, so that PostgreSQL cannot compress them into its index
+// entries. Values beyond the limits are refused before any statement, or
+// after the load with nothing written, the same on every backend.
+func TestValueLimits(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		f := newFixture(t, b)
+		rnd := rand.New(rand.NewPCG(3, 4))
+		text := func() string {
+			var s strings.Builder
+			for range domain.MaxTextLength {
+				s.WriteRune(rune(0x1D400 + rnd.IntN(1000))) // 4 bytes in UTF-8
+			}
+			return s.String()
+		}
+		customer, product, code := text(), text(), text()
+		r, err := domain.NewRecipientInfo(text(), text(), text())
+		require.NoError(t, err)
+		o, err := f.svc.PlaceOrder(ctx(), 5, customer, r,
+			domain.ItemSpec{Product: product, Quantity: domain.MaxQuantity, UnitPrice: 4294967298},
+			domain.ItemSpec{Product: "penny", Quantity: 1, UnitPrice: 1})
+		require.NoError(t, err)
+		require.Equal(t, domain.Money(math.MaxInt64), o.Total())
+		o, err = f.svc.ApplyDiscount(ctx(), 5, 1, code, 1)
+		require.NoError(t, err)
+		o, _, err = f.svc.AddItem(ctx(), 5, domain.ItemSpec{Product: "filler", Quantity: 1, UnitPrice: math.MaxInt64 - o.Total()})
+		require.NoError(t, err)
+		require.Equal(t, domain.Money(math.MaxInt64), o.Total())
+
+		got, err := f.repo.Find(ctx(), 5)
+		require.NoError(t, err)
+		require.Equal(t, customer, got.Customer())
+		require.Equal(t, r, got.Recipient())
+		require.Equal(t, o.Total(), got.Total())
+		require.Len(t, got.Items(), 3)
+		it := got.Items()[0]
+		require.Equal(t, [3]any{product, domain.MaxQuantity, domain.Money(4294967298)}, [3]any{it.Product(), it.Quantity(), it.UnitPrice()})
+		require.Len(t, it.Discounts(), 1)
+		require.Equal(t, code, it.Discounts()[0].Code())
+		require.Equal(t, o.Items()[0].Subtotal(), it.Subtotal())
+		listed, err := f.repo.ListByCustomer(ctx(), customer, 0, 10)
+		require.NoError(t, err)
+		require.Len(t, listed, 1)
+		page, err := f.svc.ListByCustomer(ctx(), customer, 0, 0)
+		require.NoError(t, err)
+		require.Len(t, page.Orders, 1)
+
+		// Beyond the limits: refused before any statement.
+		f.Log.Reset()
+		for _, bad := range []string{"a\x00b", "a\xffb", customer + "x"} {
+			_, err = f.svc.PlaceOrder(ctx(), 6, bad, r, domain.ItemSpec{Product: "tea", Quantity: 1, UnitPrice: 1})
+			require.ErrorIs(t, err, domain.ErrInvalidCustomer)
+			_, err = f.svc.PlaceOrder(ctx(), 6, "ada", r, domain.ItemSpec{Product: bad, Quantity: 1, UnitPrice: 1})
+			require.ErrorIs(t, err, domain.ErrInvalidProduct)
+			_, err = f.svc.ListByCustomer(ctx(), bad, 0, 0)
+			require.ErrorIs(t, err, domain.ErrInvalidCustomer)
+		}
+		_, err = f.svc.PlaceOrder(ctx(), 6, "ada", r, domain.ItemSpec{Product: "tea", Quantity: domain.MaxQuantity + 1, UnitPrice: 1})
+		require.ErrorIs(t, err, domain.ErrInvalidQuantity)
+		require.Empty(t, f.Log.Statements())
+
+		// After the load: nothing written.
+		want, _ := f.stored(t, 5)
+		for _, tc := range []struct {
+			change func() error
+			want   error
+		}{
+			{func() error {
+				_, _, err := f.svc.AddItem(ctx(), 5, domain.ItemSpec{Product: "x", Quantity: 1, UnitPrice: 1})
+				return err
+			}, domain.ErrAmountTooLarge},
+			{func() error { _, err := f.svc.ChangeQuantity(ctx(), 5, 2, 2); return err }, domain.ErrAmountTooLarge},
+			{func() error { _, err := f.svc.ChangeQuantity(ctx(), 5, 2, domain.MaxQuantity+1); return err }, domain.ErrInvalidQuantity},
+			{func() error { _, err := f.svc.ApplyDiscount(ctx(), 5, 2, "a\x00", 10); return err }, domain.ErrInvalidDiscountCode},
+			{func() error { _, err := f.svc.RemoveDiscount(ctx(), 5, 1, code); return err }, domain.ErrAmountTooLarge},
+		} {
+			f.Log.Reset()
+			require.ErrorIs(t, tc.change(), tc.want)
+			require.Empty(t, f.Log.Writes())
+			got, _ := f.stored(t, 5)
+			require.Equal(t, want, got)
+		}
 	})
 }
