@@ -41,6 +41,7 @@ import (
 	"fmt"
 
 	"github.com/dddkit/dddkit/diff"
+	"github.com/dddkit/dddkit/tracking"
 )
 
 // Sentinel errors, usable with errors.Is.
@@ -88,6 +89,10 @@ var (
 	// ErrCycle is [diff.ErrCycle].
 	ErrCycle = diff.ErrCycle
 )
+
+// ErrUnfinished is [tracking.ErrUnfinished]: an aggregate saved in a unit
+// of work that has not ended is saved or removed outside it.
+var ErrUnfinished = tracking.ErrUnfinished
 
 // Repository is a collection-like store of aggregates of type T (a pointer
 // to the root) identified by ID.

@@ -236,9 +236,17 @@ func (s *AggregateRepositorySupport[T, ID]) Detach(ctx context.Context, agg T) {
 // advances the snapshot, at once or, in a tracking scope, when the scope
 // commits. When a hook fails, the snapshot and the version are left as they
 // were.
+//
+// An aggregate saved in a unit of work that has not ended (a transaction
+// of the caller's whose end was never told, say) cannot be saved or
+// removed outside it: Save and Remove fail with an error wrapping
+// [ErrUnfinished] and write nothing, until the unit of work ends.
 func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) error {
 	if typeinfo.IsNil(agg) {
 		return fmt.Errorf("repository: save: %w: nil aggregate", ErrUnsupported)
+	}
+	if err := s.tracker.Pending(ctx, agg); err != nil {
+		return opError("save", err)
 	}
 	snap, err := s.tracker.Snapshot(ctx, agg)
 	if errors.Is(err, tracking.ErrNotTracked) {
@@ -322,6 +330,9 @@ func (s *AggregateRepositorySupport[T, ID]) insert(ctx context.Context, agg T) e
 func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) error {
 	if typeinfo.IsNil(agg) {
 		return fmt.Errorf("repository: remove: %w: nil aggregate", ErrUnsupported)
+	}
+	if err := s.tracker.Pending(ctx, agg); err != nil {
+		return opError("remove", err)
 	}
 	version := s.readVersion(agg)
 	if snap, err := s.tracker.Snapshot(ctx, agg); err == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"runtime"
 	"unsafe"
 
 	"github.com/dddkit/dddkit/ddd"
@@ -68,8 +67,7 @@ func (p Prepared[T]) Commit(ctx context.Context) error {
 	}
 	t, v, next := p.t, p.v, p.next
 	if s, ok := FromContext(ctx); ok {
-		s.stage(stagedKey[T]{t, w}, &staged{snap: next, apply: func() { t.install(v, w, next) }})
-		runtime.KeepAlive(v)
+		t.stage(s, v, w, &staged{snap: next, apply: func() { t.install(v, w, next) }})
 		return nil
 	}
 	t.install(v, w, next)

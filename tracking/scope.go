@@ -30,6 +30,9 @@ type staged struct {
 	detached bool
 	snap     any    // the pending snapshot (a T) when !detached
 	apply    func() // applies this pending state to its tracker
+	// mark, when set, is called once the state is staged, and end when
+	// the scope ends, after apply when it commits (see Tracker.Pending).
+	mark, end func()
 }
 
 // NewScope returns an empty scope.
@@ -68,6 +71,16 @@ func (s *Scope) Commit() {
 	for _, k := range order {
 		st[k].apply()
 	}
+	ended(order, st)
+}
+
+// ended tells the staged states of a scope that it ended.
+func ended(order []any, st map[any]*staged) {
+	for _, k := range order {
+		if f := st[k].end; f != nil {
+			f()
+		}
+	}
 }
 
 // Rollback drops the staged changes, undoes what the scope was told to undo
@@ -80,11 +93,13 @@ func (s *Scope) Rollback() {
 	}
 	s.done = true
 	undo := s.undo
+	order, st := s.order, s.staged
 	s.order, s.staged, s.identity, s.undo = nil, nil, nil, nil
 	s.mu.Unlock()
 	for i := len(undo) - 1; i >= 0; i-- {
 		undo[i]()
 	}
+	ended(order, st)
 }
 
 // OnRollback registers f to run if the scope rolls back; functions run in
@@ -117,10 +132,14 @@ func (s *Scope) stage(key any, st *staged) {
 	if s.staged == nil {
 		s.staged = make(map[any]*staged)
 	}
-	if _, ok := s.staged[key]; !ok {
+	_, ok := s.staged[key]
+	if !ok {
 		s.order = append(s.order, key)
 	}
 	s.staged[key] = st
+	if st.mark != nil && !ok {
+		st.mark()
+	}
 }
 
 func (s *Scope) pending(key any) (*staged, bool) {

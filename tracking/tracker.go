@@ -17,6 +17,12 @@ import (
 // ErrNotTracked reports an aggregate that the tracker holds no snapshot of.
 var ErrNotTracked = errors.New("tracking: aggregate is not tracked")
 
+// ErrUnfinished reports an aggregate that has changes staged in a [Scope]
+// that has not ended: until it commits or rolls back, what the store holds
+// of the aggregate is unknown outside the scope, and a save there could
+// write its changes twice. See [Tracker.Pending].
+var ErrUnfinished = errors.New("tracking: the aggregate was saved in a unit of work that has not ended: end it (commit or roll back), or load the aggregate again")
+
 // Tracker keeps a snapshot of each attached aggregate and reports how the
 // aggregate differs from it. T is a pointer to a struct, such as *Order.
 // The zero Tracker is empty and ready to use; [NewTracker] returns one too.
@@ -34,6 +40,8 @@ var ErrNotTracked = errors.New("tracking: aggregate is not tracked")
 type Tracker[T any] struct {
 	mu      sync.RWMutex
 	entries map[weak.Pointer[byte]]*entry[T]
+	// pending holds the aggregates staged in a scope that has not ended.
+	pending map[weak.Pointer[byte]]*pendingIn
 	peak    int // the most entries since the map was last rebuilt
 	once    sync.Once
 	typeErr error
@@ -51,6 +59,78 @@ type entry[T any] struct {
 type stagedKey[T any] struct {
 	t *Tracker[T]
 	w weak.Pointer[byte]
+}
+
+// pendingIn is the scope an aggregate is staged in. The scope is held
+// weakly: one dropped without ending leaves the aggregate pending for
+// good, until the aggregate itself is dropped.
+type pendingIn struct {
+	scope   weak.Pointer[Scope]
+	cleanup runtime.Cleanup
+}
+
+// stage stages st, the state of v (of handle w), in s, and records v as
+// pending in s until s ends.
+func (t *Tracker[T]) stage(s *Scope, v T, w weak.Pointer[byte], st *staged) {
+	ws := weak.Make(s)
+	st.mark = func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if p, ok := t.pending[w]; ok {
+			if p.scope == ws {
+				return
+			}
+			p.cleanup.Stop()
+		}
+		if t.pending == nil {
+			t.pending = make(map[weak.Pointer[byte]]*pendingIn)
+		}
+		t.pending[w] = &pendingIn{scope: ws, cleanup: runtime.AddCleanup((*byte)(typeinfo.PtrOf(v)), t.settle, w)}
+	}
+	st.end = func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if p, ok := t.pending[w]; ok && p.scope == ws {
+			p.cleanup.Stop()
+			delete(t.pending, w)
+		}
+	}
+	s.stage(stagedKey[T]{t, w}, st)
+	runtime.KeepAlive(v)
+}
+
+// settle forgets a pending aggregate that is no longer reachable.
+func (t *Tracker[T]) settle(w weak.Pointer[byte]) {
+	t.mu.Lock()
+	delete(t.pending, w)
+	t.mu.Unlock()
+}
+
+// Pending returns an error wrapping [ErrUnfinished] when v has changes
+// staged (attached, advanced or detached) in a scope that has not ended,
+// other than the scope of ctx; nil otherwise. A repository calls it
+// before it saves or removes v: a scope whose end is never told (a
+// transaction of the caller's, committed or rolled back without saying
+// so) must not let a later save outside it write v's changes, or insert
+// v, a second time.
+func (t *Tracker[T]) Pending(ctx context.Context, v T) error {
+	p := typeinfo.PtrOf(v)
+	if p == nil {
+		return nil
+	}
+	w := weak.Make((*byte)(p))
+	t.mu.RLock()
+	pi, ok := t.pending[w]
+	t.mu.RUnlock()
+	if !ok {
+		return nil
+	}
+	if s := pi.scope.Value(); s != nil {
+		if cur, ok := FromContext(ctx); (ok && cur == s) || s.Done() {
+			return nil
+		}
+	}
+	return ErrUnfinished
 }
 
 // NewTracker returns an empty tracker.
@@ -102,8 +182,7 @@ func (t *Tracker[T]) put(ctx context.Context, v T) error {
 		return fmt.Errorf("tracking: snapshot: %w", err)
 	}
 	if s, ok := FromContext(ctx); ok {
-		s.stage(stagedKey[T]{t, w}, &staged{snap: snap, apply: func() { t.install(v, w, snap) }})
-		runtime.KeepAlive(v)
+		t.stage(s, v, w, &staged{snap: snap, apply: func() { t.install(v, w, snap) }})
 		return nil
 	}
 	t.install(v, w, snap)
@@ -157,7 +236,7 @@ func (t *Tracker[T]) Detach(ctx context.Context, v T) {
 		return
 	}
 	if s, ok := FromContext(ctx); ok {
-		s.stage(stagedKey[T]{t, w}, &staged{detached: true, apply: func() { t.remove(v, w) }})
+		t.stage(s, v, w, &staged{detached: true, apply: func() { t.remove(v, w) }})
 		return
 	}
 	t.remove(v, w)

@@ -344,3 +344,33 @@ func TestInScopeGoexit(t *testing.T) {
 	<-done
 	assert.False(t, tr.Tracked(context.Background(), c), "staged work of an ended goroutine is not committed")
 }
+
+func TestPending(t *testing.T) {
+	bg := context.Background()
+	tr := tracking.NewTracker[*cart]()
+	c, d := newCart(1), newCart(2)
+	require.NoError(t, tr.Attach(bg, c))
+	require.NoError(t, tr.Pending(bg, c), "attached outside any scope")
+
+	sc := tracking.NewScope()
+	ctx := tracking.WithScope(bg, sc)
+	c.owner = "bob"
+	require.NoError(t, tr.Attach(ctx, c))
+	require.NoError(t, tr.Attach(ctx, d))
+	assert.NoError(t, tr.Pending(ctx, c), "in its own scope")
+	assert.ErrorIs(t, tr.Pending(bg, c), tracking.ErrUnfinished, "outside it, until it ends")
+	assert.ErrorIs(t, tr.Pending(tracking.WithScope(bg, tracking.NewScope()), d), tracking.ErrUnfinished, "in another scope")
+	snap, err := tr.Snapshot(bg, c)
+	require.NoError(t, err)
+	assert.Equal(t, "ann", snap.owner, "the committed snapshot is still readable")
+	sc.Commit()
+	assert.NoError(t, tr.Pending(bg, c))
+	assert.NoError(t, tr.Pending(bg, d))
+
+	sc = tracking.NewScope()
+	tr.Detach(tracking.WithScope(bg, sc), c)
+	assert.ErrorIs(t, tr.Pending(bg, c), tracking.ErrUnfinished)
+	sc.Rollback()
+	assert.NoError(t, tr.Pending(bg, c), "a rollback ends it too")
+	assert.True(t, tr.Tracked(bg, c))
+}

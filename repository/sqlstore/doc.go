@@ -398,7 +398,26 @@
 // The DB never commits or rolls back such a transaction. A failed save is
 // rolled back to its savepoint at once, so that the transaction stays
 // usable for the service's statements. Once told, the context's operations,
-// and [DB.InTx] and Update with it, fail with [ErrTxDone].
+// and [DB.InTx] and Update with it, fail with [ErrTxDone]. Until told, the
+// aggregates saved in it cannot be saved or removed elsewhere: Save and
+// Remove fail with an error wrapping [repository.ErrUnfinished], rather
+// than write their changes (or insert them, under new generated keys) a
+// second time.
+//
+// The safe form is [DB.InPGXTx] or [DB.InSQLTx]: it runs a function in the
+// caller's transaction, then commits the transaction when the function
+// returns nil and rolls it back otherwise, and tells the unit of work
+// which, so that there is nothing left to forget:
+//
+//	tx, err := x.BeginTxx(ctx, nil) // an *sqlx.Tx
+//	...
+//	err = db.InSQLTx(ctx, tx.Tx, func(ctx context.Context) error {
+//		if err := orders.Save(ctx, o); err != nil {
+//			return err
+//		}
+//		_, err := tx.ExecContext(ctx, "...") // the service's own statements
+//		return err
+//	})
 //
 // # Observing statements
 //

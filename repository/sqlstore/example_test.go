@@ -141,6 +141,57 @@ func ExampleDB_JoinSQL() {
 	// COMMIT []
 }
 
+// ExampleDB_InSQLTx saves a cart in a transaction the caller began, next
+// to a statement of the caller's, and lets the DB commit the transaction
+// and tell the unit of work: nothing is left to forget.
+func ExampleDB_InSQLTx() {
+	x, db, carts, done := openShop(func(s sqlstore.Statement) { fmt.Println(s.SQL, s.Args) })
+	defer done()
+	x.MustExec(`CREATE TABLE audit (what TEXT NOT NULL)`)
+
+	ctx := context.Background()
+	tx, err := x.BeginTxx(ctx, nil) // the caller's transaction
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tx.Rollback() // a no-op once InSQLTx ended it
+	cart := &Cart{id: 1, owner: "alice", lines: []*Line{{id: 1, product: "tea", quantity: 1}}}
+	err = db.InSQLTx(ctx, tx.Tx, func(ctx context.Context) error {
+		if err := carts.Save(ctx, cart); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO audit (what) VALUES ('cart 1 created')`)
+		return err
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// tx committed, and the snapshot advanced with it: the next save sends
+	// only the change.
+	fmt.Println("--")
+	cart.lines[0].quantity = 2
+	if err := carts.Save(ctx, cart); err != nil {
+		log.Fatal(err)
+	}
+	var n int
+	if err := x.Get(&n, `SELECT count(*) FROM audit`); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(n, "audit row")
+	// Output:
+	// SAVEPOINT dddkit_save []
+	// INSERT INTO "carts" ("id", "owner", "version") VALUES (?, ?, ?) [1 alice 0]
+	// INSERT INTO "cart_lines" ("cart_id", "id", "product", "quantity") VALUES (?, ?, ?, ?) [1 1 tea 1]
+	// RELEASE SAVEPOINT dddkit_save []
+	// --
+	// BEGIN []
+	// UPDATE "carts" SET "version" = ? WHERE "id" = ? AND "version" = ? [1 1 0]
+	// UPDATE "cart_lines" SET "quantity" = ? WHERE "cart_id" = ? AND "id" = ? [2 1 1]
+	// COMMIT []
+	// 1 audit row
+}
+
 // ExampleRepository_FindAll queries carts by a condition, a page at a time
 // by key, printing the statements of one page: the roots, then the lines of
 // the selected roots.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/tracking"
 )
 
@@ -17,6 +18,13 @@ import (
 // which advances the snapshots of the aggregates saved in it, and
 // [Joined.RolledBack] otherwise, which drops them, so that a retry sends
 // the same changes again.
+//
+// Until it is told, the aggregates saved in it cannot be saved or removed
+// outside it: Save and Remove fail with an error wrapping
+// [repository.ErrUnfinished], instead of writing their changes, or
+// inserting them, a second time. [DB.InPGXTx] and [DB.InSQLTx] run a
+// function in the caller's transaction, commit it and tell the unit of
+// work in one call, and cannot be left unfinished.
 //
 // The zero Joined, and a nil one, ends nothing: their methods do nothing.
 type Joined struct {
@@ -107,4 +115,93 @@ func (j *Joined) end(committed bool) {
 	} else {
 		j.sc.Rollback()
 	}
+}
+
+// InPGXTx runs fn in tx, a transaction the caller began on db's database
+// (pool.Begin, say), as the context of [DB.JoinPGX] does, and then ends tx
+// and tells the unit of work how it ended: it commits tx when fn returns
+// nil, and rolls it back when fn returns an error or panics (the panic
+// goes on after the rollback). fn may send statements of its own on tx.
+// It is JoinPGX with nothing left for the caller to tell: the snapshots of
+// the aggregates saved in fn advance exactly when tx commits.
+//
+// InPGXTx returns nil only when tx committed; fn's error (joined with the
+// rollback's); or the error of the COMMIT, which matches
+// [repository.ErrOutcomeUnknown] when the answer to it was lost, or when
+// fn ended tx itself. When ctx is done by the time fn returns nil, tx is
+// rolled back and the error wraps ctx's error. It fails without running
+// fn for the reasons JoinPGX does.
+func (db *DB) InPGXTx(ctx context.Context, tx pgx.Tx, fn func(ctx context.Context) error) error {
+	if fn == nil {
+		return errors.New("sqlstore: InPGXTx: nil function")
+	}
+	jctx, j, err := db.JoinPGX(ctx, tx)
+	if err != nil {
+		return err
+	}
+	return inCallerTx(ctx, jctx, j, fn, func() error {
+		return tx.Commit(ctx)
+	}, func() error {
+		rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), db.cancelWait())
+		defer stop()
+		return tx.Rollback(rctx)
+	})
+}
+
+// InSQLTx is [DB.InPGXTx] for a DB of [NewSQL] or [NewSQLDB], and tx a
+// database/sql transaction of the same database (for an *sqlx.Tx, its
+// embedded *sql.Tx), as [DB.JoinSQL] joins it.
+func (db *DB) InSQLTx(ctx context.Context, tx *sql.Tx, fn func(ctx context.Context) error) error {
+	if fn == nil {
+		return errors.New("sqlstore: InSQLTx: nil function")
+	}
+	jctx, j, err := db.JoinSQL(ctx, tx)
+	if err != nil {
+		return err
+	}
+	return inCallerTx(ctx, jctx, j, fn, tx.Commit, tx.Rollback)
+}
+
+// inCallerTx runs fn with jctx, the context of j, then commits or rolls
+// back the caller's transaction and tells j.
+func inCallerTx(ctx, jctx context.Context, j *Joined, fn func(context.Context) error, commit, rollback func() error) (err error) {
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		p := recover()
+		_ = rollback()
+		j.RolledBack()
+		if p != nil {
+			panic(p)
+		}
+	}()
+	err = fn(jctx)
+	returned = true
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("sqlstore: not committed: %w", ctx.Err())
+	}
+	if err != nil {
+		rerr := rollback()
+		j.RolledBack()
+		if rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) && !errors.Is(rerr, sql.ErrTxDone) {
+			return errors.Join(err, fmt.Errorf("sqlstore: rollback: %w", rerr))
+		}
+		return err
+	}
+	if cerr := commit(); cerr != nil {
+		// The snapshots stay where they were: a retry sends the changes
+		// again, and the version check tells whether they were applied.
+		j.RolledBack()
+		switch {
+		case errors.Is(cerr, pgx.ErrTxClosed) || errors.Is(cerr, sql.ErrTxDone):
+			return fmt.Errorf("sqlstore: commit: %w: the transaction was ended inside the function: %w", repository.ErrOutcomeUnknown, cerr)
+		case failed(cerr, true):
+			return fmt.Errorf("sqlstore: commit: %w", classify(nil, cerr))
+		}
+		return fmt.Errorf("sqlstore: commit: %w: %w", repository.ErrOutcomeUnknown, cerr)
+	}
+	j.Committed()
+	return nil
 }

@@ -2,8 +2,11 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -18,6 +21,9 @@ type callerTx struct {
 	commit   func() error
 	rollback func()
 	join     func(ctx context.Context) (context.Context, *Joined, error)
+	// pgx or sql is the transaction itself.
+	pgx pgx.Tx
+	sql *sql.Tx
 }
 
 func (b *backend) begin(t *testing.T) callerTx {
@@ -36,6 +42,7 @@ func (b *backend) begin(t *testing.T) callerTx {
 			commit:   func() error { return tx.Commit(ctx) },
 			rollback: func() { require.NoError(t, tx.Rollback(ctx)) },
 			join:     func(ctx context.Context) (context.Context, *Joined, error) { return b.db.JoinPGX(ctx, tx) },
+			pgx:      tx,
 		}
 	case sqlRaw:
 		tx, err := r.x.BeginTxx(ctx, nil)
@@ -49,6 +56,7 @@ func (b *backend) begin(t *testing.T) callerTx {
 			commit:   tx.Commit,
 			rollback: func() { require.NoError(t, tx.Rollback()) },
 			join:     func(ctx context.Context) (context.Context, *Joined, error) { return b.db.JoinSQL(ctx, tx.Tx) },
+			sql:      tx.Tx,
 		}
 	}
 	t.Fatalf("no transaction for %T", b.raw)
@@ -181,5 +189,160 @@ func TestJoinBadInput(t *testing.T) {
 		require.NoError(t, tx.commit())
 		j.Committed()
 		assert.EqualValues(t, 1, b.raw.count(t, "SELECT count(*) FROM customers WHERE name = ?", "frank"))
+	})
+}
+
+// TestJoinUnfinished checks that the aggregates saved in a joined unit of
+// work whose end is never told cannot be saved again outside it: the save
+// fails with ErrUnfinished and writes nothing, where it would otherwise
+// insert a child, or the whole aggregate, a second time under new
+// generated keys. Once told, they save as usual.
+func TestJoinUnfinished(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		b.raw.exec(t, `CREATE TABLE flats (id BIGINT PRIMARY KEY)`)
+		if b.db.dialect.anyArray {
+			b.raw.exec(t, `CREATE TABLE flat_lines (id BIGSERIAL PRIMARY KEY, flat_id BIGINT NOT NULL REFERENCES flats (id), label TEXT NOT NULL)`)
+		} else {
+			b.raw.exec(t, `CREATE TABLE flat_lines (id INTEGER PRIMARY KEY, flat_id BIGINT NOT NULL REFERENCES flats (id), label TEXT NOT NULL)`)
+		}
+		m, err := NewMapping[*genFlat](Table{Name: "flats"}, Child{Field: "lines", Table: "flat_lines", ParentKey: "flat_id"})
+		require.NoError(t, err)
+		repo, err := NewRepository[*genFlat, int64](b.db, m)
+		require.NoError(t, err)
+		require.NoError(t, repo.Save(ctx, &genFlat{id: 1, lines: []genFlatLine{{label: "x"}}}))
+
+		// An element added in the caller's transaction, which commits;
+		// the unit of work is never told.
+		tx := b.begin(t)
+		jctx, j, err := tx.join(ctx)
+		require.NoError(t, err)
+		g, err := repo.Find(jctx, 1)
+		require.NoError(t, err)
+		g.lines = append(g.lines, genFlatLine{id: -1, label: "y"})
+		require.NoError(t, repo.Save(jctx, g))
+		require.NoError(t, tx.commit())
+		err = repo.Save(ctx, g)
+		require.ErrorIs(t, err, repository.ErrUnfinished)
+		require.ErrorIs(t, repo.Remove(ctx, g), repository.ErrUnfinished)
+		assert.EqualValues(t, 2, b.raw.count(t, "SELECT count(*) FROM flat_lines"), "the line is not inserted twice")
+		j.Committed()
+		require.NoError(t, repo.Save(ctx, g), "told, the unit of work is over: nothing left to save")
+		assert.EqualValues(t, 2, b.raw.count(t, "SELECT count(*) FROM flat_lines"))
+
+		// A new aggregate with a generated key, inserted in the caller's
+		// transaction.
+		gm := genSchema(t, b)
+		roots, err := NewRepository[*genRoot, int64](b.db, gm)
+		require.NoError(t, err)
+		tx = b.begin(t)
+		jctx, j, err = tx.join(ctx)
+		require.NoError(t, err)
+		r := &genRoot{name: "new", lines: []*genLine{{label: "a"}}}
+		require.NoError(t, roots.Save(jctx, r))
+		require.NoError(t, tx.commit())
+		require.ErrorIs(t, roots.Save(ctx, r), repository.ErrUnfinished)
+		assert.EqualValues(t, 1, b.raw.count(t, "SELECT count(*) FROM gen_roots"), "not inserted twice")
+		assert.EqualValues(t, 1, b.raw.count(t, "SELECT count(*) FROM gen_lines"))
+		j.Committed()
+		r.name = "renamed"
+		require.NoError(t, roots.Save(ctx, r))
+		assert.EqualValues(t, 1, b.raw.count(t, "SELECT count(*) FROM gen_roots"))
+	})
+}
+
+// TestInCallerTx checks InPGXTx and InSQLTx: the caller's transaction is
+// committed when the function returns nil and rolled back otherwise, and
+// the unit of work is told which, so that the snapshots follow.
+func TestInCallerTx(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		repo := b.repo(t)
+		in := func(ctx context.Context, tx callerTx, fn func(ctx context.Context) error) error {
+			switch {
+			case tx.pgx != nil:
+				return b.db.InPGXTx(ctx, tx.pgx, fn)
+			default:
+				return b.db.InSQLTx(ctx, tx.sql, fn)
+			}
+		}
+
+		// Committed: the insert and the caller's row are kept, and the
+		// snapshot advanced.
+		tx := b.begin(t)
+		o := newOrder(1, "alice", threeItems()...)
+		require.NoError(t, in(ctx, tx, func(ctx context.Context) error {
+			if err := repo.Save(ctx, o); err != nil {
+				return err
+			}
+			return tx.exec("INSERT INTO customers (name) VALUES (?)", "carol")
+		}))
+		assert.True(t, b.exists(t, 1))
+		assert.EqualValues(t, 1, b.raw.count(t, "SELECT count(*) FROM customers WHERE name = ?", "carol"))
+		b.log.take()
+		o.setQuantity(1, 4)
+		require.NoError(t, repo.Save(ctx, o))
+		assert.Len(t, dml(b.log.take()), 2, "the version check and the one changed item")
+
+		// An error of the function rolls back: the change is gone, and
+		// the snapshot did not advance.
+		errStop := errors.New("stop")
+		tx = b.begin(t)
+		o.setQuantity(2, 7)
+		err := in(ctx, tx, func(ctx context.Context) error {
+			if err := repo.Save(ctx, o); err != nil {
+				return err
+			}
+			require.NoError(t, tx.exec("INSERT INTO customers (name) VALUES (?)", "dave"))
+			return errStop
+		})
+		require.ErrorIs(t, err, errStop)
+		assert.Equal(t, 2, b.load(t, 1).item(2).quantity)
+		assert.Zero(t, b.raw.count(t, "SELECT count(*) FROM customers WHERE name = ?", "dave"))
+		require.NoError(t, repo.Save(ctx, o), "the change is sent again")
+		assert.Equal(t, 7, b.load(t, 1).item(2).quantity)
+
+		// A panic rolls back, and goes on.
+		tx = b.begin(t)
+		o.setQuantity(3, 9)
+		assert.Panics(t, func() {
+			_ = in(ctx, tx, func(ctx context.Context) error {
+				require.NoError(t, repo.Save(ctx, o))
+				panic("boom")
+			})
+		})
+		assert.Equal(t, 3, b.load(t, 1).item(3).quantity)
+		require.NoError(t, repo.Save(ctx, o))
+		assert.Equal(t, 9, b.load(t, 1).item(3).quantity)
+
+		// A context done when the function returns: rolled back.
+		tx = b.begin(t)
+		o.setQuantity(1, 5)
+		done, cancel := context.WithCancel(ctx)
+		err = in(done, tx, func(ctx context.Context) error {
+			err := repo.Save(ctx, o)
+			cancel()
+			return err
+		})
+		require.ErrorIs(t, err, context.Canceled)
+		assert.NotErrorIs(t, err, repository.ErrOutcomeUnknown)
+		assert.Equal(t, 4, b.load(t, 1).item(1).quantity)
+
+		// The function ended the transaction itself: the outcome is not
+		// known to the DB.
+		tx = b.begin(t)
+		err = in(ctx, tx, func(ctx context.Context) error {
+			if err := repo.Save(ctx, o); err != nil {
+				return err
+			}
+			return tx.commit()
+		})
+		require.ErrorIs(t, err, repository.ErrOutcomeUnknown)
+		assert.Equal(t, 5, b.load(t, 1).item(1).quantity, "committed by the function")
+
+		// Bad input fails before the function runs.
+		ran := false
+		require.Error(t, in(ctx, callerTx{pgx: nil, sql: nil}, func(context.Context) error { ran = true; return nil }))
+		assert.False(t, ran)
 	})
 }
