@@ -846,7 +846,10 @@ func (db *DB) sqlExec(ctx context.Context, c sqlConn, stmts []stmt) (int, error)
 	for i := range stmts {
 		s := &stmts[i]
 		trip, start := db.nextTrip(), time.Now()
-		err := classify(s, sqlOne(ctx, c, s))
+		args, err := db.dialect.bindArgs(s.args)
+		if err == nil {
+			err = classify(s, sqlOne(ctx, c, s, args))
+		}
 		db.report(ctx, s.sql, s.args, trip, err, time.Since(start))
 		if err != nil {
 			return i, err
@@ -855,9 +858,10 @@ func (db *DB) sqlExec(ctx context.Context, c sqlConn, stmts []stmt) (int, error)
 	return len(stmts), nil
 }
 
-func sqlOne(ctx context.Context, c sqlConn, s *stmt) error {
+// sqlOne runs s on c, with args, s's arguments as the dialect sends them.
+func sqlOne(ctx context.Context, c sqlConn, s *stmt, args []any) error {
 	if s.scan == nil && s.check != checkRow {
-		res, err := c.ExecContext(ctx, s.sql, s.args...)
+		res, err := c.ExecContext(ctx, s.sql, args...)
 		if err != nil || (s.check != checkRows && s.affected == nil) {
 			return err
 		}
@@ -873,7 +877,7 @@ func sqlOne(ctx context.Context, c sqlConn, s *stmt) error {
 		}
 		return nil
 	}
-	rows, err := c.QueryContext(ctx, s.sql, s.args...)
+	rows, err := c.QueryContext(ctx, s.sql, args...)
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,10 @@ type dialect struct {
 	// snapshot are the options of a database/sql transaction whose
 	// statements read one snapshot.
 	snapshot *sql.TxOptions
+	// timeText reports a database without a time type, which compares
+	// times as text: every time.Time is sent in one form that sorts by
+	// instant (see timeval.go).
+	timeText bool
 }
 
 // dialectFor returns the dialect of a database/sql driver name.

@@ -11,5 +11,5 @@ import "database/sql"
 var sqlite = &dialect{
 	name: "sqlite", title: "SQLite", maxParams: 32766,
 	serializable: true, connBegin: true, offsetAll: " LIMIT -1",
-	snapshot: &sql.TxOptions{},
+	snapshot: &sql.TxOptions{}, timeText: true,
 }

@@ -27,8 +27,9 @@
 // pgx, an IN (?, ?, ...) list on SQLite and with lib/pq, which cannot bind
 // a Go slice); the parameter limit that splits multi-row INSERTs and IN
 // lists (65535 on PostgreSQL, 32766 on SQLite); SELECT ... FOR UPDATE
-// (PostgreSQL only); the isolation of a load's snapshot. Identifiers are
-// quoted the same way on both ("sales"."orders").
+// (PostgreSQL only); the isolation of a load's snapshot; the form in which
+// times are sent (see Times). Identifiers are quoted the same way on both
+// ("sales"."orders").
 //
 // # Mapping
 //
@@ -197,6 +198,37 @@
 // and SQLite matches no row. A comparison with NULL never holds in SQL:
 // select NULL with [IsNull]. Limit(0) means no limit; a negative limit or
 // offset is refused.
+//
+// # Times
+//
+// A time.Time is compared by its instant on every backend, whatever its
+// location: found as a key (or a part of one), compared in conditions
+// ([Ge], [In], ...), ordered and paged by [Query.After]. On PostgreSQL,
+// store times in timestamptz columns, which compare instants (a timestamp
+// column without time zone keeps the wall clock pgx sends and loses the
+// zone), and keep microseconds. SQLite has no time type: it compares
+// times as text. Every time sent to SQLite, by stores and by [DB.Exec]
+// and [DB.Query] alike (a time.Time, a *time.Time, or a driver.Valuer
+// whose value is a time, such as sql.NullTime), is therefore written in
+// one form, UTC with nine fractional digits, "2026-03-29
+// 00:30:00.123456789Z": fixed in width, so that text order is instant
+// order, and read by SQLite's date and time functions. Declare such
+// columns DATETIME (or TIMESTAMP, or DATE): the modernc driver reads them
+// back as times only with such a declared type. Times written in another
+// form, by other programs or by a column's DEFAULT (CURRENT_TIMESTAMP
+// writes "2026-03-29 00:30:00"), do not compare with it as instants:
+// write them in the same form, for example with strftime('%Y-%m-%d
+// %H:%M:%f000000Z', 'now') (nanoseconds padded with zeros). Years
+// outside 0 to 9999 have no such form and are refused.
+//
+// The time.Time and *time.Time fields of loaded aggregates are in UTC on
+// every backend (pgx reads a timestamptz in time.Local, and the SQLite
+// driver in the location of the text, or that of its _timezone option).
+// [DB.Query] and [DB.QueryRow] scan as the driver does. Package diff
+// compares times by instant, so a time loaded in UTC is no change. A time
+// used as an identity is hashed by Go with its location (time.Time values
+// of one instant in two locations are different map keys): keep such
+// identities in UTC.
 //
 // # Optimistic locking
 //

@@ -132,8 +132,9 @@ type table struct {
 	quoted  string
 	typ     reflect.Type // the struct
 	cols    []column
-	key     int // index in cols of the key column
-	version int // index in cols of the version column, or -1
+	key     int   // index in cols of the key column
+	version int   // index in cols of the version column, or -1
+	times   []int // indexes in cols of the time columns (timeCols)
 	// generated: the key is made by the database when it is zero.
 	generated bool
 }
@@ -403,6 +404,7 @@ func newTable(name, key string, t reflect.Type) (table, []collField, error) {
 		}
 	}
 	tb.generated = tb.cols[tb.key].generated
+	tb.times = timeCols(tb.cols)
 	return tb, colls, nil
 }
 

@@ -240,6 +240,7 @@ func (s *Store[T, ID]) selectAgg(ctx context.Context, op, root string, id ID) (T
 		if err := r.Scan(dests...); err != nil {
 			return err
 		}
+		rt.inUTC(base)
 		l.root(base, rt.cols[rt.key].value(base))
 		return nil
 	}})

@@ -51,6 +51,7 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 		if err := r.Scan(dests...); err != nil {
 			return err
 		}
+		rt.inUTC(base)
 		l.root(base, kc.value(base))
 		roots = append(roots, rv)
 		return nil
@@ -155,7 +156,7 @@ func (s *Store[T, ID]) SelectByIDs(ctx context.Context, ids []ID) ([]T, error) {
 		if !iv.IsValid() || !iv.CanConvert(kt) || !sameKindFamily(iv.Kind(), kt.Kind()) || !fits(iv, kt) {
 			return nil, s.fail("select", fmt.Errorf("%w: identity %v of type %T for a key column of type %v", ErrQuery, id, id, kt))
 		}
-		key := iv.Convert(kt).Interface()
+		key := utcKey(iv.Convert(kt).Interface())
 		if agg, ok := byID[key]; ok {
 			out = append(out, agg)
 			delete(byID, key)

@@ -230,11 +230,12 @@ func (l *loader) scan(c *child) func(r rowScanner) error {
 		if err := r.Scan(d...); err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
+		c.inUTC(p)
 		pi, ok := 0, true
 		if nr > 0 {
 			vals := make([]any, nr)
 			for i, rp := range l.refs[c.index] {
-				vals[i] = reflect.ValueOf(rp).Elem().Interface()
+				vals[i] = utcKey(reflect.ValueOf(rp).Elem().Interface())
 			}
 			pi, ok = l.resolve(c, vals)
 		}
