@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"sync"
 
 	"github.com/dddkit/dddkit/internal/typeinfo"
 )
@@ -37,11 +38,23 @@ type valueKind struct {
 	num reflect.Type // the numeric type of famInt and famFloat
 }
 
+// kinds caches kindOf, which may call a Value method.
+var kinds sync.Map // reflect.Type -> valueKind
+
 // kindOf returns the valueKind of values of type t: a pointer is a
 // nullable value of its element; a type implementing driver.Valuer is
 // compared as the value it gives (sql.NullString as a string, a UUID
 // type whose Value is text as a string).
 func kindOf(t reflect.Type) valueKind {
+	if k, ok := kinds.Load(t); ok {
+		return k.(valueKind)
+	}
+	k := findKind(t)
+	kinds.Store(t, k)
+	return k
+}
+
+func findKind(t reflect.Type) valueKind {
 	if t.Kind() == reflect.Pointer && !t.Implements(valuerType) {
 		t = t.Elem()
 	}

@@ -3,7 +3,10 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -72,3 +75,56 @@ func TestQueryValues(t *testing.T) {
 }
 
 type customerName string
+
+// textKey is a key type whose database value is text, as UUID types are.
+type textKey [2]byte
+
+func (k textKey) Value() (driver.Value, error) { return string(k[:]), nil }
+
+// opaque is a Valuer whose zero value says nothing of its kind.
+type opaque struct{ v *int }
+
+func (o opaque) Value() (driver.Value, error) {
+	if o.v == nil {
+		return nil, nil
+	}
+	return int64(*o.v), nil
+}
+
+// TestCondArg: how values are judged against columns of Valuer types and
+// of nullable types.
+func TestCondArg(t *testing.T) {
+	col := func(v any) *column { return &column{name: "c", typ: reflect.TypeOf(v)} }
+	for _, tt := range []struct {
+		name string
+		col  *column
+		v    any
+		ok   bool
+	}{
+		{"a string for a Valuer of text", col(textKey{}), "ab", true},
+		{"a number for a Valuer of text", col(textKey{}), 5, false},
+		{"the Valuer type itself", col(textKey{}), textKey{'a', 'b'}, true},
+		{"a Valuer that cannot be told is passed", col(opaque{}), "x", true},
+		{"a nil for a Valuer column", col(textKey{}), nil, false},
+		{"a string for a *string column", col((*string)(nil)), "x", true},
+		{"a number for a *string column", col((*string)(nil)), 1, false},
+		{"an int for sql.NullInt64", col(sql.NullInt64{}), 7, true},
+		{"a string for sql.NullInt64", col(sql.NullInt64{}), "7", false},
+		{"an int for a float column", col(0.0), 3, true},
+		{"an int beyond float precision", col(0.0), int64(1)<<60 + 1, false},
+		{"a negative for an unsigned column", col(uint8(0)), -1, false},
+		{"a string for a bytes column", col([]byte(nil)), "x", false},
+		{"a time for a time column", col(time.Time{}), time.Now(), true},
+		{"a string for a time column", col(time.Time{}), "2026-01-01", false},
+	} {
+		_, err := condArg(tt.col, "Eq", tt.v)
+		if tt.ok {
+			assert.NoError(t, err, tt.name)
+		} else {
+			assert.ErrorIs(t, err, ErrQuery, tt.name)
+		}
+	}
+	v, err := condArg(col(int32(0)), "Eq", int64(5))
+	require.NoError(t, err)
+	assert.Equal(t, int32(5), v, "a number is bound as the column's type")
+}
