@@ -961,10 +961,12 @@ func (db *DB) batch(ctx context.Context, c PGX, ctl *batchCtl, stmts []stmt) (in
 	var err error
 	if ctl != nil && ctl.begin {
 		_, err = br.Exec()
+		err = classify(nil, err)
 		step(begin, nil, err)
 	}
 	for i := 0; err == nil && i < len(pre); i++ {
 		_, err = br.Exec()
+		err = classify(nil, err)
 		step(pre[i], nil, err)
 	}
 	for i := 0; err == nil && i < len(stmts); i++ {
@@ -978,11 +980,12 @@ func (db *DB) batch(ctx context.Context, c PGX, ctl *batchCtl, stmts []stmt) (in
 	}
 	for i := 0; err == nil && i < len(post); i++ {
 		_, err = br.Exec()
+		err = classify(nil, err)
 		step(post[i], nil, err)
 	}
 	closed = true
 	if cerr := br.Close(); err == nil {
-		err = cerr // a failure seen only when the batch ends
+		err = classify(nil, cerr) // a failure seen only when the batch ends
 	}
 	return n, err
 }

@@ -28,8 +28,9 @@
 // a Go slice); the parameter limit that splits multi-row INSERTs and IN
 // lists (65535 on PostgreSQL, 32766 on SQLite); SELECT ... FOR UPDATE
 // (PostgreSQL only); the isolation of a load's snapshot; the form in which
-// times are sent (see Times). Identifiers are quoted the same way on both
-// ("sales"."orders").
+// times are sent (see Times); how a transaction begins (BEGIN IMMEDIATE for
+// a unit of work on SQLite); the errors of the database (see Errors about
+// the data). Identifiers are quoted the same way on both ("sales"."orders").
 //
 // # Mapping
 //
@@ -115,6 +116,13 @@
 // depth. An added element is inserted at its index, and the elements after
 // it are moved. With a position column the snapshot is taken anew after
 // each save, so that it holds the order saved.
+//
+// A reorder moves one row at a time, so a unique key on the position
+// column (UNIQUE (list_id, pos)) is violated in between: on PostgreSQL it
+// must be DEFERRABLE INITIALLY DEFERRED, checked at the COMMIT; SQLite
+// cannot defer a unique key, so there it cannot be used. A save that
+// violates such a key fails with [repository.ErrUnique] naming the child's
+// table, and says so.
 //
 // # Composite root keys
 //
@@ -256,6 +264,39 @@
 // aggregate queue on the root instead of deadlocking. A delete, which must
 // delete the children first, locks and checks the root first on
 // PostgreSQL with SELECT 1 ... FOR UPDATE (wrapped the same way on pgx).
+//
+// # Errors about the data
+//
+// The error of a failed statement names the statement's operation and its
+// own table, after the operation and the root table of the save: "sqlstore:
+// update orders: insert order_items: ...". When the database refuses the
+// data, the error is a [*repository.DataError], the same on every backend,
+// that errors.Is matches with one sentinel of package repository, so that a
+// service can answer 409 or 422 without importing a driver:
+//
+//   - [repository.ErrExists]: the INSERT of a root row violated the root's
+//     key;
+//   - [repository.ErrUnique]: any other unique key;
+//   - [repository.ErrConstraint]: a CHECK, NOT NULL or foreign key
+//     constraint, a deferred one included, at the COMMIT;
+//   - [repository.ErrInvalidValue]: a value the column cannot hold. On
+//     PostgreSQL: a number out of the column type's range (an int above
+//     2,147,483,647 for an int4 column, which pgx refuses before sending
+//     anything; SQLSTATE 22003 from the server), a string longer than
+//     varchar(n) (22001), a NUL or invalid UTF-8 in text (22021, 22P05), a
+//     time out of range (22008), and an index entry over 2,704 bytes
+//     (54000). On SQLite, whose INTEGER holds 64 bits and whose TEXT holds
+//     NUL: a value of the wrong type for a STRICT table's column, and a
+//     string or blob over its size limit.
+//
+// errors.As opens the DataError to read Table, Column and Constraint,
+// where the database reports them: PostgreSQL names the constraint and,
+// for a NOT NULL, the column; a unique key's columns are read from its
+// detail ("list_id, pos" for a key of two). SQLite names the table and the
+// columns of a UNIQUE or NOT NULL violation and a CHECK by its name (or
+// its expression), but nothing of a foreign key violation; a deferred one
+// fails at the COMMIT with no table. The driver's error stays in the chain,
+// for errors.As with *pgconn.PgError or the SQLite driver's error.
 //
 // # Atomicity and round trips
 //

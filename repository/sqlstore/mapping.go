@@ -61,7 +61,9 @@ type Child struct {
 	// Position, when set, is a column that stores each element's index in
 	// its collection, a slice: the collection reloads in the order it was
 	// saved, and a change of order alone is saved (see package doc). It
-	// must not be the db tag of a field of the element.
+	// must not be the db tag of a field of the element. A unique key on it
+	// must be DEFERRABLE INITIALLY DEFERRED on PostgreSQL, and cannot be
+	// used on SQLite: a reorder moves one row at a time.
 	Position string
 	// Children maps the entity collections of the element type, a level
 	// further down. Every entity collection of the element must be mapped

@@ -184,13 +184,17 @@ func (s *Store[T, ID]) ready() error {
 	return s.err
 }
 
-// fail wraps err with the operation and the root table.
+// fail wraps err with the operation and the root table, unless err, the
+// error of a statement on the root table, names them already.
 func (s *Store[T, ID]) fail(op string, err error) error {
-	name := "?"
-	if s.m != nil {
-		name = s.m.root.name
+	if s.m == nil {
+		return fmt.Errorf("sqlstore: %s ?: %w", op, err)
 	}
-	return fmt.Errorf("sqlstore: %s %s: %w", op, name, err)
+	head := op + " " + s.m.root.name + ": "
+	if strings.HasPrefix(err.Error(), head) {
+		head = ""
+	}
+	return fmt.Errorf("sqlstore: %s%w%s", head, err, positionHint(s.m.children, err))
 }
 
 // Select loads the aggregate with key id: the root row, then each child
