@@ -54,7 +54,7 @@ type pgxTxLike interface {
 }
 
 // errTxAsConn is the error of a DB whose connection is a pgx.Tx.
-var errTxAsConn = errors.New("sqlstore: NewPGX given a transaction")
+var errTxAsConn = errors.New("NewPGX given a transaction")
 
 // DB is a database handle for stores: a pgx connection or pool ([NewPGX])
 // or a database/sql pool ([NewSQL]), the SQL dialect, and an optional
@@ -146,9 +146,9 @@ func WithCancelWait(d time.Duration) Option {
 //
 // conn must not be a transaction (a pgx.Tx, or anything with the methods
 // Begin, Commit, Rollback and Conn of one): the DB begins and ends its
-// transactions itself ([DB.InTx]). Given one, NewPGX returns a DB that
-// refuses every use, [NewRepository] and [NewStore] included, with an
-// error saying so. To run the statements of stores in a transaction of
+// transactions itself ([DB.InTx]). Given one, NewPGX returns a DB whose
+// [DB.Err] says so, and that refuses every use, [NewRepository] and
+// [NewStore] included, with that error. To run the statements of stores in a transaction of
 // your own, pass the pool to NewPGX and use [DB.InTx], and reach its
 // pgx.Tx with [DB.PGXTx].
 func NewPGX(conn PGX, opts ...Option) *DB {
@@ -169,6 +169,17 @@ func NewPGX(conn PGX, opts ...Option) *DB {
 		o(db)
 	}
 	return db
+}
+
+// Err returns nil when db can run statements, and otherwise the error that
+// its every method returns, and [NewRepository] and [NewStore] given it: a
+// [NewPGX] given a transaction or a nil connection, a nil *DB. NewPGX
+// returns no error, so check Err where the DB is built.
+func (db *DB) Err() error {
+	if err := db.check(); err != nil {
+		return fmt.Errorf("sqlstore: %w", err)
+	}
+	return nil
 }
 
 // NewSQL returns a DB that sends its statements through db, choosing the
@@ -274,7 +285,7 @@ func (db *DB) check() error {
 	case db.err != nil:
 		return db.err
 	case db.pgx == nil && db.sql == nil:
-		return errors.New("sqlstore.DB without a connection")
+		return errors.New("a DB without a connection: build it with NewPGX or NewSQL")
 	}
 	return nil
 }

@@ -19,7 +19,8 @@
 //
 // [NewPGX] takes anything with pgx's SendBatch (a *pgxpool.Pool or a
 // *pgx.Conn, never a pgx.Tx: transactions are begun by [DB.InTx]) and sends
-// every operation as one pgx.Batch. [NewSQL] takes a *sqlx.DB and picks the
+// every operation as one pgx.Batch; it returns no error, and [DB.Err] says
+// whether the DB it built can run statements. [NewSQL] takes a *sqlx.DB and picks the
 // dialect from its driver name ([NewSQLDB] takes a *sql.DB and the name): "pgx" (and "pgx/v5") and "postgres" are
 // PostgreSQL, "sqlite" and "sqlite3" SQLite, anything else is an error.
 // Only these differences are dialect-specific: placeholders ($1 or ?); the
@@ -446,8 +447,9 @@
 //
 // [DB.InTxWith] begins the transaction with [TxOptions]: an isolation level
 // and read-only mode (on SQLite, a read-only transaction begins with a
-// deferred BEGIN). A NewPGX given a pgx.Tx is refused: pass the pool, and
-// let InTx begin the transaction, or join the transaction.
+// deferred BEGIN). A NewPGX given a pgx.Tx is refused, where it is built
+// by [DB.Err] and then by every use: pass the pool, and let InTx begin the
+// transaction, or join the transaction.
 //
 // # A transaction of the caller's
 //

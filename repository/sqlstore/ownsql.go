@@ -18,7 +18,7 @@ var ErrNoRows = sql.ErrNoRows
 // ErrNoTx is returned by [DB.PGXTx] and [DB.SQLTx] when the context
 // carries no transaction of the DB: they must be called with the context
 // of a unit of work of [DB.InTx].
-var ErrNoTx = errors.New("sqlstore: the context carries no transaction of this DB (call it inside DB.InTx)")
+var ErrNoTx = errors.New("the context carries no transaction of this DB (call it inside DB.InTx)")
 
 // Exec runs sql, a statement of your own, with args bound to its
 // placeholders, which are the database's own ($1, $2, ... on PostgreSQL,
@@ -45,7 +45,7 @@ func (db *DB) Exec(ctx context.Context, sql string, args ...any) (int64, error) 
 	}
 	var n int64
 	if err := db.run(ctx, []stmt{{sql: sql, args: args, affected: &n}}, true); err != nil {
-		return 0, err
+		return 0, fmt.Errorf("sqlstore: exec: %w", err)
 	}
 	return n, nil
 }
@@ -75,9 +75,12 @@ func (db *DB) Query(ctx context.Context, sql string, args []any, each func(scan 
 	if each == nil {
 		return errors.New("sqlstore: query: nil function")
 	}
-	return db.run(ctx, []stmt{{sql: sql, args: args, scan: func(r rowScanner) error {
+	if err := db.run(ctx, []stmt{{sql: sql, args: args, scan: func(r rowScanner) error {
 		return each(r.Scan)
-	}}}, false)
+	}}}, false); err != nil {
+		return fmt.Errorf("sqlstore: query: %w", err)
+	}
+	return nil
 }
 
 // QueryRow runs sql as [DB.Query] does and scans the columns of its first
@@ -155,10 +158,10 @@ func (db *DB) openTx(ctx context.Context, kind bool, name, constructor string) (
 	}
 	t := db.txFrom(ctx)
 	if t == nil {
-		return nil, ErrNoTx
+		return nil, fmt.Errorf("sqlstore: %s: %w", name, ErrNoTx)
 	}
 	if err := t.open(ctx); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sqlstore: %s: %w", name, err)
 	}
 	return t, nil
 }

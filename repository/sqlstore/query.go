@@ -16,7 +16,7 @@ import (
 // placeholders and arguments disagree, a negative limit or offset. Errors
 // of queries wrap it, on every backend, and nothing is sent to the
 // database.
-var ErrQuery = errors.New("sqlstore: invalid query")
+var ErrQuery = errors.New("invalid query")
 
 // Query selects aggregates by conditions on the mapped columns of their
 // root table, in an order, a page at a time. Build one with [Where] (or

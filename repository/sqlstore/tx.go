@@ -60,7 +60,7 @@ type txState struct {
 // ErrTxDone is returned by an operation run with the context of a unit of
 // work of [DB.InTx] that has already ended (committed or rolled back): the
 // context was kept past the end of the function InTx ran.
-var ErrTxDone = errors.New("sqlstore: the transaction of this context is already committed or rolled back")
+var ErrTxDone = errors.New("the transaction of this context is already committed or rolled back")
 
 func (db *DB) txFrom(ctx context.Context) *txState {
 	t, _ := ctx.Value(txKey{db}).(*txState)
