@@ -63,6 +63,7 @@
 package diff
 
 import (
+	"fmt"
 	"reflect"
 	"unsafe"
 )
@@ -111,4 +112,18 @@ func Equal[T any](old, new T) (bool, error) {
 	}
 	o, n := old, new
 	return equalRoot(t, unsafe.Pointer(&o), unsafe.Pointer(&n), false)
+}
+
+// CompareValues is [Compare] for two values whose type is known only at
+// run time: pointers of one type, usually to an entity's struct. It fails
+// with [ErrUnsupported] when they are not.
+func CompareValues(old, new reflect.Value) (Result, error) {
+	if !old.IsValid() || !new.IsValid() || old.Type() != new.Type() || old.Kind() != reflect.Pointer {
+		return Result{}, fmt.Errorf("%w: CompareValues needs two pointers of one type", ErrUnsupported)
+	}
+	p, q := old.UnsafePointer(), new.UnsafePointer()
+	if p == q {
+		return Result{}, nil
+	}
+	return compareRoot(old.Type(), p, q, true, false)
 }

@@ -53,6 +53,10 @@ type dialect struct {
 	// times as text: every time.Time is sent in one form that sorts by
 	// instant (see timeval.go).
 	timeText bool
+	// overrideKey is the clause, before VALUES, of an INSERT that sends
+	// the value of a generated key (" OVERRIDING SYSTEM VALUE", which an
+	// identity column GENERATED ALWAYS needs); empty where none is needed.
+	overrideKey string
 }
 
 // dialectFor returns the dialect of a database/sql driver name.

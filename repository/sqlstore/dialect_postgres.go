@@ -15,14 +15,14 @@ var (
 	postgres = &dialect{
 		name: "postgres", title: "PostgreSQL", dollar: true, anyArray: true, maxParams: 65535,
 		lockSuffix: " FOR UPDATE", lockBeforeDelete: true, stmtSnapshot: true,
-		snapshot: pgSnapshot,
+		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE",
 	}
 	// postgresNoArray is PostgreSQL through a database/sql driver that does
 	// not bind Go slices (lib/pq, driver "postgres").
 	postgresNoArray = &dialect{
 		name: "postgres", title: "PostgreSQL", dollar: true, maxParams: 65535,
 		lockSuffix: " FOR UPDATE", lockBeforeDelete: true, stmtSnapshot: true,
-		snapshot: pgSnapshot,
+		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE",
 	}
 )
 

@@ -102,8 +102,34 @@
 // descendants first, whatever the schema's ON DELETE rules. A modified
 // element at any depth gets an UPDATE of its changed columns only, keyed
 // by every level's key. A grandchild moved from one parent to another is a
-// removal and an addition. A change at any depth checks and bumps the
-// root's version.
+// removal and an addition, unless its key is generated (see Moves). A
+// change at any depth checks and bumps the root's version.
+//
+// # Moves
+//
+// An entity keeps its identity when it moves to another parent. One whose
+// key is the application's is deleted under its old parent and inserted,
+// with the same key, under the new one. One whose key is generated is
+// known by its key: an element added to a collection whose key some
+// element of the same table had in the snapshot is that element, moved.
+// When its new parent exists already, its row is kept: an UPDATE, found by
+// the key (which the database made unique in its table), sets its parent
+// key columns, its position and its changed columns, so that columns the
+// mapping does not know keep their values; in a layout that keys a table
+// by every level's parent key, the parent key columns of its descendants'
+// rows are updated after it (a composite foreign key on them must then be
+// DEFERRABLE INITIALLY DEFERRED, or ON UPDATE CASCADE, or refer to the
+// parent's key alone). These UPDATEs come first in the save, so that the
+// row leaves its old parent before that one is deleted (and so a moved row
+// cannot take a unique value that a row removed in the same save held).
+// When its
+// new parent is new, the element is inserted with its key (INSERT ...
+// OVERRIDING SYSTEM VALUE on PostgreSQL, which an identity column
+// GENERATED ALWAYS needs), its descendants with theirs, after its old row
+// was deleted with its descendants. One key held by two parents at once is
+// refused with [repository.ErrDuplicateID] before anything is written.
+// An element moved to another aggregate is not known by the one it joins,
+// and is inserted there as new.
 //
 // # Order of children
 //
@@ -180,8 +206,9 @@
 // changed columns only (a change inside a value object maps to its
 // flattened column; a value object replaced as a whole sets all of its
 // columns) and the new version, on the condition of the key and the old
-// version; per child table, one DELETE of the removed rows (also scoped to
-// the parent); per modified child, an UPDATE of its changed columns only,
+// version; per element moved to an existing parent, the UPDATE of its row
+// (see Moves); per child table, one DELETE of the removed rows (also
+// scoped to the parent); per modified child, an UPDATE of its changed columns only,
 // keyed by parent and key; per child table, one multi-row INSERT of the
 // added rows. A change of children alone still writes the root's version
 // bump, and so does a change of unmapped fields, because the repository

@@ -163,6 +163,8 @@ type child struct {
 	position string   // quoted Position column, or ""
 	// posBelow: this table or one below it has a Position column.
 	posBelow bool
+	// genBelow: this table or one below it has a generated key.
+	genBelow bool
 	// ownKeys: some kid refers to a row of this table by its key alone.
 	ownKeys bool
 	path    string // Go path from the root, for messages: "items.options"
@@ -548,11 +550,13 @@ func (m *Mapping[T]) newChildren(pt reflect.Type, pTable *table, parent *child, 
 			return nil, err
 		}
 		c.kids = kids
+		c.genBelow = c.generated
 		for _, k := range kids {
 			if k.spec.ParentKeyOnly {
 				c.ownKeys = true
 			}
 			c.posBelow = c.posBelow || k.posBelow
+			c.genBelow = c.genBelow || k.genBelow
 		}
 	}
 	for i, cf := range colls {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"unsafe"
 
@@ -344,8 +345,17 @@ func (pl *savePlan) stage(k int) []stmt {
 			out = inserts(pl.d, out, c, rows, pl.root)
 			continue
 		}
+		var keep []*childRow
 		for _, r := range rows {
+			if r.keep {
+				keep = append(keep, r)
+				continue
+			}
 			out = append(out, pl.generated(c, r))
+		}
+		if len(keep) > 0 {
+			// Stored before under another parent: inserted with its key.
+			out = inserts(pl.d, out, c, keep, pl.root)
 		}
 	}
 	return out
@@ -356,7 +366,7 @@ func (pl *savePlan) stage(k int) []stmt {
 func (pl *savePlan) generated(c *child, r *childRow) stmt {
 	w := &builder{d: pl.d}
 	cols := c.insertCols()
-	c.insertHead(w, cols)
+	c.insertHead(w, cols, "")
 	c.insertRow(w, cols, r, pl.root)
 	w.s(" RETURNING " + c.cols[c.key].quoted)
 	st := w.stmt(noCheck)
@@ -364,8 +374,9 @@ func (pl *savePlan) generated(c *child, r *childRow) stmt {
 	return st
 }
 
-// insertHead writes "INSERT INTO t (parent keys, position, cols) VALUES ".
-func (c *child) insertHead(w *builder, cols []column) {
+// insertHead writes "INSERT INTO t (parent keys, position, cols) VALUES ",
+// with override before VALUES.
+func (c *child) insertHead(w *builder, cols []column, override string) {
 	w.s("INSERT INTO " + c.quoted + " (" + strings.Join(c.refCols, ", "))
 	if c.position != "" {
 		w.s(", " + c.position)
@@ -373,7 +384,7 @@ func (c *child) insertHead(w *builder, cols []column) {
 	for i := range cols {
 		w.s(", " + cols[i].quoted)
 	}
-	w.s(") VALUES ")
+	w.s(")" + override + " VALUES ")
 }
 
 // insertRow writes the values of r for insertHead's columns, in
@@ -471,7 +482,7 @@ func (s *Store[T, ID]) insertStmts(base unsafe.Pointer) (*savePlan, error) {
 			return nil, err
 		}
 		for i, e := range elems {
-			if pl.rows, err = c.subtree(pl.rows, nil, nil, stage, i, e); err != nil {
+			if pl.rows, err = c.subtree(pl.rows, nil, nil, stage, i, e, nil); err != nil {
 				return nil, err
 			}
 		}
@@ -562,7 +573,11 @@ func inserts(d *dialect, stmts []stmt, c *child, rows []*childRow, root func() a
 	for len(rows) > 0 {
 		n := min(per, len(rows))
 		w := &builder{d: d, args: make([]any, 0, n*width)}
-		c.insertHead(w, c.cols)
+		override := ""
+		if c.generated {
+			override = d.overrideKey
+		}
+		c.insertHead(w, c.cols, override)
 		for r, row := range rows[:n] {
 			if r > 0 {
 				w.s(", ")
@@ -600,6 +615,17 @@ type childWork struct {
 	gone     []gone  // rows under removed rows of a table above
 	modified []modified
 	moved    []moved
+	moves    []move
+}
+
+// move is an element moved from another parent to an existing one, which
+// keeps its row: its new parent key values, the element, its index, and
+// the columns that changed.
+type move struct {
+	refs []any
+	p    unsafe.Pointer
+	pos  int
+	mark []bool
 }
 
 // moved is an element whose index in its collection changed: the row's
@@ -700,12 +726,14 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) (*sa
 
 	work := make([]childWork, len(s.m.children))
 	pl := s.newPlan(base)
-	if err := s.walk(&ch.Diff.Changes, s.m.top, []any{key}, base, work, &pl.rows); err != nil {
+	old, _ := ch.Old.(T)
+	op := typeinfo.PtrOf(old)
+	ix := &identities{oldBase: op, newBase: base}
+	if err := s.walk(&ch.Diff.Changes, s.m.top, []any{key}, base, work, &pl.rows, ix); err != nil {
 		return nil, err
 	}
+	s.removals(work, ix)
 	if s.m.posBelow() {
-		old, _ := ch.Old.(T)
-		op := typeinfo.PtrOf(old)
 		if op == nil {
 			return nil, fmt.Errorf("%w: the mapping has position columns, and the changes carry no snapshot (Changes.Old) to tell what moved", repository.ErrUnsupported)
 		}
@@ -715,9 +743,17 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) (*sa
 		})
 	}
 
-	// Deletes first, deepest tables first, so that foreign keys hold and a
-	// unique value a removed row held can be taken by a modified or an
-	// added one; then updates, then inserts, parents before children.
+	// Moves first, parents first, so that a moved row (and the parent key
+	// columns of its descendants) leave an old parent before it is
+	// deleted, for a new parent that exists already. Then deletes,
+	// deepest tables first, so that foreign keys hold and a unique value a
+	// removed row held can be taken by a modified or an added one; then
+	// updates, then inserts, parents before children.
+	for i, c := range s.m.children {
+		for _, mv := range work[i].moves {
+			stmts = s.moveStmts(w, stmts, c, &mv)
+		}
+	}
 	for i := len(s.m.children) - 1; i >= 0; i-- {
 		c, cw := s.m.children[i], &work[i]
 		for _, gn := range cw.gone {
@@ -772,7 +808,9 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) (*sa
 // walk records in work and rows what the changes ch of an entity (the
 // root, or an element) do to the tables kids of its collections; idv are
 // the entity's identifying values (its parent key values, then its key).
-func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, newP unsafe.Pointer, work []childWork, rows *[][]*childRow) error {
+// An element added whose key is generated and was stored before, under
+// another parent, is a move (see identities).
+func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, newP unsafe.Pointer, work []childWork, rows *[][]*childRow, ix *identities) error {
 	for i := range ch.Collections {
 		col := &ch.Collections[i]
 		idx, ok := col.Path.FieldIndex()
@@ -811,7 +849,22 @@ func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, newP uns
 					// is written back.
 					pos, p = c.find(newP, p)
 				}
-				if *rows, err = c.subtree(*rows, nil, refs, 0, pos, p); err != nil {
+				var known []map[any]unsafe.Pointer
+				if c.genBelow {
+					if err := s.known(ix); err != nil {
+						return err
+					}
+					known = ix.old
+				}
+				if c.generated {
+					if oldP, ok := ix.old[c.index][c.keyOf(p)]; ok {
+						if err := s.move(c, refs, oldP, p, pos, work, rows, ix); err != nil {
+							return err
+						}
+						continue
+					}
+				}
+				if *rows, err = c.subtree(*rows, nil, refs, 0, pos, p, known); err != nil {
 					return err
 				}
 			case diff.Modified:
@@ -821,7 +874,7 @@ func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, newP uns
 				}
 				work[c.index].modified = append(work[c.index].modified, modified{refs: refs, e: e})
 				if len(c.kids) > 0 {
-					if err := s.walk(&e.Changes, c.kids, c.ids(refs, p), p, work, rows); err != nil {
+					if err := s.walk(&e.Changes, c.kids, c.ids(refs, p), p, work, rows, ix); err != nil {
 						return err
 					}
 				}
@@ -830,14 +883,202 @@ func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, newP uns
 		if len(removed.keys) > 0 {
 			removed.refs = refs
 			work[c.index].removed = append(work[c.index].removed, removed)
-			for _, d := range s.m.children[c.index+1:] {
+		}
+	}
+	return nil
+}
+
+// removals drops from the removed rows of work those that moved to
+// another parent and keep their row, and records the rows below the
+// others, which go with them.
+func (s *Store[T, ID]) removals(work []childWork, ix *identities) {
+	for i, c := range s.m.children {
+		cw := &work[i]
+		if ix.moved != nil && len(ix.moved[i]) > 0 {
+			for j := range cw.removed {
+				cw.removed[j].keys = slices.DeleteFunc(cw.removed[j].keys, func(k any) bool { return ix.moved[i][k] })
+			}
+			cw.removed = slices.DeleteFunc(cw.removed, func(g group) bool { return len(g.keys) == 0 })
+		}
+		for _, g := range cw.removed {
+			for _, d := range s.m.children[i+1:] {
 				if d.below(c) {
-					work[d.index].gone = append(work[d.index].gone, gone{above: c, g: removed})
+					work[d.index].gone = append(work[d.index].gone, gone{above: c, g: g})
 				}
 			}
 		}
 	}
+}
+
+// identities is what a save knows of the elements whose key the database
+// generates. An element added to a collection whose key was stored before
+// is an element moved from another parent, which keeps its key: with an
+// UPDATE of its row's parent key columns when its new parent exists
+// already (the row, and what its columns that are not mapped hold, stays),
+// or else inserted with its key, its old row being deleted.
+type identities struct {
+	// oldBase is the snapshot (nil when the changes carry none), newBase
+	// the aggregate.
+	oldBase, newBase unsafe.Pointer
+	// old holds, per table whose key is generated, the elements of the
+	// snapshot by key; nil until known builds it.
+	old []map[any]unsafe.Pointer
+	// moved holds, per table, the keys of the elements moved by an UPDATE.
+	moved []map[any]bool
+}
+
+// known builds ix.old, once, and checks that no element of a stored key
+// is held twice in the aggregate (by two parents).
+func (s *Store[T, ID]) known(ix *identities) error {
+	if ix.old != nil {
+		return nil
+	}
+	if ix.oldBase == nil {
+		return fmt.Errorf("%w: the mapping has generated child keys, and the changes carry no snapshot (Changes.Old) to tell a moved element from a new one", repository.ErrUnsupported)
+	}
+	n := len(s.m.children)
+	ix.old, ix.moved = make([]map[any]unsafe.Pointer, n), make([]map[any]bool, n)
+	for _, c := range s.m.children {
+		if c.generated {
+			ix.old[c.index] = map[any]unsafe.Pointer{}
+		}
+	}
+	if err := generatedElems(s.m.top, ix.oldBase, func(c *child, k any, p unsafe.Pointer) error {
+		ix.old[c.index][k] = p
+		return nil
+	}); err != nil {
+		return err
+	}
+	seen := make([]map[any]bool, n)
+	return generatedElems(s.m.top, ix.newBase, func(c *child, k any, _ unsafe.Pointer) error {
+		if _, ok := ix.old[c.index][k]; !ok {
+			return nil // new: its key is a placeholder
+		}
+		if seen[c.index] == nil {
+			seen[c.index] = map[any]bool{}
+		}
+		if seen[c.index][k] {
+			return fmt.Errorf("%s[id=%v]: %w: the element is held by two parents", c.path, k, repository.ErrDuplicateID)
+		}
+		seen[c.index][k] = true
+		return nil
+	})
+}
+
+// generatedElems calls f with every element, and its key, of a table with
+// a generated key, below the entity at base whose collections are kids.
+func generatedElems(kids []*child, base unsafe.Pointer, f func(c *child, key any, p unsafe.Pointer) error) error {
+	for _, c := range kids {
+		if !c.genBelow {
+			continue
+		}
+		elems, err := c.elements(base)
+		if err != nil {
+			return err
+		}
+		for _, e := range elems {
+			if c.generated {
+				if err := f(c, c.keyOf(e), e); err != nil {
+					return err
+				}
+			}
+			if err := generatedElems(c.kids, e, f); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// move records the move of the element at p, of c, stored at oldP in the
+// snapshot under another parent, to the existing parent whose key values
+// are refs, at index pos: an UPDATE of its row, and the changes below it.
+func (s *Store[T, ID]) move(c *child, refs []any, oldP, p unsafe.Pointer, pos int, work []childWork, rows *[][]*childRow, ix *identities) error {
+	d, err := diff.CompareValues(reflect.NewAt(c.typ, oldP), reflect.NewAt(c.typ, p))
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.spec.Field, err)
+	}
+	if ix.moved[c.index] == nil {
+		ix.moved[c.index] = map[any]bool{}
+	}
+	ix.moved[c.index][c.keyOf(p)] = true
+	work[c.index].moves = append(work[c.index].moves, move{refs: refs, p: p, pos: pos, mark: c.changedColumns(d.Fields)})
+	if len(c.kids) == 0 {
+		return nil
+	}
+	ids := c.ids(refs, p)
+	if err := s.walk(&d.Changes, c.kids, ids, p, work, rows, ix); err != nil {
+		return err
+	}
+	if c.posBelow {
+		s.reorders(c.kids, ids, oldP, p, func(k *child, krefs []any, kp unsafe.Pointer, kpos int) bool {
+			work[k.index].moved = append(work[k.index].moved, moved{refs: krefs, p: kp, pos: kpos})
+			return true
+		})
+	}
+	return nil
+}
+
+// moveStmts appends to stmts the statements of mv, a move of an element
+// of c: the UPDATE of its row's parent key columns, position and changed
+// columns, found by its generated key, which is unique in its table; then,
+// for each table below that refers to it by every level's parent key, the
+// UPDATE of those of its descendants' rows.
+func (s *Store[T, ID]) moveStmts(w *builder, stmts []stmt, c *child, mv *move) []stmt {
+	key := c.keyOf(mv.p)
+	w.s("UPDATE " + c.quoted + " SET ")
+	for j, v := range mv.refs {
+		if j > 0 {
+			w.s(", ")
+		}
+		w.s(c.refCols[j] + " = ")
+		w.p(v)
+	}
+	if c.position != "" {
+		w.s(", " + c.position + " = ")
+		w.p(mv.pos)
+	}
+	for j, m := range mv.mark {
+		if m && j != c.key {
+			w.s(", " + c.cols[j].quoted + " = ")
+			w.p(c.cols[j].value(mv.p))
+		}
+	}
+	w.s(" WHERE " + c.cols[c.key].quoted + " = ")
+	w.p(key)
+	stmts = append(stmts, w.stmt(noCheck))
+	for _, d := range s.m.children[c.index+1:] {
+		if !d.keyedThrough(c) {
+			continue
+		}
+		w.s("UPDATE " + d.quoted + " SET ")
+		for j, v := range mv.refs {
+			if j > 0 {
+				w.s(", ")
+			}
+			w.s(d.refCols[j] + " = ")
+			w.p(v)
+		}
+		w.s(" WHERE " + d.refCols[len(c.refCols)] + " = ")
+		w.p(key)
+		stmts = append(stmts, w.stmt(noCheck))
+	}
+	return stmts
+}
+
+// keyedThrough reports whether d is a table below c whose rows hold the
+// parent key columns of c's rows: no level from d up to c refers to its
+// parent by its key alone.
+func (d *child) keyedThrough(c *child) bool {
+	for k := d; k.parent != nil; k = k.parent {
+		if k.spec.ParentKeyOnly {
+			return false
+		}
+		if k.parent == c {
+			return true
+		}
+	}
+	return false
 }
 
 func anyTrue(b []bool) bool {

@@ -93,6 +93,9 @@ type childRow struct {
 	// than its parent's when the parent's key is generated.
 	stage int
 	pos   int // the element's index in its collection
+	// keep: the key is generated, and known (the element was stored
+	// under another parent): the row is inserted with it.
+	keep bool
 }
 
 // refVals returns the values of r's parent key columns; rootKey reads the
@@ -132,11 +135,16 @@ func (c *child) ids(refs []any, p unsafe.Pointer) []any {
 // new row parent or, when parent is nil, under an existing parent whose
 // key values are refs (nil: the root), inserted in round trip stage; and
 // the rows of its descendants, checking that no collection holds two
-// elements of one identity.
-func (c *child) subtree(rows [][]*childRow, parent *childRow, refs []any, stage, pos int, p unsafe.Pointer) ([][]*childRow, error) {
+// elements of one identity. known holds, per table with a generated key,
+// the keys the elements of the aggregate were stored with (nil for a new
+// aggregate): a row of such a key is inserted with it.
+func (c *child) subtree(rows [][]*childRow, parent *childRow, refs []any, stage, pos int, p unsafe.Pointer, known []map[any]unsafe.Pointer) ([][]*childRow, error) {
 	r := &childRow{c: c, p: p, parent: parent, refs: refs, stage: stage, pos: pos}
+	if c.generated && known != nil && known[c.index] != nil {
+		_, r.keep = known[c.index][c.keyOf(p)]
+	}
 	rows[c.index] = append(rows[c.index], r)
-	if c.generated {
+	if c.generated && !r.keep {
 		stage++ // the children need the key the INSERT generates
 	}
 	for _, k := range c.kids {
@@ -148,7 +156,7 @@ func (c *child) subtree(rows [][]*childRow, parent *childRow, refs []any, stage,
 			return nil, err
 		}
 		for i, e := range elems {
-			if rows, err = k.subtree(rows, r, nil, stage, i, e); err != nil {
+			if rows, err = k.subtree(rows, r, nil, stage, i, e, known); err != nil {
 				return nil, err
 			}
 		}
