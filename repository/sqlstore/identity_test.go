@@ -227,6 +227,8 @@ func testMoves(t *testing.T, b *backend, fullPath bool) {
 		assert.NotContains(t, s, "INSERT", "a move is no insert")
 		assert.NotContains(t, s, "DELETE", "a move is no delete")
 	}
+	require.NoError(t, repo.Save(ctx, bd))
+	assert.Empty(t, dml(b.log.take()), "the snapshot holds the move")
 
 	// Within one save: an item moves to another card (the third level),
 	// a card moves back, and another card moves the other way.
@@ -234,10 +236,16 @@ func testMoves(t *testing.T, b *backend, fullPath bool) {
 	bd.card(three).items = append([]kitem{it}, bd.card(three).items...) // items load in key order
 	bd.column(todo).cards = append(bd.column(todo).cards, bd.take(one), bd.take(three))
 	bd.column(doing).cards = append(bd.column(doing).cards, bd.take(two))
+	// The items of a moved card change too: one is changed, one added.
+	bd.card(one).items[0].text = "A"
+	bd.card(one).items = append(bd.card(one).items, kitem{id: -1, text: "d"})
 	require.NoError(t, repo.Save(ctx, bd))
 	assert.Equal(t, []int64{one, three}, []int64{bd.column(todo).cards[0].id, bd.column(todo).cards[1].id})
 	assert.Equal(t, ib, bd.card(three).items[0].id)
+	assert.Equal(t, ia, bd.card(one).items[0].id)
+	assert.Positive(t, bd.card(one).items[1].id, "the new item got its key")
 	assert.Equal(t, bd, load(bd.id))
+	before[2]++
 	assert.Equal(t, before, rows())
 
 	// Over two saves: the card with the moved item goes to a new column
@@ -261,14 +269,14 @@ func testMoves(t *testing.T, b *backend, fullPath bool) {
 	assert.Equal(t, one, bd.column(doing).cards[2].id)
 	assert.Equal(t, bd, load(bd.id))
 	assert.EqualValues(t, 1, b.raw.count(t, "SELECT count(*) FROM kcards WHERE id = ? AND note = 'kept'", one))
-	assert.Equal(t, [3]int64{2, 3, 3}, rows())
+	assert.Equal(t, [3]int64{2, 3, 4}, rows())
 
 	// One card under two columns at once is refused, and nothing is
 	// written.
 	bd.column(done).cards = append(bd.column(done).cards, bd.card(two))
 	err = repo.Save(ctx, bd)
 	require.ErrorIs(t, err, repository.ErrDuplicateID)
-	assert.Equal(t, [3]int64{2, 3, 3}, rows())
+	assert.Equal(t, [3]int64{2, 3, 4}, rows())
 	bd.column(done).cards = nil
 	require.NoError(t, repo.Save(ctx, bd))
 	assert.Equal(t, bd, load(bd.id))
@@ -285,5 +293,5 @@ func testMoves(t *testing.T, b *backend, fullPath bool) {
 	}))
 	got := load(bd.id)
 	assert.Equal(t, ia, got.card(two).items[0].id)
-	assert.Equal(t, [3]int64{2, 3, 3}, rows())
+	assert.Equal(t, [3]int64{2, 3, 4}, rows())
 }

@@ -850,14 +850,15 @@ func (s *Store[T, ID]) walk(ch *diff.Changes, kids []*child, idv []any, newP uns
 					pos, p = c.find(newP, p)
 				}
 				var known []map[any]unsafe.Pointer
-				if c.genBelow {
+				if c.genBelow && c.keySet(p) {
+					// It, or an element below it, may have been stored.
 					if err := s.known(ix); err != nil {
 						return err
 					}
 					known = ix.old
 				}
-				if c.generated {
-					if oldP, ok := ix.old[c.index][c.keyOf(p)]; ok {
+				if c.generated && known != nil {
+					if oldP, ok := known[c.index][c.keyOf(p)]; ok {
 						if err := s.move(c, refs, oldP, p, pos, work, rows, ix); err != nil {
 							return err
 						}
@@ -963,6 +964,30 @@ func (s *Store[T, ID]) known(ix *identities) error {
 		seen[c.index][k] = true
 		return nil
 	})
+}
+
+// keySet reports whether the element at p of c, or an element below it,
+// holds a key that is generated and set: an element that may have been
+// stored. A new element's generated key is zero, or a placeholder.
+func (c *child) keySet(p unsafe.Pointer) bool {
+	if c.generated && !reflect.ValueOf(c.keyOf(p)).IsZero() {
+		return true
+	}
+	for _, k := range c.kids {
+		if !k.genBelow {
+			continue
+		}
+		elems, err := k.elements(p)
+		if err != nil {
+			return true // the error is met again, and reported, later
+		}
+		for _, e := range elems {
+			if k.keySet(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // generatedElems calls f with every element, and its key, of a table with
