@@ -361,6 +361,11 @@ func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) e
 // themselves (SQLite's store does: its transactions take the write lock
 // when they begin).
 //
+// The load is marked as that of an aggregate about to be written, so that
+// a store that reads in several statements can lock the root as it reads
+// it (see package sqlstore): change is then handed the aggregate as it
+// stood at one commit, and concurrent Updates of it queue.
+//
 // With [WithRetry], a failed unit of work runs again on a freshly loaded
 // aggregate, so change must be safe to run more than once.
 //
@@ -380,7 +385,9 @@ func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, c
 	// itself: the token lets the transactor send the commit with it.
 	tok := &lastwrite.Token{For: s.tx}
 	run := func(ctx context.Context) error {
-		agg, err := find(ctx, id)
+		// The load is marked as that of an aggregate about to be written:
+		// the SQL layer may lock its root as it reads it.
+		agg, err := find(lastwrite.ForWrite(ctx), id)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,9 @@
 // joined a transaction begun before, so a nested Update, or one run in a
 // caller's unit of work, never commits early; and only for a store's whole
 // save, not for other statements run with the same context.
+//
+// Update also loads the aggregate with a context marked by [ForWrite], so
+// that the SQL layer can lock the root as it reads it.
 package lastwrite
 
 import "context"
@@ -48,4 +51,20 @@ func Last(ctx context.Context, tok *Token) context.Context {
 func IsLast(ctx context.Context, tok *Token) bool {
 	t, _ := ctx.Value(lastKey{}).(*Token)
 	return tok != nil && t == tok
+}
+
+type writeKey struct{}
+
+// ForWrite returns ctx marked as carrying the load of an aggregate that
+// its unit of work is about to change and save (the load of the
+// repository's Update), so that the SQL layer can lock the aggregate's
+// root as it reads it, as the save will.
+func ForWrite(ctx context.Context) context.Context {
+	return context.WithValue(ctx, writeKey{}, true)
+}
+
+// IsForWrite reports whether ctx was marked by [ForWrite].
+func IsForWrite(ctx context.Context) bool {
+	b, _ := ctx.Value(writeKey{}).(bool)
+	return b
 }

@@ -27,6 +27,11 @@ type dialect struct {
 	// the transaction ends (" FOR UPDATE"); empty where the database has
 	// no row locks.
 	lockSuffix string
+	// shareSuffix and writeSuffix are appended to the SELECT of roots to
+	// lock their rows against writers (" FOR SHARE"), and as a writer
+	// that changes no key (" FOR NO KEY UPDATE"), where stmtSnapshot
+	// makes a load lock the roots it reads.
+	shareSuffix, writeSuffix string
 	// lockBeforeDelete locks and checks the root of an aggregate with
 	// children before its children are deleted: the root is deleted last
 	// (foreign keys), and a concurrent save, which updates the root

@@ -14,14 +14,16 @@ var (
 	// driver "pgx": slices bind as arrays.
 	postgres = &dialect{
 		name: "postgres", title: "PostgreSQL", dollar: true, anyArray: true, maxParams: 65535,
-		lockSuffix: " FOR UPDATE", lockBeforeDelete: true, stmtSnapshot: true,
+		lockSuffix: " FOR UPDATE", shareSuffix: " FOR SHARE", writeSuffix: " FOR NO KEY UPDATE",
+		lockBeforeDelete: true, stmtSnapshot: true,
 		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE",
 	}
 	// postgresNoArray is PostgreSQL through a database/sql driver that does
 	// not bind Go slices (lib/pq, driver "postgres").
 	postgresNoArray = &dialect{
 		name: "postgres", title: "PostgreSQL", dollar: true, maxParams: 65535,
-		lockSuffix: " FOR UPDATE", lockBeforeDelete: true, stmtSnapshot: true,
+		lockSuffix: " FOR UPDATE", shareSuffix: " FOR SHARE", writeSuffix: " FOR NO KEY UPDATE",
+		lockBeforeDelete: true, stmtSnapshot: true,
 		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE",
 	}
 )

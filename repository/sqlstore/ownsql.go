@@ -176,6 +176,11 @@ func (db *DB) openTx(ctx context.Context, kind bool, name, constructor string) (
 // levels are an error. A write in a read-only transaction fails with
 // SQLSTATE 25006 (read_only_sql_transaction).
 //
+// A read-only transaction runs at least at REPEATABLE READ on PostgreSQL,
+// where its loads read one snapshot: at READ COMMITTED a load locks its
+// roots to read each aggregate as it stood at one commit (see
+// [Store.Select]), which a read-only transaction cannot do.
+//
 // On SQLite every transaction is serializable: any level up to
 // sql.LevelSerializable is accepted, LevelLinearizable is an error.
 // ReadOnly begins the transaction with a deferred BEGIN instead of BEGIN
@@ -188,6 +193,39 @@ type TxOptions struct {
 	Isolation sql.IsolationLevel
 	// ReadOnly begins a read-only transaction.
 	ReadOnly bool
+}
+
+// WithTxOptions returns ctx carrying opts, the options of the
+// transactions that [DB.InTx] begins with it, as [DB.InTxWith] would
+// begin them: among them the unit of work of
+// [repository.AggregateRepositorySupport.Update], which keeps its two
+// round trips on pgx (the load with the BEGIN, the save with the COMMIT).
+// InTx with a ctx that carries an unfinished transaction joins it only if
+// that transaction satisfies opts, as InTxWith does; InTxWith's own
+// options take the place of those of ctx.
+//
+// At REPEATABLE READ and above on PostgreSQL, the loads of the unit of
+// work read one snapshot and lock nothing, and a concurrent change of an
+// aggregate it writes fails its save with a serialization failure, which
+// matches [repository.ErrConflict]: run Update with
+// [repository.WithRetry] to try again on the new state.
+func WithTxOptions(ctx context.Context, opts TxOptions) context.Context {
+	return context.WithValue(ctx, txOptionsKey{}, opts)
+}
+
+type txOptionsKey struct{}
+
+// effective returns the options a transaction of o runs with on d: on
+// PostgreSQL a read-only transaction runs at least at REPEATABLE READ,
+// where its loads read one snapshot (they cannot lock rows to read a
+// consistent state at READ COMMITTED: a read-only transaction cannot lock
+// rows); a read-only transaction never fails with a serialization failure
+// at that level.
+func (o TxOptions) effective(d *dialect) TxOptions {
+	if d.stmtSnapshot && o.ReadOnly && pgRank(o.Isolation) < 2 {
+		o.Isolation = sql.LevelRepeatableRead
+	}
+	return o
 }
 
 // pgLevels are the isolation levels PostgreSQL has, by their SQL names.

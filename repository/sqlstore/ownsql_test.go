@@ -233,7 +233,8 @@ func TestOwnSQLTxOptions(t *testing.T) {
 		assert.Equal(t, int64(2), n)
 		log := sqls(b.log.take())
 		if pg {
-			assert.Contains(t, log, "BEGIN READ ONLY")
+			assert.Contains(t, log, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+				"a read-only transaction reads one snapshot: it cannot lock what it loads")
 			err := b.db.InTxWith(ctx, TxOptions{ReadOnly: true}, func(ctx context.Context) error {
 				_, err := b.db.Exec(ctx, "INSERT INTO customers (name) VALUES ('carol')")
 				return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dddkit/dddkit/ddd"
 	"github.com/dddkit/dddkit/diff"
+	"github.com/dddkit/dddkit/internal/lastwrite"
 	"github.com/dddkit/dddkit/internal/typeinfo"
 	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/tracking"
@@ -25,8 +26,14 @@ type Store[T any, ID comparable] struct {
 	d    *dialect
 	wrap bool // pgx: checked statements raise division_by_zero
 
-	selectRoot  string
-	lockSelect  string // selectRoot that locks the row, where the dialect can
+	selectRoot string
+	lockSelect string // selectRoot that locks the row, where the dialect can
+	// shareSelect and writeSelect are selectRoot with FOR SHARE and FOR
+	// NO KEY UPDATE, where the dialect can lock rows: the root's SELECT of
+	// a load in a transaction whose statements each read their own
+	// snapshot (see rootLock).
+	shareSelect string
+	writeSelect string
 	selectChild []string
 	insertRoot  string
 	deleteChild []string
@@ -67,6 +74,8 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 	w.p(nil)
 	s.selectRoot = w.stmt(noCheck).sql
 	s.lockSelect = s.selectRoot + s.d.lockSuffix
+	s.shareSelect = s.selectRoot + s.d.shareSuffix
+	s.writeSelect = s.selectRoot + s.d.writeSuffix
 
 	w.s("INSERT INTO " + rt.quoted + " (")
 	columnList(w, rt.insertCols())
@@ -204,8 +213,64 @@ func (s *Store[T, ID]) fail(op string, err error) error {
 // row. The aggregate is not tracked: to save a change of it, load it with
 // Find, or attach it with Attach before changing it (saving it untracked
 // fails with [repository.ErrUntracked] when its key is generated).
+//
+// The aggregate is returned as it stood at one commit. Outside a
+// transaction the statements read one snapshot. In a transaction of
+// PostgreSQL at READ COMMITTED, where each statement reads the database as
+// of its own start, the root row is locked as it is read, in the same
+// batch, before its children are: FOR SHARE, or FOR NO KEY UPDATE for the
+// load of [repository.AggregateRepositorySupport.Update], which writes the
+// root anyway. Every write of an aggregate locks its root first, so none
+// can commit between the root's SELECT and its children's. At REPEATABLE
+// READ and above, and on SQLite, the transaction reads one snapshot, and
+// nothing is locked.
 func (s *Store[T, ID]) Select(ctx context.Context, id ID) (T, error) {
-	return s.selectAgg(ctx, "select", s.selectRoot, id)
+	root := s.selectRoot
+	switch s.rootLock(ctx, lastwrite.IsForWrite(ctx)) {
+	case lockShare:
+		root = s.shareSelect
+	case lockWrite:
+		root = s.writeSelect
+	}
+	return s.selectAgg(ctx, "select", root, id)
+}
+
+// lock is how the root rows of a load are locked.
+type lock uint8
+
+const (
+	lockNone  lock = iota
+	lockShare      // FOR SHARE
+	lockWrite      // FOR NO KEY UPDATE
+)
+
+// rootLock returns how a load in ctx locks its root rows, for it to return
+// aggregates as they stood at one commit: in a transaction whose
+// statements each read their own snapshot (PostgreSQL at READ COMMITTED,
+// and a caller's transaction joined, which is taken to be at that level),
+// the roots of a load of several statements (an aggregate with children)
+// are locked FOR SHARE, so that no writer of the aggregate (a save locks
+// the root with its first statement, a delete too) can commit between
+// the roots' SELECT and the children's. The load of an aggregate about to
+// be written (write) locks it FOR NO KEY UPDATE, children or not, the lock
+// the save takes: a save that followed a shared lock would take a
+// stronger one, and two of them deadlock. Outside a transaction, a load
+// reads one snapshot; so does every statement of a transaction at
+// REPEATABLE READ and above, and of SQLite.
+func (s *Store[T, ID]) rootLock(ctx context.Context, write bool) lock {
+	if s.ready() != nil || !s.d.stmtSnapshot {
+		return lockNone
+	}
+	t := s.db.txFrom(ctx)
+	switch {
+	case t == nil || t.snapshotted():
+		return lockNone
+	case write:
+		return lockWrite
+	case len(s.m.children) > 0:
+		return lockShare
+	}
+	return lockNone
 }
 
 // SelectForUpdate is [Store.Select] that also locks the root row until the

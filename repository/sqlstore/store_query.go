@@ -13,11 +13,13 @@ import (
 // q's order: on pgx in one round trip (one batch: the roots' SELECT and
 // one SELECT per child table restricted to the selected roots), on
 // database/sql one statement per table; outside a transaction all of them
-// read one snapshot. Inside a PostgreSQL transaction, whose statements
-// each read the database as of their own start, the children are selected
-// by the keys of the roots read, in a second round trip, so that every
-// root comes with its children. The aggregates are not tracked: see
-// [Repository.FindAll] for that.
+// read one snapshot. Inside a PostgreSQL transaction at READ COMMITTED,
+// whose statements each read the database as of their own start, the
+// roots are locked as they are read (SELECT ... FOR SHARE), and the
+// children selected by the keys of the roots read, in a second round
+// trip: no writer of a root read can commit before the transaction ends,
+// so every root comes with its children, as they stood at one commit.
+// The aggregates are not tracked: see [Repository.FindAll] for that.
 func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 	if err := s.ready(); err != nil {
 		return nil, s.fail("select", err)
@@ -36,6 +38,10 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 		return nil, s.fail("select", err)
 	}
 	cq.page(w)
+	lk := s.rootLock(ctx, false)
+	if lk == lockShare {
+		w.s(s.d.shareSuffix)
+	}
 	rootStmt := w.stmt(noCheck)
 
 	var roots []reflect.Value
@@ -58,16 +64,17 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 	}
 	stmts := []stmt{rootStmt}
 
-	// Inside a PostgreSQL transaction, each statement of a batch sees the
-	// database as of its own start (READ COMMITTED): a root committed or
-	// removed between the roots' SELECT and a child's would shift the
-	// selection, and a root could come back without its children. There
-	// the roots are read first, and the children by the keys read: one
-	// more round trip. Elsewhere all the statements read one snapshot
-	// (SQLite's transactions, and the snapshot of a load outside a
-	// transaction), and the children's selection repeats the roots' as a
-	// subquery, in the same batch.
-	byKeys := s.d.stmtSnapshot && s.db.txFrom(ctx) != nil
+	// In a PostgreSQL transaction at READ COMMITTED, each statement of a
+	// batch sees the database as of its own start: a root committed or
+	// changed between the roots' SELECT and a child's would shift the
+	// selection. There the roots are locked as they are read (FOR SHARE),
+	// so that no writer of theirs commits until the transaction ends, and
+	// the children are read by the keys read: one more round trip.
+	// Elsewhere all the statements read one snapshot (SQLite's
+	// transactions, PostgreSQL's at REPEATABLE READ and above, and the
+	// snapshot of a load outside a transaction), and the children's
+	// selection repeats the roots' as a subquery, in the same batch.
+	byKeys := lk == lockShare
 	if byKeys {
 		if err := s.db.run(ctx, stmts, false); err != nil {
 			return nil, s.fail("select", err)

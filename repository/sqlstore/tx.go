@@ -128,6 +128,11 @@ func (db *DB) inTx(ctx context.Context, opts *TxOptions, fn func(ctx context.Con
 	if fn == nil {
 		return errors.New("sqlstore: transaction: nil function")
 	}
+	if opts == nil {
+		if o, ok := ctx.Value(txOptionsKey{}).(TxOptions); ok {
+			opts = &o
+		}
+	}
 	var o TxOptions
 	if opts != nil {
 		o = *opts
@@ -148,7 +153,7 @@ func (db *DB) inTx(ctx context.Context, opts *TxOptions, fn func(ctx context.Con
 		}
 		return fn(ctx)
 	}
-	t := &txState{db: db, ctx: ctx, opts: o}
+	t := &txState{db: db, ctx: ctx, opts: o.effective(db.dialect)}
 	if tok := lastwrite.Owner(ctx); tok != nil && tok.For == any(db) {
 		// An Update handed its unit of work to this DB itself, not to a
 		// transactor that wraps it and may do more after fn returns.
@@ -195,6 +200,14 @@ func (db *DB) inTx(ctx context.Context, opts *TxOptions, fn func(ctx context.Con
 	}
 	sc.Commit()
 	return nil
+}
+
+// snapshotted reports whether every statement of t reads one snapshot:
+// on PostgreSQL, at REPEATABLE READ and above (a read-only transaction
+// runs at least at that level); on SQLite, always. A caller's transaction
+// joined is taken to be READ COMMITTED.
+func (t *txState) snapshotted() bool {
+	return !t.db.dialect.stmtSnapshot || pgRank(t.opts.Isolation) >= 2
 }
 
 func (t *txState) finished() bool {
