@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -169,5 +170,186 @@ func TestUnversionedUpdateSeesOneCommit(t *testing.T) {
 		assert.Equal(t, int64(workers*each), got.n)
 		assert.Len(t, got.marks, workers*each)
 		assert.Empty(t, torn(got.n, got.marks))
+	})
+}
+
+// side is a connection of its own to the database under test, for a
+// transaction that runs while a unit of work of the test is between two
+// statements.
+type side struct {
+	pid   int64
+	exec  func(ctx context.Context, q string, args ...any) error
+	close func()
+}
+
+func newSide(t *testing.T, b *backend) *side {
+	t.Helper()
+	ctx := context.Background()
+	switch r := b.raw.(type) {
+	case pgxRaw:
+		c, err := r.p.Acquire(ctx)
+		require.NoError(t, err)
+		return &side{
+			pid: int64(c.Conn().PgConn().PID()),
+			exec: func(ctx context.Context, q string, args ...any) error {
+				_, err := c.Exec(ctx, q, args...)
+				return err
+			},
+			close: c.Release,
+		}
+	case sqlRaw:
+		c, err := r.x.Conn(ctx)
+		require.NoError(t, err)
+		s := &side{
+			exec: func(ctx context.Context, q string, args ...any) error {
+				_, err := c.ExecContext(ctx, q, args...)
+				return err
+			},
+			close: func() { _ = c.Close() },
+		}
+		require.NoError(t, c.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&s.pid))
+		return s
+	}
+	t.Fatalf("no side connection for %T", b.raw)
+	return nil
+}
+
+// interleave returns a DB on b's database whose observer, after the first
+// statement that match reports, runs stmts in a transaction of their own
+// on another connection, and returns once that transaction committed or
+// waits for a lock: the order of the two transactions is forced by their
+// locks, not by time. wait waits for the other transaction to end and
+// returns its error.
+func interleave(t *testing.T, b *backend, match func(sql string) bool, stmts ...string) (db *DB, wait func() error) {
+	t.Helper()
+	sd := newSide(t, b)
+	t.Cleanup(sd.close)
+	done := make(chan error, 1)
+	var fired bool
+	observe := func(_ context.Context, s Statement) {
+		if fired || s.Err != nil || !match(s.SQL) {
+			return
+		}
+		fired = true
+		go func() {
+			ctx := context.Background()
+			err := sd.exec(ctx, "BEGIN")
+			for _, q := range stmts {
+				if err == nil {
+					err = sd.exec(ctx, q)
+				}
+			}
+			if err == nil {
+				err = sd.exec(ctx, "COMMIT")
+			} else {
+				_ = sd.exec(ctx, "ROLLBACK")
+			}
+			done <- err
+		}()
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			select {
+			case err := <-done:
+				done <- err
+				return // committed (or failed) without waiting
+			default:
+			}
+			if b.raw.count(t, "SELECT count(*) FROM pg_stat_activity WHERE pid = ? AND wait_event_type = 'Lock'", sd.pid) > 0 {
+				return // waits for a lock the unit of work holds
+			}
+			time.Sleep(time.Millisecond) // polling a condition, not a delay
+		}
+		t.Error("the other transaction neither ended nor waited for a lock")
+	}
+	switch r := b.raw.(type) {
+	case pgxRaw:
+		db = NewPGX(r.p, WithObserver(observe))
+	case sqlRaw:
+		var err error
+		db, err = NewSQL(r.x, WithObserver(observe))
+		require.NoError(t, err)
+	}
+	return db, func() error {
+		if !fired {
+			return fmt.Errorf("the other transaction never ran")
+		}
+		return <-done
+	}
+}
+
+func seedThree(t *testing.T, b *backend) {
+	t.Helper()
+	repo := b.repo(t)
+	for id := orderID(1); id <= 3; id++ {
+		require.NoError(t, repo.Save(context.Background(), newOrder(id, "alice",
+			&item{id: 1, sku: "A", quantity: 1}, &item{id: 2, sku: "B", quantity: 1}, &item{id: 3, sku: "C", quantity: 1})))
+	}
+}
+
+// TestFindAllInTxKeepsChildrenOfDeletedRoot: in a unit of work on
+// PostgreSQL, an order deleted by another transaction between the roots'
+// SELECT and the children's came back without its lines. The roots are
+// now locked as they are read: the delete waits for the unit of work, and
+// every order comes with its lines.
+func TestFindAllInTxKeepsChildrenOfDeletedRoot(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		if b.name == "sqlite" {
+			t.Skip("a unit of work on SQLite holds the database's write lock from its BEGIN: no other transaction deletes while it reads")
+		}
+		ctx := context.Background()
+		seedThree(t, b)
+		db, wait := interleave(t, b, func(q string) bool { return strings.HasPrefix(q, `SELECT "id", "customer"`) },
+			`DELETE FROM order_items WHERE order_id = 2`,
+			`DELETE FROM orders WHERE id = 2`)
+		repo, err := NewRepository[*order, orderID](db, orderMapping(t))
+		require.NoError(t, err)
+
+		var got []*order
+		require.NoError(t, db.InTx(ctx, func(ctx context.Context) error {
+			got, err = repo.FindAll(ctx, Query{}.OrderBy("id"))
+			return err
+		}))
+		require.NoError(t, wait(), "the delete commits after the unit of work")
+		require.Len(t, got, 3)
+		for _, o := range got {
+			assert.Len(t, o.items, 3, "order %d comes with its lines", o.id)
+		}
+		assert.False(t, b.exists(t, 2))
+		assert.Zero(t, b.raw.count(t, "SELECT count(*) FROM order_items WHERE order_id = 2"))
+	})
+}
+
+// TestFindInTxSeesOneCommit: in a unit of work on PostgreSQL through
+// database/sql, where the statements of a load are round trips of their
+// own, a save committed by another transaction between the root's SELECT
+// and the children's paired the old root with the new lines. The root is
+// now locked as it is read: the save waits for the unit of work.
+func TestFindInTxSeesOneCommit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		switch {
+		case b.name == "sqlite":
+			t.Skip("a unit of work on SQLite holds the database's write lock from its BEGIN: no other transaction saves while it reads")
+		case b.pgx:
+			t.Skip("on pgx a load is one batch, which no other transaction can be run in the middle of; TestUpdateSeesOneCommit covers it")
+		}
+		ctx := context.Background()
+		seedThree(t, b)
+		v0 := b.raw.count(t, "SELECT version FROM orders WHERE id = 1")
+		db, wait := interleave(t, b, func(q string) bool { return strings.HasPrefix(q, `SELECT "id", "customer"`) },
+			`UPDATE orders SET version = version + 1, total_amount = total_amount + 100 WHERE id = 1`,
+			`INSERT INTO order_items (order_id, id, sku, quantity) VALUES (1, 4, 'D', 1)`)
+		repo, err := NewRepository[*order, orderID](db, orderMapping(t))
+		require.NoError(t, err)
+
+		var got *order
+		require.NoError(t, db.InTx(ctx, func(ctx context.Context) error {
+			got, err = repo.Find(ctx, 1)
+			return err
+		}))
+		require.NoError(t, wait(), "the save commits after the unit of work")
+		assert.Equal(t, v0, got.version)
+		assert.Len(t, got.items, 3, "the lines of the version read")
+		assert.Equal(t, int64(300), got.total.amount)
+		assert.Equal(t, int64(4), b.raw.count(t, "SELECT count(*) FROM order_items WHERE order_id = 1"))
 	})
 }
