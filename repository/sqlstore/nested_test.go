@@ -301,9 +301,10 @@ func TestNestedParentKeyOnly(t *testing.T) {
 		delete(got.lines, 10) // with its options
 		require.NoError(t, repo.Save(ctx, got))
 		writes = dml(b.log.take())
-		require.Len(t, writes, 2, "%q", writes)
-		assert.Contains(t, writes[0], `DELETE FROM "kart_opts" WHERE "line_id"`)
-		assert.Contains(t, writes[1], `DELETE FROM "kart_lines" WHERE "kart_id" = ? AND "id"`)
+		require.Len(t, writes, 3, "%q", writes)
+		assert.Contains(t, writes[0], `SELECT 1 FROM "karts" WHERE "id" = ?`, "the root, unversioned, is locked and checked")
+		assert.Contains(t, writes[1], `DELETE FROM "kart_opts" WHERE "line_id"`)
+		assert.Contains(t, writes[2], `DELETE FROM "kart_lines" WHERE "kart_id" = ? AND "id"`)
 		assert.Equal(t, got, load(1))
 		assert.EqualValues(t, 2, b.raw.count(t, "SELECT count(*) FROM kart_opts"), "the plate and kart 2's option")
 

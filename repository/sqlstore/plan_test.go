@@ -334,7 +334,7 @@ func TestStatementsChunked(t *testing.T) {
 }
 
 // An aggregate without a version: a change of children alone writes no
-// root statement.
+// root row, but locks and checks it.
 type tag struct {
 	id    int64   `db:"id"`
 	label string  `db:"label"`
@@ -359,8 +359,11 @@ func TestStatementsUnversioned(t *testing.T) {
 			Changes: diff.Changes{Fields: []diff.Change{{Path: field(diff.FieldStep{Name: "text", Index: 1}), Old: "old", New: "new"}}}}},
 	}}}}}))
 	require.NoError(t, err)
-	assert.Equal(t, []want{{sql: `UPDATE "app"."tag_notes" SET "text" = $1 WHERE "tag_id" = $2 AND "id" = $3`, args: []any{"new", int64(7), int64(1)}}}, stmtsOf(got),
-		"no version: no root statement when only a child changed; schema-qualified names are quoted part by part")
+	assert.Equal(t, []want{
+		{sql: `WITH r AS (SELECT 1 FROM "app"."tags" WHERE "id" = $1 FOR NO KEY UPDATE) SELECT 1/count(*) FROM r`, args: []any{int64(7)}, check: checkRow},
+		{sql: `UPDATE "app"."tag_notes" SET "text" = $1 WHERE "tag_id" = $2 AND "id" = $3`, args: []any{"new", int64(7), int64(1)}},
+	}, stmtsOf(got),
+		"no version: when only a child changed, the root is locked and checked, not written; schema-qualified names are quoted part by part")
 
 	got = s.deleteStmts(unsafe.Pointer(tg), 0)
 	assert.Equal(t, `WITH r AS (SELECT 1 FROM "app"."tags" WHERE "id" = $1 FOR UPDATE) SELECT 1/count(*) FROM r`, got[0].sql,

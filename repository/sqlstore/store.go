@@ -867,6 +867,19 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) (*sa
 	}
 	pl.count()
 	pl.first = append(stmts, pl.stage(0)...)
+	if len(pl.first) > 0 && !ch.Versioned && !anyTrue(mark) {
+		// A change of children alone of an aggregate without a version
+		// writes no root row: the root is locked (and checked) first all
+		// the same, as every write of an aggregate locks it, so that a
+		// load that locked it reads the aggregate as of one commit, and a
+		// removed aggregate is not given children.
+		s.checked(w, func() {
+			w.s("SELECT 1 FROM " + rt.quoted + " WHERE " + rt.cols[rt.key].quoted + " = ")
+			w.p(key)
+			w.s(s.d.writeSuffix)
+		}, false)
+		pl.first = append([]stmt{w.stmt(checkRow)}, pl.first...)
+	}
 	return pl, nil
 }
 

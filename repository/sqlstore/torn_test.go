@@ -134,7 +134,7 @@ func TestUpdateSeesOneCommit(t *testing.T) {
 		got, err := repo.Find(ctx, 1)
 		require.NoError(t, err)
 		assert.Equal(t, int64(workers*each), got.n)
-		assert.Len(t, got.marks, workers*each)
+		assert.Equal(t, workers*each, len(got.marks))
 		assert.Empty(t, torn(got.n, got.marks))
 		assert.Equal(t, int64(workers*each), b.raw.count(t, "SELECT count(*) FROM tally_marks"))
 	})
@@ -168,7 +168,7 @@ func TestUnversionedUpdateSeesOneCommit(t *testing.T) {
 		got, err := repo.Find(ctx, 1)
 		require.NoError(t, err)
 		assert.Equal(t, int64(workers*each), got.n)
-		assert.Len(t, got.marks, workers*each)
+		assert.Equal(t, workers*each, len(got.marks))
 		assert.Empty(t, torn(got.n, got.marks))
 	})
 }
@@ -351,5 +351,38 @@ func TestFindInTxSeesOneCommit(t *testing.T) {
 		assert.Len(t, got.items, 3, "the lines of the version read")
 		assert.Equal(t, int64(300), got.total.amount)
 		assert.Equal(t, int64(4), b.raw.count(t, "SELECT count(*) FROM order_items WHERE order_id = 1"))
+	})
+}
+
+// TestUnversionedChildSaveLocksRoot: a save that changes only children of
+// an aggregate without a version writes no root row; it locks and checks
+// the root all the same, so that a load that locked the root waits for it
+// (or it for the load), and a removed aggregate is not given children:
+// without a foreign key, they were stored as rows of no aggregate.
+func TestUnversionedChildSaveLocksRoot(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		b.raw.exec(t, `CREATE TABLE tallies (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)`)
+		b.raw.exec(t, `CREATE TABLE tally_marks (tally_id BIGINT NOT NULL, id BIGINT NOT NULL, PRIMARY KEY (tally_id, id))`)
+		m, err := NewMapping[*plainTally](Table{Name: "tallies"}, tallyChild)
+		require.NoError(t, err)
+		repo, err := NewRepository[*plainTally, int64](b.db, m)
+		require.NoError(t, err)
+		require.NoError(t, repo.Save(ctx, &plainTally{id: 1}))
+		c, err := repo.Find(ctx, 1)
+		require.NoError(t, err)
+
+		b.log.take()
+		c.marks = append(c.marks, &mark{id: 1})
+		require.NoError(t, repo.Save(ctx, c))
+		if b.name != "sqlite" {
+			assert.Contains(t, dml(b.log.take())[0], `SELECT 1 FROM "tallies" WHERE "id" = ? FOR NO KEY UPDATE`)
+		}
+
+		b.raw.exec(t, `DELETE FROM tallies WHERE id = 1`)
+		c.marks = append(c.marks, &mark{id: 2})
+		err = repo.Save(ctx, c)
+		require.ErrorIs(t, err, repository.ErrConflict)
+		assert.Equal(t, int64(1), b.raw.count(t, "SELECT count(*) FROM tally_marks"), "no mark of a removed tally is stored")
 	})
 }
