@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log"
 	"os"
@@ -250,6 +251,48 @@ func ExampleRepository_FindAll() {
 	// page 2: cart 4, 4 x tea
 	// page 2: cart 5, 5 x tea
 	// 4 carts of alice
+}
+
+// ExampleWithTxOptions runs an Update at an isolation level of its
+// choice: the transaction Update begins takes its options from the
+// context, and its save still carries the COMMIT (on pgx, the Update is
+// still two round trips). At REPEATABLE READ on PostgreSQL the load reads
+// one snapshot and locks nothing, and a concurrent change fails the save
+// with an error matching repository.ErrConflict, which WithRetry retries.
+// Options the database cannot honour are refused before the function
+// runs.
+func ExampleWithTxOptions() {
+	var show bool
+	_, _, carts, done := openShop(func(s sqlstore.Statement) {
+		if show {
+			fmt.Println(s.SQL)
+		}
+	})
+	defer done()
+	ctx := context.Background()
+	if err := carts.Save(ctx, &Cart{id: 1, owner: "alice"}); err != nil {
+		log.Fatal(err)
+	}
+
+	show = true
+	rr := sqlstore.WithTxOptions(ctx, sqlstore.TxOptions{Isolation: sql.LevelRepeatableRead})
+	err := carts.Update(rr, 1, func(_ context.Context, c *Cart) error {
+		c.owner = "bob"
+		return nil
+	})
+	fmt.Println(err)
+
+	bad := sqlstore.WithTxOptions(ctx, sqlstore.TxOptions{Isolation: sql.LevelLinearizable})
+	err = carts.Update(bad, 1, func(context.Context, *Cart) error { return nil })
+	fmt.Println(err)
+	// Output:
+	// BEGIN IMMEDIATE
+	// SELECT "id", "owner", "version" FROM "carts" WHERE "id" = ?
+	// SELECT "id", "product", "quantity" FROM "cart_lines" WHERE "cart_id" = ? ORDER BY "id"
+	// UPDATE "carts" SET "owner" = ?, "version" = ? WHERE "id" = ? AND "version" = ?
+	// COMMIT
+	// <nil>
+	// sqlstore: transaction: SQLite cannot run isolation level Linearizable
 }
 
 // openShop opens a SQLite database of carts in a temporary directory, with

@@ -2,9 +2,11 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,38 +107,114 @@ var tallyRetry = repository.RetryPolicy{Attempts: 1000, Backoff: 100 * time.Micr
 // transaction each read the database as of their own start, and a load
 // that paired a root with the children of a later commit handed the
 // function a state that never existed, whose save then failed with
-// ErrDuplicateID.
+// ErrDuplicateID. The same at REPEATABLE READ (WithTxOptions), where the
+// load reads one snapshot and a concurrent save is a conflict, retried.
 func TestUpdateSeesOneCommit(t *testing.T) {
 	const workers, each = 8, 25
 	forEachBackend(t, func(t *testing.T, b *backend) {
-		ctx := context.Background()
-		tallyTables(t, b, true)
-		m, err := NewMapping[*tally](Table{Name: "tallies"}, tallyChild)
-		require.NoError(t, err)
-		repo, err := NewRepository[*tally, int64](b.quiet, m, repository.WithRetry(tallyRetry))
-		require.NoError(t, err)
-		require.NoError(t, repo.Save(ctx, &tally{id: 1}))
+		for _, level := range []sql.IsolationLevel{sql.LevelDefault, sql.LevelRepeatableRead} {
+			t.Run(level.String(), func(t *testing.T) {
+				ctx := WithTxOptions(context.Background(), TxOptions{Isolation: level})
+				tallyTables(t, b, true)
+				t.Cleanup(func() { b.raw.exec(t, `DROP TABLE tally_marks`); b.raw.exec(t, `DROP TABLE tallies`) })
+				m, err := NewMapping[*tally](Table{Name: "tallies"}, tallyChild)
+				require.NoError(t, err)
+				var retries atomic.Int64
+				policy := tallyRetry
+				policy.OnRetry = func(context.Context, int, error) { retries.Add(1) }
+				repo, err := NewRepository[*tally, int64](b.quiet, m, repository.WithRetry(policy))
+				require.NoError(t, err)
+				require.NoError(t, repo.Save(ctx, &tally{id: 1}))
 
-		start := time.Now()
-		errs, tears := contend(workers, each, func(check func(int64, []*mark) error) error {
-			return repo.Update(ctx, 1, func(_ context.Context, c *tally) error {
-				if err := check(c.n, c.marks); err != nil {
-					return err
-				}
-				c.n++
-				c.marks = append(c.marks, &mark{id: c.n})
-				return nil
+				start := time.Now()
+				errs, tears := contend(workers, each, func(check func(int64, []*mark) error) error {
+					return repo.Update(ctx, 1, func(_ context.Context, c *tally) error {
+						if err := check(c.n, c.marks); err != nil {
+							return err
+						}
+						c.n++
+						c.marks = append(c.marks, &mark{id: c.n})
+						return nil
+					})
+				})
+				t.Logf("%s at %v: %d Updates by %d goroutines in %v, %d conflicts retried",
+					b.name, level, workers*each, workers, time.Since(start).Round(time.Millisecond), retries.Load())
+				assert.Empty(t, errs, "every Update succeeds")
+				assert.Empty(t, tears, "no Update sees a torn aggregate")
+				got, err := repo.Find(ctx, 1)
+				require.NoError(t, err)
+				assert.Equal(t, int64(workers*each), got.n)
+				assert.Equal(t, workers*each, len(got.marks))
+				assert.Empty(t, torn(got.n, got.marks))
+				assert.Equal(t, int64(workers*each), b.raw.count(t, "SELECT count(*) FROM tally_marks"))
 			})
+		}
+	})
+}
+
+// TestUpdateWithTxOptions: an Update whose context carries TxOptions runs
+// its transaction with them, and keeps the COMMIT in its save's batch: two
+// round trips on pgx. At REPEATABLE READ the load locks nothing.
+func TestUpdateWithTxOptions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		repo := b.repo(t)
+		require.NoError(t, repo.Save(ctx, newOrder(1, "alice", &item{id: 1, sku: "A", quantity: 1})))
+		b.log.take()
+
+		rr := WithTxOptions(ctx, TxOptions{Isolation: sql.LevelRepeatableRead})
+		require.NoError(t, repo.Update(rr, 1, func(_ context.Context, o *order) error {
+			o.setQuantity(1, 2)
+			return nil
+		}))
+		stmts := b.log.take()
+		all := sqls(stmts)
+		switch {
+		case b.name == "sqlite":
+			assert.Equal(t, sqlBeginImmediate, all[0])
+		default:
+			assert.Equal(t, "BEGIN ISOLATION LEVEL REPEATABLE READ", all[0])
+			for _, q := range all {
+				assert.NotContains(t, q, " FOR ", "one snapshot: nothing to lock")
+			}
+		}
+		assert.Equal(t, sqlCommit, all[len(all)-1])
+		if b.pgx {
+			assert.Equal(t, 2, trips(stmts), "the load with the BEGIN, the save with the COMMIT: %q", all)
+		}
+		assert.Equal(t, 2, b.load(t, 1).items[0].quantity)
+
+		// The default level locks the root as the load reads it.
+		require.NoError(t, repo.Update(ctx, 1, func(_ context.Context, o *order) error {
+			o.setQuantity(1, 3)
+			return nil
+		}))
+		stmts = b.log.take()
+		if b.name != "sqlite" {
+			assert.Contains(t, sqls(stmts)[1], `FROM "orders" WHERE "id" = $1 FOR NO KEY UPDATE`)
+		}
+		if b.pgx {
+			assert.Equal(t, 2, trips(stmts), "%q", sqls(stmts))
+		}
+
+		// Options the database cannot honour are refused before the
+		// function runs; a unit of work that asks for more than the
+		// transaction it would join gives is refused too.
+		bad := WithTxOptions(ctx, TxOptions{Isolation: sql.LevelLinearizable})
+		err := repo.Update(bad, 1, func(context.Context, *order) error {
+			t.Error("ran with options the database cannot honour")
+			return nil
 		})
-		t.Logf("%s: %d Updates by %d goroutines in %v", b.name, workers*each, workers, time.Since(start).Round(time.Millisecond))
-		assert.Empty(t, errs, "every Update succeeds")
-		assert.Empty(t, tears, "no Update sees a torn aggregate")
-		got, err := repo.Find(ctx, 1)
-		require.NoError(t, err)
-		assert.Equal(t, int64(workers*each), got.n)
-		assert.Equal(t, workers*each, len(got.marks))
-		assert.Empty(t, torn(got.n, got.marks))
-		assert.Equal(t, int64(workers*each), b.raw.count(t, "SELECT count(*) FROM tally_marks"))
+		require.Error(t, err)
+		if b.name != "sqlite" {
+			err = b.db.InTx(ctx, func(ctx context.Context) error {
+				return repo.Update(WithTxOptions(ctx, TxOptions{Isolation: sql.LevelSerializable}), 1, func(context.Context, *order) error {
+					t.Error("joined a READ COMMITTED transaction")
+					return nil
+				})
+			})
+			assert.ErrorContains(t, err, "cannot join")
+		}
 	})
 }
 
