@@ -27,8 +27,9 @@
 // DELETE of removed children ("id" = ANY($2) with one array parameter with
 // pgx, an IN (?, ?, ...) list on SQLite and with lib/pq, which cannot bind
 // a Go slice); the parameter limit that splits multi-row INSERTs and IN
-// lists (65535 on PostgreSQL, 32766 on SQLite); SELECT ... FOR UPDATE
-// (PostgreSQL only); the isolation of a load's snapshot; the form in which
+// lists (65535 on PostgreSQL, 32766 on SQLite); row locks (SELECT ... FOR
+// UPDATE, FOR NO KEY UPDATE, FOR SHARE: PostgreSQL only, see "Loads see
+// one commit"); the isolation of a load's snapshot; the form in which
 // times are sent (see Times); how a transaction begins (BEGIN IMMEDIATE for
 // a unit of work on SQLite); the errors of the database (see Errors about
 // the data). Identifiers are quoted the same way on both ("sales"."orders").
@@ -218,7 +219,7 @@
 // a unique value that a row removed in the same save held. A diff path that
 // maps to no column is skipped; a change of a key column is an error. An
 // aggregate without a version and without changed root columns gets no
-// root statement. [Store.Delete] deletes each child table's rows of the
+// root UPDATE, only the lock of its root (see Optimistic locking). [Store.Delete] deletes each child table's rows of the
 // root, then the root row with the version check. [Store.Select] reads the
 // root row by key, then each child table's rows of that root in key order.
 //
@@ -273,7 +274,11 @@
 // loaded), the save fails with an error wrapping [repository.ErrConflict],
 // and nothing of it persists. Only the root statement is checked: the
 // version covers the whole aggregate. Without a version field the root
-// statement still requires the row to exist.
+// statement still requires the row to exist; a save that changes only
+// children of such an aggregate, which writes no root row, begins with
+// SELECT 1 ... FOR NO KEY UPDATE of the root (a plain SELECT on SQLite),
+// checked the same way: every write of an aggregate locks its root first,
+// and a removed aggregate is never given children.
 //
 // On database/sql the check is the statement's RowsAffected, and a failed
 // check rolls the save back. A pgx batch cannot stop half way on a client
@@ -367,18 +372,60 @@
 // says so at the next statement, instead of letting later statements run
 // outside any transaction. Use pgx to have each save in one round trip.
 //
-// A load outside a transaction reads one snapshot: on pgx its batch is
-// BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, the SELECTs, COMMIT,
-// still one round trip; on database/sql it runs in a read-only
-// transaction. Otherwise a save committed between the root's SELECT and
-// the children's would hand domain code a torn aggregate. Inside a
-// transaction, loads see what its isolation level shows. A load by key
-// reads the root first, so a torn read can only pair an old root with
-// newer children, and saving that aggregate fails the version check. A
-// query ([Repository.FindAll]) inside a PostgreSQL transaction reads the
-// roots first and then the children by the keys read, so that a root
-// committed or removed in between cannot leave a selected root without
-// its children.
+// # Loads see one commit
+//
+// Every load ([Store.Select], [Store.SelectWhere], and so Find, FindAll,
+// FindByIDs and the load of Update) returns each aggregate as it stood at
+// one commit, root and children alike, inside a unit of work or not, on
+// every backend: a function is never handed a state that never existed.
+// (The version check cannot be relied on to catch a torn load: the
+// function sees it first, and the diff of its save may fail before the
+// version is checked.)
+//
+//   - Outside a transaction a load reads one snapshot: on pgx its batch is
+//     BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, the SELECTs, COMMIT,
+//     still one round trip; on database/sql it runs in a read-only
+//     transaction of that level (on SQLite, a deferred BEGIN).
+//   - In a transaction at REPEATABLE READ or SERIALIZABLE, and in every
+//     transaction of SQLite, all the statements read one snapshot, and
+//     nothing is locked. A read-only unit of work ([TxOptions].ReadOnly)
+//     runs at least at REPEATABLE READ on PostgreSQL for that reason: it
+//     could not lock rows.
+//   - In a transaction at READ COMMITTED, PostgreSQL's default, each
+//     statement reads the database as of its own start, so the root's
+//     SELECT and the children's could see different commits. There the
+//     root rows are locked as they are read, in the same batch, before the
+//     children are read: every write of an aggregate locks its root with
+//     its first statement (the version bump or the root's UPDATE, the lock
+//     of a save of children alone, the lock of a delete), so none can
+//     commit between the roots' SELECT and the children's. The load of
+//     [repository.AggregateRepositorySupport.Update] takes SELECT ... FOR
+//     NO KEY UPDATE, the lock its save takes anyway: concurrent Updates of
+//     one aggregate queue on its row instead of failing with a conflict,
+//     and Update stays at two round trips on pgx. Other loads of
+//     aggregates with children take FOR SHARE on their roots (an aggregate
+//     without children is one SELECT, and locks nothing); a query reads
+//     the roots first, locked, and then the children by the keys read, in
+//     a second round trip, so that no root comes without its children.
+//     A caller's transaction joined ([DB.JoinPGX], [DB.JoinSQL]) is taken
+//     to be at READ COMMITTED, and must not be read-only.
+//
+// What the locks cost under contention: a load in a READ COMMITTED unit of
+// work waits for the unit of work of any writer of the aggregates it
+// reads to end, and writers wait for it; Update holds its aggregate's row
+// lock from its load to its COMMIT, so that concurrent Updates of one
+// aggregate run one after the other instead of all but one failing and
+// being retried. A unit of work that loads an aggregate with Find (FOR
+// SHARE) and then saves it takes the stronger lock at its save: two such
+// units of work on one aggregate deadlock, and PostgreSQL ends one after
+// its deadlock_timeout (one second by default) with an error matching
+// [repository.ErrConflict]. Load the aggregates a unit of work will change
+// with Update, or with FindForUpdate, which lock them for writing from the
+// start. The alternative is a unit of work at REPEATABLE READ
+// ([WithTxOptions], [DB.InTxWith]): its loads lock nothing and read one
+// snapshot, and a concurrent change of what it saves fails the save with
+// a serialization failure, matching ErrConflict, which [repository.WithRetry]
+// retries; Update keeps its two round trips.
 //
 // pgx prepares a statement text the first time a connection sees it (its
 // default QueryExecModeCacheStatement), which costs one extra round trip
@@ -401,7 +448,8 @@
 // statement of that batch (pgx.Batch.BeginTx) and costs no round trip, and
 // a unit of work that sends nothing costs nothing. The statements of one
 // transaction are serialized. Transactions use the database's default
-// isolation level.
+// isolation level, unless the context carries [TxOptions] ([WithTxOptions],
+// which reaches the transaction of Update too) or [DB.InTxWith] gives them.
 //
 // On SQLite a unit of work begins with BEGIN IMMEDIATE, which takes the
 // database's write lock at once: units of work that read and then write
