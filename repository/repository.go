@@ -8,7 +8,9 @@
 //     copy. Within one unit of work (a tracking scope in the context), the
 //     same aggregate is selected once and returned as the same instance.
 //   - Save of an aggregate that is not tracked inserts it and starts
-//     tracking it. Save of a tracked aggregate compares it with its snapshot
+//     tracking it, unless the store can tell it is stored already (its
+//     generated key is set): that is refused with [ErrUntracked], never
+//     inserted a second time. Save of a tracked aggregate compares it with its snapshot
 //     and calls the update hook with the differences, only when there are
 //     some: an unchanged aggregate costs no statement. A save never reads
 //     the store again.
@@ -32,7 +34,9 @@
 // snapshots staged by the saves in it are applied after the commit and
 // dropped on a rollback, so that a retry sends the same changes again.
 // Without a Transactor, each Save outside a scope advances the snapshot as
-// soon as its hooks return.
+// soon as its hooks return. An aggregate saved in a unit of work cannot be
+// saved or removed outside it until it ends ([ErrUnfinished]): what the
+// store holds of it is unknown until then.
 package repository
 
 import (
