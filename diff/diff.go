@@ -20,9 +20,13 @@
 //     type, is compared with it, so a monotonic clock reading or a different
 //     internal representation of the same value is not a change. Such a type
 //     is a value: it changes as a whole, and the method alone decides.
-//     Compare does not look inside it, so what it holds, a pointer cycle
-//     for example, is neither walked nor reported (and Copy of package
-//     tracking assigns it as a whole). The method does not apply to
+//     Compare does not look inside it, so what it holds, a func, a pointer
+//     cycle or a field tagged `ddd:"-"` for example, is neither walked nor
+//     refused (a field-by-field match is tried first, where the value's
+//     structure is bounded and holds no such part, to spare the call).
+//     Copy of package tracking follows the same rule: it copies such a
+//     value deeply, all of it, so that a change made in place behind its
+//     pointers shows. The method does not apply to
 //     pointer, slice, map and interface types, which are followed, nor to
 //     an entity: an entity's Equal method usually compares identities, so
 //     an entity is always compared field by field, as Copy deep-copies it.

@@ -357,14 +357,18 @@ func (c *compiler) fillEqualMethod(p *plan, vm *typeinfo.Type, path Path) *Error
 	p.method = m.Index
 	// Values that are identical field by field are Equal: that is tried
 	// first, where it can be (see finish), as it needs no call and no
-	// allocation. A type whose structure cannot be compared is compared
-	// with its method alone.
-	inner := newPlan(vm.Structure)
-	if err := c.fillKind(inner, vm.Structure, path); err == nil {
-		p.inner = inner
-		// The check enters the values with Equal methods inside by their
-		// structures too: it is bounded when the walk of every part is.
-		p.preCheck = !vm.Structure.MayRecurCopy
+	// allocation. It can be when the value is plain (typeinfo's
+	// Type.Plain): its structure is bounded, and the check sees every
+	// part of it, no ddd tag of the aggregate's hiding one. Any other
+	// value is compared with its method alone, as Copy copies it whole.
+	if vm.Plain() {
+		inner := newPlan(vm.Structure)
+		if err := c.fillKind(inner, vm.Structure, path); err == nil {
+			p.inner = inner
+			// The check enters the values with Equal methods inside by
+			// their own plans: bounded too.
+			p.preCheck = true
+		}
 	}
 	t, idx := p.t, m.Index
 	p.call = func(a, b unsafe.Pointer) bool {

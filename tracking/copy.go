@@ -73,31 +73,40 @@ import (
 // pointer, slice backing array or map with v, so changing either never
 // changes the other.
 //
-// A struct or array type with a method Equal(T) bool, such as time.Time or
-// a decimal type, is a value: it is copied by plain assignment, as a whole,
-// without looking inside it (time.Time keeps its monotonic clock reading),
-// as package diff compares it by its method alone. Pointer, slice and map
-// types are always followed, even if they have such a method; and so is an
-// entity, a struct with a `ddd:"id"` field or an ID method: its Equal method
-// usually compares identities, so it is deep-copied, as diff compares it
-// field by field. Copy and diff follow the same rule.
+// A struct or array type with a method Equal(T) bool, such as a decimal
+// type, is a value, which package diff compares by its method alone: Copy
+// copies all of it, so that the copy is equal to it by the method and
+// shares with it no memory a change made in place could reach. A value
+// that holds no pointer is assigned; one that holds pointers is copied
+// deeply, its pointers, slices and maps to new ones, and nothing inside it
+// is refused or read as the aggregate's: a func, chan or unsafe.Pointer in
+// it, which cannot be copied, is shared; a pointer cycle in it is copied
+// as a cycle; its ddd tags are not read. time.Time is assigned as a whole
+// (keeping its monotonic clock reading): its *Location is never changed.
+// Pointer, slice and map types are always followed, even if they have
+// such a method; and so is an entity, a struct with a `ddd:"id"` field or
+// an ID method: its Equal method usually compares identities, so it is
+// deep-copied, as diff compares it field by field. Copy and diff follow
+// the same rule.
 //
 // Fields tagged `ddd:"-"` are not copied: they are left zero in the copy.
 // Identity and version fields are copied like any other.
 //
 // Copy never panics. It returns an error wrapping [ddd.ErrUnsupported] for
 // a type that holds a func, a chan or an unsafe.Pointer other than behind a
-// field tagged `ddd:"-"` (detected from the type, so even when the field is
+// field tagged `ddd:"-"` or inside a value with an Equal method (detected
+// from the type, so even when the field is
 // nil), or a malformed ddd tag or identity (an ID method returning an
 // interface, which package diff refuses too), or for a value nested more
 // than 100,000 deep (counting the pointers, slices, maps and interfaces
 // entered one inside another: the limit package diff applies too, within
 // which the copy fits in the default goroutine stack); and an error wrapping
 // [ddd.ErrCycle] when v contains itself through pointers, slices, maps or
-// interfaces. Errors say where, as in "tracking: copy *shop.Order: field
+// interfaces, other than inside a value with an Equal method. Errors say where, as in "tracking: copy *shop.Order: field
 // .handler: func() is not supported: unsupported type".
 //
-// Copy does not preserve sharing: a value reachable twice from v along
+// Copy does not preserve sharing (but inside a value with an Equal method
+// that is copied as a graph): a value reachable twice from v along
 // different paths (a DAG) is copied twice, into two distinct values.
 //
 // A type is inspected once; later copies of it run on a cached plan and
@@ -196,6 +205,7 @@ const (
 	opArray  // an array too long to unroll, element by element
 	opStruct // a struct or array still being compiled: its fixes
 	opBad    // an unsupported type: never run (the plan has err)
+	opGraph  // a Value that is not plain, copied as a graph (copyGraph)
 	// Ignored fields, which the shallow copy copied: each op clears one.
 	opClear       // pointer-free bytes
 	opClearWord   // a pointer, map, chan, func or unsafe.Pointer
@@ -343,9 +353,15 @@ func (c *compiler) fill(p *plan, m *typeinfo.Type) {
 			p.shallow = true
 			return
 		}
-		// A value that holds pointers, slices or maps is copied deeply
-		// like any struct, so that the snapshot shares none of them and
-		// a change made in place is seen by the method.
+		// A value that holds pointers, slices or maps is copied deeply,
+		// so that the snapshot shares none of them and a change made in
+		// place is seen by the method: like any struct when it is plain,
+		// else as a graph (see copyGraph), every part of it.
+		if !m.Plain() {
+			p.kind = opGraph
+			p.fix = []op{{kind: opGraph, plan: p}}
+			return
+		}
 		m = m.Structure
 	}
 	switch m.Kind {
@@ -764,6 +780,8 @@ func copyOther(o *op, d, s unsafe.Pointer, st *state) error {
 		return nil
 	case opStruct:
 		return runOps(o.plan.fix, d, s, st)
+	case opGraph:
+		return copyGraph(o.plan.typ, d, uintptr(s))
 	}
 	if e, ok := o.plan.err.(*pathError); ok {
 		return e.fresh()
@@ -1030,6 +1048,13 @@ func copyWord(fix []op, w unsafe.Pointer, st *state) (unsafe.Pointer, error) {
 			}
 		case opStruct:
 			w, err = copyWord(o.plan.fix, w, st)
+		case opGraph:
+			// Copy the value, one word, in memory of its type.
+			c := reflect.New(o.plan.typ).UnsafePointer()
+			*(*unsafe.Pointer)(c) = w
+			if err = copyGraph(o.plan.typ, c, 0); err == nil {
+				w = *(*unsafe.Pointer)(c)
+			}
 		default: // an ignored field
 			w = nil
 		}

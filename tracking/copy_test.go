@@ -20,7 +20,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/dddkit/dddkit/ddd"
 	"github.com/dddkit/dddkit/diff"
 	"github.com/dddkit/dddkit/internal/typeinfo"
 )
@@ -241,8 +240,8 @@ type scratchHolder struct {
 	arr   [2]scratch
 }
 
-// withFuncValue is a value with an Equal method that holds a func: it is
-// assigned as a whole, not looked into.
+// withFuncValue is a value with an Equal method that holds a func: its
+// func is shared by a copy, which cannot copy it.
 type withFuncValue struct {
 	f func()
 	n int
@@ -761,9 +760,12 @@ func TestCopy(t *testing.T) {
 				assert.Equal(t, scratch{id: 6, name: "n"}, c.m["a"])
 				assert.NotNil(t, o.ptr.f, "the original keeps its ignored fields")
 			}),
-		errCase("EqualValueWithFunc", "a value with an Equal method that holds pointers is copied deeply, so a func in it is refused as anywhere else (tag it ddd:\"-\")",
+		okCase("EqualValueWithFunc", "a value with an Equal method is the method's to judge: a func in it is shared, not refused",
 			func() *struct{ v withFuncValue } { return &struct{ v withFuncValue }{withFuncValue{func() {}, 3}} },
-			ddd.ErrUnsupported),
+			func(t *testing.T, o, c *struct{ v withFuncValue }) {
+				assert.NotNil(t, c.v.f)
+				assert.Equal(t, 3, c.v.n)
+			}),
 		okCase("SliceKinds", "slices of every kind of element get new backing arrays",
 			func() *sliceKinds {
 				return &sliceKinds{

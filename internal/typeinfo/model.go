@@ -29,7 +29,9 @@ const (
 	KindTime
 	// KindValue is a type other than time.Time that [ValueEqual] applies to:
 	// compared with its Equal method alone. It is assigned as a whole by a
-	// copy, unless it holds pointers (see [Type.CopyParts]).
+	// copy, unless it holds pointers (see [Type.CopyParts]): then the copy
+	// is deep, and shares no memory with the value but what is immutable
+	// or cannot be copied (see [Type.Plain]).
 	KindValue
 	// KindStruct is a struct type, compared and copied field by field.
 	KindStruct
@@ -112,10 +114,11 @@ type Type struct {
 	// and what package diff compares first, without a call, when that
 	// walk is bounded (see MayRecurCopy).
 	Structure *Type
-	// CopyParts (KindValue) reports that a copy copies the value part by
-	// part, through Structure, rather than assigning it as a whole: the
-	// value holds pointers (strings included), and sharing them would let
-	// a change made in place reach the copy unseen by the Equal method.
+	// CopyParts (KindValue) reports that a copy copies the value deeply
+	// rather than assigning it as a whole: the value holds pointers
+	// (strings included), and sharing them would let a change made in
+	// place reach the copy unseen by the Equal method. It is copied by its
+	// Structure when it is plain (see [Type.Plain]), else as a graph.
 	CopyParts bool
 
 	// MayRecurCompare reports whether comparing two values of this type
@@ -142,6 +145,53 @@ type Type struct {
 	// nothing to compare them with: the type reaches, by the walk of
 	// MayRecurCompare, a slice or map with an Identity, or an interface.
 	HasEntities bool
+}
+
+// Plain reports whether a Value (KindValue) is copied by the engines part
+// by part as any struct is, through its Structure: its structure is
+// bounded (MayRecurCopy of the Structure is false: no cycle, no
+// interface), and every part of it is one the engines follow by the
+// aggregate's rules, that is no func, chan or unsafe.Pointer, no field
+// tagged `ddd:"-"` or `ddd:"version"`, and no malformed ddd tag.
+//
+// A Value is what its Equal method says it is: ddd tags inside it are not
+// the aggregate's, and nothing inside it is refused. So when Plain is
+// false, package tracking copies it as a graph, every part of it, the
+// parts that cannot be copied (funcs, chans, unsafe.Pointers) shared and
+// a pointer cycle copied as a cycle; and package diff compares it with
+// its method alone, without the structural check it makes first when
+// Plain is true. Plain is false for any other kind.
+func (m *Type) Plain() bool {
+	if m.Kind != KindValue {
+		return false
+	}
+	return !m.Structure.MayRecurCopy && plainParts(m.Structure)
+}
+
+// plainParts reports whether every part of a value of m, reached by the
+// walk of copyParts, is one the engines follow by the aggregate's rules.
+// It is called on a bounded structure, whose walk ends.
+func plainParts(m *Type) bool {
+	switch m.Kind {
+	case KindUnsupported:
+		return false
+	case KindStruct:
+		for i, f := range m.Struct.Fields {
+			if (f.Ignored || f.Version) && f.Type.Size() > 0 {
+				return false
+			}
+			if fm := m.Fields[i]; fm != nil && !plainParts(fm) {
+				return false
+			}
+		}
+	case KindPointer, KindSlice, KindArray:
+		return plainParts(m.Elem)
+	case KindMap:
+		return plainParts(m.Key) && plainParts(m.Elem)
+	}
+	// Scalars, strings, times; a Value inside is copied and compared by
+	// its own model.
+	return true
 }
 
 var (

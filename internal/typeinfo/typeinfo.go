@@ -233,8 +233,9 @@ func TimeType() reflect.Type { return timeType }
 // values of type t are values compared with their own method Equal(t) bool
 // (by value or pointer receiver), such as time.Time or a decimal type. It
 // returns the method, and true when it applies. Such a type is a value: it
-// is copied by assignment as a whole and compared by the method alone,
-// without looking inside it.
+// is compared by the method alone, and copied all of it, so that the copy
+// shares no memory a change in place could reach (see [Type.CopyParts] and
+// [Type.Plain]); nothing inside it is refused or read as the aggregate's.
 //
 // The method does not apply, and values are copied and compared part by
 // part, to:
