@@ -104,3 +104,59 @@ func ExampleAggregateRepositorySupport() {
 	// saving again:
 	// DELETE order 1 WHERE version = 1
 }
+
+// Note is an aggregate with a field its store does not keep.
+type Note struct {
+	id      int64
+	text    string
+	draft   string // not stored: the hooks leave it out
+	version int64  `ddd:"version"`
+}
+
+// ID returns the note's identity.
+func (n *Note) ID() int64 { return n.id }
+
+// noteHooks stores a note's text only, and says so with Stores.
+type noteHooks struct{}
+
+func (noteHooks) Select(context.Context, int64) (*Note, error) { return nil, repository.ErrNotFound }
+func (noteHooks) Insert(_ context.Context, n *Note) error {
+	fmt.Printf("INSERT note %d\n", n.id)
+	return nil
+}
+func (noteHooks) Update(_ context.Context, n *Note, ch repository.Changes) error {
+	fmt.Printf("UPDATE note %d SET text = %q, version = %d\n", n.id, n.text, ch.NewVersion)
+	return nil
+}
+func (noteHooks) Delete(context.Context, *Note, int64) error { return nil }
+
+// Stores reports whether the changes touch the text, the one stored field.
+func (noteHooks) Stores(d diff.Result) bool {
+	for _, f := range d.Fields {
+		if f.Path.String() == "text" {
+			return true
+		}
+	}
+	return false
+}
+
+func ExamplePartial() {
+	ctx := context.Background()
+	repo, err := repository.NewSupport[*Note, int64](noteHooks{})
+	if err != nil {
+		panic(err)
+	}
+	n := &Note{id: 1, text: "hello"}
+	_ = repo.Save(ctx, n)
+
+	n.draft = "hello, wor"
+	_ = repo.Save(ctx, n) // a change the store does not keep: nothing written
+	fmt.Println("version", n.version)
+
+	n.text = "hello, world"
+	_ = repo.Save(ctx, n)
+	// Output:
+	// INSERT note 1
+	// version 0
+	// UPDATE note 1 SET text = "hello, world", version = 1
+}

@@ -149,6 +149,18 @@ type WritesBack interface {
 	WritesBack() bool
 }
 
+// Partial is implemented by hooks that leave some parts of an aggregate
+// unstored, such as the fields sqlstore excludes with `db:"-"`: parts that
+// are neither written nor loaded. Stores reports whether d, the changes
+// of a save, touch anything the hooks store. When it reports false (and
+// no stored order changed, see [Orderer]), Save writes nothing, leaves
+// the version and the snapshot as they were, and returns nil: a change
+// confined to unstored parts is no change to the store, and is not made
+// to look like a saved one by a version bump.
+type Partial interface {
+	Stores(d diff.Result) bool
+}
+
 // Changes is what the update hook is given for one save.
 type Changes struct {
 	// Diff holds what changed since the aggregate was loaded or last saved.

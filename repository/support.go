@@ -49,6 +49,7 @@ type AggregateRepositorySupport[T ddd.Aggregate[ID], ID comparable] struct {
 	order   Orderer[T]      // the hooks, when they store an order
 	// writesBack: the hooks may write into the aggregate (WritesBack).
 	writesBack bool
+	partial    Partial // the hooks, when they leave some fields unstored
 }
 
 // NewSupport returns a repository support for T on top of hooks. It fails
@@ -79,6 +80,9 @@ func NewSupport[T ddd.Aggregate[ID], ID comparable](hooks Hooks[T, ID], opts ...
 	}
 	if wb, ok := hooks.(WritesBack); ok {
 		s.writesBack = wb.WritesBack()
+	}
+	if p, ok := hooks.(Partial); ok {
+		s.partial = p
 	}
 	return s, nil
 }
@@ -230,8 +234,10 @@ func (s *AggregateRepositorySupport[T, ID]) Detach(ctx context.Context, agg T) {
 // holds one), with an error wrapping [ErrUntracked]: an aggregate read
 // without tracking is saved by loading it with Find, or attaching it with
 // Attach as soon as it is read, never by saving the untracked copy. A
-// tracked one is compared with its snapshot: when nothing
-// changed, Save returns nil without calling any hook; otherwise it advances
+// tracked one is compared with its snapshot: when nothing changed, or
+// nothing that the hooks store (see [Partial]), Save returns nil without
+// calling any hook and leaves the version and the snapshot as they were;
+// otherwise it advances
 // the version (if any), calls the update hook with the differences, and
 // advances the snapshot, at once or, in a tracking scope, when the scope
 // commits. When a hook fails, the snapshot and the version are left as they
@@ -259,7 +265,8 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 	if err != nil {
 		return opError("save", err)
 	}
-	if !d.Changed() && (s.order == nil || !s.order.Reordered(snap, agg)) {
+	stored := d.Changed() && (s.partial == nil || s.partial.Stores(d))
+	if !stored && (s.order == nil || !s.order.Reordered(snap, agg)) {
 		return nil
 	}
 	// The next snapshot is built before anything is written, so that a

@@ -273,3 +273,35 @@ func TestDepthLimitIsShared(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyErrAgrees checks that typeinfo.CopyErr, which the stores ask
+// about a field's type, refuses exactly what Copy refuses.
+func TestCopyErrAgrees(t *testing.T) {
+	type withFunc struct{ f func() }
+	type ignoredFunc struct {
+		f func() `ddd:"-"`
+	}
+	type chanKey struct{ m map[chan int]int }
+	type nested struct{ p *[]withFunc }
+	type inIface struct{ v any }
+	check := func(name string, typeErr error, copyErr error) {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, copyErr == nil, typeErr == nil, "CopyErr %v, Copy %v", typeErr, copyErr)
+		})
+	}
+	for _, c := range []struct {
+		name string
+		typ  reflect.Type
+		copy func() error
+	}{
+		{"func", reflect.TypeFor[withFunc](), func() error { _, err := Copy((*withFunc)(nil)); return err }},
+		{"ignored func", reflect.TypeFor[ignoredFunc](), func() error { _, err := Copy((*ignoredFunc)(nil)); return err }},
+		{"chan key", reflect.TypeFor[chanKey](), func() error { _, err := Copy((*chanKey)(nil)); return err }},
+		{"nested", reflect.TypeFor[nested](), func() error { _, err := Copy((*nested)(nil)); return err }},
+		{"interface", reflect.TypeFor[inIface](), func() error { _, err := Copy((*inIface)(nil)); return err }},
+		{"value with a func", reflect.TypeFor[withFuncValue](), func() error { _, err := Copy((*withFuncValue)(nil)); return err }},
+		{"value with a cycle", reflect.TypeFor[ringHolder](), func() error { _, err := Copy((*ringHolder)(nil)); return err }},
+	} {
+		check(c.name, typeinfo.CopyErr(c.typ), c.copy())
+	}
+}

@@ -441,3 +441,42 @@ func (b *builder) reach(parts func(*Type, func(*Type)), seed func(*Type) bool, c
 		}
 	}
 }
+
+// CopyErr returns why values of t cannot be copied by package tracking,
+// as the type tells: the error of an unsupported type (a func, chan or
+// unsafe.Pointer, or a struct with a malformed ddd tag or identity) that a
+// copy reaches, through struct fields other than those tagged `ddd:"-"`,
+// pointers, arrays, slices and map keys and values; nil if there is none.
+// A copy does not look into an interface, whose dynamic value is known
+// only at run time, nor refuse anything inside a Value (see [Type.Plain]).
+func CopyErr(t reflect.Type) error {
+	return copyErr(Of(t), make(map[*Type]bool))
+}
+
+func copyErr(m *Type, seen map[*Type]bool) error {
+	if seen[m] {
+		return nil
+	}
+	seen[m] = true
+	switch m.Kind {
+	case KindUnsupported:
+		return m.Err
+	case KindStruct:
+		for i, fm := range m.Fields {
+			if fm == nil {
+				continue
+			}
+			if err := copyErr(fm, seen); err != nil {
+				return fmt.Errorf("field %s: %w", m.Struct.Fields[i].Name, err)
+			}
+		}
+	case KindPointer, KindSlice, KindArray:
+		return copyErr(m.Elem, seen)
+	case KindMap:
+		if err := copyErr(m.Key, seen); err != nil {
+			return err
+		}
+		return copyErr(m.Elem, seen)
+	}
+	return nil
+}

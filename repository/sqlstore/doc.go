@@ -41,12 +41,22 @@
 //
 //   - A column is a field tagged `db:"name"`, exported or not (the sqlx
 //     convention). Fields tagged `db:"-"` or `ddd:"-"` are excluded.
+//   - A field tagged `db:"-"` is transient: it is neither loaded (it
+//     reads back zero) nor saved, though it is still snapshotted and
+//     compared. A change confined to such fields, at any depth, is no
+//     change to the store: Save writes nothing, leaves the version as it
+//     was, and returns nil (see [repository.Partial]); made with a change
+//     of a column, it is not saved either. A field tagged `ddd:"-"` is
+//     also left out of snapshots and comparison: a func, chan or
+//     unsafe.Pointer, which can be neither stored nor snapshotted, must
+//     be excluded that way, and NewMapping refuses it otherwise.
 //   - An untagged field of a struct type is a value object and flattened:
 //     its fields are columns of the same table, recursively, unless the
 //     type is time.Time or implements driver.Valuer or sql.Scanner (such
 //     types are values: tag them to make them a column).
 //   - Mapping is strict: every other field of the root, of its value
-//     objects and of its entities is refused, with its path and the fix,
+//     objects and of its entities is refused, with its path and the
+//     fixes that work for its type,
 //     and so is a value object that maps to no column. A change of such a
 //     field could not be saved, and would be lost without a word. A
 //     column's type must be one the drivers both write and read back:

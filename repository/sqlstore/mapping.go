@@ -12,6 +12,7 @@ import (
 
 	"github.com/dddkit/dddkit/internal/typeinfo"
 	"github.com/dddkit/dddkit/repository"
+	"github.com/dddkit/dddkit/tracking"
 )
 
 // Table names the root table of a [Mapping].
@@ -220,6 +221,9 @@ func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]c
 		name, opt, _ := strings.Cut(tag, ",")
 		name, opt = strings.TrimSpace(name), strings.TrimSpace(opt)
 		if tagged && name == "-" {
+			if err := typeinfo.CopyErr(f.Type); err != nil {
+				return fmt.Errorf("field %s: %w: it is excluded with `db:\"-\"`, but it cannot be snapshotted (%v): exclude it with `ddd:\"-\"` instead", goPath, repository.ErrUnsupported, err)
+			}
 			continue
 		}
 		isColl, err := entityCollection(f.Type)
@@ -260,14 +264,14 @@ func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]c
 				return err
 			}
 			if len(*cols) == n {
-				return fmt.Errorf("field %s: the value object %v maps to no column, so a change of it would be lost: tag its fields `db:\"column\"`, store it whole with `db:\"column,json\"`, or exclude it with `db:\"-\"`", goPath, f.Type)
+				return fmt.Errorf("field %s: the value object %v maps to no column, so a change of it would be lost: %s", goPath, f.Type, fixes(f.Type, "tag its fields `db:\"column\"`"))
 			}
 			continue
 		}
 		if f.Version {
 			return fmt.Errorf("version field %s has no db tag", goPath)
 		}
-		return fmt.Errorf("field %s: it is not mapped, so a change of it would be lost: tag it `db:\"column\"` (`db:\"column,json\"` for a collection of values), or exclude it with `db:\"-\"`", goPath)
+		return fmt.Errorf("field %s: it is not mapped, so a change of it would be lost: %s", goPath, fixes(f.Type, ""))
 	}
 	return nil
 }
@@ -304,7 +308,7 @@ func columnCodec(t reflect.Type, opt string) (codec, error) {
 	if m := typeinfo.Of(t); m.Kind == typeinfo.KindUnsupported && m.TagErr == nil {
 		// A func, chan or unsafe.Pointer: no driver stores it, and it
 		// cannot even be snapshotted.
-		return 0, fmt.Errorf("%w: a %v cannot be a column (exclude it with `db:\"-\" ddd:\"-\"`)", repository.ErrUnsupported, t)
+		return 0, fmt.Errorf("%w: a %v cannot be a column: exclude it with `ddd:\"-\"` (it can be neither stored nor snapshotted)", repository.ErrUnsupported, t)
 	}
 	if t.Implements(valuerType) || reflect.PointerTo(t).Implements(valuerType) {
 		if t.Kind() == reflect.Struct && !reflect.PointerTo(t).Implements(scannerType) {
@@ -332,7 +336,31 @@ func columnCodec(t reflect.Type, opt string) (codec, error) {
 	case reflect.Struct:
 		return 0, fmt.Errorf("%w: the struct %v cannot be a column: remove the db tag to map its fields as columns (a value object), store it with `db:\"column,json\"`, or implement driver.Valuer and sql.Scanner", repository.ErrUnsupported, t)
 	}
-	return 0, fmt.Errorf("%w: a %v cannot be a column (exclude it with `db:\"-\"`, and `ddd:\"-\"` if it cannot be copied)", repository.ErrUnsupported, t)
+	// An interface, a complex number or a uintptr: it can be snapshotted.
+	return 0, fmt.Errorf("%w: a %v cannot be a column: exclude it with `db:\"-\"` (not stored: not loaded, and a change of it alone not saved)", repository.ErrUnsupported, t)
+}
+
+// fixes says how a field of type t that maps to no column can be mapped
+// or excluded, offering only what works: first, when given, the fix of
+// its own; then a plain column or a JSON one, when columnCodec takes the
+// type; and the exclusion that the type allows: `db:"-"` (not stored,
+// but snapshotted and compared, see package doc), or `ddd:"-"` when it
+// cannot be snapshotted either.
+func fixes(t reflect.Type, first string) string {
+	if err := typeinfo.CopyErr(t); err != nil {
+		return fmt.Sprintf("exclude it with `ddd:\"-\"`: it can be neither stored nor snapshotted (%v)", err)
+	}
+	var out []string
+	if first != "" {
+		out = append(out, first)
+	}
+	if _, err := columnCodec(t, ""); err == nil {
+		out = append(out, "tag it `db:\"column\"`")
+	} else if _, err := columnCodec(t, "json"); err == nil {
+		out = append(out, "store it whole with `db:\"column,json\"`")
+	}
+	out = append(out, "exclude it with `db:\"-\"` (not stored: not loaded, and a change of it alone not saved)")
+	return strings.Join(out, ", or ")
 }
 
 // jsonable checks that encoding/json writes and reads back every part of
@@ -518,6 +546,11 @@ func NewMapping[T any](root Table, children ...Child) (*Mapping[T], error) {
 		return fail("%w", err)
 	}
 	m.top = top
+	// Whatever is mapped or excluded with `db:"-"` is snapshotted: a type
+	// that cannot be is refused here, not at the first save.
+	if _, err := tracking.Copy(*new(T)); err != nil {
+		return fail("%w: exclude the field with `ddd:\"-\"`", err)
+	}
 	return m, nil
 }
 

@@ -404,7 +404,8 @@ var fzIDs atomic.Uint32
 // stored form of what was saved; then changes it, saves and compares
 // again, twice: on the tracked aggregate itself, then in an Update of a
 // fresh repository. Each save must advance the version exactly when
-// something changed (unmapped fields included).
+// something stored changed: a change of fields excluded with `db:"-"`
+// alone is none.
 //
 // Strings are not normalized: SQLite keeps the bytes of TEXT values as
 // they are bound, NUL bytes and invalid UTF-8 included (see
@@ -452,7 +453,7 @@ func FuzzSaveLoad(f *testing.F) {
 		fzMutate(c, ops[:half])
 		require.NoError(t, repo.Save(ctx, c))
 		want := before.version
-		if !fzSame(before, c) {
+		if !fzSame(fzStored(before), fzStored(c)) {
 			want++
 		}
 		assert.Equal(t, want, c.version, "the version advances once for a change, not at all without one")
@@ -474,7 +475,7 @@ func FuzzSaveLoad(f *testing.F) {
 			t.Fatalf("Update loaded (-saved +loaded):\n%s", d)
 		}
 		want = loaded.version
-		if !fzSame(loaded, changed) {
+		if !fzSame(fzStored(loaded), fzStored(changed)) {
 			want++
 		}
 		assert.Equal(t, want, changed.version, "the version of the Update's save")

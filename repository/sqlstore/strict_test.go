@@ -139,7 +139,7 @@ func TestStrictMapping(t *testing.T) {
 		{"untagged field", "a field neither mapped nor excluded would not be saved: archived=true in memory, false in the database",
 			err2(NewMapping[*strictForgotten](Table{Name: "t"})), []string{"field archived: it is not mapped", "`db:\"column\"`", "`db:\"-\"`"}},
 		{"value object without columns", "its changes would map to no column",
-			err2(NewMapping[*strictEmptyValue](Table{Name: "t"})), []string{"field addr: the value object", "maps to no column", "`db:\"column,json\"`"}},
+			err2(NewMapping[*strictEmptyValue](Table{Name: "t"})), []string{"field addr: the value object", "maps to no column", "tag its fields `db:\"column\"`", "`db:\"-\"`"}},
 		{"untagged field of a value object", "checked at every depth, and named by its path",
 			err2(NewMapping[*strictValueField](Table{Name: "t"})), []string{"field addr.street: it is not mapped"}},
 		{"untagged field of a child entity", "entities are held to the same rule as the root",
