@@ -54,7 +54,9 @@ func TestSaveUntrackedStored(t *testing.T) {
 // key generated, the columns and the cards in position order. In the
 // key-only layout each table refers to its parent by the parent's key
 // alone; in the full-path layout by every level's parent key, with
-// composite foreign keys checked at commit.
+// composite foreign keys checked at commit; in the mixed layout the cards
+// refer to their column by its key alone, and the items to their card by
+// the column's key and the card's.
 
 type board struct {
 	id      int64  `db:"id,generated"`
@@ -136,7 +138,7 @@ func (b *board) takeItem(id int64) kitem {
 	return kitem{}
 }
 
-func kanbanSchema(t *testing.T, b *backend, fullPath bool) *Mapping[*board] {
+func kanbanSchema(t *testing.T, b *backend, layout string) *Mapping[*board] {
 	t.Helper()
 	serial := "INTEGER PRIMARY KEY"
 	if b.db.dialect.anyArray {
@@ -145,20 +147,25 @@ func kanbanSchema(t *testing.T, b *backend, fullPath bool) *Mapping[*board] {
 	b.raw.exec(t, `CREATE TABLE boards (id `+serial+`, name TEXT NOT NULL, version BIGINT NOT NULL)`)
 	b.raw.exec(t, `CREATE TABLE kcolumns (id `+serial+`, board_id BIGINT NOT NULL REFERENCES boards (id), pos INTEGER NOT NULL, title TEXT NOT NULL, UNIQUE (board_id, id))`)
 	// note is a column the mapping does not know: it survives a move.
-	if fullPath {
+	switch layout {
+	case "mixed": // cards by their column's key alone, items by both keys
+		b.raw.exec(t, `CREATE TABLE kcards (id `+serial+`, column_id BIGINT NOT NULL REFERENCES kcolumns (id), pos INTEGER NOT NULL, title TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', UNIQUE (column_id, id))`)
+		b.raw.exec(t, `CREATE TABLE kitems (id `+serial+`, column_id BIGINT NOT NULL, card_id BIGINT NOT NULL, text TEXT NOT NULL,
+			FOREIGN KEY (column_id, card_id) REFERENCES kcards (column_id, id) DEFERRABLE INITIALLY DEFERRED)`)
+	case "full-path":
 		b.raw.exec(t, `CREATE TABLE kcards (id `+serial+`, board_id BIGINT NOT NULL, column_id BIGINT NOT NULL, pos INTEGER NOT NULL, title TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',
 			UNIQUE (board_id, column_id, id),
 			FOREIGN KEY (board_id, column_id) REFERENCES kcolumns (board_id, id) DEFERRABLE INITIALLY DEFERRED)`)
 		b.raw.exec(t, `CREATE TABLE kitems (id `+serial+`, board_id BIGINT NOT NULL, column_id BIGINT NOT NULL, card_id BIGINT NOT NULL, text TEXT NOT NULL,
 			FOREIGN KEY (board_id, column_id, card_id) REFERENCES kcards (board_id, column_id, id) DEFERRABLE INITIALLY DEFERRED)`)
-	} else {
+	default:
 		b.raw.exec(t, `CREATE TABLE kcards (id `+serial+`, column_id BIGINT NOT NULL REFERENCES kcolumns (id), pos INTEGER NOT NULL, title TEXT NOT NULL, note TEXT NOT NULL DEFAULT '')`)
 		b.raw.exec(t, `CREATE TABLE kitems (id `+serial+`, card_id BIGINT NOT NULL REFERENCES kcards (id), text TEXT NOT NULL)`)
 	}
 	m, err := NewMapping[*board](Table{Name: "boards"},
 		Child{Field: "columns", Table: "kcolumns", ParentKey: "board_id", Position: "pos", Children: []Child{
-			{Field: "cards", Table: "kcards", ParentKey: "column_id", ParentKeyOnly: !fullPath, Position: "pos", Children: []Child{
-				{Field: "items", Table: "kitems", ParentKey: "card_id", ParentKeyOnly: !fullPath},
+			{Field: "cards", Table: "kcards", ParentKey: "column_id", ParentKeyOnly: layout != "full-path", Position: "pos", Children: []Child{
+				{Field: "items", Table: "kitems", ParentKey: "card_id", ParentKeyOnly: layout == "key-only"},
 			}},
 		}})
 	require.NoError(t, err)
@@ -169,21 +176,18 @@ func kanbanSchema(t *testing.T, b *backend, fullPath bool) *Mapping[*board] {
 // between parents, at every depth, within one save and over several, and
 // checks that each keeps its key and its row.
 func TestMoveKeepsIdentity(t *testing.T) {
-	for _, layout := range []struct {
-		name     string
-		fullPath bool
-	}{{"key-only", false}, {"full-path", true}} {
-		t.Run(layout.name, func(t *testing.T) {
+	for _, layout := range []string{"key-only", "full-path", "mixed"} {
+		t.Run(layout, func(t *testing.T) {
 			forEachBackend(t, func(t *testing.T, b *backend) {
-				testMoves(t, b, layout.fullPath)
+				testMoves(t, b, layout)
 			})
 		})
 	}
 }
 
-func testMoves(t *testing.T, b *backend, fullPath bool) {
+func testMoves(t *testing.T, b *backend, layout string) {
 	ctx := context.Background()
-	m := kanbanSchema(t, b, fullPath)
+	m := kanbanSchema(t, b, layout)
 	repo, err := NewRepository[*board, int64](b.db, m)
 	require.NoError(t, err)
 	load := func(id int64) *board {
