@@ -41,10 +41,10 @@ type cutProxy struct {
 // proxied is one forwarded connection.
 type proxied struct {
 	client, server net.Conn
-	sent           atomic.Int64 // bytes forwarded from the client
+	sent           atomic.Int64 // bytes from the client, counted before they are forwarded
 	limit          atomic.Int64 // sent at which it is dropped; < 0: never
 	once           sync.Once
-	dropped        atomic.Bool
+	dropped        atomic.Bool // set before the client's side is closed
 }
 
 func (c *proxied) drop() {
@@ -155,10 +155,18 @@ func (p *cutProxy) forward(c *proxied) {
 					chunk, cut = chunk[:max(room, 0)], true
 				}
 			}
+			// Counted before it is forwarded: a client that has the
+			// server's answer to these bytes sees them counted.
+			c.sent.Add(int64(len(chunk)))
+			if cut {
+				// The client is cut off first: no answer to the bytes
+				// forwarded reaches it, however fast the server is.
+				c.dropped.Store(true)
+				c.client.Close()
+			}
 			if _, werr := c.server.Write(chunk); werr != nil {
 				return
 			}
-			c.sent.Add(int64(len(chunk)))
 			if cut {
 				return
 			}
@@ -245,8 +253,10 @@ func TestConnectionCutMidSave(t *testing.T) {
 		outcomes := map[string]int{}
 		cuts := []int64{0, 1, 5, size / 6, size / 3, size / 2, 2 * size / 3, 5 * size / 6, size - 6, size - 1, size}
 		for i, n := range cuts {
+			dropped := len(proxy.droppedPorts())
 			repo, o, before, want, sentNow, first := round(n)
 			t.Logf("cut at %d: sent %d: %v", n, sentNow, first)
+			require.Greater(t, len(proxy.droppedPorts()), dropped, "cut at %d of %d bytes: the proxy cut no connection", n, size)
 			c.awaitServer(t, proxy)
 			c.settle(t)
 			got := c.load(t, 1)
