@@ -513,6 +513,15 @@
 // change at most once: if the lost write was committed, the retry's
 // version check fails with [repository.ErrConflict].
 //
+// A pooled connection that breaks while it is idle (the server restarted,
+// a network device dropped it) is found broken only when it is next used,
+// unless the driver pings it first: pgxpool and pgx's database/sql driver
+// ping a connection that has been idle for more than a second, and
+// pgxpool.Config.ShouldPing and stdlib.OptionShouldPing ask for more. The
+// operation that meets such a connection fails, a write with an outcome
+// unknown when its statements were sent on it; the connection is then
+// discarded, and the next operation runs on a new one.
+//
 // # Your own SQL
 //
 // [DB.Exec], [DB.Query] and [DB.QueryRow] send statements of your own,

@@ -177,6 +177,15 @@ func (p *cutProxy) forward(c *proxied) {
 	}
 }
 
+// cutAll drops every connection at once, open or idle.
+func (p *cutProxy) cutAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.drop()
+	}
+}
+
 // arm makes every connection drop after n more bytes from its client.
 func (p *cutProxy) arm(n int64) {
 	p.mu.Lock()
@@ -300,6 +309,55 @@ func TestConnectionCutMidSave(t *testing.T) {
 		}
 		t.Logf("%v", outcomes)
 		require.Positive(t, outcomes["unknown"], "a cut after the statements were sent leaves the outcome unknown")
+	})
+}
+
+// TestConnectionCutWhileIdle drops the pooled connection of a DB while it
+// is idle, as a restarted server or a network device does. The driver
+// finds out only when the connection is next used (unless it pings it
+// first): the operation that meets the broken connection may fail, with
+// an error that tells the truth about the database; the operation after it
+// runs on a new connection and succeeds.
+func TestConnectionCutWhileIdle(t *testing.T) {
+	forEachPG(t, pgKinds, func(t *testing.T, kind string) {
+		c := newPGCase(t, kind)
+		ctx := context.Background()
+		require.NoError(t, c.repo(t).Save(ctx, newOrder(1, "alice", threeItems()...)))
+		proxy := newCutProxy(t, net.JoinHostPort(c.cfg.Host, fmt.Sprint(c.cfg.Port)))
+		db, _ := c.connect(t, proxy.addr(), 1)
+		repo, err := NewRepository[*order, orderID](db, orderMapping(t))
+		require.NoError(t, err)
+		for i := range 4 {
+			o, err := repo.Find(ctx, 1)
+			require.NoError(t, err)
+			before := stored(o)
+			multiChange(o)
+			want := stored(o)
+			want.version++
+			proxy.cutAll()
+			c.awaitServer(t, proxy)
+
+			var first error
+			if i%2 == 0 {
+				// A load meets the broken connection first.
+				_, first = repo.Find(ctx, 1)
+				t.Logf("round %d: a load after the cut: %v", i, first)
+				require.NoError(t, repo.Save(ctx, o), "round %d: the save after the load runs on a new connection", i)
+			} else {
+				// A save meets it first.
+				first = repo.Save(ctx, o)
+				t.Logf("round %d: a save after the cut: %v", i, first)
+				c.settle(t)
+				checkTruth(t, first, c.load(t, 1), before, want)
+				o, err = repo.Find(ctx, 1)
+				require.NoError(t, err, "round %d: the load after the save runs on a new connection", i)
+				if !reflect.DeepEqual(stored(o), want) {
+					multiChange(o)
+					require.NoError(t, repo.Save(ctx, o), "round %d: a save after the failed one runs on a new connection", i)
+				}
+			}
+			require.True(t, reflect.DeepEqual(c.load(t, 1), want), "round %d: the database holds %s, want %s", i, describe(c.load(t, 1)), describe(want))
+		}
 	})
 }
 
