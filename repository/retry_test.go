@@ -97,14 +97,15 @@ func TestRetryPolicyRun(t *testing.T) {
 }
 
 func TestRetryPolicyBackoffAndCancel(t *testing.T) {
-	p := repository.RetryPolicy{Attempts: 10, Backoff: time.Hour}
+	waiting := make(chan struct{})
+	p := repository.RetryPolicy{Attempts: 10, Backoff: time.Hour, OnRetry: func(context.Context, int, error) { close(waiting) }}
 	ctx, cancel := context.WithCancel(context.Background())
 	calls := 0
 	done := make(chan error, 1)
 	go func() {
 		done <- p.Run(ctx, func(context.Context) error { calls++; return repository.ErrConflict })
 	}()
-	time.Sleep(20 * time.Millisecond)
+	<-waiting // the first attempt failed: Run waits before the next
 	cancel()
 	select {
 	case err := <-done:

@@ -278,9 +278,9 @@ func TestCancelledSaveIsTruthful(t *testing.T) {
 
 // cancelRounds runs rounds of a write that prepare returns for a change
 // of each shape in turn (with the states before and after it), cancelled
-// while the write waits for a row lock (or, one round in four, once the
-// lock went first), and checks what each returned against what the
-// database holds.
+// while the write waits for a row lock (which goes shortly after, or
+// only once the write has returned; or, one round in four, goes first),
+// and checks what each returned against what the database holds.
 func (c *pgCase) cancelRounds(t *testing.T, repo *Repository[*order, orderID], rounds int, prepare func(ch saveShape) (run func(ctx context.Context) error, before, want *order)) {
 	t.Helper()
 	ctx := context.Background()
@@ -295,18 +295,29 @@ func (c *pgCase) cancelRounds(t *testing.T, repo *Repository[*order, orderID], r
 		go func() { errc <- run(sctx) }()
 		c.blockedPID(t)
 		pause := time.Duration(i%3) * time.Millisecond
-		if i%4 == 3 {
+		var err error
+		switch {
+		case i%4 == 3:
 			// The lock goes first: the write may complete before the
 			// cancellation reaches it.
 			release()
 			time.Sleep(pause)
 			cancel()
-		} else {
+			err = awaitSave(t, errc)
+		case pause == 0:
+			// The lock is held until the write returns: the
+			// cancellation reaches it while it is blocked.
+			cancel()
+			err = awaitSave(t, errc)
+			release()
+		default:
+			// The lock goes shortly after the cancellation, which may
+			// reach the write before or after.
 			cancel()
 			time.Sleep(pause)
 			release()
+			err = awaitSave(t, errc)
 		}
-		err := awaitSave(t, errc)
 		release()
 		c.settle(t)
 		checkTruth(t, err, c.load(t, 1), before, want)

@@ -460,8 +460,9 @@ func TestBackendTerminatedMidSave(t *testing.T) {
 
 // TestCancelInTx cancels the context of a unit of work while its save
 // waits for a row lock, and while its COMMIT waits for one (the deferred
-// foreign key check of orders.customer), the lock being released at once
-// or after the wait of WithCancelWait: InTx returns nil only if the unit
+// foreign key check of orders.customer), the lock being released at once,
+// shortly after, or only once InTx has returned (past the wait of
+// WithCancelWait where the COMMIT cannot be cancelled): InTx returns nil only if the unit
 // committed, a plain error only if it did not, ErrOutcomeUnknown only
 // where the COMMIT could not be cancelled; and the same aggregate, saved
 // again in a new unit of work, is saved once.
@@ -476,15 +477,18 @@ func TestCancelInTx(t *testing.T) {
 			name  string
 			apply func(o *order)
 			lock  string
-			// hold: how long the lock is held after the cancellation
+			// hold: how long the lock is held after the cancellation;
+			// past: until InTx returns, which is past the wait where
+			// the COMMIT cannot be cancelled
 			hold time.Duration
+			past bool
 		}{
 			{"a save blocked half way", func(o *order) { o.setQuantity(10, o.item(10).quantity+1) },
-				`SELECT 1 FROM order_items WHERE order_id = 1 AND id = 10 FOR UPDATE`, wait / 3},
+				`SELECT 1 FROM order_items WHERE order_id = 1 AND id = 10 FOR UPDATE`, wait / 3, false},
 			{"a COMMIT blocked", func(o *order) { o.customer = map[string]string{"alice": "bob", "bob": "alice"}[o.customer] },
-				`SELECT 1 FROM customers FOR UPDATE`, 0},
+				`SELECT 1 FROM customers FOR UPDATE`, 0, false},
 			{"a COMMIT blocked past the wait", func(o *order) { o.customer = map[string]string{"alice": "bob", "bob": "alice"}[o.customer] },
-				`SELECT 1 FROM customers FOR UPDATE`, 3 * wait},
+				`SELECT 1 FROM customers FOR UPDATE`, 0, true},
 		}
 		for _, step := range steps {
 			o, err := repo.Find(ctx, 1)
@@ -502,15 +506,20 @@ func TestCancelInTx(t *testing.T) {
 			}()
 			c.blockedPID(t)
 			cancel()
-			time.Sleep(step.hold)
-			release()
-			err = awaitSave(t, errc)
+			if step.past {
+				err = awaitSave(t, errc)
+				release()
+			} else {
+				time.Sleep(step.hold)
+				release()
+				err = awaitSave(t, errc)
+			}
 			c.settle(t)
 			got := c.load(t, 1)
 			t.Logf("%s: %v", step.name, err)
 			checkTruth(t, err, got, before, want)
 			switch {
-			case !c.pgx && step.hold > wait:
+			case !c.pgx && step.past:
 				// database/sql cannot cancel the COMMIT: its connection
 				// is closed once the wait expires, and the server commits
 				// when it gets the lock.
@@ -518,7 +527,7 @@ func TestCancelInTx(t *testing.T) {
 			case err != nil:
 				require.ErrorIs(t, err, context.Canceled, step.name)
 				require.NotErrorIs(t, err, repository.ErrOutcomeUnknown, "%s: the database answered", step.name)
-			case step.hold > 0:
+			case step.hold > 0 || step.past:
 				t.Fatalf("%s: the context was done long before the lock was released, yet InTx returned nil", step.name)
 			}
 			if err == nil {
