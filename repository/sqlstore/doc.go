@@ -517,10 +517,10 @@
 // a network device dropped it) is found broken only when it is next used,
 // unless the driver pings it first: pgxpool and pgx's database/sql driver
 // ping a connection that has been idle for more than a second, and
-// pgxpool.Config.ShouldPing and stdlib.OptionShouldPing ask for more. The
+// pgxpool.Config.ShouldPing and stdlib.OptionShouldPing ask for more. An
 // operation that meets such a connection fails, a write with an outcome
 // unknown when its statements were sent on it; the connection is then
-// discarded, and the next operation runs on a new one.
+// discarded, and a new one takes its place.
 //
 // # Your own SQL
 //
