@@ -245,15 +245,17 @@ type Statement struct {
 }
 
 // SlogObserver returns an observer for [WithObserver] that logs each
-// statement to l: a message "sqlstore statement" at level Info, or Warn
+// statement to l: a message "sqlstore statement" at level Debug, or Warn
 // for a failed statement, with attributes round_trip, sql, args, duration
-// and, on failure, err.
+// and, on failure, err. A statement log carries every argument and grows
+// with the load, so a logger at the usual Info level writes only the
+// failures.
 func SlogObserver(l *slog.Logger) func(ctx context.Context, s Statement) {
 	return func(ctx context.Context, s Statement) {
 		if l == nil {
 			return
 		}
-		level := slog.LevelInfo
+		level := slog.LevelDebug
 		attrs := []slog.Attr{
 			slog.Int("round_trip", s.RoundTrip),
 			slog.String("sql", s.SQL),

@@ -84,14 +84,22 @@ func TestNilHandles(t *testing.T) {
 
 func TestSlogObserver(t *testing.T) {
 	var buf bytes.Buffer
-	obs := SlogObserver(slog.New(slog.NewTextHandler(&buf, nil)))
+	obs := SlogObserver(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	obs(context.Background(), Statement{SQL: `UPDATE "t" SET "a" = $1`, Args: []any{1}, RoundTrip: 7})
 	obs(context.Background(), Statement{SQL: "COMMIT", RoundTrip: 8, Err: errors.New("boom")})
 	out := buf.String()
-	assert.Contains(t, out, `level=INFO msg="sqlstore statement" round_trip=7 sql="UPDATE \"t\" SET \"a\" = $1" args=[1]`)
+	assert.Contains(t, out, `level=DEBUG msg="sqlstore statement" round_trip=7 sql="UPDATE \"t\" SET \"a\" = $1" args=[1]`)
 	assert.Contains(t, out, `level=WARN msg="sqlstore statement" round_trip=8 sql=COMMIT`)
 	assert.Contains(t, out, `err=boom`)
 	SlogObserver(nil)(context.Background(), Statement{}) // no logger: nothing, no panic
+
+	// At the default Info level, only the failure is written.
+	buf.Reset()
+	obs = SlogObserver(slog.New(slog.NewTextHandler(&buf, nil)))
+	obs(context.Background(), Statement{SQL: `UPDATE "t" SET "a" = $1`, Args: []any{1}, RoundTrip: 9})
+	obs(context.Background(), Statement{SQL: "COMMIT", RoundTrip: 10, Err: errors.New("boom")})
+	assert.NotContains(t, buf.String(), "round_trip=9")
+	assert.Contains(t, buf.String(), "round_trip=10")
 }
 
 // A second aggregate: an unexported int32 version, and children held in a
