@@ -62,6 +62,8 @@ type dialect struct {
 	// the value of a generated key (" OVERRIDING SYSTEM VALUE", which an
 	// identity column GENERATED ALWAYS needs); empty where none is needed.
 	overrideKey string
+	// schema reads the database's catalog and writes its DDL (schema.go).
+	schema schemaDialect
 }
 
 // dialectFor returns the dialect of a database/sql driver name.

@@ -16,7 +16,7 @@ var (
 		name: "postgres", title: "PostgreSQL", dollar: true, anyArray: true, maxParams: 65535,
 		lockSuffix: " FOR UPDATE", shareSuffix: " FOR SHARE", writeSuffix: " FOR NO KEY UPDATE",
 		lockBeforeDelete: true, stmtSnapshot: true,
-		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE",
+		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE", schema: pgCatalog{},
 	}
 	// postgresNoArray is PostgreSQL through a database/sql driver that does
 	// not bind Go slices (lib/pq, driver "postgres").
@@ -24,7 +24,7 @@ var (
 		name: "postgres", title: "PostgreSQL", dollar: true, maxParams: 65535,
 		lockSuffix: " FOR UPDATE", shareSuffix: " FOR SHARE", writeSuffix: " FOR NO KEY UPDATE",
 		lockBeforeDelete: true, stmtSnapshot: true,
-		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE",
+		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE", schema: pgCatalog{},
 	}
 )
 

@@ -18,7 +18,7 @@ import (
 var sqlite = &dialect{
 	name: "sqlite", title: "SQLite", maxParams: 32766,
 	serializable: true, connBegin: true, offsetAll: " LIMIT -1",
-	snapshot: &sql.TxOptions{}, timeText: true,
+	snapshot: &sql.TxOptions{}, timeText: true, schema: sqliteCatalog{},
 }
 
 // SQLite result codes, primary and extended, that sqlstore maps to the
