@@ -209,6 +209,30 @@
 // seen), and save that. With keys of the application's, the same mistake
 // fails with [repository.ErrExists].
 //
+// # The schema: a check at startup, and DDL
+//
+// sqlstore runs no migrations: the schema is the application's, applied
+// with a migration tool such as golang-migrate, goose or Atlas.
+// [Mapping.DDL] writes the CREATE TABLE statements of a mapping for
+// PostgreSQL or SQLite, to paste into a migration: the mapped columns,
+// the parent key and position columns of the child tables, the primary
+// keys, a foreign key from each child table to its parent's, and identity
+// columns (INTEGER PRIMARY KEY on SQLite) for generated keys. It is a
+// starting point: add the constraints, indexes and defaults of the
+// domain.
+//
+// [Mapping.Check] compares a mapping with the live database, at startup,
+// and returns one error that lists every mismatch, a [*SchemaError]
+// wrapping [ErrSchema]: a missing table or column, parent key and position
+// columns included, at every level; a column whose type cannot hold its
+// field's (on SQLite, one whose affinity would change the values, such as
+// a string in a NUMERIC column, or a time in a column not declared DATE,
+// DATETIME or TIMESTAMP, which the driver would not read back as a time);
+// a generated key that the database does not make; and a unique index
+// holding a position column that is not deferred (on PostgreSQL) or at all
+// (on SQLite), which would fail a reorder. A column typo then stops the
+// service at startup rather than at its first query.
+//
 // # Statements
 //
 // [Store.Insert] writes the root row, then for each child table, parents

@@ -198,26 +198,39 @@ func columnKind(t reflect.Type, cd codec) goKind {
 }
 
 // hint returns, for a column of kind kAny, the kind of the value that the
-// zero value of its type gives the driver, or false when it gives none.
+// zero value of its type gives the driver (with its Valid field set, for
+// types such as sql.NullString), or false when it gives none.
 func (k goKind) hint() (goKind, bool) {
 	t := k.typ
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	v := reflect.New(t)
-	var val driver.Valuer
-	switch {
-	case t.Implements(valuerType):
-		val, _ = v.Elem().Interface().(driver.Valuer)
-	default:
-		val, _ = v.Interface().(driver.Valuer)
+	value := func() any {
+		var val driver.Valuer
+		switch {
+		case t.Implements(valuerType):
+			val, _ = v.Elem().Interface().(driver.Valuer)
+		default:
+			val, _ = v.Interface().(driver.Valuer)
+		}
+		if val == nil {
+			return nil
+		}
+		dv, err := val.Value()
+		if err != nil {
+			return nil
+		}
+		return dv
 	}
-	if val == nil {
-		return k, false
-	}
-	dv, err := val.Value()
-	if err != nil || dv == nil {
-		return k, false
+	dv := value()
+	if dv == nil && t.Kind() == reflect.Struct {
+		// A nullable type, such as sql.NullString: the value it holds
+		// when valid.
+		if f := v.Elem().FieldByName("Valid"); f.IsValid() && f.Kind() == reflect.Bool && f.CanSet() {
+			f.SetBool(true)
+			dv = value()
+		}
 	}
 	var h goKind
 	switch dv.(type) {
@@ -383,8 +396,8 @@ func containsString(s []string, v string) bool {
 // columns first and its position column last. A root's primary key is its
 // key; a child's, its parent key columns and its key. A generated key is
 // an identity column (PostgreSQL) or an INTEGER PRIMARY KEY (SQLite), the
-// table's primary key alone, and its table then gets an index on its
-// parent key columns. A child refers to its parent with a foreign key;
+// table's primary key alone, and its table then gets an index, or a unique
+// key, on its parent key columns. A child refers to its parent with a foreign key;
 // the parent gets the unique key it refers to. Times are timestamptz on
 // PostgreSQL and DATETIME on SQLite, JSON columns jsonb and TEXT.
 //
@@ -448,8 +461,6 @@ func (m *Mapping[T]) DDL(d Database) (string, error) {
 		own := append(append([]string{}, refs...), key)
 		if !tc.generated {
 			lines = append(lines, "PRIMARY KEY ("+quoteList(own)+")")
-		} else if c != nil {
-			indexes = append(indexes, sd.index(tc.name, refs))
 		}
 		// The unique keys that the tables below refer to.
 		var kids []*child
@@ -470,7 +481,9 @@ func (m *Mapping[T]) DDL(d Database) (string, error) {
 			lines = append(lines, "UNIQUE ("+quote(key)+")")
 		}
 		if byAll && tc.generated {
-			lines = append(lines, "UNIQUE ("+quoteList(own)+")")
+			lines = append(lines, "UNIQUE ("+quoteList(own)+")") // also serves loads by parent
+		} else if tc.generated && c != nil {
+			indexes = append(indexes, sd.index(tc.name, refs)) // for loads by parent
 		}
 		if c != nil {
 			ptb := &m.root

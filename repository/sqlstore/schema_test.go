@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -223,4 +224,61 @@ func TestDDLShapes(t *testing.T) {
 
 	_, err = m.DDL(Database(0))
 	require.Error(t, err)
+}
+
+// A root with a child whose key is generated, and below it one level
+// that refers to it by all the parent keys, one by its key alone.
+
+type kit struct {
+	id    string         `db:"id"`
+	label sql.NullString `db:"label"`
+	parts []*kitPart
+}
+
+func (k *kit) ID() string { return k.id }
+
+type kitPart struct {
+	id     int64  `db:"id,generated" ddd:"id"`
+	weight *int32 `db:"weight"`
+	screws []*screw
+	bolts  []*screw
+}
+
+type screw struct {
+	id   int16  `db:"id" ddd:"id"`
+	size uint32 `db:"size"`
+}
+
+// TestDDLGeneratedChild applies the DDL of a generated child key with
+// levels below it, and round-trips an aggregate through it.
+func TestDDLGeneratedChild(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		m, err := NewMapping[*kit](Table{Name: "kits"},
+			Child{Field: "parts", Table: "kit_parts", ParentKey: "kit_id", Children: []Child{
+				{Field: "screws", Table: "part_screws", ParentKey: "part_id"},
+				{Field: "bolts", Table: "part_bolts", ParentKey: "part_id", ParentKeyOnly: true},
+			}})
+		require.NoError(t, err)
+		ddl, err := m.DDL(b.database())
+		require.NoError(t, err)
+		for _, s := range statements(ddl) {
+			b.raw.exec(t, s)
+		}
+		ctx := context.Background()
+		require.NoError(t, m.Check(ctx, b.db), ddl)
+		r, err := NewRepository[*kit, string](b.db, m)
+		require.NoError(t, err)
+		w := int32(7)
+		k := &kit{id: "k", label: sql.NullString{String: "x", Valid: true}, parts: []*kitPart{
+			{id: -1, weight: &w, screws: []*screw{{id: 1, size: 3}}, bolts: []*screw{{id: 2, size: 4}}},
+		}}
+		require.NoError(t, r.Save(ctx, k))
+		got, err := r.Find(ctx, "k")
+		require.NoError(t, err)
+		require.Equal(t, k.label, got.label)
+		require.Len(t, got.parts, 1)
+		require.Equal(t, int32(7), *got.parts[0].weight)
+		require.Equal(t, k.parts[0].screws, got.parts[0].screws)
+		require.Equal(t, k.parts[0].bolts, got.parts[0].bolts)
+	})
 }
