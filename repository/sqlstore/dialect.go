@@ -64,6 +64,13 @@ type dialect struct {
 	overrideKey string
 	// schema reads the database's catalog and writes its DDL (schema.go).
 	schema schemaDialect
+	// glob runs the patterns of Like, Contains and HasPrefix with GLOB,
+	// which is case-sensitive, instead of LIKE, which SQLite runs
+	// case-insensitively for ASCII letters.
+	glob bool
+	// foldASCII is the expression, with %s for a column, that lowers the
+	// ASCII letters of a text, and no others, for EqualFold.
+	foldASCII string
 }
 
 // dialectFor returns the dialect of a database/sql driver name.

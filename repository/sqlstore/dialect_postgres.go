@@ -17,6 +17,7 @@ var (
 		lockSuffix: " FOR UPDATE", shareSuffix: " FOR SHARE", writeSuffix: " FOR NO KEY UPDATE",
 		lockBeforeDelete: true, stmtSnapshot: true,
 		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE", schema: pgCatalog{},
+		foldASCII: pgFoldASCII,
 	}
 	// postgresNoArray is PostgreSQL through a database/sql driver that does
 	// not bind Go slices (lib/pq, driver "postgres").
@@ -25,8 +26,13 @@ var (
 		lockSuffix: " FOR UPDATE", shareSuffix: " FOR SHARE", writeSuffix: " FOR NO KEY UPDATE",
 		lockBeforeDelete: true, stmtSnapshot: true,
 		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE", schema: pgCatalog{},
+		foldASCII: pgFoldASCII,
 	}
 )
+
+// pgFoldASCII lowers ASCII letters alone, as SQLite's lower() does:
+// PostgreSQL's lower() folds every letter its locale knows.
+const pgFoldASCII = "translate(%s, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
 
 // pgSnapshot are the options of a read-only transaction that reads one
 // snapshot on PostgreSQL.

@@ -19,6 +19,7 @@ var sqlite = &dialect{
 	name: "sqlite", title: "SQLite", maxParams: 32766,
 	serializable: true, connBegin: true, offsetAll: " LIMIT -1",
 	snapshot: &sql.TxOptions{}, timeText: true, schema: sqliteCatalog{},
+	glob: true, foldASCII: "lower(%s)", // SQLite's lower() folds ASCII alone
 }
 
 // SQLite result codes, primary and extended, that sqlstore maps to the

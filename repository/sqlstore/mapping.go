@@ -140,6 +140,8 @@ type table struct {
 	times   []int // indexes in cols of the time columns (timeCols)
 	// generated: the key is made by the database when it is zero.
 	generated bool
+	// colls are the collections of the struct, a level down.
+	colls []*child
 }
 
 // child is a mapped entity collection.
@@ -600,6 +602,7 @@ func (m *Mapping[T]) newChildren(pt reflect.Type, pTable *table, parent *child, 
 			return nil, fmt.Errorf("field %s%s is a collection of entities that no Child maps (map it, or tag it `ddd:\"-\"`)", prefix, cf.field)
 		}
 	}
+	pTable.colls = out
 	return out, nil
 }
 

@@ -19,12 +19,13 @@ import (
 var ErrQuery = errors.New("invalid query")
 
 // Query selects aggregates by conditions on the mapped columns of their
-// root table, in an order, a page at a time. Build one with [Where] (or
+// root table and of their child collections (see [Has]), in an order, a page at a time. Build one with [Where] (or
 // start from the zero Query, which selects every aggregate) and refine it
 // with its methods, each of which returns a new Query: a Query is a value
 // and can be shared.
 //
-// Column names are the root's db tags; each is checked against the mapping
+// Column names are the root's db tags (inside Has, those of the
+// collection's element); each is checked against the mapping
 // when the query runs, and so is every value against the Go type of the
 // field its column maps: a number may be of another numeric type if it
 // converts without changing (Eq("total", 5) for an int64 field, 2.0 for
@@ -48,16 +49,22 @@ type orderTerm struct {
 	desc   bool
 }
 
-// Cond is a condition on a column of the root table, made by [Eq], [Ne],
-// [Lt], [Le], [Gt], [Ge], [In], [IsNull], [Like] or [RawWhere]. A
-// comparison with nil (Eq("coupon", nil)) would match no row, as SQL
-// compares nothing equal to NULL: it is refused with [ErrQuery]; select
-// NULL with IsNull.
+// Cond is a condition that a query puts on the rows of a table: the
+// root's, or a child collection's inside [Has]. Make one with [Eq], [Ne],
+// [Lt], [Le], [Gt], [Ge], [In], [IsNull], [Like], [Contains],
+// [HasPrefix], [EqualFold] or [RawWhere], on a column of that table, and
+// combine conditions with [And], [Or], [Not] and [Has]. A comparison with
+// nil (Eq("coupon", nil)) would match no row, as SQL compares nothing
+// equal to NULL: it is refused with [ErrQuery]; select NULL with IsNull.
 type Cond struct {
-	column string
-	op     string // "=", "<>", "<", "<=", ">", ">=", "IN", "IS NULL", "LIKE", or "" for raw
-	args   []any
-	raw    string
+	column string // the column; of Has, the collection's Field
+	// op is "=", "<>", "<", "<=", ">", ">=", "IN", "IS NULL", "LIKE",
+	// "FOLD", "AND", "OR", "NOT", "HAS", or "" for raw.
+	op    string
+	name  string // the function that made it, for messages, where op does not tell
+	args  []any
+	raw   string
+	conds []Cond // of And, Or, Not and Has
 }
 
 // Eq is column = v.
@@ -86,11 +93,6 @@ func In(column string, values ...any) Cond {
 
 // IsNull is column IS NULL.
 func IsNull(column string) Cond { return Cond{column: column, op: "IS NULL"} }
-
-// Like is column LIKE pattern, on a column of a string type.
-func Like(column, pattern string) Cond {
-	return Cond{column: column, op: "LIKE", args: []any{pattern}}
-}
 
 // RawWhere is the escape hatch: a WHERE fragment of your own, such as
 // "total > ? AND customer <> ?", with ? as the placeholder of each
@@ -156,23 +158,12 @@ type compiledQuery struct {
 }
 
 func (tb *table) compile(q Query) (*compiledQuery, error) {
-	for _, c := range q.conds {
-		if c.raw == "" && c.op == "" {
-			return nil, fmt.Errorf("%w: an empty Cond", ErrQuery)
+	conds := make([]Cond, len(q.conds))
+	for i, c := range q.conds {
+		var err error
+		if conds[i], err = tb.checkCond(c); err != nil {
+			return nil, err
 		}
-		if c.raw != "" {
-			if n := strings.Count(c.raw, "?"); n != len(c.args) {
-				return nil, fmt.Errorf("%w: raw fragment %q has %d placeholders and %d arguments", ErrQuery, c.raw, n, len(c.args))
-			}
-			continue
-		}
-		if tb.column(c.column) < 0 {
-			return nil, fmt.Errorf("%w: %q is not a column of %s", ErrQuery, c.column, tb.name)
-		}
-	}
-	conds, err := tb.checkConds(q.conds)
-	if err != nil {
-		return nil, err
 	}
 	cq := &compiledQuery{q: q, tb: tb, conds: conds}
 	key := tb.cols[tb.key].name
@@ -223,57 +214,16 @@ func orderNames(o []orderTerm) string {
 	return strings.Join(names, ", ")
 }
 
-// where writes the WHERE clause of q, if any.
+// where writes the WHERE clause of q, if any. The root table must be in
+// the FROM clause under its own name, which the conditions on children
+// refer to.
 func (cq *compiledQuery) where(w *builder) error {
 	sep := " WHERE "
 	for _, c := range cq.conds {
 		w.s(sep)
 		sep = " AND "
-		if c.raw != "" {
-			w.s("(")
-			parts := strings.Split(c.raw, "?")
-			for i, part := range parts {
-				w.s(part)
-				if i < len(c.args) {
-					w.p(c.args[i])
-				}
-			}
-			w.s(")")
-			continue
-		}
-		col := &cq.tb.cols[cq.tb.column(c.column)]
-		switch c.op {
-		case "IS NULL":
-			w.s(col.quoted + " IS NULL")
-		case "IN":
-			if len(c.args) == 0 {
-				w.s("1 = 0")
-				continue
-			}
-			if w.d.anyArray && plainKind(col.typ) {
-				arr, err := typedSlice(col, c.args)
-				if err != nil {
-					return err
-				}
-				w.s(col.quoted + " = ANY(")
-				w.p(arr)
-				w.s(")")
-				continue
-			}
-			if len(c.args) > w.d.maxParams/2 {
-				return fmt.Errorf("%w: In(%q) has %d values, more than %s takes in one statement", ErrQuery, c.column, len(c.args), w.d.name)
-			}
-			w.s(col.quoted + " IN (")
-			for i, a := range c.args {
-				if i > 0 {
-					w.s(", ")
-				}
-				w.p(a)
-			}
-			w.s(")")
-		default:
-			w.s(col.quoted + " " + c.op + " ")
-			w.p(c.args[0])
+		if err := writeCond(w, cq.tb, "", c); err != nil {
+			return err
 		}
 	}
 	if cq.after != nil {

@@ -250,37 +250,8 @@ func condName(op string) string {
 		return "In"
 	case "LIKE":
 		return "Like"
+	case "FOLD":
+		return "EqualFold"
 	}
 	return op
-}
-
-// checkConds returns conds, conditions on the columns of tb, with each
-// value checked against its column's type (see condArg); the arguments of
-// a raw fragment are left as they are.
-func (tb *table) checkConds(conds []Cond) ([]Cond, error) {
-	out := make([]Cond, len(conds))
-	for i, c := range conds {
-		out[i] = c
-		if c.raw != "" || c.op == "IS NULL" {
-			continue
-		}
-		col := &tb.cols[tb.column(c.column)]
-		name := condName(c.op)
-		if c.op == "LIKE" {
-			if k := kindOf(col.typ); k.fam != famString && k.fam != famOther {
-				return nil, fmt.Errorf("%w: Like(%q): a column of type %v is not text", ErrQuery, c.column, col.typ)
-			}
-			continue
-		}
-		args := make([]any, len(c.args))
-		for j, a := range c.args {
-			v, err := condArg(col, name, a)
-			if err != nil {
-				return nil, err
-			}
-			args[j] = v
-		}
-		out[i].args = args
-	}
-	return out, nil
 }

@@ -1,0 +1,348 @@
+package sqlstore
+
+import (
+	"fmt"
+	"strings"
+)
+
+// This file holds the conditions beyond comparisons: their combinations,
+// conditions on child collections, and text matches, which run the same
+// way on every database.
+
+// And is the condition that every one of conds holds; with none, every row
+// holds it.
+func And(conds ...Cond) Cond { return Cond{op: "AND", conds: conds} }
+
+// Or is the condition that at least one of conds holds; with none, no row
+// holds it.
+func Or(conds ...Cond) Cond { return Cond{op: "OR", conds: conds} }
+
+// Not is the condition that c does not hold: it selects exactly the rows
+// that c does not select, those where c's SQL gives NULL included. So
+// Not(Eq("coupon", "X")) selects the rows whose coupon is NULL too, where
+// the SQL NOT ("coupon" = 'X') would not.
+func Not(c Cond) Cond { return Cond{op: "NOT", conds: []Cond{c}} }
+
+// Has is the condition that the collection named field (the Field of its
+// [Child], such as "items") holds at least one element that meets all of
+// conds, or any element with no conds: Has("items", Eq("sku", "tea")).
+// It is written as EXISTS (SELECT 1 FROM the child table WHERE its row
+// belongs to the parent row AND conds). The columns of conds are those of
+// the collection's element, checked against its mapping, and Has nests:
+// inside it, Has names a collection of the element, at any depth, in either
+// layout of [Child]. Not(Has("items")) selects aggregates with no items;
+// Not(Has("items", Not(c))) those whose every item meets c.
+func Has(field string, conds ...Cond) Cond {
+	return Cond{column: field, op: "HAS", conds: conds}
+}
+
+// Like is column LIKE pattern, on a column of a string type, on every
+// database in the same way: % matches any run of characters, _ any one
+// character, and a backslash makes the character after it literal (\%,
+// \_, \\), as LIKE ... ESCAPE '\' does; a pattern that ends in a lone
+// backslash is refused with [ErrQuery]. The match is case-sensitive on
+// every database: on SQLite, whose LIKE ignores the case of ASCII letters,
+// the pattern is run as the equivalent GLOB. Use [EqualFold] to ignore
+// case, [Contains] and [HasPrefix] to match a text given as it is.
+func Like(column, pattern string) Cond {
+	return Cond{column: column, op: "LIKE", name: "Like", args: []any{pattern}}
+}
+
+// Contains is the condition that column, of a string type, holds sub, as
+// strings.Contains tells: case-sensitive, with %, _ and \ in sub matched
+// as themselves, on every database.
+func Contains(column, sub string) Cond {
+	return Cond{column: column, op: "LIKE", name: "Contains", args: []any{"%" + EscapeLike(sub) + "%"}}
+}
+
+// HasPrefix is the condition that column, of a string type, starts with
+// prefix, as strings.HasPrefix tells: case-sensitive, with %, _ and \ in
+// prefix matched as themselves, on every database.
+func HasPrefix(column, prefix string) Cond {
+	return Cond{column: column, op: "LIKE", name: "HasPrefix", args: []any{EscapeLike(prefix) + "%"}}
+}
+
+// EqualFold is the condition that column, of a string type, equals s when
+// the ASCII letters A to Z of both are lowered: EqualFold("customer",
+// "alice") selects "Alice" and "ALICE". Other letters are compared as
+// they are, on every database ("É" does not match "é"), unlike
+// strings.EqualFold: SQLite's lower() folds ASCII alone, and PostgreSQL's
+// is made to do the same. An index that serves it on PostgreSQL is one on
+// the expression translate(column, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ',
+// 'abcdefghijklmnopqrstuvwxyz'); on SQLite, one on lower(column).
+func EqualFold(column, s string) Cond {
+	return Cond{column: column, op: "FOLD", args: []any{lowerASCII(s)}}
+}
+
+// EscapeLike returns s with a backslash before each %, _ and \, so that a
+// [Like] pattern matches s as it is: Like("code", EscapeLike("50%")+"%")
+// selects the codes that start with "50%".
+func EscapeLike(s string) string {
+	if !strings.ContainsAny(s, `%_\`) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if r == '%' || r == '_' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// likeToGlob returns the GLOB pattern that matches what the LIKE pattern
+// p, with \ as its escape, matches, case-sensitively; ok is false when p
+// ends in a lone backslash.
+func likeToGlob(p string) (g string, ok bool) {
+	var b strings.Builder
+	esc := false
+	for _, r := range p {
+		switch {
+		case esc:
+			esc = false
+		case r == '\\':
+			esc = true
+			continue
+		case r == '%':
+			b.WriteByte('*')
+			continue
+		case r == '_':
+			b.WriteByte('?')
+			continue
+		}
+		switch r {
+		case '*', '?', '[':
+			b.WriteByte('[')
+			b.WriteRune(r)
+			b.WriteByte(']')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String(), !esc
+}
+
+// condFunc is the name of the function that made c, for messages.
+func condFunc(c Cond) string {
+	if c.name != "" {
+		return c.name
+	}
+	return condName(c.op)
+}
+
+// checkCond returns c, a condition on the rows of tb, with its columns
+// checked against tb's, its collections against tb's, and each value
+// against its column's type (see condArg); the arguments of a raw
+// fragment are left as they are.
+func (tb *table) checkCond(c Cond) (Cond, error) {
+	switch {
+	case c.raw != "":
+		if n := strings.Count(c.raw, "?"); n != len(c.args) {
+			return c, fmt.Errorf("%w: raw fragment %q has %d placeholders and %d arguments", ErrQuery, c.raw, n, len(c.args))
+		}
+		return c, nil
+	case c.op == "":
+		return c, fmt.Errorf("%w: an empty Cond", ErrQuery)
+	case c.op == "AND" || c.op == "OR" || c.op == "NOT":
+		return tb.checkConds(c)
+	case c.op == "HAS":
+		for _, k := range tb.colls {
+			if k.spec.Field == c.column {
+				return k.table.checkConds(c)
+			}
+		}
+		names := make([]string, len(tb.colls))
+		for i, k := range tb.colls {
+			names[i] = k.spec.Field
+		}
+		return c, fmt.Errorf("%w: Has(%q): %v has no mapped collection %s (it has: %s)", ErrQuery, c.column, tb.typ, c.column, strings.Join(names, ", "))
+	}
+	i := tb.column(c.column)
+	if i < 0 {
+		return c, fmt.Errorf("%w: %q is not a column of %s", ErrQuery, c.column, tb.name)
+	}
+	col := &tb.cols[i]
+	switch c.op {
+	case "IS NULL":
+		return c, nil
+	case "LIKE", "FOLD":
+		// Like takes a column whose values cannot be told too (a JSON
+		// column, a Valuer of unknown kind); the others text alone.
+		text := kindOf(col.typ).fam == famString && col.codec == codecPlain
+		if !text && (c.name != "Like" || kindOf(col.typ).fam != famOther && col.codec == codecPlain) {
+			return c, fmt.Errorf("%w: %s(%q): a column of type %v is not text", ErrQuery, condFunc(c), c.column, col.typ)
+		}
+		if _, ok := likeToGlob(c.args[0].(string)); !ok {
+			return c, fmt.Errorf("%w: %s(%q): pattern %q ends in a lone backslash, which escapes nothing (write \\\\ for a backslash)", ErrQuery, condFunc(c), c.column, c.args[0])
+		}
+		return c, nil
+	}
+	name := condFunc(c)
+	args := make([]any, len(c.args))
+	for j, a := range c.args {
+		v, err := condArg(col, name, a)
+		if err != nil {
+			return c, err
+		}
+		args[j] = v
+	}
+	c.args = args
+	return c, nil
+}
+
+// checkConds checks the conditions inside c, which are on the rows of tb.
+func (tb *table) checkConds(c Cond) (Cond, error) {
+	kids := make([]Cond, len(c.conds))
+	for i, k := range c.conds {
+		var err error
+		if kids[i], err = tb.checkCond(k); err != nil {
+			return c, err
+		}
+	}
+	c.conds = kids
+	return c, nil
+}
+
+// writeCond writes c, a checked condition on the rows of tb. qual is ""
+// for the root, whose columns are written as they are, or the quoted name
+// of tb and a dot, which a child's columns are qualified with inside
+// EXISTS. tb is in the FROM clause under its own name.
+func writeCond(w *builder, tb *table, qual string, c Cond) error {
+	if c.raw != "" {
+		w.s("(")
+		parts := strings.Split(c.raw, "?")
+		for i, part := range parts {
+			w.s(part)
+			if i < len(c.args) {
+				w.p(c.args[i])
+			}
+		}
+		w.s(")")
+		return nil
+	}
+	switch c.op {
+	case "AND", "OR":
+		if len(c.conds) == 0 {
+			if c.op == "AND" {
+				w.s("1 = 1")
+			} else {
+				w.s("1 = 0")
+			}
+			return nil
+		}
+		w.s("(")
+		for i, k := range c.conds {
+			if i > 0 {
+				w.s(" " + c.op + " ")
+			}
+			if err := writeCond(w, tb, qual, k); err != nil {
+				return err
+			}
+		}
+		w.s(")")
+		return nil
+	case "NOT":
+		// IS NOT TRUE, not NOT: a condition that is NULL for a row (a
+		// comparison with a NULL column) does not select it, and neither
+		// would its NOT.
+		w.s("(")
+		if err := writeCond(w, tb, qual, c.conds[0]); err != nil {
+			return err
+		}
+		w.s(") IS NOT TRUE")
+		return nil
+	case "HAS":
+		var k *child
+		for _, kk := range tb.colls {
+			if kk.spec.Field == c.column {
+				k = kk
+			}
+		}
+		return writeHas(w, tb, k, c.conds)
+	}
+	col := &tb.cols[tb.column(c.column)]
+	name := qual + col.quoted
+	switch c.op {
+	case "IS NULL":
+		w.s(name + " IS NULL")
+	case "LIKE":
+		pattern := c.args[0].(string)
+		if w.d.glob {
+			g, _ := likeToGlob(pattern)
+			w.s(name + " GLOB ")
+			w.p(g)
+			return nil
+		}
+		w.s(name + " LIKE ")
+		w.p(pattern)
+		w.s(` ESCAPE '\'`)
+	case "FOLD":
+		w.s(fmt.Sprintf(w.d.foldASCII, name) + " = ")
+		w.p(c.args[0])
+	case "IN":
+		if len(c.args) == 0 {
+			w.s("1 = 0")
+			return nil
+		}
+		if w.d.anyArray && plainKind(col.typ) {
+			arr, err := typedSlice(col, c.args)
+			if err != nil {
+				return err
+			}
+			w.s(name + " = ANY(")
+			w.p(arr)
+			w.s(")")
+			return nil
+		}
+		if len(c.args) > w.d.maxParams/2 {
+			return fmt.Errorf("%w: In(%q) has %d values, more than %s takes in one statement", ErrQuery, c.column, len(c.args), w.d.name)
+		}
+		w.s(name + " IN (")
+		for i, a := range c.args {
+			if i > 0 {
+				w.s(", ")
+			}
+			w.p(a)
+		}
+		w.s(")")
+	default:
+		w.s(name + " " + c.op + " ")
+		w.p(c.args[0])
+	}
+	return nil
+}
+
+// writeHas writes EXISTS (SELECT 1 FROM k WHERE <k's row is under the row
+// of its parent table p> AND conds). A table refers to its parent by the
+// parent's key, and, unless ParentKeyOnly, by the parent key columns of
+// the levels above, which the parent's row holds under the same names.
+func writeHas(w *builder, p *table, k *child, conds []Cond) error {
+	kq := k.quoted + "."
+	pq := p.quoted + "."
+	w.s("EXISTS (SELECT 1 FROM " + k.quoted + " WHERE ")
+	if k.parent != nil && !k.spec.ParentKeyOnly {
+		for i, rc := range k.parent.refCols {
+			w.s(kq + k.refCols[i] + " = " + pq + rc + " AND ")
+		}
+	}
+	w.s(kq + k.parentKey + " = " + pq + p.cols[p.key].quoted)
+	for _, c := range conds {
+		w.s(" AND ")
+		if err := writeCond(w, &k.table, kq, c); err != nil {
+			return err
+		}
+	}
+	w.s(")")
+	return nil
+}
