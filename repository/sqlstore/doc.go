@@ -270,6 +270,32 @@
 // select NULL with [IsNull]. Limit(0) means no limit; a negative limit or
 // offset is refused.
 //
+// Conditions combine with [And], [Or] and [Not]; Not selects exactly the
+// rows its condition does not, those where the condition is NULL too.
+// [Has] puts conditions on a child collection, named by its Child.Field,
+// as EXISTS on the child table, and nests for the collections below, at
+// any depth and in either layout of [Child]; the columns inside are the
+// element's, checked against its mapping like the root's:
+//
+//	// orders with a line of more than 10 teas, or with no line at all
+//	q := Where(Or(
+//		Has("items", Eq("product", "tea"), Gt("quantity", 10)),
+//		Not(Has("items")),
+//	))
+//
+// Text matches run the same on every backend. [Contains] and [HasPrefix]
+// take their text as it is (%, _ and \ included) and are case-sensitive.
+// [Like] takes a pattern in which % matches any run of characters, _ any
+// one, and a backslash makes the next character literal, as LIKE ...
+// ESCAPE '\' does: Like("code", `50\%`) selects "50%" alone, and
+// [EscapeLike] escapes a text for a pattern. Like is case-sensitive too:
+// on SQLite, whose LIKE ignores the case of ASCII letters, it runs as the
+// equivalent GLOB. [EqualFold] ignores the case of the ASCII letters A to
+// Z, and of no other: SQLite's lower() folds ASCII alone, and on
+// PostgreSQL, whose lower() folds every letter of its locale, the column
+// is folded with translate() to match (an expression index on PostgreSQL
+// is on that translate(), on SQLite on lower(column)).
+//
 // # Times
 //
 // A time.Time is compared by its instant on every backend, whatever its
