@@ -54,8 +54,11 @@ type Config struct {
 	Fresh bool
 }
 
-// Open opens the example's database and creates its tables from the
-// embedded schema files, when they do not exist.
+// Open opens the example's database, creates its tables from the
+// embedded schema files, when they do not exist, and checks them against
+// the mapping of orders with [CheckSchema]: tables left by an older
+// version of the example fail here, with every difference listed, rather
+// than at the first request.
 //
 // With an empty URL it is an embedded SQLite database (modernc.org/sqlite,
 // foreign keys on) in a new temporary file, used through database/sql.
@@ -77,6 +80,13 @@ func Open(ctx context.Context, cfg Config, opts ...sqlstore.Option) (db *sqlstor
 		if err != nil {
 			return nil, nil, errors.Join(err, closeDB())
 		}
+		quiet, err := sqlstore.NewSQL(x)
+		if err != nil {
+			return nil, nil, errors.Join(err, closeDB())
+		}
+		if err := CheckSchema(ctx, quiet); err != nil {
+			return nil, nil, errors.Join(err, closeDB())
+		}
 		return db, closeDB, nil
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		schema := cfg.Schema
@@ -85,6 +95,10 @@ func Open(ctx context.Context, cfg Config, opts ...sqlstore.Option) (db *sqlstor
 		}
 		pool, err := OpenPostgres(ctx, url, schema, cfg.Fresh)
 		if err != nil {
+			return nil, nil, err
+		}
+		if err := CheckSchema(ctx, sqlstore.NewPGX(pool)); err != nil {
+			pool.Close()
 			return nil, nil, err
 		}
 		return sqlstore.NewPGX(pool, opts...), func() error { pool.Close(); return nil }, nil
