@@ -3,6 +3,7 @@ package infrastructure_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -101,4 +102,13 @@ func TestOpenChecksSchema(t *testing.T) {
 	var se *sqlstore.SchemaError
 	require.True(t, errors.As(err, &se))
 	require.Len(t, se.Mismatches, 2, "%v", err)
+}
+
+// The README shows the schema that DDL writes for the example.
+func TestReadmeShowsDDL(t *testing.T) {
+	ddl, err := infrastructure.SchemaDDL(sqlstore.PostgreSQL)
+	require.NoError(t, err)
+	readme, err := os.ReadFile("../../../README.md")
+	require.NoError(t, err)
+	require.Contains(t, string(readme), "```sql\n"+ddl+"```\n")
 }
