@@ -54,6 +54,15 @@
 //     its fields are columns of the same table, recursively, unless the
 //     type is time.Time or implements driver.Valuer or sql.Scanner (such
 //     types are values: tag them to make them a column).
+//   - A value object used more than once in a table takes a column
+//     prefix: `db:"price_,prefix"` on the field maps its columns amount
+//     and currency to price_amount and price_currency, so that two Money
+//     fields tagged `db:"price_,prefix"` and `db:"cost_,prefix"` share a
+//     table (GORM calls it embeddedPrefix). Prefixes of nested value
+//     objects compose (box_width_amount); the prefixed names are checked
+//     like any other, and are the names that [Table.Key] and the
+//     conditions of a [Query] use. Without prefixes, NewMapping refuses
+//     the second use: its columns would be mapped twice.
 //   - Mapping is strict: every other field of the root, of its value
 //     objects and of its entities is refused, with its path and the
 //     fixes that work for its type,

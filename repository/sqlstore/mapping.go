@@ -206,8 +206,10 @@ func entityCollection(t reflect.Type) (bool, error) {
 }
 
 // collect appends the columns of struct type t (and of its value objects)
-// to cols, and its entity collections to colls.
-func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]column, colls *[]collField) error {
+// to cols, each name prefixed with prefix (the prefixes of the enclosing
+// value objects tagged `db:"p_,prefix"`), and its entity collections to
+// colls.
+func collect(t reflect.Type, index []int, offset uintptr, path, prefix string, cols *[]column, colls *[]collField) error {
 	s, err := typeinfo.StructOf(t)
 	if err != nil {
 		return fmt.Errorf("%w: %w", repository.ErrUnsupported, err)
@@ -239,10 +241,32 @@ func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]c
 			*colls = append(*colls, collField{index: idx, field: goPath, typ: f.Type})
 			continue
 		}
+		if tagged && opt == "prefix" {
+			if name == "" {
+				return fmt.Errorf("field %s: empty column prefix: tag it `db:\"p_,prefix\"`", goPath)
+			}
+			if err := checkIdent("column prefix", prefix+name, columnRE); err != nil {
+				return fmt.Errorf("field %s: %w", goPath, err)
+			}
+			if !isValueObject(f.Type) {
+				return fmt.Errorf("field %s: the prefix option needs a value object (a struct mapped field by field), not %v", goPath, f.Type)
+			}
+			if f.Version {
+				return fmt.Errorf("version field %s: a version must be a column of the root itself", goPath)
+			}
+			if err := valueObject(f.Type, idx, offset+f.Offset, goPath, prefix+name, cols, colls); err != nil {
+				return err
+			}
+			continue
+		}
 		if tagged {
 			if name == "" {
 				return fmt.Errorf("field %s: empty db tag", goPath)
 			}
+			if err := checkIdent("column", name, columnRE); err != nil {
+				return fmt.Errorf("field %s: %w", goPath, err)
+			}
+			name = prefix + name
 			if err := checkIdent("column", name, columnRE); err != nil {
 				return fmt.Errorf("field %s: %w", goPath, err)
 			}
@@ -261,12 +285,8 @@ func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]c
 			continue
 		}
 		if isValueObject(f.Type) {
-			n := len(*cols)
-			if err := collect(f.Type, idx, offset+f.Offset, goPath+".", cols, colls); err != nil {
+			if err := valueObject(f.Type, idx, offset+f.Offset, goPath, prefix, cols, colls); err != nil {
 				return err
-			}
-			if len(*cols) == n {
-				return fmt.Errorf("field %s: the value object %v maps to no column, so a change of it would be lost: %s", goPath, f.Type, fixes(f.Type, "tag its fields `db:\"column\"`"))
 			}
 			continue
 		}
@@ -274,6 +294,20 @@ func collect(t reflect.Type, index []int, offset uintptr, path string, cols *[]c
 			return fmt.Errorf("version field %s has no db tag", goPath)
 		}
 		return fmt.Errorf("field %s: it is not mapped, so a change of it would be lost: %s", goPath, fixes(f.Type, ""))
+	}
+	return nil
+}
+
+// valueObject appends the columns of the value object of struct type t,
+// the field at goPath, each name prefixed with prefix, and its entity
+// collections.
+func valueObject(t reflect.Type, index []int, offset uintptr, goPath, prefix string, cols *[]column, colls *[]collField) error {
+	n := len(*cols)
+	if err := collect(t, index, offset, goPath+".", prefix, cols, colls); err != nil {
+		return err
+	}
+	if len(*cols) == n {
+		return fmt.Errorf("field %s: the value object %v maps to no column, so a change of it would be lost: %s", goPath, t, fixes(t, "tag its fields `db:\"column\"`"))
 	}
 	return nil
 }
@@ -302,7 +336,7 @@ func columnCodec(t reflect.Type, opt string) (codec, error) {
 		}
 		return codecArray, nil
 	default:
-		return 0, fmt.Errorf("unknown db tag option %q (want json, array or generated)", opt)
+		return 0, fmt.Errorf("unknown db tag option %q (want json, array or generated, or prefix on a value object)", opt)
 	}
 	if t == typeinfo.TimeType() {
 		return codecPlain, nil
@@ -336,7 +370,7 @@ func columnCodec(t reflect.Type, opt string) (codec, error) {
 		}
 		return codecPlain, nil // NULL for nil
 	case reflect.Struct:
-		return 0, fmt.Errorf("%w: the struct %v cannot be a column: remove the db tag to map its fields as columns (a value object), store it with `db:\"column,json\"`, or implement driver.Valuer and sql.Scanner", repository.ErrUnsupported, t)
+		return 0, fmt.Errorf("%w: the struct %v cannot be a column: remove the db tag to map its fields as columns (a value object), tag it `db:\"p_,prefix\"` to map them with a prefix, store it with `db:\"column,json\"`, or implement driver.Valuer and sql.Scanner", repository.ErrUnsupported, t)
 	}
 	// An interface, a complex number or a uintptr: it can be snapshotted.
 	return 0, fmt.Errorf("%w: a %v cannot be a column: exclude it with `db:\"-\"` (not stored: not loaded, and a change of it alone not saved)", repository.ErrUnsupported, t)
@@ -416,13 +450,17 @@ func newTable(name, key string, t reflect.Type) (table, []collField, error) {
 	}
 	tb.quoted = quote(name)
 	var colls []collField
-	if err := collect(t, nil, 0, "", &tb.cols, &colls); err != nil {
+	if err := collect(t, nil, 0, "", "", &tb.cols, &colls); err != nil {
 		return tb, nil, err
 	}
 	seen := make(map[string]string, len(tb.cols))
 	for i, c := range tb.cols {
 		if prev, ok := seen[c.name]; ok {
-			return tb, nil, fmt.Errorf("column %q is mapped twice, by fields %s and %s", c.name, prev, c.field)
+			hint := ""
+			if strings.Contains(prev, ".") || strings.Contains(c.field, ".") {
+				hint = ": a value object mapped more than once needs a column prefix, `db:\"p_,prefix\"` on its field"
+			}
+			return tb, nil, fmt.Errorf("column %q is mapped twice, by fields %s and %s%s", c.name, prev, c.field, hint)
 		}
 		seen[c.name] = c.field
 		if c.name == key {
@@ -489,7 +527,9 @@ func (tb *table) column(name string) int {
 // values (see the package doc). Fields tagged `db:"-"` or `ddd:"-"` are
 // excluded. An untagged field of a struct type other than time.Time and
 // the types implementing driver.Valuer or sql.Scanner is a value object:
-// its own fields are columns of the same table, recursively. The root's
+// its own fields are columns of the same table, recursively; tagged
+// `db:"p_,prefix"`, its column names take the prefix p_, so that one value
+// object type can be mapped twice in a table. The root's
 // version field (tagged `ddd:"version"`), if any, must have a db tag.
 //
 // NewMapping is strict: it fails, with an error wrapping [ErrMapping] that
