@@ -32,6 +32,19 @@
 // A collection (slice or map) whose elements are entities is matched by
 // identity when two versions of an aggregate are compared; see package diff.
 //
+// An aggregate root's identity is learnt the same two ways. A root whose
+// accessor has another name than ID, such as UUID() or Time(), tags the
+// field that holds its identity `ddd:"id"`; a repository of it is then
+// built as any other (package repository checks that the field's type is
+// the repository's ID type):
+//
+//	type Ticket struct {
+//		uuid  uuid.UUID `ddd:"id"`
+//		title string
+//	}
+//
+//	func (t *Ticket) UUID() uuid.UUID { return t.uuid }
+//
 // # Optimistic locking
 //
 // An aggregate root marks its optimistic-lock version with the tag
@@ -59,7 +72,8 @@ type Entity[ID comparable] interface {
 // Aggregate is implemented by an aggregate root: the entity through which
 // a cluster of entities and value objects is loaded, changed and saved as a
 // whole. Its optimistic-lock version, if it has one, is the integer field
-// tagged `ddd:"version"`.
+// tagged `ddd:"version"`. A root that does not implement it has its
+// identity in a field tagged `ddd:"id"` instead.
 type Aggregate[ID comparable] interface {
 	Entity[ID]
 }

@@ -39,9 +39,11 @@ func WithTransactor(tx Transactor) Option {
 
 // AggregateRepositorySupport implements [Repository] on top of [Hooks],
 // with snapshot change tracking. T is a pointer to the aggregate root's
-// struct. It is safe for concurrent use.
-type AggregateRepositorySupport[T ddd.Aggregate[ID], ID comparable] struct {
+// struct, whose identity, of type ID, is its method ID() or its field
+// tagged `ddd:"id"` (see [NewSupport]). It is safe for concurrent use.
+type AggregateRepositorySupport[T any, ID comparable] struct {
 	hooks   Hooks[T, ID]
+	id      func(T) ID // the root's identity
 	tracker *tracking.Tracker[T]
 	tx      Transactor
 	retry   RetryPolicy
@@ -54,8 +56,14 @@ type AggregateRepositorySupport[T ddd.Aggregate[ID], ID comparable] struct {
 
 // NewSupport returns a repository support for T on top of hooks. It fails
 // with an error wrapping [ErrUnsupported] when T is not a pointer to a
-// struct or its ddd tags are malformed.
-func NewSupport[T ddd.Aggregate[ID], ID comparable](hooks Hooks[T, ID], opts ...Option) (*AggregateRepositorySupport[T, ID], error) {
+// struct, its ddd tags are malformed, or its root has no identity of type
+// ID.
+//
+// The root's identity is read as an entity's is (see package ddd): from
+// its field tagged `ddd:"id"`, which must be of type ID, or else from its
+// method ID() ID (T implements [ddd.Aggregate]). The tag is the way for a
+// root whose accessor has another name, such as UUID().
+func NewSupport[T any, ID comparable](hooks Hooks[T, ID], opts ...Option) (*AggregateRepositorySupport[T, ID], error) {
 	if hooks == nil {
 		return nil, errors.New("repository: nil hooks")
 	}
@@ -67,7 +75,11 @@ func NewSupport[T ddd.Aggregate[ID], ID comparable](hooks Hooks[T, ID], opts ...
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &AggregateRepositorySupport[T, ID]{hooks: hooks, tracker: tracking.Shared[T](), tx: o.tx, retry: o.retry}
+	id, err := identity[T, ID](rt)
+	if err != nil {
+		return nil, fmt.Errorf("repository: %v: %w", rt, err)
+	}
+	s := &AggregateRepositorySupport[T, ID]{hooks: hooks, id: id, tracker: tracking.Shared[T](), tx: o.tx, retry: o.retry}
 	f, ok, err := typeinfo.VersionOf(rt.Elem())
 	if err != nil {
 		return nil, fmt.Errorf("repository: %v: %w: %w", rt, ErrUnsupported, err)
@@ -85,6 +97,30 @@ func NewSupport[T ddd.Aggregate[ID], ID comparable](hooks Hooks[T, ID], opts ...
 		s.partial = p
 	}
 	return s, nil
+}
+
+// identity returns the function that reads the identity of a root of
+// type T, rt, a pointer to a struct: its field tagged `ddd:"id"`, or its
+// method ID.
+func identity[T any, ID comparable](rt reflect.Type) (func(T) ID, error) {
+	st, err := typeinfo.StructOf(rt.Elem())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
+	}
+	idt := reflect.TypeFor[ID]()
+	if st.IDField >= 0 {
+		f := st.Fields[st.IDField]
+		if f.Type != idt {
+			return nil, fmt.Errorf("%w: its identity, field %s tagged `ddd:\"id\"`, is of type %v, not %v", ErrUnsupported, f.Name, f.Type, idt)
+		}
+		off := f.Offset
+		return func(v T) ID { return *(*ID)(unsafe.Add(typeinfo.PtrOf(v), off)) }, nil
+	}
+	var zero T
+	if _, ok := any(zero).(ddd.Entity[ID]); ok {
+		return func(v T) ID { return any(v).(ddd.Entity[ID]).ID() }, nil
+	}
+	return nil, fmt.Errorf("%w: it has no identity of type %v: tag the field that holds it `ddd:\"id\"`, or give it a method ID() %v", ErrUnsupported, idt, idt)
 }
 
 // Tracker returns the tracker that holds the snapshots of this repository's
@@ -175,7 +211,7 @@ func (s *AggregateRepositorySupport[T, ID]) load(ctx context.Context, op string,
 	if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
 		return zero, opError(op, err)
 	}
-	tracking.Remember(ctx, agg.ID(), agg)
+	tracking.Remember(ctx, s.id(agg), agg)
 	return agg, nil
 }
 
@@ -188,7 +224,7 @@ func (s *AggregateRepositorySupport[T, ID]) Attach(ctx context.Context, agg T) e
 	if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
 		return fmt.Errorf("repository: attach: %w", err)
 	}
-	tracking.Remember(ctx, agg.ID(), agg)
+	tracking.Remember(ctx, s.id(agg), agg)
 	return nil
 }
 
@@ -204,14 +240,14 @@ func (s *AggregateRepositorySupport[T, ID]) Track(ctx context.Context, loaded []
 		if typeinfo.IsNil(agg) {
 			return nil, fmt.Errorf("repository: track: %w: nil aggregate at %d", ErrUnsupported, i)
 		}
-		if known, ok := tracking.Lookup[T](ctx, agg.ID()); ok {
+		if known, ok := tracking.Lookup[T](ctx, s.id(agg)); ok {
 			out[i] = known
 			continue
 		}
 		if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
 			return nil, opError("track", err)
 		}
-		tracking.Remember(ctx, agg.ID(), agg)
+		tracking.Remember(ctx, s.id(agg), agg)
 		out[i] = agg
 	}
 	return out, nil
@@ -225,7 +261,7 @@ func (s *AggregateRepositorySupport[T, ID]) Detach(ctx context.Context, agg T) {
 		return
 	}
 	s.tracker.Detach(noScope(ctx), agg)
-	tracking.Forget[T](ctx, agg.ID())
+	tracking.Forget[T](ctx, s.id(agg))
 }
 
 // Save writes agg. An aggregate that is not tracked is inserted and then
@@ -327,7 +363,7 @@ func (s *AggregateRepositorySupport[T, ID]) insert(ctx context.Context, agg T) e
 	if err := s.tracker.Attach(ctx, agg); err != nil {
 		return opError("save", err)
 	}
-	tracking.Remember(ctx, agg.ID(), agg)
+	tracking.Remember(ctx, s.id(agg), agg)
 	return nil
 }
 
@@ -349,7 +385,7 @@ func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) e
 		return opError("remove", err)
 	}
 	s.tracker.Detach(ctx, agg)
-	tracking.Forget[T](ctx, agg.ID())
+	tracking.Forget[T](ctx, s.id(agg))
 	return nil
 }
 

@@ -85,7 +85,10 @@
 //     a change from one to the other is not saved.
 //   - The root table has a key column ([Table.Key], "id" by default), and
 //     the root's version field (tagged `ddd:"version"`), if any, must be a
-//     column. Child elements cannot have a version.
+//     column. Child elements cannot have a version. The repository knows
+//     the root's identity by its method ID() or, for a root whose accessor
+//     has another name (UUID(), say), by its field tagged `ddd:"id"`,
+//     which must be the key column's field ([NewRepository] checks it).
 //   - Every entity collection of the root (a slice or map whose element is
 //     an entity, see package ddd) must be mapped by a [Child] (or tagged
 //     `ddd:"-"`), with its own table, key column, and parent key column
@@ -174,8 +177,8 @@
 // # Composite root keys
 //
 // A root's key is one column. A composite key (tenant_id, id) is not
-// supported: the repository's identity is one value (the ID of
-// ddd.Aggregate[ID]), which Find, the identity map and the version check
+// supported: the repository's identity is one value (the root's ID(), or
+// its field tagged `ddd:"id"`), which Find, the identity map and the version check
 // bind as one parameter, and each level of children refers to its parent
 // by one column per level. A multi-tenant schema maps tenant_id as a plain
 // column of the root, selects by it with queries (Where(Eq("tenant_id",

@@ -596,6 +596,21 @@ func NewMapping[T any](root Table, children ...Child) (*Mapping[T], error) {
 	return m, nil
 }
 
+// identityIsKey checks that the root's field tagged `ddd:"id"`, if any,
+// is the key column: the identity that Find takes and the identity map
+// holds is the one the key column stores.
+func (m *Mapping[T]) identityIsKey() error {
+	s, err := typeinfo.StructOf(m.root.typ)
+	if err != nil || s.IDField < 0 {
+		return nil // no tag: the ID method, which NewSupport checks
+	}
+	key := &m.root.cols[m.root.key]
+	if len(key.index) != 1 || key.index[0] != s.IDField {
+		return fmt.Errorf("%w: the identity, field %s tagged `ddd:\"id\"`, is not the key column %q (field %s)", repository.ErrUnsupported, s.Fields[s.IDField].Name, key.name, key.field)
+	}
+	return nil
+}
+
 // newChildren maps the entity collections colls of the struct type pt
 // (the root's, or the element's of the child table parent) with specs, and
 // checks that every one is mapped. The new tables are appended to

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/dddkit/dddkit/ddd"
 	"github.com/dddkit/dddkit/diff"
 	"github.com/dddkit/dddkit/internal/lastwrite"
 	"github.com/dddkit/dddkit/internal/typeinfo"
@@ -1290,7 +1289,7 @@ func (s *Store[T, ID]) deleteStmts(base unsafe.Pointer, version int64) []stmt {
 // Repository is the repository of aggregates of type T on a [DB]: the
 // [repository.AggregateRepositorySupport] over a [Store] (Find, Save,
 // Remove, Update, ...), with queries that return tracked aggregates.
-type Repository[T ddd.Aggregate[ID], ID comparable] struct {
+type Repository[T any, ID comparable] struct {
 	*repository.AggregateRepositorySupport[T, ID]
 	store *Store[T, ID]
 }
@@ -1299,12 +1298,20 @@ type Repository[T ddd.Aggregate[ID], ID comparable] struct {
 // mapping m, with db as its [repository.Transactor], so that
 // [repository.AggregateRepositorySupport.Update] runs in a transaction of
 // db. opts are passed to [repository.NewSupport] after that one.
-func NewRepository[T ddd.Aggregate[ID], ID comparable](db *DB, m *Mapping[T], opts ...repository.Option) (*Repository[T, ID], error) {
+//
+// The root's identity is its method ID() ID (T implements
+// ddd.Aggregate[ID]), or, for a root whose accessor has another name (UUID,
+// say), its field tagged `ddd:"id"`, which must then be the key column's
+// field: see package ddd.
+func NewRepository[T any, ID comparable](db *DB, m *Mapping[T], opts ...repository.Option) (*Repository[T, ID], error) {
 	if err := db.check(); err != nil {
 		return nil, fmt.Errorf("sqlstore: %w", err)
 	}
 	if m == nil {
 		return nil, errors.New("sqlstore: nil *sqlstore.Mapping")
+	}
+	if err := m.identityIsKey(); err != nil {
+		return nil, fmt.Errorf("sqlstore: %w %v: %w", ErrMapping, reflect.TypeFor[T](), err)
 	}
 	st := NewStore[T, ID](db, m)
 	if st.err != nil {
