@@ -34,6 +34,36 @@
 // a unit of work on SQLite); the errors of the database (see Errors about
 // the data). Identifiers are quoted the same way on both ("sales"."orders").
 //
+// # SQLite
+//
+// On SQLite, sqlstore runs on modernc.org/sqlite (the driver "sqlite") and
+// expects a database file opened with three pragmas, which the driver sets
+// on every connection of the pool:
+//
+//	x, err := sqlx.Open("sqlite", "file:app.db?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)")
+//	db, err := sqlstore.NewSQL(x)
+//
+// Each of them matters:
+//
+//   - busy_timeout(5000): a unit of work that meets the write lock of
+//     another waits for it, up to 5 s, so that writers queue. Without
+//     it, the second writer fails at once with SQLITE_BUSY, which
+//     matches [repository.ErrConflict].
+//   - foreign_keys(1): SQLite checks REFERENCES only when told, on each
+//     connection. Without it, a row that refers to no row is stored
+//     without a word; with it, the save fails with
+//     [repository.ErrConstraint] and writes nothing.
+//   - journal_mode(WAL): a write commits while other connections read,
+//     and a read transaction keeps seeing what it began with. With the
+//     default rollback journal, a commit waits, under busy_timeout, until
+//     every open read transaction has ended, and fails with
+//     [repository.ErrConflict] if they do not end in time. WAL is a property of
+//     the file, kept once set.
+//
+// An in-memory database (":memory:") is one database per connection of
+// the pool, each empty: use a file, in a temporary directory for tests.
+// With another SQLite driver, set the same pragmas in its own DSN syntax.
+//
 // # Mapping
 //
 // [NewMapping] reads the struct tags of the aggregate once and validates

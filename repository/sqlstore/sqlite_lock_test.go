@@ -17,8 +17,8 @@ import (
 
 // TestSQLiteConcurrentUpdates runs 16 goroutines of 50 read-modify-write
 // cycles each (repository Update: load, change and save in one DB.InTx) on
-// 3 rows of a SQLite file opened with the DSN of the documentation, which
-// sets busy_timeout and nothing else. A unit of work takes the write lock
+// 3 rows of a SQLite file opened with busy_timeout alone, the one pragma
+// of the recommended DSN (see the package doc) that writers need to queue. A unit of work takes the write lock
 // when it begins, so writers wait for each other under busy_timeout: each
 // cycle succeeds or fails with ErrConflict, and no increment is lost.
 func TestSQLiteConcurrentUpdates(t *testing.T) {

@@ -115,7 +115,7 @@ func OpenSQLite(ctx context.Context) (*sqlx.DB, func() error, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open SQLite: %w", err)
 	}
-	dsn := "file:" + filepath.Join(dir, "orders.db") + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)"
+	dsn := "file:" + filepath.Join(dir, "orders.db") + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)"
 	x, err := sqlx.Open("sqlite", dsn)
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("open SQLite: %w", err), os.RemoveAll(dir))
