@@ -67,6 +67,14 @@ func TestValueObjectPrefix(t *testing.T) {
 			total_amount BIGINT NOT NULL, total_currency TEXT NOT NULL,
 			PRIMARY KEY (product_id, id))`)
 		repo := pxRepo(t, b)
+		m, err := NewMapping[*pxProduct](Table{Name: "px_products"}, Child{Field: "lines", Table: "px_lines", ParentKey: "product_id"})
+		require.NoError(t, err)
+		require.NoError(t, m.Check(ctx, b.db), "the schema check knows the prefixed columns")
+		for _, d := range []Database{PostgreSQL, SQLite} {
+			ddl, err := m.DDL(d)
+			require.NoError(t, err)
+			assert.True(t, containsAll(ddl, `"price_amount"`, `"cost_currency"`, `"box_width_amount"`, `"unit_amount"`, `"total_currency"`), "%s", ddl)
+		}
 		p := &pxProduct{id: 1,
 			price: pxMoney{1200, "EUR"}, cost: pxMoney{700, "USD"},
 			box:   pxBox{width: pxMoney{30, "CHF"}, label: "small"},
