@@ -17,8 +17,10 @@ func (sqliteCatalog) describe(name string, lt *liveTable) []stmt {
 	uniques := `SELECT il.name, COALESCE(ii.name, '') FROM pragma_index_list(?) AS il JOIN pragma_index_info(il.name) AS ii WHERE il."unique"`
 	args := []any{tbl}
 	if schema != "" {
-		cols = `SELECT name, type, pk FROM pragma_table_info(?, ?)`
-		uniques = `SELECT il.name, COALESCE(ii.name, '') FROM pragma_index_list(?, ?) AS il JOIN pragma_index_info(il.name, il.schema) AS ii WHERE il."unique"`
+		// Through the list of databases, so that a schema that is not
+		// attached holds no table rather than failing the check.
+		cols = `SELECT p.name, p.type, p.pk FROM pragma_database_list AS d JOIN pragma_table_info(?, d.name) AS p WHERE d.name = ?`
+		uniques = `SELECT il.name, COALESCE(ii.name, '') FROM pragma_database_list AS d JOIN pragma_index_list(?, d.name) AS il JOIN pragma_index_info(il.name, d.name) AS ii WHERE d.name = ? AND il."unique"`
 		args = append(args, schema)
 	}
 	return []stmt{

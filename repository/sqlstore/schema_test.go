@@ -282,3 +282,26 @@ func TestDDLGeneratedChild(t *testing.T) {
 		require.Equal(t, k.parts[0].bolts, got.parts[0].bolts)
 	})
 }
+
+// TestSQLiteSchemaQualified applies and checks the DDL of tables
+// qualified by a schema on SQLite, whose foreign keys name their parent
+// unqualified.
+func TestSQLiteSchemaQualified(t *testing.T) {
+	b := sqliteBackend(t)
+	m := shelfMapping(t, "main.")
+	ddl, err := m.DDL(SQLite)
+	require.NoError(t, err)
+	require.Contains(t, ddl, `REFERENCES "books" ("shelf_id", "id")`)
+	for _, s := range statements(ddl) {
+		b.raw.exec(t, s)
+	}
+	require.NoError(t, m.Check(context.Background(), b.db))
+	b.raw.exec(t, `CREATE UNIQUE INDEX main.books_pos ON books (shelf_id, pos)`)
+	err = m.Check(context.Background(), b.db)
+	var se *SchemaError
+	require.True(t, errors.As(err, &se), "%v", err)
+	require.Equal(t, []Mismatch{{Table: "main.books", Column: "pos", Problem: "the unique index books_pos holds the position column: SQLite cannot defer a unique index, and a reorder moves one row at a time: drop it"}}, se.Mismatches)
+	err = shelfMapping(t, "nosuch.").Check(context.Background(), b.db)
+	require.True(t, errors.As(err, &se), "%v", err)
+	require.Len(t, se.Mismatches, 4)
+}
