@@ -349,8 +349,24 @@ func (s *Store[T, ID]) Insert(ctx context.Context, agg T) error {
 	if err != nil {
 		return s.fail("insert", err)
 	}
+	return s.save(ctx, "insert", base, pl)
+}
+
+// save sends the plan of a save of the aggregate at base, op naming it
+// (insert, update, delete): the one place where every write of an
+// aggregate is sent. The plan runs all or nothing; when it is the last
+// operation of a unit of work that began its transaction (see package
+// lastwrite, and [DB.CommitWith]), it carries the COMMIT on pgx. A
+// conflict is reported with the aggregate's key, and the version checked.
+func (s *Store[T, ID]) save(ctx context.Context, op string, base unsafe.Pointer, pl *savePlan) error {
+	if len(pl.first) == 0 {
+		return nil
+	}
 	if err := pl.run(ctx); err != nil {
-		return s.fail("insert", err)
+		if pl.checked {
+			err = s.keyed(err, base, pl.versioned, pl.version)
+		}
+		return s.fail(op, err)
 	}
 	return nil
 }
@@ -382,6 +398,12 @@ type savePlan struct {
 	stages int
 	root   func() any // reads the root's key
 	gen    []genKey   // keys the database generated, to put back on failure
+	// checked: the plan checks the root row (and its version, when
+	// versioned), which must be found: a conflict names the key, and the
+	// version that was expected.
+	checked   bool
+	versioned bool
+	version   int64
 }
 
 // genKey is a generated key written into the aggregate, and what it held.
@@ -732,13 +754,7 @@ func (s *Store[T, ID]) Update(ctx context.Context, agg T, ch repository.Changes)
 	if err != nil {
 		return s.fail("update", err)
 	}
-	if len(pl.first) == 0 {
-		return nil
-	}
-	if err := pl.run(ctx); err != nil {
-		return s.fail("update", s.keyed(err, base, ch.Versioned, ch.OldVersion))
-	}
-	return nil
+	return s.save(ctx, "update", base, pl)
 }
 
 // keyed adds the key and version to a conflict.
@@ -754,23 +770,69 @@ func (s *Store[T, ID]) keyed(err error, base unsafe.Pointer, versioned bool, ver
 	return fmt.Errorf("key %v: %w", key, err)
 }
 
-// updates builds the statements of Update.
+// updates builds the statements of Update: it plans what the changes do
+// to each table, then emits the statements of the plan.
 func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) (*savePlan, error) {
+	up, err := s.planUpdate(base, ch)
+	if err != nil {
+		return nil, err
+	}
+	return s.emitUpdate(up)
+}
+
+// update is the plan of an Update: what its changes do to the root row
+// and to each child table, before any statement is built.
+type update struct {
+	base unsafe.Pointer
+	ch   *repository.Changes
+	key  any
+	mark []bool // the root's changed columns
+	work []childWork
+	pl   *savePlan // its rows: the inserts
+}
+
+// planUpdate plans the changes ch of the aggregate at base.
+func (s *Store[T, ID]) planUpdate(base unsafe.Pointer, ch *repository.Changes) (*update, error) {
 	rt := &s.m.root
 	if ch.Versioned && rt.version < 0 {
 		return nil, errors.New("the changes are versioned but the mapping has no version column")
 	}
-	var stmts []stmt
-	key := rt.cols[rt.key].value(base)
-	w := &builder{d: s.d}
-
-	mark := rt.changedColumns(ch.Diff.Fields)
-	if mark[rt.key] {
+	up := &update{base: base, ch: ch, key: rt.cols[rt.key].value(base)}
+	up.mark = rt.changedColumns(ch.Diff.Fields)
+	if up.mark[rt.key] {
 		return nil, fmt.Errorf("the key %s changed", rt.cols[rt.key].field)
 	}
 	if rt.version >= 0 {
-		mark[rt.version] = false
+		up.mark[rt.version] = false
 	}
+	up.work = make([]childWork, len(s.m.children))
+	up.pl = s.newPlan(base)
+	up.pl.checked, up.pl.versioned, up.pl.version = true, ch.Versioned, ch.OldVersion
+	old, _ := ch.Old.(T)
+	op := typeinfo.PtrOf(old)
+	ix := &identities{oldBase: op, newBase: base}
+	if err := s.walk(&ch.Diff.Changes, s.m.top, []any{up.key}, base, up.work, &up.pl.rows, ix); err != nil {
+		return nil, err
+	}
+	s.removals(up.work, ix)
+	if s.m.posBelow() {
+		if op == nil {
+			return nil, fmt.Errorf("%w: the mapping has position columns, and the changes carry no snapshot (Changes.Old) to tell what moved", repository.ErrUnsupported)
+		}
+		s.reorders(s.m.top, []any{up.key}, op, base, func(c *child, refs []any, p unsafe.Pointer, pos int) bool {
+			up.work[c.index].moved = append(up.work[c.index].moved, moved{refs: refs, p: p, pos: pos})
+			return true
+		})
+	}
+	return up, nil
+}
+
+// emitUpdate builds the statements of the plan up.
+func (s *Store[T, ID]) emitUpdate(up *update) (*savePlan, error) {
+	rt := &s.m.root
+	ch, base, key, mark, work, pl := up.ch, up.base, up.key, up.mark, up.work, up.pl
+	var stmts []stmt
+	w := &builder{d: s.d}
 	if ch.Versioned || anyTrue(mark) {
 		s.checked(w, func() {
 			sep := w.updateSet(rt, mark, base)
@@ -786,25 +848,6 @@ func (s *Store[T, ID]) updates(base unsafe.Pointer, ch *repository.Changes) (*sa
 			}
 		}, true)
 		stmts = append(stmts, w.stmt(checkRows))
-	}
-
-	work := make([]childWork, len(s.m.children))
-	pl := s.newPlan(base)
-	old, _ := ch.Old.(T)
-	op := typeinfo.PtrOf(old)
-	ix := &identities{oldBase: op, newBase: base}
-	if err := s.walk(&ch.Diff.Changes, s.m.top, []any{key}, base, work, &pl.rows, ix); err != nil {
-		return nil, err
-	}
-	s.removals(work, ix)
-	if s.m.posBelow() {
-		if op == nil {
-			return nil, fmt.Errorf("%w: the mapping has position columns, and the changes carry no snapshot (Changes.Old) to tell what moved", repository.ErrUnsupported)
-		}
-		s.reorders(s.m.top, []any{key}, op, base, func(c *child, refs []any, p unsafe.Pointer, pos int) bool {
-			work[c.index].moved = append(work[c.index].moved, moved{refs: refs, p: p, pos: pos})
-			return true
-		})
 	}
 
 	// Moves first, parents first, so that a moved row (and the parent key
@@ -1258,17 +1301,22 @@ func (s *Store[T, ID]) Delete(ctx context.Context, agg T, version int64) error {
 	if base == nil {
 		return s.fail("delete", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
-	stmts := s.deleteStmts(base, version)
-	if err := s.db.run(ctx, stmts, true); err != nil {
-		return s.fail("delete", s.keyed(err, base, s.m.root.version >= 0, version))
-	}
-	return nil
+	pl := s.newPlan(base)
+	pl.first = s.deleteStmts(base, version)
+	pl.checked, pl.versioned, pl.version = true, s.m.root.version >= 0, version
+	return s.save(ctx, "delete", base, pl)
 }
 
 // deleteStmts builds the statements of Delete.
 func (s *Store[T, ID]) deleteStmts(base unsafe.Pointer, version int64) []stmt {
 	rt := &s.m.root
-	key := rt.cols[rt.key].value(base)
+	return s.deleteKey(rt.cols[rt.key].value(base), version)
+}
+
+// deleteKey builds the statements that delete the aggregate with key key,
+// of the given version when the root has one.
+func (s *Store[T, ID]) deleteKey(key any, version int64) []stmt {
+	rt := &s.m.root
 	keyArgs := []any{key}
 	if rt.version >= 0 {
 		keyArgs = []any{key, version}

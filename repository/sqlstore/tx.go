@@ -47,8 +47,9 @@ type txState struct {
 	// the statements of a batch before running any.
 	restore bool
 
-	// owner is the token of the Update that began the transaction, if one
-	// did: its last save carries the COMMIT (see package lastwrite).
+	// owner is the token of the unit of work that began the transaction,
+	// an Update's or InTx's own: the save marked last with it carries the
+	// COMMIT (see package lastwrite, and CommitWith).
 	owner *lastwrite.Token
 	// committed: the COMMIT went with the last save, and succeeded.
 	committed bool
@@ -151,16 +152,25 @@ func (db *DB) inTx(ctx context.Context, opts *TxOptions, fn func(ctx context.Con
 				return err
 			}
 		}
-		return fn(ctx)
+		// fn runs inside the outer unit of work: its saves are never
+		// the last of the transaction (see CommitWith).
+		return fn(context.WithValue(ctx, frameKey{db}, (*lastwrite.Token)(nil)))
 	}
 	t := &txState{db: db, ctx: ctx, opts: o.effective(db.dialect)}
-	if tok := lastwrite.Owner(ctx); tok != nil && tok.For == any(db) {
+	var frame *lastwrite.Token
+	switch tok := lastwrite.Owner(ctx); {
+	case tok == nil:
+		// The caller's own unit of work: fn may mark its last save
+		// with CommitWith.
+		t.owner = &lastwrite.Token{For: db}
+		frame = t.owner
+	case tok.For == any(db):
 		// An Update handed its unit of work to this DB itself, not to a
 		// transactor that wraps it and may do more after fn returns.
 		t.owner = tok
 	}
 	sc := tracking.NewScope()
-	inner := tracking.WithScope(context.WithValue(ctx, txKey{db}, t), sc)
+	inner := tracking.WithScope(context.WithValue(context.WithValue(ctx, txKey{db}, t), frameKey{db}, frame), sc)
 
 	returned := false
 	defer func() {
@@ -200,6 +210,62 @@ func (db *DB) inTx(ctx context.Context, opts *TxOptions, fn func(ctx context.Con
 	}
 	sc.Commit()
 	return nil
+}
+
+// frameKey is the context key of the token that the function run by
+// the InTx that began a transaction of a DB may mark its last save with:
+// nil in a function that runs inside another unit of work.
+type frameKey struct{ db *DB }
+
+// CommitWith returns ctx marked so that the save of an aggregate made
+// with it is the last operation of the unit of work of ctx: it is sent
+// without a savepoint, and on pgx with the COMMIT in the same round trip
+// as the save's statements. It is what
+// [repository.AggregateRepositorySupport.Update] does for its own save;
+// CommitWith does it for a function given to [DB.InTx] or [DB.InTxWith]:
+//
+//	err := db.InTx(ctx, func(ctx context.Context) error {
+//		o, err := orders.FindForUpdate(ctx, id)
+//		if err != nil {
+//			return err
+//		}
+//		o.Ship()
+//		return orders.Save(db.CommitWith(ctx), o)
+//	})
+//
+// costs two round trips on pgx, the load and the save with its COMMIT,
+// where the save followed by InTx's own COMMIT costs three.
+//
+// On pgx the save reports the outcome of the transaction: nil only when
+// it committed, an error matching [repository.ErrOutcomeUnknown] when the
+// answer to the COMMIT was lost. After it, the unit of work is over: an
+// operation run in it fails with [ErrTxDone], and when the function then
+// returns an error, InTx returns an error matching
+// [repository.ErrOutcomeUnknown] that says the transaction committed. On
+// database/sql, whose transactions commit through their own call, the
+// COMMIT is sent when the function returns, and InTx reports its outcome,
+// as it does after any save; statements sent after the save still run in
+// the transaction.
+//
+// The mark takes effect only in the function run by the InTx that began
+// the transaction: in a unit of work joined by a nested InTx, in an
+// Update's function, in a caller's transaction joined with [DB.JoinPGX]
+// or [DB.JoinSQL], or outside a transaction, CommitWith returns ctx
+// unchanged and the save runs as any other. Only the save of a store
+// carries the COMMIT: loads and statements of your own sent with the
+// marked context run as usual, before it. A save that writes nothing (an
+// unchanged aggregate) commits nothing, and InTx commits when the
+// function returns.
+func (db *DB) CommitWith(ctx context.Context) context.Context {
+	if db == nil {
+		return ctx
+	}
+	t := db.txFrom(ctx)
+	tok, _ := ctx.Value(frameKey{db}).(*lastwrite.Token)
+	if t == nil || tok == nil || t.owner != tok {
+		return ctx
+	}
+	return lastwrite.Last(ctx, tok)
 }
 
 // snapshotted reports whether every statement of t reads one snapshot:
