@@ -139,6 +139,17 @@ type Locker[T any, ID comparable] interface {
 	SelectForUpdate(ctx context.Context, id ID) (T, error)
 }
 
+// IDDeleter is implemented by hooks that can delete an aggregate by its
+// identity alone, without loading it, for
+// [AggregateRepositorySupport.RemoveByID]. DeleteByID removes the
+// aggregate with identity id, children first. When version is not nil,
+// the store must find that version, and fail with ErrConflict when it
+// finds another. When there is no aggregate with identity id, it fails
+// with ErrNotFound, never ErrConflict.
+type IDDeleter[ID comparable] interface {
+	DeleteByID(ctx context.Context, id ID, version *int64) error
+}
+
 // WritesBack is implemented by hooks that may write into the aggregate
 // while they save it, such as keys that the database generates. When
 // WritesBack reports true (it is asked once, by NewSupport), Save takes

@@ -389,6 +389,73 @@ func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) e
 	return nil
 }
 
+// RemoveOption configures [AggregateRepositorySupport.RemoveByID].
+type RemoveOption func(*removeOptions)
+
+type removeOptions struct {
+	version *int64
+}
+
+// IfVersion makes [AggregateRepositorySupport.RemoveByID] remove the
+// aggregate only when it has version v: when it has another, it fails
+// with [ErrConflict] and removes nothing.
+func IfVersion(v int64) RemoveOption {
+	return func(o *removeOptions) { o.version = &v }
+}
+
+// RemoveByID deletes the aggregate with identity id, children first, all
+// or nothing, and stops tracking the instance loaded in the unit of work
+// of ctx, if there is one. It fails with an error wrapping [ErrNotFound]
+// when there is no such aggregate. With [IfVersion], it removes the
+// aggregate only at that version, and fails with [ErrConflict] otherwise;
+// the aggregate must then have a version field ([ErrUnsupported]
+// otherwise). Without it, the aggregate is removed whatever its version.
+//
+// When the hooks implement [IDDeleter], the aggregate is deleted without
+// being loaded (the SQL store does so in one round trip on pgx);
+// otherwise it is loaded with the select hook, then deleted with the
+// delete hook at the version it was loaded with.
+func (s *AggregateRepositorySupport[T, ID]) RemoveByID(ctx context.Context, id ID, opts ...RemoveOption) error {
+	var o removeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.version != nil && s.version == nil {
+		return opError("remove", fmt.Errorf("%w: a version is given, and the aggregate has no version field", ErrUnsupported))
+	}
+	known, tracked := tracking.Lookup[T](ctx, id)
+	if tracked {
+		if err := s.tracker.Pending(ctx, known); err != nil {
+			return opError("remove", err)
+		}
+	}
+	if d, ok := s.hooks.(IDDeleter[ID]); ok {
+		if err := d.DeleteByID(ctx, id, o.version); err != nil {
+			return opError("remove", err)
+		}
+	} else {
+		agg, err := s.hooks.Select(ctx, id)
+		if err != nil {
+			return opError("remove", err)
+		}
+		if typeinfo.IsNil(agg) {
+			return opError("remove", fmt.Errorf("%w: %v", ErrNotFound, id))
+		}
+		version := s.readVersion(agg)
+		if o.version != nil && *o.version != version {
+			return opError("remove", fmt.Errorf("%w: %v has version %d, not %d", ErrConflict, id, version, *o.version))
+		}
+		if err := s.hooks.Delete(ctx, agg, version); err != nil {
+			return opError("remove", err)
+		}
+	}
+	if tracked {
+		s.tracker.Detach(ctx, known)
+		tracking.Forget[T](ctx, id)
+	}
+	return nil
+}
+
 // Update loads the aggregate with identity id, runs change on it, and saves
 // it, in one unit of work: in a transaction of the [Transactor] given with
 // [WithTransactor], or else in a tracking scope. change is given the unit

@@ -244,6 +244,58 @@ func TestRemove(t *testing.T) {
 	require.ErrorIs(t, err, repository.ErrNotFound)
 }
 
+// TestRemoveByIDLoadsWithoutIDDeleter checks RemoveByID on hooks that
+// cannot delete by identity: the aggregate is loaded, its version
+// checked, then deleted; a missing one is ErrNotFound.
+func TestRemoveByIDLoadsWithoutIDDeleter(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStore()
+	repo := newRepo(t, store)
+	o := placeOrder(1)
+	require.NoError(t, repo.Save(ctx, o))
+	o.setQuantity(1, 2)
+	require.NoError(t, repo.Save(ctx, o))
+	store.takeCalls()
+
+	require.ErrorIs(t, repo.RemoveByID(ctx, 1, repository.IfVersion(0)), repository.ErrConflict)
+	assert.Equal(t, []string{"select 1"}, store.takeCalls(), "nothing is deleted at another version")
+	require.NoError(t, repo.RemoveByID(ctx, 1, repository.IfVersion(1)))
+	assert.Equal(t, []string{"select 1", "delete 1 v1"}, store.takeCalls())
+	err := repo.RemoveByID(ctx, 1)
+	require.ErrorIs(t, err, repository.ErrNotFound)
+	assert.NotErrorIs(t, err, repository.ErrConflict)
+
+	require.NoError(t, repo.Save(ctx, placeOrder(2)))
+	require.NoError(t, repo.RemoveByID(ctx, 2), "without a version, whatever the version")
+	_, err = repo.Find(ctx, 2)
+	require.ErrorIs(t, err, repository.ErrNotFound)
+}
+
+// bareOrder is an aggregate without a version field.
+type bareOrder struct{ id orderID }
+
+func (u *bareOrder) ID() orderID { return u.id }
+
+type unversionedHooks struct{}
+
+func (unversionedHooks) Select(context.Context, orderID) (*bareOrder, error) {
+	return &bareOrder{id: 1}, nil
+}
+func (unversionedHooks) Insert(context.Context, *bareOrder) error { return nil }
+func (unversionedHooks) Update(context.Context, *bareOrder, repository.Changes) error {
+	return nil
+}
+func (unversionedHooks) Delete(context.Context, *bareOrder, int64) error { return nil }
+
+// TestRemoveByIDVersionNeedsVersionField checks that a version given for
+// an aggregate without a version field is refused, with nothing deleted.
+func TestRemoveByIDVersionNeedsVersionField(t *testing.T) {
+	repo, err := repository.NewSupport[*bareOrder, orderID](unversionedHooks{})
+	require.NoError(t, err)
+	require.ErrorIs(t, repo.RemoveByID(context.Background(), 1, repository.IfVersion(1)), repository.ErrUnsupported)
+	require.NoError(t, repo.RemoveByID(context.Background(), 1))
+}
+
 func TestFindAttachesAndScopeIsIdentityMap(t *testing.T) {
 	bg := context.Background()
 	store := newMemStore()

@@ -41,6 +41,12 @@ type Store[T any, ID comparable] struct {
 	// is set.
 	deleteRoot string
 	lockRoot   string
+	// deleteRootAny and lockRootAny are deleteRoot and lockRoot without
+	// the version check, for DeleteByID without a version.
+	deleteRootAny string
+	lockRootAny   string
+	// existsRoot tells a missing root row from a conflict.
+	existsRoot string
 	// err is why the mapping cannot be used on db, if it cannot.
 	err error
 }
@@ -122,32 +128,47 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 	// keys), so on PostgreSQL it is locked and checked first: a concurrent
 	// save, which updates the root first, then waits for this delete
 	// instead of deadlocking with it.
+	w.s("SELECT 1 FROM " + rt.quoted + " WHERE " + key + " = ")
+	w.p(nil)
+	s.existsRoot = w.stmt(noCheck).sql
+	s.lockRoot, s.deleteRoot = s.deleteSQL(w, rt.version >= 0)
+	s.lockRootAny, s.deleteRootAny = s.lockRoot, s.deleteRoot
+	if rt.version >= 0 {
+		s.lockRootAny, s.deleteRootAny = s.deleteSQL(w, false)
+	}
+	return s
+}
+
+// deleteSQL returns the statements that lock (where the dialect locks
+// before deleting, and there are children) and delete the root row of key
+// $1, of version $2 when versioned.
+func (s *Store[T, ID]) deleteSQL(w *builder, versioned bool) (lock, del string) {
+	rt := &s.m.root
+	key := rt.cols[rt.key].quoted
 	where := func() {
 		w.s(" WHERE " + key + " = ")
 		w.p(nil)
-		if rt.version >= 0 {
+		if versioned {
 			w.s(" AND " + rt.cols[rt.version].quoted + " = ")
 			w.p(nil)
 		}
 	}
-	if len(m.children) > 0 && s.d.lockBeforeDelete {
+	if len(s.m.children) > 0 && s.d.lockBeforeDelete {
 		s.checked(w, func() {
 			w.s("SELECT 1 FROM " + rt.quoted)
 			where()
 			w.s(s.d.lockSuffix)
 		}, false)
-		s.lockRoot = w.stmt(checkRow).sql
+		lock = w.stmt(checkRow).sql
 		w.s("DELETE FROM " + rt.quoted)
 		where()
-		s.deleteRoot = w.stmt(noCheck).sql
-	} else {
-		s.checked(w, func() {
-			w.s("DELETE FROM " + rt.quoted)
-			where()
-		}, true)
-		s.deleteRoot = w.stmt(checkRows).sql
+		return lock, w.stmt(noCheck).sql
 	}
-	return s
+	s.checked(w, func() {
+		w.s("DELETE FROM " + rt.quoted)
+		where()
+	}, true)
+	return "", w.stmt(checkRows).sql
 }
 
 // checked writes the statement of body so that finding no row fails it:
@@ -349,22 +370,22 @@ func (s *Store[T, ID]) Insert(ctx context.Context, agg T) error {
 	if err != nil {
 		return s.fail("insert", err)
 	}
-	return s.save(ctx, "insert", base, pl)
+	return s.save(ctx, "insert", nil, pl)
 }
 
-// save sends the plan of a save of the aggregate at base, op naming it
+// save sends the plan of a save of the aggregate with key key, op naming it
 // (insert, update, delete): the one place where every write of an
 // aggregate is sent. The plan runs all or nothing; when it is the last
 // operation of a unit of work that began its transaction (see package
 // lastwrite, and [DB.CommitWith]), it carries the COMMIT on pgx. A
 // conflict is reported with the aggregate's key, and the version checked.
-func (s *Store[T, ID]) save(ctx context.Context, op string, base unsafe.Pointer, pl *savePlan) error {
+func (s *Store[T, ID]) save(ctx context.Context, op string, key any, pl *savePlan) error {
 	if len(pl.first) == 0 {
 		return nil
 	}
 	if err := pl.run(ctx); err != nil {
 		if pl.checked {
-			err = s.keyed(err, base, pl.versioned, pl.version)
+			err = keyed(err, key, pl.versioned, pl.version)
 		}
 		return s.fail(op, err)
 	}
@@ -754,16 +775,14 @@ func (s *Store[T, ID]) Update(ctx context.Context, agg T, ch repository.Changes)
 	if err != nil {
 		return s.fail("update", err)
 	}
-	return s.save(ctx, "update", base, pl)
+	return s.save(ctx, "update", s.m.root.cols[s.m.root.key].value(base), pl)
 }
 
 // keyed adds the key and version to a conflict.
-func (s *Store[T, ID]) keyed(err error, base unsafe.Pointer, versioned bool, version int64) error {
+func keyed(err error, key any, versioned bool, version int64) error {
 	if !errors.Is(err, repository.ErrConflict) {
 		return err
 	}
-	rt := &s.m.root
-	key := rt.cols[rt.key].value(base)
 	if versioned {
 		return fmt.Errorf("key %v, version %d: %w", key, version, err)
 	}
@@ -1304,34 +1323,72 @@ func (s *Store[T, ID]) Delete(ctx context.Context, agg T, version int64) error {
 	pl := s.newPlan(base)
 	pl.first = s.deleteStmts(base, version)
 	pl.checked, pl.versioned, pl.version = true, s.m.root.version >= 0, version
-	return s.save(ctx, "delete", base, pl)
+	return s.save(ctx, "delete", s.m.root.cols[s.m.root.key].value(base), pl)
 }
 
 // deleteStmts builds the statements of Delete.
 func (s *Store[T, ID]) deleteStmts(base unsafe.Pointer, version int64) []stmt {
 	rt := &s.m.root
-	return s.deleteKey(rt.cols[rt.key].value(base), version)
+	return s.deleteKey(rt.cols[rt.key].value(base), rt.version >= 0, version)
 }
 
 // deleteKey builds the statements that delete the aggregate with key key,
-// of the given version when the root has one.
-func (s *Store[T, ID]) deleteKey(key any, version int64) []stmt {
-	rt := &s.m.root
+// of the given version when versioned (the root has a version column).
+func (s *Store[T, ID]) deleteKey(key any, versioned bool, version int64) []stmt {
+	lock, del := s.lockRootAny, s.deleteRootAny
 	keyArgs := []any{key}
-	if rt.version >= 0 {
+	if versioned {
+		lock, del = s.lockRoot, s.deleteRoot
 		keyArgs = []any{key, version}
 	}
 	stmts := make([]stmt, 0, len(s.deleteChild)+2)
-	if s.lockRoot != "" {
-		stmts = append(stmts, stmt{sql: s.lockRoot, args: keyArgs, check: checkRow})
+	if lock != "" {
+		stmts = append(stmts, stmt{sql: lock, args: keyArgs, check: checkRow})
 	}
 	for _, q := range s.deleteChild {
 		stmts = append(stmts, stmt{sql: q, args: []any{key}})
 	}
-	if s.lockRoot != "" {
-		return append(stmts, stmt{sql: s.deleteRoot, args: keyArgs})
+	if lock != "" {
+		return append(stmts, stmt{sql: del, args: keyArgs})
 	}
-	return append(stmts, stmt{sql: s.deleteRoot, args: keyArgs, check: checkRows})
+	return append(stmts, stmt{sql: del, args: keyArgs, check: checkRows})
+}
+
+// DeleteByID removes the aggregate with key id, as [Store.Delete] does,
+// without loading it: of the given version when version is not nil (the
+// mapping must then have a version column), whatever its version
+// otherwise. When no row has key id, it fails with an error wrapping
+// [repository.ErrNotFound]; when the root row has another version, with
+// one wrapping [repository.ErrConflict]. It is one round trip on pgx; a
+// failure costs one more, a SELECT that tells the two apart. It
+// implements [repository.IDDeleter].
+func (s *Store[T, ID]) DeleteByID(ctx context.Context, id ID, version *int64) error {
+	if err := s.ready(); err != nil {
+		return s.fail("delete", err)
+	}
+	rt := &s.m.root
+	if version != nil && rt.version < 0 {
+		return s.fail("delete", fmt.Errorf("%w: a version is given, and the mapping has no version column", repository.ErrUnsupported))
+	}
+	pl := &savePlan{db: s.db, d: s.d, native: s.wrap, stages: 1, checked: true}
+	if version != nil {
+		pl.versioned, pl.version = true, *version
+	}
+	pl.first = s.deleteKey(any(id), pl.versioned, pl.version)
+	err := s.save(ctx, "delete", any(id), pl)
+	if err == nil || !errors.Is(err, repository.ErrConflict) || errors.Is(err, repository.ErrOutcomeUnknown) {
+		return err
+	}
+	// The root row was not found, or not at that version: which, a
+	// SELECT tells. When it cannot be told, the conflict stands.
+	found := 0
+	if qerr := s.db.run(ctx, []stmt{{sql: s.existsRoot, args: []any{id}, scan: func(rowScanner) error {
+		found++
+		return nil
+	}}}, false); qerr != nil || found > 0 {
+		return err
+	}
+	return s.fail("delete", fmt.Errorf("%w: key %v", repository.ErrNotFound, id))
 }
 
 // Repository is the repository of aggregates of type T on a [DB]: the
