@@ -14,7 +14,12 @@
 //     and calls the update hook with the differences, only when there are
 //     some: an unchanged aggregate costs no statement. A save never reads
 //     the store again.
-//   - Remove deletes the aggregate and stops tracking it.
+//   - Remove deletes the aggregate and stops tracking it; RemoveByID
+//     deletes it by identity, at a version when [IfVersion] gives one,
+//     without loading it when the hooks implement [IDDeleter].
+//   - Update loads, changes and saves an aggregate in one unit of work;
+//     UpdateOrCreate makes the aggregate first when there is none, safely
+//     under concurrency.
 //
 // # Versions
 //

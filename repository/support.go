@@ -487,6 +487,64 @@ func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, c
 	if change == nil {
 		return errors.New("repository: update: nil function")
 	}
+	return s.update(ctx, id, nil, change, nil)
+}
+
+// createRaces bounds how many times UpdateOrCreate goes again after its
+// insert lost a race with another writer's.
+const createRaces = 10
+
+// UpdateOrCreate is [AggregateRepositorySupport.Update] that, when there
+// is no aggregate with identity id, makes one with create, runs change on
+// it, and inserts it, in the unit of work of the load: the get-or-create
+// of an aggregate. create must return a new aggregate with identity id.
+//
+// It is safe under concurrency: when another writer inserts the same
+// aggregate first, the insert fails with [ErrExists], nothing of this
+// unit of work is kept, and UpdateOrCreate runs again, now as an update
+// of the aggregate the other writer inserted. Of concurrent callers on a
+// missing identity, exactly one inserts, and each of the others applies
+// its change to what is stored. create and change must therefore be safe
+// to run more than once (see [RetryPolicy]). When the aggregate exists,
+// it costs what Update costs: on pgx, the load, then the save with the
+// COMMIT.
+//
+// An ErrExists that the insert of this unit of work did not raise (one
+// from change, say) is returned as is. After 10 lost races in a row, the
+// last ErrExists is returned.
+func (s *AggregateRepositorySupport[T, ID]) UpdateOrCreate(ctx context.Context, id ID, create func(ctx context.Context, id ID) (T, error), change func(ctx context.Context, agg T) error) error {
+	if create == nil || change == nil {
+		return errors.New("repository: update or create: nil function")
+	}
+	var err error
+	for range createRaces {
+		raced := false
+		if err = s.update(ctx, id, create, change, &raced); !raced {
+			return err
+		}
+	}
+	return err
+}
+
+// create makes the aggregate with identity id with create.
+func (s *AggregateRepositorySupport[T, ID]) create(ctx context.Context, id ID, create func(ctx context.Context, id ID) (T, error)) (T, error) {
+	agg, err := create(ctx, id)
+	if err != nil {
+		return agg, err
+	}
+	if typeinfo.IsNil(agg) {
+		return agg, fmt.Errorf("repository: create: %w: nil aggregate", ErrUnsupported)
+	}
+	if got := s.id(agg); got != id {
+		return agg, fmt.Errorf("repository: create: the aggregate made for %v has identity %v", id, got)
+	}
+	return agg, nil
+}
+
+// update is Update, and UpdateOrCreate when create is not nil: it then
+// reports in raced that the insert of the aggregate made failed with
+// ErrExists.
+func (s *AggregateRepositorySupport[T, ID]) update(ctx context.Context, id ID, create func(ctx context.Context, id ID) (T, error), change func(ctx context.Context, agg T) error, raced *bool) error {
 	find := s.Find
 	if _, ok := s.hooks.(Locker[T, ID]); ok && s.version == nil {
 		find = s.FindForUpdate
@@ -499,6 +557,19 @@ func (s *AggregateRepositorySupport[T, ID]) Update(ctx context.Context, id ID, c
 		// the SQL layer may lock its root as it reads it.
 		agg, err := find(lastwrite.ForWrite(ctx), id)
 		if err != nil {
+			if create == nil || !errors.Is(err, ErrNotFound) {
+				return err
+			}
+			if agg, err = s.create(ctx, id, create); err != nil {
+				return err
+			}
+			if err := change(ctx, agg); err != nil {
+				return err
+			}
+			err = s.Save(lastwrite.Last(ctx, tok), agg)
+			if errors.Is(err, ErrExists) {
+				*raced = true
+			}
 			return err
 		}
 		if err := change(ctx, agg); err != nil {

@@ -547,3 +547,35 @@ func TestUpdateThatRemoves(t *testing.T) {
 	_, ok := store.rows[1]
 	assert.False(t, ok)
 }
+
+// TestUpdateOrCreateOnHooks checks UpdateOrCreate on plain hooks: a
+// missing aggregate is made and inserted, an existing one updated, and an
+// ErrExists that the insert did not raise is returned, not run again.
+func TestUpdateOrCreateOnHooks(t *testing.T) {
+	ctx := context.Background()
+	store := newMemStore()
+	repo := newRepo(t, store)
+	create := func(_ context.Context, id orderID) (*order, error) { return placeOrder(id), nil }
+	set := func(q int) func(context.Context, *order) error {
+		return func(_ context.Context, o *order) error {
+			o.setQuantity(1, q)
+			return nil
+		}
+	}
+	require.NoError(t, repo.UpdateOrCreate(ctx, 1, create, set(5)))
+	assert.Equal(t, []string{"select 1", "insert 1"}, store.takeCalls())
+	require.NoError(t, repo.UpdateOrCreate(ctx, 1, create, set(6)))
+	assert.Equal(t, []string{"select 1", "update 1 v0->v1"}, store.takeCalls())
+	o, err := repo.Find(ctx, 1)
+	require.NoError(t, err)
+	assert.Equal(t, 6, o.items[0].quantity)
+
+	runs := 0
+	err = repo.UpdateOrCreate(ctx, 2, create, func(context.Context, *order) error {
+		runs++
+		return repository.ErrExists
+	})
+	require.ErrorIs(t, err, repository.ErrExists)
+	assert.Equal(t, 1, runs)
+	require.Error(t, repo.UpdateOrCreate(ctx, 2, nil, set(1)))
+}

@@ -463,6 +463,11 @@
 //     that joins a unit of work begun before (an enclosing InTx, another
 //     Update's change, a caller's transaction) never commits it: its save
 //     keeps the savepoint.
+//   - A save marked with [DB.CommitWith] in the function of the InTx that
+//     began the transaction is a last save too: InTx with a load and a
+//     save costs two round trips on pgx, as Update does. Every save
+//     (insert, update, delete, [Store.DeleteByID]) is sent through one
+//     entry point, so any of them can carry the COMMIT.
 //
 // So on database/sql a save inside a unit of work that is not its last
 // costs the two round trips of SAVEPOINT and RELEASE besides its

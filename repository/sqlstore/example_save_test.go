@@ -79,3 +79,36 @@ func ExampleRepository_RemoveByID() {
 	// COMMIT []
 	// again: true
 }
+
+// ExampleRepository_UpdateOrCreate adds to a cart that may not exist
+// yet: the first call makes and inserts it, the second updates it.
+func ExampleRepository_UpdateOrCreate() {
+	_, _, carts, done := openShop(func(sqlstore.Statement) {})
+	defer done()
+	ctx := context.Background()
+	newCart := func(_ context.Context, id int64) (*Cart, error) {
+		return &Cart{id: id, owner: "alice"}, nil
+	}
+	addTea := func(_ context.Context, c *Cart) error {
+		for _, l := range c.lines {
+			if l.product == "tea" {
+				l.quantity++
+				return nil
+			}
+		}
+		c.lines = append(c.lines, &Line{id: int64(len(c.lines) + 1), product: "tea", quantity: 1})
+		return nil
+	}
+	for range 2 {
+		if err := carts.UpdateOrCreate(ctx, 1, newCart, addTea); err != nil {
+			log.Fatal(err)
+		}
+	}
+	c, err := carts.Find(ctx, 1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(c.owner, c.lines[0].product, c.lines[0].quantity, "version", c.version)
+	// Output:
+	// alice tea 2 version 1
+}
