@@ -148,8 +148,8 @@ func condFunc(c Cond) string {
 func (tb *table) checkCond(c Cond) (Cond, error) {
 	switch {
 	case c.raw != "":
-		if n := strings.Count(c.raw, "?"); n != len(c.args) {
-			return c, fmt.Errorf("%w: raw fragment %q has %d placeholders and %d arguments", ErrQuery, c.raw, n, len(c.args))
+		if err := (&builder{d: sqlite}).raw(c.raw, c.args); err != nil {
+			return c, fmt.Errorf("raw fragment: %w", err)
 		}
 		return c, nil
 	case c.op == "":
@@ -221,12 +221,8 @@ func (tb *table) checkConds(c Cond) (Cond, error) {
 func writeCond(w *builder, tb *table, qual string, c Cond) error {
 	if c.raw != "" {
 		w.s("(")
-		parts := strings.Split(c.raw, "?")
-		for i, part := range parts {
-			w.s(part)
-			if i < len(c.args) {
-				w.p(c.args[i])
-			}
+		if err := w.raw(c.raw, c.args); err != nil {
+			return err
 		}
 		w.s(")")
 		return nil

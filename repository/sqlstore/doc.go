@@ -23,7 +23,8 @@
 // whether the DB it built can run statements. [NewSQL] takes a *sqlx.DB and picks the
 // dialect from its driver name ([NewSQLDB] takes a *sql.DB and the name): "pgx" (and "pgx/v5") and "postgres" are
 // PostgreSQL, "sqlite" and "sqlite3" SQLite, anything else is an error.
-// Only these differences are dialect-specific: placeholders ($1 or ?); the
+// Only these differences are dialect-specific: placeholders ($1 or ?, in
+// the SQL sqlstore writes; SQL of your own takes ? on every database); the
 // DELETE of removed children ("id" = ANY($2) with one array parameter with
 // pgx, an IN (?, ?, ...) list on SQLite and with lib/pq, which cannot bind
 // a Go slice); the parameter limit that splits multi-row INSERTs and IN
@@ -363,7 +364,8 @@
 // The time.Time and *time.Time fields of loaded aggregates are in UTC on
 // every backend (pgx reads a timestamptz in time.Local, and the SQLite
 // driver in the location of the text, or that of its _timezone option).
-// [DB.Query] and [DB.QueryRow] scan as the driver does. Package diff
+// [DB.Query] and [DB.QueryRow] scan as the driver does; [Select],
+// [SelectPage] and [SelectSQL] set the times of their rows to UTC too. Package diff
 // compares times by instant, so a time loaded in UTC is no change. A time
 // used as an identity is hashed by Go with its location (time.Time values
 // of one instant in two locations are different map keys): keep such
@@ -621,9 +623,21 @@
 //
 // # Your own SQL
 //
-// [DB.Exec], [DB.Query] and [DB.QueryRow] send statements of your own,
-// written with the database's placeholders ($1 on PostgreSQL, ? on SQLite).
-// With the context of a unit of work of [DB.InTx] they run in its
+// [DB.Exec], [DB.Query], [DB.QueryRow], [SelectSQL] and [RawWhere] take
+// SQL of your own, with the same shape: the SQL, then its arguments, each
+// bound to a ? placeholder, in order, on every database, as sqlx writes
+// them (sqlstore numbers them $1, $2, ... for PostgreSQL):
+//
+//	n, err := db.Exec(ctx, "UPDATE orders SET status = ? WHERE id = ?", "paid", id)
+//	err = db.QueryRow(ctx, "SELECT count(*) FROM orders WHERE customer = ?", who).Scan(&count)
+//	err = db.Query(ctx, "SELECT id FROM orders WHERE total > ?", 100).Each(func(scan func(dest ...any) error) error { ... })
+//
+// A ? inside a string literal, a quoted identifier, a dollar-quoted string
+// or a comment is not a placeholder; ?? sends a literal ? (PostgreSQL's
+// jsonb operator: "data ?? 'key'"). The database's numbered placeholders
+// ($1 on PostgreSQL, ?1 on SQLite) are refused with an error wrapping
+// [ErrQuery] that names them, and so is a statement whose ? count differs
+// from its arguments': nothing is sent. With the context of a unit of work of [DB.InTx] they run in its
 // transaction, in order with the operations of the repositories, and commit
 // or roll back with them; otherwise they run on the pool (Exec as a write
 // of its own). They are reported to the observer, and their errors are

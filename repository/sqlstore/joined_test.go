@@ -83,7 +83,7 @@ func TestJoinCallerTx(t *testing.T) {
 		require.NoError(t, tx.exec("INSERT INTO customers (name) VALUES (?)", "carol"))
 		o.setQuantity(1, 4)
 		require.NoError(t, repo.Save(jctx, o))
-		n, err := b.db.Exec(jctx, b.q("UPDATE customers SET name = ? WHERE name = ?"), "dave", "carol")
+		n, err := b.db.Exec(jctx, "UPDATE customers SET name = ? WHERE name = ?", "dave", "carol")
 		require.NoError(t, err)
 		assert.EqualValues(t, 1, n, "DB.Exec runs in the caller's transaction, which sees its own row")
 		assert.False(t, b.exists(t, 1), "nothing is visible before the caller commits")

@@ -154,7 +154,7 @@ func TestDoneContextSendsNothing(t *testing.T) {
 			o.setQuantity(1, 3)
 			err = repo.Save(ctx, o)
 			require.ErrorIs(t, err, context.Canceled)
-			_, err = b.db.Exec(ctx, b.q("DELETE FROM customers WHERE name = ?"), "bob")
+			_, err = b.db.Exec(ctx, "DELETE FROM customers WHERE name = ?", "bob")
 			require.ErrorIs(t, err, context.Canceled)
 			assert.Empty(t, dml(b.log.take()), "nothing is sent once the context is done")
 			return err
@@ -189,7 +189,7 @@ func TestUpdateThroughWrappingTransactor(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		seed(t, b)
-		repo, err := NewRepository[*order, orderID](b.db, orderMapping(t), repository.WithTransactor(auditing{b.db, b.q("INSERT INTO customers (name) VALUES (?)")}))
+		repo, err := NewRepository[*order, orderID](b.db, orderMapping(t), repository.WithTransactor(auditing{b.db, "INSERT INTO customers (name) VALUES (?)"}))
 		require.NoError(t, err)
 		require.NoError(t, repo.Update(ctx, 1, func(_ context.Context, o *order) error {
 			o.setQuantity(1, 6)

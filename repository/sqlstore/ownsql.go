@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrNoRows is returned by [DB.QueryRow] when the query returned no row.
+// ErrNoRows is returned by [Row.Scan] when the query returned no row.
 // It is sql.ErrNoRows itself, on every backend, pgx included: test for it
 // with errors.Is(err, sqlstore.ErrNoRows) or errors.Is(err, sql.ErrNoRows).
 var ErrNoRows = sql.ErrNoRows
@@ -21,8 +21,8 @@ var ErrNoRows = sql.ErrNoRows
 var ErrNoTx = errors.New("the context carries no transaction of this DB (call it inside DB.InTx)")
 
 // Exec runs sql, a statement of your own, with args bound to its
-// placeholders, which are the database's own ($1, $2, ... on PostgreSQL,
-// ? on SQLite), and returns the number of rows it affected (on SQLite,
+// placeholders, written ? on every database (see [ErrQuery] and the
+// package doc, "SQL of your own"), and returns the number of rows it affected (on SQLite,
 // meaningful for INSERT, UPDATE and DELETE only: other statements leave
 // the count of the statement before).
 //
@@ -43,23 +43,20 @@ func (db *DB) Exec(ctx context.Context, sql string, args ...any) (int64, error) 
 	if err := db.check(); err != nil {
 		return 0, fmt.Errorf("sqlstore: exec: %w", err)
 	}
+	text, err := db.dialect.rebind(sql, len(args))
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore: exec: %w", err)
+	}
 	var n int64
-	if err := db.run(ctx, []stmt{{sql: sql, args: args, affected: &n}}, true); err != nil {
+	if err := db.run(ctx, []stmt{{sql: text, args: args, affected: &n}}, true); err != nil {
 		return 0, fmt.Errorf("sqlstore: exec: %w", err)
 	}
 	return n, nil
 }
 
-// Query runs sql, a query of your own, with args bound to its
-// placeholders (the database's own, as for [DB.Exec]), and calls each
-// once per row, in order, with a function that scans the row's columns
-// into dest, as database/sql's Rows.Scan does. each must not keep scan,
-// and must not use this DB (or its stores) with the context of the unit
-// of work: the transaction is busy with the query until Query returns, and
-// such a call would wait for it forever. Collect the rows, then act on
-// them. An error of each stops the query and is returned; a panic of each
-// closes the rows and goes on. The rows are always closed by the time
-// Query returns.
+// Query returns the rows of sql, a query of your own, with args bound to
+// its placeholders (? on every database, as for [DB.Exec]); the query runs
+// when [Rows.Each] is called.
 //
 // With the context of a unit of work of [DB.InTx], the query runs in its
 // transaction, serialized with its other statements, as [DB.Exec] does but
@@ -67,15 +64,40 @@ func (db *DB) Exec(ctx context.Context, sql string, args ...any) (int64, error) 
 // transaction, which can then only roll back. Otherwise it runs on the
 // pool, not watched for the cancellation of ctx (a query whose context is
 // done fails at once): send writes with Exec. The query is reported to the
-// observer.
-func (db *DB) Query(ctx context.Context, sql string, args []any, each func(scan func(dest ...any) error) error) error {
+// observer. To read rows into structs by their db tags, use [SelectSQL].
+func (db *DB) Query(ctx context.Context, sql string, args ...any) *Rows {
+	return &Rows{db: db, ctx: ctx, sql: sql, args: args}
+}
+
+// Rows are the rows of a query of [DB.Query], read by [Rows.Each].
+type Rows struct {
+	db   *DB
+	ctx  context.Context
+	sql  string
+	args []any
+}
+
+// Each runs the query and calls each once per row, in order, with a
+// function that scans the row's columns into dest, as database/sql's
+// Rows.Scan does. each must not keep scan, and must not use the DB (or its
+// stores) with the context of the unit of work: the transaction is busy
+// with the query until Each returns, and such a call would wait for it
+// forever. Collect the rows, then act on them. An error of each stops the
+// query and is returned; a panic of each closes the rows and goes on. The
+// rows are always closed by the time Each returns.
+func (r *Rows) Each(each func(scan func(dest ...any) error) error) error {
+	db := r.db
 	if err := db.check(); err != nil {
 		return fmt.Errorf("sqlstore: query: %w", err)
 	}
 	if each == nil {
 		return errors.New("sqlstore: query: nil function")
 	}
-	if err := db.run(ctx, []stmt{{sql: sql, args: args, scan: func(r rowScanner) error {
+	text, err := db.dialect.rebind(r.sql, len(r.args))
+	if err != nil {
+		return fmt.Errorf("sqlstore: query: %w", err)
+	}
+	if err := db.run(r.ctx, []stmt{{sql: text, args: r.args, scan: func(r rowScanner) error {
 		return each(r.Scan)
 	}}}, false); err != nil {
 		return fmt.Errorf("sqlstore: query: %w", err)
@@ -83,12 +105,22 @@ func (db *DB) Query(ctx context.Context, sql string, args []any, each func(scan 
 	return nil
 }
 
-// QueryRow runs sql as [DB.Query] does and scans the columns of its first
-// row into dest; further rows are read and ignored. When the query
-// returns no row, it returns [ErrNoRows] (sql.ErrNoRows).
-func (db *DB) QueryRow(ctx context.Context, sql string, args []any, dest ...any) error {
+// QueryRow returns the first row of sql, a query of your own, with args
+// bound to its placeholders (? on every database, as for [DB.Exec]); the
+// query runs, as [DB.Query] runs it, when [Row.Scan] is called.
+func (db *DB) QueryRow(ctx context.Context, sql string, args ...any) *Row {
+	return &Row{rows: Rows{db: db, ctx: ctx, sql: sql, args: args}}
+}
+
+// Row is the first row of a query of [DB.QueryRow].
+type Row struct{ rows Rows }
+
+// Scan runs the query and scans the columns of its first row into dest;
+// further rows are read and ignored. When the query returns no row, it
+// returns [ErrNoRows] (sql.ErrNoRows).
+func (r *Row) Scan(dest ...any) error {
 	found := false
-	err := db.Query(ctx, sql, args, func(scan func(dest ...any) error) error {
+	err := r.rows.Each(func(scan func(dest ...any) error) error {
 		if found {
 			return nil
 		}

@@ -39,7 +39,7 @@ var errUndo = errors.New("undo")
 func customers(t *testing.T, ctx context.Context, db *DB) []string {
 	t.Helper()
 	var names []string
-	require.NoError(t, db.Query(ctx, "SELECT name FROM customers ORDER BY name", nil, func(scan func(dest ...any) error) error {
+	require.NoError(t, db.Query(ctx, "SELECT name FROM customers ORDER BY name").Each(func(scan func(dest ...any) error) error {
 		var n string
 		if err := scan(&n); err != nil {
 			return err
@@ -53,7 +53,7 @@ func customers(t *testing.T, ctx context.Context, db *DB) []string {
 func TestOwnSQLOnThePool(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
-		n, err := b.db.Exec(ctx, b.q("INSERT INTO customers (name) VALUES (?), (?)"), "carol", "dave")
+		n, err := b.db.Exec(ctx, "INSERT INTO customers (name) VALUES (?), (?)", "carol", "dave")
 		require.NoError(t, err)
 		assert.Equal(t, int64(2), n)
 		assert.Equal(t, int64(1), b.raw.count(t, "SELECT count(*) FROM customers WHERE name = ?", "carol"), "committed")
@@ -62,23 +62,23 @@ func TestOwnSQLOnThePool(t *testing.T) {
 		assert.Equal(t, []string{"alice", "bob", "carol", "dave"}, customers(t, ctx, b.db))
 
 		var name string
-		require.NoError(t, b.db.QueryRow(ctx, b.q("SELECT name FROM customers WHERE name > ? ORDER BY name"), []any{"b"}, &name))
+		require.NoError(t, b.db.QueryRow(ctx, "SELECT name FROM customers WHERE name > ? ORDER BY name", "b").Scan(&name))
 		assert.Equal(t, "bob", name, "the first row")
 
-		err = b.db.QueryRow(ctx, b.q("SELECT name FROM customers WHERE name = ?"), []any{"nobody"}, &name)
+		err = b.db.QueryRow(ctx, "SELECT name FROM customers WHERE name = ?", "nobody").Scan(&name)
 		assert.ErrorIs(t, err, ErrNoRows)
 		assert.ErrorIs(t, err, sql.ErrNoRows)
 
-		n, err = b.db.Exec(ctx, b.q("DELETE FROM customers WHERE name = ?"), "nobody")
+		n, err = b.db.Exec(ctx, "DELETE FROM customers WHERE name = ?", "nobody")
 		require.NoError(t, err)
 		assert.Zero(t, n)
 
-		_, err = b.db.Exec(ctx, b.q("INSERT INTO customers (name) VALUES (?)"), "alice")
+		_, err = b.db.Exec(ctx, "INSERT INTO customers (name) VALUES (?)", "alice")
 		assert.Error(t, err, "a unique violation")
 
 		stop := errors.New("stop")
 		calls := 0
-		err = b.db.Query(ctx, "SELECT name FROM customers", nil, func(func(dest ...any) error) error {
+		err = b.db.Query(ctx, "SELECT name FROM customers").Each(func(func(dest ...any) error) error {
 			calls++
 			return stop
 		})
@@ -94,12 +94,12 @@ func TestOwnSQLJoinsTheUnitOfWork(t *testing.T) {
 		ctx := context.Background()
 		repo := b.repo(t)
 		work := func(ctx context.Context, id orderID, customer string) {
-			n, err := b.db.Exec(ctx, b.q("INSERT INTO customers (name) VALUES (?)"), customer)
+			n, err := b.db.Exec(ctx, "INSERT INTO customers (name) VALUES (?)", customer)
 			require.NoError(t, err)
 			require.Equal(t, int64(1), n)
 			require.NoError(t, repo.Save(ctx, newOrder(id, customer, &item{id: 1, sku: "a", quantity: 1})))
 			var c int64
-			require.NoError(t, b.db.QueryRow(ctx, b.q("SELECT count(*) FROM orders o JOIN customers c ON c.name = o.customer WHERE c.name = ?"), []any{customer}, &c))
+			require.NoError(t, b.db.QueryRow(ctx, "SELECT count(*) FROM orders o JOIN customers c ON c.name = o.customer WHERE c.name = ?", customer).Scan(&c))
 			assert.Equal(t, int64(1), c, "the unit of work sees its own writes")
 			assert.Contains(t, customers(t, ctx, b.db), customer)
 		}
@@ -125,9 +125,9 @@ func TestOwnSQLJoinsTheUnitOfWork(t *testing.T) {
 
 		// A failed Exec leaves the transaction usable, like a failed save.
 		require.NoError(t, b.db.InTx(ctx, func(ctx context.Context) error {
-			_, err := b.db.Exec(ctx, b.q("INSERT INTO customers (name) VALUES (?)"), "alice")
+			_, err := b.db.Exec(ctx, "INSERT INTO customers (name) VALUES (?)", "alice")
 			require.Error(t, err)
-			_, err = b.db.Exec(ctx, b.q("INSERT INTO customers (name) VALUES (?)"), "erin")
+			_, err = b.db.Exec(ctx, "INSERT INTO customers (name) VALUES (?)", "erin")
 			return err
 		}))
 		assert.Equal(t, int64(1), b.raw.count(t, "SELECT count(*) FROM customers WHERE name = ?", "erin"))
@@ -228,7 +228,7 @@ func TestOwnSQLTxOptions(t *testing.T) {
 		b.log.take()
 		var n int64
 		require.NoError(t, b.db.InTxWith(ctx, TxOptions{ReadOnly: true}, func(ctx context.Context) error {
-			return b.db.QueryRow(ctx, "SELECT count(*) FROM customers", nil, &n)
+			return b.db.QueryRow(ctx, "SELECT count(*) FROM customers").Scan(&n)
 		}), "a read-only transaction reads")
 		assert.Equal(t, int64(2), n)
 		log := sqls(b.log.take())
@@ -286,7 +286,7 @@ func TestOwnSQLTxOptions(t *testing.T) {
 		b.log.take()
 		require.NoError(t, b.db.InTxWith(ctx, TxOptions{Isolation: sql.LevelRepeatableRead}, func(ctx context.Context) error {
 			var level string
-			require.NoError(t, b.db.QueryRow(ctx, "SHOW transaction_isolation", nil, &level))
+			require.NoError(t, b.db.QueryRow(ctx, "SHOW transaction_isolation").Scan(&level))
 			assert.Equal(t, "repeatable read", level)
 			before := customers(t, ctx, b.db)
 			b.raw.exec(t, "INSERT INTO customers (name) VALUES ('zoe')")
@@ -342,17 +342,14 @@ func TestOwnSQLQueryPanic(t *testing.T) {
 		ctx := context.Background()
 		seed(t, b)
 		q := "SELECT id FROM order_items WHERE order_id = ?"
-		if b.name != "sqlite" {
-			q = "SELECT id FROM order_items WHERE order_id = $1"
-		}
 		for range 12 { // more than a pool's connections
 			func() {
 				defer func() { assert.NotNil(t, recover()) }()
-				_ = b.db.Query(ctx, q, []any{1}, func(func(dest ...any) error) error { panic("callback") })
+				_ = b.db.Query(ctx, q, 1).Each(func(func(dest ...any) error) error { panic("callback") })
 			}()
 		}
 		var n int
-		require.NoError(t, b.db.Query(ctx, q, []any{1}, func(scan func(dest ...any) error) error {
+		require.NoError(t, b.db.Query(ctx, q, 1).Each(func(scan func(dest ...any) error) error {
 			n++
 			var id int64
 			return scan(&id)

@@ -97,10 +97,12 @@ func IsNull(column string) Cond { return Cond{column: column, op: "IS NULL"} }
 // RawWhere is the escape hatch: a WHERE fragment of your own, such as
 // "total > ? AND customer <> ?", with ? as the placeholder of each
 // argument, in order, whatever the database (sqlstore numbers them for
-// PostgreSQL). Write no other question mark in it. The fragment is put in
-// parentheses and combined with the other conditions like any condition;
-// inside [Has], a column it names without a table is the child table's.
-// The columns it names are not checked. Never build a fragment from input: pass values as
+// PostgreSQL), as in all SQL of your own (see [DB.Exec]): a ? in a string
+// literal is not a placeholder, ?? is a literal ?, and $1 is refused. The
+// fragment is put in parentheses and combined with the other conditions
+// like any condition; inside [Has], a column it names without a table is
+// the child table's. The columns it names are not checked. Never build a
+// fragment from input: pass values as
 // arguments.
 func RawWhere(fragment string, args ...any) Cond {
 	return Cond{raw: fragment, args: args}

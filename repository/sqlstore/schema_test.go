@@ -184,7 +184,7 @@ func TestCheckReportsEveryMismatch(t *testing.T) {
 func TestCheckSchemaQualified(t *testing.T) {
 	b := pgxBackend(t)
 	var schema string
-	require.NoError(t, b.db.QueryRow(context.Background(), `SELECT current_schema()`, nil, &schema))
+	require.NoError(t, b.db.QueryRow(context.Background(), `SELECT current_schema()`).Scan(&schema))
 	m := shelfMapping(t, schema+".")
 	ddl, err := m.DDL(PostgreSQL)
 	require.NoError(t, err)
