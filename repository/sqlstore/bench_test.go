@@ -417,3 +417,95 @@ func saveTurns[T any](b *testing.B, load func() (T, error), save func(T, int) er
 	turn("impl=dddkit", load, save)
 	turn("impl=hand", loadHand, saveHand)
 }
+
+// BenchmarkListPage reads a list page of 20 roots, with the total count
+// of its condition, out of 1,000 orders of 100 items each, on PostgreSQL
+// over pgxpool, outside a transaction:
+//
+//   - impl=dddkit: SelectPage into a row struct: the page's SELECT and a
+//     count(*), in one batch that reads one snapshot;
+//   - impl=hand: the same two queries written by hand, in one pgx.Batch,
+//     scanned with pgx.RowToStructByName, each query reading its own
+//     snapshot;
+//   - impl=hand-snapshot: the same batch between BEGIN ISOLATION LEVEL
+//     REPEATABLE READ READ ONLY and COMMIT, which make the page and the
+//     count agree, as SelectPage does.
+func BenchmarkListPage(b *testing.B) {
+	be := pgxBackend(b)
+	pool := be.raw.(pgxRaw).p
+	ctx := context.Background()
+	be.raw.exec(b, `INSERT INTO orders (id, customer, total_amount, total_currency, version)
+		SELECT g, CASE WHEN g % 2 = 0 THEN 'alice' ELSE 'bob' END, g * 100, 'EUR', 1 FROM generate_series(1, 1000) g`)
+	be.raw.exec(b, `INSERT INTO order_items (order_id, id, sku, quantity)
+		SELECT o, i, 'SKU-' || i, 1 FROM generate_series(1, 1000) o, generate_series(1, 100) i`)
+	be.raw.exec(b, `ANALYZE`)
+	m := orderMapping(b)
+	q := Where(Eq("customer", "alice")).OrderByDesc("id").Limit(20).Offset(40)
+
+	b.Run("impl=dddkit", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rows, total, err := SelectPage[orderRow](ctx, be.quiet, m, q)
+			if err != nil || len(rows) != 20 || total != 500 {
+				b.Fatal(len(rows), total, err)
+			}
+		}
+	})
+
+	b.Run("impl=hand", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rows, total, err := handPage(ctx, pool, "alice", 20, 40, false)
+			if err != nil || len(rows) != 20 || total != 500 {
+				b.Fatal(len(rows), total, err)
+			}
+		}
+	})
+
+	b.Run("impl=hand-snapshot", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			rows, total, err := handPage(ctx, pool, "alice", 20, 40, true)
+			if err != nil || len(rows) != 20 || total != 500 {
+				b.Fatal(len(rows), total, err)
+			}
+		}
+	})
+}
+
+func handPage(ctx context.Context, pool *pgxpool.Pool, customer string, limit, offset int, snapshot bool) ([]orderRow, int64, error) {
+	batch := &pgx.Batch{}
+	if snapshot {
+		batch.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
+	}
+	batch.Queue(`SELECT id, customer, total_amount FROM orders WHERE customer = $1 ORDER BY id DESC LIMIT $2 OFFSET $3`, customer, limit, offset)
+	batch.Queue(`SELECT count(*) FROM orders WHERE customer = $1`, customer)
+	if snapshot {
+		batch.Queue(`COMMIT`)
+	}
+	br := pool.SendBatch(ctx, batch)
+	defer br.Close()
+	if snapshot {
+		if _, err := br.Exec(); err != nil {
+			return nil, 0, err
+		}
+	}
+	rs, err := br.Query()
+	if err != nil {
+		return nil, 0, err
+	}
+	rows, err := pgx.CollectRows(rs, pgx.RowToStructByName[orderRow])
+	if err != nil {
+		return nil, 0, err
+	}
+	var total int64
+	if err := br.QueryRow().Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	if snapshot {
+		if _, err := br.Exec(); err != nil {
+			return nil, 0, err
+		}
+	}
+	return rows, total, br.Close()
+}

@@ -339,6 +339,47 @@
 // is folded with translate() to match (an expression index on PostgreSQL
 // is on that translate(), on SQLite on lower(column)).
 //
+// # Projections
+//
+// The read side of a service (a list page, a report) need not load
+// aggregates. [Select] and [SelectPage] read the rows that a [Query]
+// selects from the root table of a [Mapping] into a struct of your own, by
+// its db tags; [SelectSQL] reads the rows of SQL of your own:
+//
+//	type OrderRow struct {
+//		ID       int64  `db:"id"`
+//		Customer string `db:"customer"`
+//		Total    int64  `db:"total"`
+//	}
+//	rows, total, err := sqlstore.SelectPage[OrderRow](ctx, db, orders,
+//		sqlstore.Where(sqlstore.Eq("customer", "ada")).OrderByDesc("id").Limit(20))
+//	top, err := sqlstore.SelectSQL[OrderRow](ctx, db,
+//		"SELECT id, customer, total FROM orders WHERE total > ? ORDER BY total DESC LIMIT 10", 1000)
+//
+// A projection of a Query selects the columns of the row type's fields,
+// each checked against the root table of the mapping before anything is
+// sent: a field that names no column fails with an error wrapping
+// [ErrQuery] that names it. The rows are scanned by the driver's own
+// struct scanning, pgx.RowToStructByName on [NewPGX] and sqlx's
+// StructScan on [NewSQL], with one rule on both: every column of the
+// result has a field, and every field a column, or the call fails with
+// [ErrQuery]. Times are set to UTC, as in loaded aggregates. Columns
+// stored with the json or array option are read as the driver reads them
+// (pgx decodes JSON into the field; database/sql needs a field that
+// implements sql.Scanner).
+//
+// Projections are never tracked: a row is a value, and saving goes through
+// the aggregate. They run in the unit of work of the context: in its
+// transaction when it carries one, where they see its writes; else on the
+// pool. SelectPage adds the count of the query's conditions (its total,
+// without limit, offset or keyset) and reads both in one snapshot: on pgx
+// outside a transaction, BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY,
+// the page, the count and COMMIT go in one batch, one round trip; on
+// database/sql, a read-only transaction of their own, four round trips. In
+// a transaction of PostgreSQL at READ COMMITTED, the page and the count
+// are two statements, each of its own snapshot. Their statements are
+// reported to the observer.
+//
 // # Times
 //
 // A time.Time is compared by its instant on every backend, whatever its
