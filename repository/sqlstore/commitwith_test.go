@@ -104,7 +104,7 @@ func TestCommitWithOutcome(t *testing.T) {
 			if err := repo.Save(b.db.CommitWith(ctx), o); err != nil {
 				return err
 			}
-			_, err = b.db.Exec(ctx, b.q("DELETE FROM customers WHERE name = ?"), "bob")
+			_, err = b.db.Exec(ctx, "DELETE FROM customers WHERE name = ?", "bob")
 			assert.ErrorIs(t, err, ErrTxDone, "the unit of work ended with the save")
 			return err
 		})
