@@ -35,6 +35,13 @@ func TestSelect(t *testing.T) {
 		require.Len(t, log, 1)
 		assert.True(t, strings.HasPrefix(log[0].SQL, `SELECT "id", "customer", "total_amount" FROM "orders" WHERE`), log[0].SQL)
 
+		// Conditions on children and combinations apply as for aggregates.
+		rows, err = Select[orderRow](ctx, b.db, m, Where(Or(Eq("id", 2), Has("items", Eq("quantity", 4)))).OrderBy("id"))
+		require.NoError(t, err)
+		require.Len(t, rows, 2)
+		assert.Equal(t, []int64{2, 4}, []int64{rows[0].ID, rows[1].ID})
+		b.log.take()
+
 		// An unknown column is named, and nothing is sent.
 		type bad struct {
 			ID    int64  `db:"id"`
