@@ -152,8 +152,13 @@ func serve(ctx context.Context, ln net.Listener, cfg infrastructure.Config, logw
 		ln.Close()
 		return err
 	}
+	queries, err := infrastructure.NewOrderQueries(db)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{
-		Handler:           interfaces.NewHandler(application.NewService(orders), logger),
+		Handler:           interfaces.NewHandler(application.NewService(orders), application.NewQueries(queries), logger),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

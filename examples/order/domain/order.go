@@ -272,14 +272,25 @@ func (d *Discount) Code() string { return d.code }
 // Percent returns how many percent the discount takes off, 1 to 100.
 func (d *Discount) Percent() int { return d.percent }
 
+// CheckProduct reports whether product, once trimmed, is one an item can
+// have: not empty, and a valid text (see [MaxTextLength]). The error wraps
+// [ErrInvalidProduct].
+func CheckProduct(product string) error {
+	product = strings.TrimSpace(product)
+	if product == "" {
+		return ErrInvalidProduct
+	}
+	if err := checkText("product name", product); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidProduct, err)
+	}
+	return nil
+}
+
 // newItem validates spec and returns the item of identity id.
 func newItem(id ItemID, spec ItemSpec) (*OrderItem, error) {
 	product := strings.TrimSpace(spec.Product)
-	if product == "" {
-		return nil, ErrInvalidProduct
-	}
-	if err := checkText("product name", product); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidProduct, err)
+	if err := CheckProduct(product); err != nil {
+		return nil, err
 	}
 	switch {
 	case spec.Quantity <= 0 || spec.Quantity > MaxQuantity:

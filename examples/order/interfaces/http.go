@@ -5,6 +5,8 @@
 // The routes:
 //
 //	POST   /orders                                    place an order              201, Location
+//	GET    /orders                                    list orders, in summary     200, paged: ?limit=&after=
+//	                                                  filtered: ?customer=&status=&product=
 //	GET    /orders/{id}                               get an order                200
 //	GET    /customers/{customer}/orders               list a customer's orders    200, paged: ?limit=&after=
 //	POST   /orders/{id}/items                         add an item                 201, Location
@@ -41,6 +43,16 @@
 // after parameter to get the next page; it is absent on the last page.
 // limit is 1 to 100, 20 by default.
 //
+// GET /orders lists orders in summary, without their items: each is
+// {"id": 1, "customer": "ada", "status": "placed", "total": 700,
+// "version": 1}, and the page {"orders": [...], "next": "4", "total": 9},
+// where total counts the orders the filter selects on all pages. The
+// filter: customer= keeps one customer's orders; status= (placed, shipped
+// or cancelled) keeps the orders in that status, and several status=
+// keep the orders in any of them; product= keeps the orders with an item
+// of that product. The filters combine: all must hold. An empty value
+// filters nothing.
+//
 // The values an order holds have limits, the same on every database (see
 // package domain): a quantity is 1 to 2,147,483,647; a text (customer,
 // product, discount code, the recipient's fields) is valid UTF-8 without
@@ -62,7 +74,7 @@
 //	    change
 //	413 too_large; 415 unsupported_media_type
 //	422 invalid_order_id, invalid_customer, invalid_recipient, invalid_product,
-//	    invalid_quantity, invalid_price, amount_too_large, no_items,
+//	    invalid_status, invalid_quantity, invalid_price, amount_too_large, no_items,
 //	    invalid_discount_code, invalid_percent: the domain's rules refuse it
 //	500 internal: logged, with no detail in the answer; a panic of a
 //	    handler too, caught
@@ -95,20 +107,23 @@ const maxBody = 1 << 20
 
 // api serves the routes of the package documentation.
 type api struct {
-	svc *application.Service
-	log *slog.Logger
-	mux *http.ServeMux
+	svc     *application.Service
+	queries *application.Queries
+	log     *slog.Logger
+	mux     *http.ServeMux
 }
 
-// NewHandler returns the HTTP API over svc. Internal errors are logged to
-// logger (slog.Default() when nil).
-func NewHandler(svc *application.Service, logger *slog.Logger) http.Handler {
+// NewHandler returns the HTTP API over svc, which changes orders, and
+// queries, which lists them. Internal errors are logged to logger
+// (slog.Default() when nil).
+func NewHandler(svc *application.Service, queries *application.Queries, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	a := &api{svc: svc, log: logger, mux: http.NewServeMux()}
+	a := &api{svc: svc, queries: queries, log: logger, mux: http.NewServeMux()}
 	handle := func(pattern string, h func(http.ResponseWriter, *http.Request)) { a.mux.Handle(pattern, route(h)) }
 	handle("POST /orders", a.placeOrder)
+	handle("GET /orders", a.listSummaries)
 	handle("GET /orders/{id}", a.getOrder)
 	handle("GET /customers/{customer}/orders", a.listOrders)
 	handle("POST /orders/{id}/items", a.addItem)
@@ -288,6 +303,18 @@ type (
 		Orders []orderJSON `json:"orders"`
 		Next   string      `json:"next,omitempty"`
 	}
+	summaryJSON struct {
+		ID       domain.OrderID `json:"id"`
+		Customer string         `json:"customer"`
+		Status   domain.Status  `json:"status"`
+		Total    domain.Money   `json:"total"`
+		Version  int64          `json:"version"`
+	}
+	summaryPageJSON struct {
+		Orders []summaryJSON `json:"orders"`
+		Next   string        `json:"next,omitempty"`
+		Total  int64         `json:"total"`
+	}
 	errorJSON struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
@@ -347,23 +374,58 @@ func (a *api) getOrder(w http.ResponseWriter, r *http.Request) {
 	a.answer(w, r, o, err)
 }
 
-func (a *api) listOrders(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	limit, after := 0, int64(0)
+// pageParams reads the limit and after parameters of a list, or answers
+// 400 and returns false.
+func pageParams(w http.ResponseWriter, q url.Values) (limit int, after domain.OrderID, ok bool) {
 	var err error
 	if s := q.Get("limit"); s != "" {
 		if limit, err = strconv.Atoi(s); err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_page", fmt.Sprintf("limit %q is not an integer", s))
-			return
+			return 0, 0, false
 		}
 	}
 	if s := q.Get("after"); s != "" {
-		if after, err = strconv.ParseInt(s, 10, 64); err != nil {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
 			writeError(w, http.StatusBadRequest, "invalid_page", fmt.Sprintf("after %q is not a cursor of this API", s))
-			return
+			return 0, 0, false
 		}
+		after = domain.OrderID(n)
 	}
-	p, err := a.svc.ListByCustomer(r.Context(), r.PathValue("customer"), domain.OrderID(after), limit)
+	return limit, after, true
+}
+
+func (a *api) listSummaries(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, after, ok := pageParams(w, q)
+	if !ok {
+		return
+	}
+	f := application.OrderFilter{Customer: q.Get("customer"), Product: q.Get("product")}
+	for _, s := range q["status"] {
+		f.Statuses = append(f.Statuses, domain.Status(s))
+	}
+	p, err := a.queries.ListOrders(r.Context(), f, after, limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := summaryPageJSON{Orders: make([]summaryJSON, 0, len(p.Orders)), Total: p.Total}
+	for _, o := range p.Orders {
+		out.Orders = append(out.Orders, summaryJSON(o))
+	}
+	if p.Next != 0 {
+		out.Next = strconv.FormatInt(int64(p.Next), 10)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *api) listOrders(w http.ResponseWriter, r *http.Request) {
+	limit, after, ok := pageParams(w, r.URL.Query())
+	if !ok {
+		return
+	}
+	p, err := a.svc.ListByCustomer(r.Context(), r.PathValue("customer"), after, limit)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -595,6 +657,7 @@ var problems = []problem{
 	{domain.ErrNoItems, http.StatusUnprocessableEntity, "no_items", false},
 	{domain.ErrInvalidDiscountCode, http.StatusUnprocessableEntity, "invalid_discount_code", true},
 	{domain.ErrInvalidPercent, http.StatusUnprocessableEntity, "invalid_percent", false},
+	{application.ErrInvalidStatus, http.StatusUnprocessableEntity, "invalid_status", true},
 	{application.ErrInvalidPage, http.StatusBadRequest, "invalid_page", true},
 }
 

@@ -42,8 +42,10 @@ type api struct {
 func newAPI(t *testing.T, b *infratest.Backend) *api {
 	repo, err := infrastructure.NewOrderRepository(b.DB)
 	require.NoError(t, err)
+	queries, err := infrastructure.NewOrderQueries(b.DB)
+	require.NoError(t, err)
 	log := &lockedBuffer{}
-	srv := httptest.NewServer(interfaces.NewHandler(application.NewService(repo), slog.New(slog.NewTextHandler(log, nil))))
+	srv := httptest.NewServer(interfaces.NewHandler(application.NewService(repo), application.NewQueries(queries), slog.New(slog.NewTextHandler(log, nil))))
 	t.Cleanup(srv.Close)
 	return &api{t: t, b: b, srv: srv, log: log}
 }
@@ -441,6 +443,127 @@ func TestListByCustomer(t *testing.T) {
 	})
 }
 
+// TestListSummaries lists orders in summary through GET /orders: filtered
+// by customer, by several statuses (any of them), by a product of their
+// items, together, and paged by key with the total of the filter.
+func TestListSummaries(t *testing.T) {
+	infratest.ForEach(t, func(t *testing.T, b *infratest.Backend) {
+		a := newAPI(t, b)
+		orders := []struct {
+			customer, product, action string
+		}{
+			1: {"ada", "tea", ""},
+			2: {"bob", "coffee", ""},
+			3: {"ada", "coffee", "ship"},
+			4: {"ada", "tea", "cancel"},
+			5: {"bob", "tea", "ship"},
+			6: {"ada", "milk", ""},
+			7: {"ada", "tea", ""},
+			8: {"bob", "tea", "cancel"},
+		}
+		for id := 1; id < len(orders); id++ {
+			o := orders[id]
+			body := `{"id": ` + strconv.Itoa(id) + `, "customer": "` + o.customer + `", "recipient": {"name": "R", "address": "A"},
+				"items": [{"product": "` + o.product + `", "quantity": ` + strconv.Itoa(id) + `, "unit_price": 100}, {"product": "sugar", "quantity": 1, "unit_price": 5}]}`
+			a.order("POST", "/orders", body, http.StatusCreated)
+			if o.action != "" {
+				a.order("POST", "/orders/"+strconv.Itoa(id)+"/"+o.action, "", http.StatusOK)
+			}
+		}
+		type summary struct {
+			ID       int64  `json:"id"`
+			Customer string `json:"customer"`
+			Status   string `json:"status"`
+			Total    int64  `json:"total"`
+			Version  int64  `json:"version"`
+		}
+		type summaryPage struct {
+			Orders []summary `json:"orders"`
+			Next   string    `json:"next"`
+			Total  int64     `json:"total"`
+		}
+		list := func(query string) summaryPage {
+			t.Helper()
+			r := a.do("GET", "/orders"+query, "")
+			require.Equal(t, http.StatusOK, r.status, string(r.body))
+			var p summaryPage
+			strictDecode(t, r.body, &p)
+			return p
+		}
+		ids := func(query string) []int64 {
+			t.Helper()
+			p := list(query)
+			out := []int64{}
+			for _, o := range p.Orders {
+				out = append(out, o.ID)
+			}
+			require.Empty(t, p.Next, "one page")
+			require.Equal(t, int64(len(out)), p.Total, "the total counts the page")
+			return out
+		}
+
+		all := list("")
+		require.Len(t, all.Orders, 8)
+		for _, s := range all.Orders {
+			full := a.order("GET", "/orders/"+strconv.FormatInt(s.ID, 10), "", http.StatusOK)
+			assert.Equal(t, summary{ID: full.ID, Customer: full.Customer, Status: full.Status, Total: full.Total, Version: full.Version}, s,
+				"a summary holds the order's own columns")
+		}
+		assert.Equal(t, summary{ID: 4, Customer: "ada", Status: "cancelled", Total: 405, Version: 1}, all.Orders[3], "cancelled once")
+
+		assert.Equal(t, []int64{1, 3, 4, 6, 7}, ids("?customer=ada"))
+		assert.Equal(t, []int64{1, 2, 4, 6, 7, 8}, ids("?status=placed&status=cancelled"), "several statuses: any of them")
+		assert.Equal(t, []int64{3, 5}, ids("?status=shipped"))
+		assert.Equal(t, []int64{1, 4, 5, 7, 8}, ids("?product=tea"), "an order with an item of tea")
+		assert.Equal(t, []int64{1, 2, 3, 4, 5, 6, 7, 8}, ids("?product=sugar"))
+		assert.Equal(t, []int64{1, 7}, ids("?customer=ada&status=placed&product=tea"), "the filters combine")
+		p := list("?customer=ada&status=placed&status=cancelled&product=tea&after=1")
+		require.Len(t, p.Orders, 2)
+		assert.Equal(t, []int64{4, 7}, []int64{p.Orders[0].ID, p.Orders[1].ID}, "a filter after a cursor")
+		assert.Equal(t, int64(3), p.Total, "the total ignores the cursor")
+		assert.Equal(t, []int64{}, ids("?customer=nobody"))
+		assert.Equal(t, []int64{}, ids("?product=water"))
+
+		// Paging by key: the total counts the whole filter on every page.
+		var got [][]int64
+		var cursors []string
+		query := "?product=tea&limit=2"
+		for pages := 0; ; pages++ {
+			require.Less(t, pages, 5, "the pages end")
+			p := list(query)
+			require.Equal(t, int64(5), p.Total)
+			page := []int64{}
+			for _, o := range p.Orders {
+				page = append(page, o.ID)
+			}
+			got = append(got, page)
+			if p.Next == "" {
+				break
+			}
+			cursors = append(cursors, p.Next)
+			query = "?product=tea&limit=2&after=" + p.Next
+		}
+		require.Equal(t, [][]int64{{1, 4}, {5, 7}, {8}}, got)
+		require.Equal(t, []string{"4", "7"}, cursors)
+		p = list("?status=placed&limit=3")
+		require.Equal(t, "6", p.Next)
+		require.Equal(t, int64(4), p.Total)
+		p = list("?status=placed&limit=3&after=6")
+		require.Len(t, p.Orders, 1)
+		require.Empty(t, p.Next, "no next page after the last")
+
+		a.fails("GET", "/orders?status=lost", "", http.StatusUnprocessableEntity, "invalid_status")
+		a.fails("GET", "/orders?status=placed&status=Placed", "", http.StatusUnprocessableEntity, "invalid_status")
+		a.fails("GET", "/orders?customer=%00", "", http.StatusUnprocessableEntity, "invalid_customer")
+		a.fails("GET", "/orders?product=%FF", "", http.StatusUnprocessableEntity, "invalid_product")
+		a.fails("GET", "/orders?limit=101", "", http.StatusBadRequest, "invalid_page")
+		a.fails("GET", "/orders?limit=-1", "", http.StatusBadRequest, "invalid_page")
+		a.fails("GET", "/orders?limit=ten", "", http.StatusBadRequest, "invalid_page")
+		a.fails("GET", "/orders?after=x", "", http.StatusBadRequest, "invalid_page")
+		a.fails("GET", "/orders?after=-1", "", http.StatusBadRequest, "invalid_page")
+	})
+}
+
 // TestConcurrentChanges changes four items of one order at once: every
 // request succeeds, the losers of the optimistic lock running again on the
 // order as the winner left it, and no change is lost.
@@ -716,7 +839,7 @@ func TestRedirectIsJSON(t *testing.T) {
 // with its stack, and goes on serving.
 func TestPanicIsJSON(t *testing.T) {
 	log := &lockedBuffer{}
-	srv := httptest.NewServer(interfaces.NewHandler(application.NewService(panicking{}), slog.New(slog.NewTextHandler(log, nil))))
+	srv := httptest.NewServer(interfaces.NewHandler(application.NewService(panicking{}), nil, slog.New(slog.NewTextHandler(log, nil))))
 	t.Cleanup(srv.Close)
 	p := &api{t: t, srv: srv, log: log}
 	e := p.fails("GET", "/orders/1", "", http.StatusInternalServerError, "internal")
@@ -741,7 +864,7 @@ func TestSlowBody(t *testing.T) {
 	b := infratest.SQLite(t)
 	repo, err := infrastructure.NewOrderRepository(b.DB)
 	require.NoError(t, err)
-	srv := httptest.NewUnstartedServer(interfaces.NewHandler(application.NewService(repo), slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv := httptest.NewUnstartedServer(interfaces.NewHandler(application.NewService(repo), nil, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	srv.Config.ReadTimeout = time.Second // for the headers and the body; the headers come at once
 	srv.Start()
 	t.Cleanup(srv.Close)
