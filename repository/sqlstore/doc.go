@@ -380,6 +380,62 @@
 // are two statements, each of its own snapshot. Their statements are
 // reported to the observer.
 //
+// # Recipes
+//
+// A list endpoint pages by key: order by a unique column (or end the order
+// with one), ask for one row more than the page to know whether another
+// follows, and pass the last row's values of the order's columns to
+// [Query.After] for the next page. Unlike an offset, a page costs the same
+// at any depth, and rows inserted before the cursor shift nothing:
+//
+//	q := sqlstore.Where(sqlstore.Eq("customer", customer)).OrderBy("id").Limit(limit + 1)
+//	if after > 0 {
+//		q = q.After(after)
+//	}
+//	rows, total, err := sqlstore.SelectPage[OrderRow](ctx, db, orders, q)
+//	if len(rows) > limit {
+//		rows, next = rows[:limit], rows[limit-1].ID // next: the cursor
+//	}
+//
+// The total counts the conditions, without the cursor. See
+// ExampleQuery_After, and GET /orders in the order example.
+//
+// pgx or sqlx next to a repository, in one transaction: inside [DB.InTx],
+// [DB.PGXTx] (on [NewPGX]) or [DB.SQLTx] (on [NewSQL]) returns the
+// transaction of the unit of work, for what [DB.Exec] cannot do:
+//
+//	err := db.InTx(ctx, func(ctx context.Context) error {
+//		if err := orders.Save(ctx, o); err != nil {
+//			return err
+//		}
+//		tx, err := db.PGXTx(ctx)
+//		if err != nil {
+//			return err
+//		}
+//		_, err = tx.CopyFrom(ctx, pgx.Identifier{"order_events"},
+//			[]string{"order_id", "what"}, pgx.CopyFromRows(events))
+//		return err
+//	})
+//
+// Statements sent on it bypass the DB: they take the driver's own
+// placeholders ($1 on PostgreSQL), and are neither observed nor enclosed
+// in a savepoint. [DB.Exec], [DB.Query], [DB.QueryRow] and [SelectSQL] run
+// in the same transaction with ? placeholders, observed. For a transaction
+// the service began itself (pool.Begin, sqlx's BeginTxx), [DB.InPGXTx] and
+// [DB.InSQLTx] run the repositories in it and end it:
+//
+//	tx, err := x.BeginTxx(ctx, nil)
+//	if err != nil {
+//		return err
+//	}
+//	err = db.InSQLTx(ctx, tx.Tx, func(ctx context.Context) error {
+//		if err := orders.Save(ctx, o); err != nil { // in tx, in a savepoint
+//			return err
+//		}
+//		_, err := tx.ExecContext(ctx, tx.Rebind("INSERT INTO audit (order_id) VALUES (?)"), o.ID())
+//		return err
+//	}) // committed when nil, else rolled back
+//
 // # Times
 //
 // A time.Time is compared by its instant on every backend, whatever its

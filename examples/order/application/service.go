@@ -1,6 +1,7 @@
 // Package application holds the order use cases. Each loads the order
 // through the domain's Repository, lets the domain apply the change, and
-// saves it; the repository writes only what changed.
+// saves it; the repository writes only what changed. Lists are read, not
+// loaded: [Queries] reads summaries of orders through [OrderQueries].
 package application
 
 import (

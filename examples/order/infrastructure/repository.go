@@ -1,5 +1,6 @@
 // Package infrastructure stores the order model with dddkit: the
-// [OrderRepository], which implements the domain's Repository, and [Open],
+// [OrderRepository], which implements the domain's Repository, the
+// [OrderQueries], which read lists of orders through projections, and [Open],
 // which opens the database (an embedded SQLite database, or PostgreSQL
 // through pgx) and creates the tables of the embedded schema files.
 //
