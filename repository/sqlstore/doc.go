@@ -339,6 +339,29 @@
 // is folded with translate() to match (an expression index on PostgreSQL
 // is on that translate(), on SQLite on lower(column)).
 //
+// # Streaming
+//
+// [Repository.FindEach] yields the aggregates of a query one at a time, as
+// an iter.Seq2, for exports and other passes over more aggregates than
+// memory should hold: it loads them a page at a time ([PageSize], by
+// default [DefaultPageSize]), each page after the last aggregate of the one
+// before by key ([Query.After]), in the query's order and then the key:
+//
+//	for o, err := range orders.FindEach(ctx, Where(Has("items", Eq("product", "tea"))), PageSize(200)) {
+//		if err != nil {
+//			return err
+//		}
+//		write(o)
+//	}
+//
+// Each page is one load, every aggregate in it whole, as it stood at one
+// commit; the pages are separate reads, so the export as a whole is one
+// snapshot only inside a unit of work at REPEATABLE READ or above
+// ([DB.InTxWith]; a SQLite transaction is one snapshot). The aggregates are
+// not tracked unless [Tracked] is given, and then each as it is yielded.
+// Nothing stays open between pages: breaking out of the loop needs no
+// cleanup, and a done context ends the iteration with ctx.Err().
+//
 // # Projections
 //
 // The read side of a service (a list page, a report) need not load
