@@ -15,13 +15,13 @@ import (
 )
 
 // ErrNotTracked reports an aggregate that the tracker holds no snapshot of.
-var ErrNotTracked = errors.New("tracking: aggregate is not tracked")
+var ErrNotTracked = errors.New("aggregate is not tracked")
 
 // ErrUnfinished reports an aggregate that has changes staged in a [Scope]
 // that has not ended: until it commits or rolls back, what the store holds
 // of the aggregate is unknown outside the scope, and a save there could
 // write its changes twice. See [Tracker.Pending].
-var ErrUnfinished = errors.New("tracking: the aggregate was saved in a unit of work that has not ended: end it (commit or roll back), or load the aggregate again")
+var ErrUnfinished = errors.New("the aggregate was saved in a unit of work that has not ended: end it (commit or roll back), or load the aggregate again")
 
 // Tracker keeps a snapshot of each attached aggregate and reports how the
 // aggregate differs from it. T is a pointer to a struct, such as *Order.

@@ -636,8 +636,11 @@
 //     without children is one SELECT, and locks nothing); a query reads
 //     the roots first, locked, and then the children by the keys read, in
 //     a second round trip, so that no root comes without its children.
-//     A caller's transaction joined ([DB.JoinPGX], [DB.JoinSQL]) is taken
-//     to be at READ COMMITTED, and must not be read-only.
+//     A caller's transaction joined ([DB.JoinPGX], [DB.JoinSQL]) runs at
+//     the level the server reports for it at the join. A read-only one
+//     at READ COMMITTED cannot lock: there a load of aggregates with
+//     children fails with [ErrReadOnlyLoad] before it sends anything;
+//     begin such a transaction at REPEATABLE READ.
 //
 // What the locks cost under contention: a load in a READ COMMITTED unit of
 // work waits for the unit of work of any writer of the aggregates it
@@ -802,7 +805,10 @@
 // aggregates saved in it cannot be saved or removed elsewhere: Save and
 // Remove fail with an error wrapping [repository.ErrUnfinished], rather
 // than write their changes (or insert them, under new generated keys) a
-// second time.
+// second time. On PostgreSQL the join asks the server, in one query, for
+// the transaction's isolation level and whether it is read-only, so that
+// its loads lock exactly as in a transaction of the DB's own (see "Loads
+// see one commit").
 //
 // The safe form is [DB.InPGXTx] or [DB.InSQLTx]: it runs a function in the
 // caller's transaction, then commits the transaction when the function

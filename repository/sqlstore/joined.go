@@ -42,13 +42,23 @@ type Joined struct {
 //
 // Each save in it is enclosed in a savepoint, as in InTx: a failed save is
 // rolled back to its savepoint at once, so that the caller's transaction
-// stays usable. The transaction is taken to be READ COMMITTED and
-// read-write, for the checks of [DB.InTxWith]. Cancelling ctx while a
-// statement of the DB runs sends the server a cancel request for tx's
-// connection.
+// stays usable. Cancelling ctx while a statement of the DB runs sends
+// the server a cancel request for tx's connection.
 //
-// It returns an error when db is not of [NewPGX], tx is nil, or ctx
-// already carries an unfinished unit of work of db.
+// On PostgreSQL, JoinPGX asks the server, in one query, for the isolation
+// level of tx and whether it is read-only (transaction_isolation and
+// transaction_read_only), for the checks of [DB.InTxWith] and for the
+// loads in it, which then cost no more round trips than in a transaction
+// of the DB's own: at REPEATABLE READ and above they read one snapshot and
+// lock nothing, read-only or not. At READ COMMITTED a load of aggregates
+// with children locks their roots FOR SHARE to read them as they stood at
+// one commit, which a read-only transaction cannot do: there such a load
+// fails, before it sends anything, with an error wrapping [ErrReadOnlyLoad];
+// begin a read-only transaction at REPEATABLE READ.
+//
+// It returns an error when db is not of [NewPGX], tx is nil, the query of
+// its options fails, or ctx already carries an unfinished unit of work of
+// db.
 func (db *DB) JoinPGX(ctx context.Context, tx pgx.Tx) (context.Context, *Joined, error) {
 	if err := db.check(); err != nil {
 		return ctx, nil, fmt.Errorf("sqlstore: JoinPGX: %w", err)
@@ -81,6 +91,13 @@ func (db *DB) JoinSQL(ctx context.Context, tx *sql.Tx) (context.Context, *Joined
 func (db *DB) join(ctx context.Context, name string, t *txState) (context.Context, *Joined, error) {
 	if outer := db.txFrom(ctx); outer != nil && !outer.finished() {
 		return ctx, nil, fmt.Errorf("sqlstore: %s: the context already carries a unit of work of this DB", name)
+	}
+	if db.dialect.stmtSnapshot {
+		o, err := joinedOptions(ctx, t)
+		if err != nil {
+			return ctx, nil, fmt.Errorf("sqlstore: %s: reading the options of the transaction: %w", name, classify(nil, err))
+		}
+		t.opts = o
 	}
 	sc := tracking.NewScope()
 	return tracking.WithScope(context.WithValue(ctx, txKey{db}, t), sc), &Joined{t: t, sc: sc}, nil
@@ -205,3 +222,42 @@ func inCallerTx(ctx, jctx context.Context, j *Joined, fn func(context.Context) e
 	j.Committed()
 	return nil
 }
+
+// sqlTxOptions reads the isolation level of the transaction and whether it
+// is read-only, on PostgreSQL.
+const sqlTxOptions = "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only')"
+
+// joinedOptions returns the options of t, a caller's transaction on
+// PostgreSQL, as the server reports them.
+func joinedOptions(ctx context.Context, t *txState) (TxOptions, error) {
+	var level, readOnly string
+	var err error
+	if t.pgx != nil {
+		err = t.pgx.QueryRow(ctx, sqlTxOptions).Scan(&level, &readOnly)
+	} else {
+		err = t.sql.tx.QueryRowContext(ctx, sqlTxOptions).Scan(&level, &readOnly)
+	}
+	if err != nil {
+		return TxOptions{}, err
+	}
+	o := TxOptions{Isolation: sql.LevelReadCommitted, ReadOnly: readOnly == "on"}
+	switch level {
+	case "repeatable read":
+		o.Isolation = sql.LevelRepeatableRead
+	case "serializable":
+		o.Isolation = sql.LevelSerializable
+	}
+	return o, nil
+}
+
+// ErrReadOnlyLoad reports a load that would lock rows in a read-only
+// transaction of PostgreSQL at READ COMMITTED, one that a caller began and
+// joined ([DB.JoinPGX], [DB.JoinSQL]): there each statement reads the
+// database as of its own start, and a load of aggregates with children
+// locks their roots FOR SHARE to read them as they stood at one commit,
+// which a read-only transaction may not do. Begin the transaction at
+// REPEATABLE READ (pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode:
+// pgx.ReadOnly}, or sql.TxOptions{Isolation: sql.LevelRepeatableRead,
+// ReadOnly: true}), where a load reads one snapshot and locks nothing, or
+// read-write.
+var ErrReadOnlyLoad = errors.New("a load of aggregates with children cannot read one commit in a read-only transaction at READ COMMITTED: begin it at REPEATABLE READ")

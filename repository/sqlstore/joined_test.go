@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/repository"
+	"github.com/dddkit/dddkit/tracking"
 )
 
 // callerTx is a transaction begun by the test, as a service would begin
@@ -28,10 +30,28 @@ type callerTx struct {
 
 func (b *backend) begin(t *testing.T) callerTx {
 	t.Helper()
+	return b.beginWith(t, sql.TxOptions{})
+}
+
+// beginWith is begin with the isolation level and access mode of opts.
+func (b *backend) beginWith(t *testing.T, opts sql.TxOptions) callerTx {
+	t.Helper()
 	ctx := context.Background()
 	switch r := b.raw.(type) {
 	case pgxRaw:
-		tx, err := r.p.Begin(ctx)
+		po := pgx.TxOptions{}
+		switch opts.Isolation {
+		case sql.LevelRepeatableRead:
+			po.IsoLevel = pgx.RepeatableRead
+		case sql.LevelSerializable:
+			po.IsoLevel = pgx.Serializable
+		case sql.LevelReadCommitted:
+			po.IsoLevel = pgx.ReadCommitted
+		}
+		if opts.ReadOnly {
+			po.AccessMode = pgx.ReadOnly
+		}
+		tx, err := r.p.BeginTx(ctx, po)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = tx.Rollback(ctx) })
 		return callerTx{
@@ -45,7 +65,7 @@ func (b *backend) begin(t *testing.T) callerTx {
 			pgx:      tx,
 		}
 	case sqlRaw:
-		tx, err := r.x.BeginTxx(ctx, nil)
+		tx, err := r.x.BeginTxx(ctx, &opts)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = tx.Rollback() })
 		return callerTx{
@@ -151,6 +171,77 @@ func TestJoinCallerTx(t *testing.T) {
 	})
 }
 
+// TestJoinReadOnly loads in a read-only transaction the caller began: at
+// REPEATABLE READ the loads read one snapshot and lock nothing; at READ
+// COMMITTED, where a load of an aggregate with children would lock its
+// root, it fails with ErrReadOnlyLoad before sending anything, and the
+// caller's transaction stays usable.
+func TestJoinReadOnly(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		repo := b.repo(t)
+		require.NoError(t, repo.Save(ctx, newOrder(1, "alice", threeItems()...)))
+
+		for _, level := range []sql.IsolationLevel{sql.LevelRepeatableRead, sql.LevelSerializable} {
+			tx := b.beginWith(t, sql.TxOptions{Isolation: level, ReadOnly: true})
+			jctx, j, err := tx.join(ctx)
+			require.NoError(t, err)
+			b.log.take()
+			o, err := repo.Find(jctx, 1)
+			require.NoError(t, err, "a read-only %v transaction loads", level)
+			q := o.item(1).quantity
+			for _, s := range b.log.take() {
+				assert.NotContains(t, s.SQL, "FOR SHARE", "a snapshot needs no lock")
+			}
+			// A commit outside, between two loads: the transaction still
+			// reads the commit it started at, on SQLite too (its reader
+			// holds the database as it was).
+			if b.db.dialect.stmtSnapshot {
+				u, err := repo.Find(ctx, 1)
+				require.NoError(t, err)
+				u.setQuantity(1, q+1)
+				require.NoError(t, repo.Save(ctx, u))
+				again, err := repo.Find(jctx, 1)
+				require.NoError(t, err)
+				assert.Equal(t, q, again.item(1).quantity, "one snapshot for the whole transaction")
+				assert.Equal(t, q+1, b.load(t, 1).item(1).quantity)
+			}
+			err = repo.Save(jctx, o)
+			require.NoError(t, err, "nothing changed: nothing to write")
+			tx.rollback()
+			j.RolledBack()
+		}
+
+		if !b.db.dialect.stmtSnapshot {
+			return // SQLite has one level, serializable
+		}
+		tx := b.beginWith(t, sql.TxOptions{Isolation: sql.LevelReadCommitted, ReadOnly: true})
+		jctx, j, err := tx.join(ctx)
+		require.NoError(t, err)
+		_, err = repo.Find(jctx, 1)
+		require.ErrorIs(t, err, ErrReadOnlyLoad)
+		assert.Contains(t, err.Error(), "REPEATABLE READ", "the error says what to do")
+		_, err = repo.FindAll(jctx, Query{})
+		require.ErrorIs(t, err, ErrReadOnlyLoad, "a query too")
+		require.NoError(t, tx.exec("SELECT 1"), "nothing was sent: the transaction is not aborted")
+		tx.rollback()
+		j.RolledBack()
+
+		// Read-write at REPEATABLE READ: the loads lock nothing either.
+		tx = b.beginWith(t, sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+		jctx, j, err = tx.join(ctx)
+		require.NoError(t, err)
+		b.log.take()
+		_, err = repo.Find(jctx, 1)
+		require.NoError(t, err)
+		for _, s := range b.log.take() {
+			assert.NotContains(t, s.SQL, "FOR SHARE")
+		}
+		tx.rollback()
+		j.RolledBack()
+	})
+}
+
 // TestJoinBadInput checks the refusals of JoinPGX and JoinSQL, and that
 // a zero or nil Joined is harmless.
 func TestJoinBadInput(t *testing.T) {
@@ -224,6 +315,8 @@ func TestJoinUnfinished(t *testing.T) {
 		require.NoError(t, tx.commit())
 		err = repo.Save(ctx, g)
 		require.ErrorIs(t, err, repository.ErrUnfinished)
+		assert.ErrorIs(t, err, tracking.ErrUnfinished)
+		assert.True(t, strings.HasPrefix(err.Error(), "repository: save: the aggregate was saved in a unit of work that has not ended"), "each package names itself once: %v", err)
 		require.ErrorIs(t, repo.Remove(ctx, g), repository.ErrUnfinished)
 		assert.EqualValues(t, 2, b.raw.count(t, "SELECT count(*) FROM flat_lines"), "the line is not inserted twice")
 		j.Committed()

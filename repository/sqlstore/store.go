@@ -246,7 +246,12 @@ func (s *Store[T, ID]) fail(op string, err error) error {
 // nothing is locked.
 func (s *Store[T, ID]) Select(ctx context.Context, id ID) (T, error) {
 	root := s.selectRoot
-	switch s.rootLock(ctx, lastwrite.IsForWrite(ctx)) {
+	lk, err := s.rootLock(ctx, lastwrite.IsForWrite(ctx))
+	if err != nil {
+		var zero T
+		return zero, s.fail("select", err)
+	}
+	switch lk {
 	case lockShare:
 		root = s.shareSelect
 	case lockWrite:
@@ -266,8 +271,7 @@ const (
 
 // rootLock returns how a load in ctx locks its root rows, for it to return
 // aggregates as they stood at one commit: in a transaction whose
-// statements each read their own snapshot (PostgreSQL at READ COMMITTED,
-// and a caller's transaction joined, which is taken to be at that level),
+// statements each read their own snapshot (PostgreSQL at READ COMMITTED),
 // the roots of a load of several statements (an aggregate with children)
 // are locked FOR SHARE, so that no writer of the aggregate (a save locks
 // the root with its first statement, a delete too) can commit between
@@ -276,21 +280,25 @@ const (
 // the save takes: a save that followed a shared lock would take a
 // stronger one, and two of them deadlock. Outside a transaction, a load
 // reads one snapshot; so does every statement of a transaction at
-// REPEATABLE READ and above, and of SQLite.
-func (s *Store[T, ID]) rootLock(ctx context.Context, write bool) lock {
+// REPEATABLE READ and above, and of SQLite. A shared lock in a read-only
+// transaction (a caller's, joined) fails with [ErrReadOnlyLoad] before it
+// is sent, which would have aborted the transaction.
+func (s *Store[T, ID]) rootLock(ctx context.Context, write bool) (lock, error) {
 	if s.ready() != nil || !s.d.stmtSnapshot {
-		return lockNone
+		return lockNone, nil
 	}
 	t := s.db.txFrom(ctx)
 	switch {
 	case t == nil || t.snapshotted():
-		return lockNone
+		return lockNone, nil
 	case write:
-		return lockWrite
+		return lockWrite, nil
+	case len(s.m.children) > 0 && t.opts.ReadOnly:
+		return lockNone, ErrReadOnlyLoad
 	case len(s.m.children) > 0:
-		return lockShare
+		return lockShare, nil
 	}
-	return lockNone
+	return lockNone, nil
 }
 
 // SelectForUpdate is [Store.Select] that also locks the root row until the

@@ -38,7 +38,10 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 		return nil, s.fail("select", err)
 	}
 	cq.page(w)
-	lk := s.rootLock(ctx, false)
+	lk, err := s.rootLock(ctx, false)
+	if err != nil {
+		return nil, s.fail("select", err)
+	}
 	if lk == lockShare {
 		w.s(s.d.shareSuffix)
 	}

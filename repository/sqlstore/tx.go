@@ -270,8 +270,8 @@ func (db *DB) CommitWith(ctx context.Context) context.Context {
 
 // snapshotted reports whether every statement of t reads one snapshot:
 // on PostgreSQL, at REPEATABLE READ and above (a read-only transaction
-// runs at least at that level); on SQLite, always. A caller's transaction
-// joined is taken to be READ COMMITTED.
+// runs at least at that level); on SQLite, always. The options of a
+// caller's transaction joined are those the server reports at the join.
 func (t *txState) snapshotted() bool {
 	return !t.db.dialect.stmtSnapshot || pgRank(t.opts.Isolation) >= 2
 }
