@@ -67,9 +67,10 @@
 package diff
 
 import (
-	"fmt"
 	"reflect"
 	"unsafe"
+
+	"github.com/dddkit/dddkit/internal/diffat"
 )
 
 // Compare returns the differences between old and new. Both are values of
@@ -118,16 +119,11 @@ func Equal[T any](old, new T) (bool, error) {
 	return equalRoot(t, unsafe.Pointer(&o), unsafe.Pointer(&n), false)
 }
 
-// CompareValues is [Compare] for two values whose type is known only at
-// run time: pointers of one type, usually to an entity's struct. It fails
-// with [ErrUnsupported] when they are not.
-func CompareValues(old, new reflect.Value) (Result, error) {
-	if !old.IsValid() || !new.IsValid() || old.Type() != new.Type() || old.Kind() != reflect.Pointer {
-		return Result{}, fmt.Errorf("%w: CompareValues needs two pointers of one type", ErrUnsupported)
+func init() {
+	diffat.Compare = func(t reflect.Type, old, cur unsafe.Pointer) (any, error) {
+		if old == cur {
+			return Result{}, nil
+		}
+		return compareRoot(reflect.PointerTo(t), old, cur, true, false)
 	}
-	p, q := old.UnsafePointer(), new.UnsafePointer()
-	if p == q {
-		return Result{}, nil
-	}
-	return compareRoot(old.Type(), p, q, true, false)
 }

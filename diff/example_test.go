@@ -1,9 +1,7 @@
 package diff_test
 
 import (
-	"errors"
 	"fmt"
-	"reflect"
 
 	"github.com/dddkit/dddkit/diff"
 )
@@ -49,25 +47,4 @@ func ExampleCompare() {
 	// item 1 removed with 0 field changes
 	// item 2 modified with 1 field changes
 	// item 3 added with 0 field changes
-}
-
-// ExampleCompareValues compares two entities whose type is known only at
-// run time, as a store that reads them by reflection does.
-func ExampleCompareValues() {
-	type task struct {
-		ID    int `ddd:"id"`
-		Title string
-	}
-	old := reflect.ValueOf(&task{ID: 1, Title: "write"})
-	cur := reflect.ValueOf(&task{ID: 1, Title: "review"})
-	r, err := diff.CompareValues(old, cur)
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println(r)
-	_, err = diff.CompareValues(old, reflect.ValueOf(task{}))
-	fmt.Println(errors.Is(err, diff.ErrUnsupported))
-	// Output:
-	// Title: "write" -> "review"
-	// true
 }

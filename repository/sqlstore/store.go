@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/dddkit/dddkit/diff"
+	"github.com/dddkit/dddkit/internal/diffat"
 	"github.com/dddkit/dddkit/internal/lastwrite"
 	"github.com/dddkit/dddkit/internal/typeinfo"
 	"github.com/dddkit/dddkit/repository"
@@ -1166,10 +1167,11 @@ func generatedElems(kids []*child, base unsafe.Pointer, f func(c *child, key any
 // snapshot under another parent, to the existing parent whose key values
 // are refs, at index pos: an UPDATE of its row, and the changes below it.
 func (s *Store[T, ID]) move(c *child, refs []any, oldP, p unsafe.Pointer, pos int, work []childWork, rows *[][]*childRow, ix *identities) error {
-	d, err := diff.CompareValues(reflect.NewAt(c.typ, oldP), reflect.NewAt(c.typ, p))
+	r, err := diffat.Compare(c.typ, oldP, p)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.spec.Field, err)
 	}
+	d := r.(diff.Result)
 	if ix.moved[c.index] == nil {
 		ix.moved[c.index] = map[any]bool{}
 	}
