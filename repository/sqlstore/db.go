@@ -315,6 +315,9 @@ type stmt struct {
 	check check
 	// scan, for a query, is called for every row.
 	scan func(r rowScanner) error
+	// head, when set on a query, is called once with its rows before the
+	// first, even when there are none: the columns of the result are known.
+	head func(r rowScanner) error
 	// rootKey, on the INSERT of a root row, is the root's key column: a
 	// unique violation of that key is reported as [repository.ErrExists].
 	rootKey string
@@ -895,6 +898,11 @@ func sqlOne(ctx context.Context, c sqlConn, s *stmt, args []any) error {
 		return err
 	}
 	defer rows.Close()
+	if s.head != nil {
+		if err := s.head(rows); err != nil {
+			return err
+		}
+	}
 	found := false
 	for rows.Next() {
 		found = true
@@ -1025,6 +1033,11 @@ func readOne(br pgx.BatchResults, s *stmt) error {
 		return err
 	}
 	defer rows.Close()
+	if s.head != nil {
+		if err := s.head(rows); err != nil {
+			return err
+		}
+	}
 	for rows.Next() {
 		if err := s.scan(rows); err != nil {
 			return err

@@ -382,11 +382,12 @@
 // A projection of a Query selects the columns of the row type's fields,
 // each checked against the root table of the mapping before anything is
 // sent: a field that names no column fails with an error wrapping
-// [ErrQuery] that names it. The rows are scanned by the driver's own
-// struct scanning, pgx.RowToStructByName on [NewPGX] and sqlx's
-// StructScan on [NewSQL], with one rule on both: every column of the
-// result has a field, and every field a column, or the call fails with
-// [ErrQuery]. Times are set to UTC, as in loaded aggregates. Columns
+// [ErrQuery] that names it. The columns of the result are matched with
+// the fields by one rule on every backend: a field reads the column named
+// exactly by its db tag, else by its name in lower case (CustomerName
+// reads "customername"), every column of the result has a field, and every
+// field a column, or the call fails with [ErrQuery], even when the result
+// has no rows. Each row is scanned by the driver into the fields. Times are set to UTC, as in loaded aggregates. Columns
 // stored with the json or array option are read as the driver reads them
 // (pgx decodes JSON into the field; database/sql needs a field that
 // implements sql.Scanner).

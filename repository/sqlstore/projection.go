@@ -5,12 +5,12 @@ import (
 	"database/sql"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jmoiron/sqlx"
 )
 
 // A projection reads rows into a struct of your own, by its db tags, for
@@ -22,26 +22,28 @@ import (
 // one, else on the pool, the statements of one call reading one snapshot.
 // They are reported to the observer like every statement.
 //
-// The rows are scanned by the driver's own struct scanning: pgx's
-// RowToStructByName on [NewPGX], sqlx's StructScan on [NewSQL]. A field
-// reads the column named by its db tag (an untagged exported field, the
-// column of its name in lower case; `db:"-"` skips it; the fields of an
-// embedded struct are the row's own), unexported fields are ignored, and
-// every column of the result must have a field and every field a column:
-// anything else fails the call. Values are converted as the driver
-// converts them; the time.Time and *time.Time fields are set to UTC, as in
-// loaded aggregates.
+// A field reads the column named exactly by its db tag (an untagged
+// exported field, the column of its name in lower case, CustomerName
+// reading "customername"; `db:"-"` skips it; the fields of an embedded
+// struct are the row's own), unexported fields are ignored, and every
+// column of the result must have a field and every field a column, the
+// names matching exactly, on every backend: anything else fails the call
+// with [ErrQuery], checked against the columns of the result even when it
+// has no rows. Each row is scanned by the driver into the fields, so values
+// are converted as the driver converts them; the time.Time and *time.Time
+// fields are set to UTC, as in loaded aggregates.
 
 // projection is the shape of a row type: its columns, and where its times
 // are.
 type projection struct {
 	cols  []string // the column of each field, in order
+	paths [][]int  // the index path of each field, as cols
 	times [][]int  // the index paths of the time fields
 }
 
 var projections sync.Map // reflect.Type -> *projection or error
 
-// projectionOf returns the projection of Row, a struct type.
+// projectionOf returns the projection of t, a struct type.
 func projectionOf(t reflect.Type) (*projection, error) {
 	if v, ok := projections.Load(t); ok {
 		if err, ok := v.(error); ok {
@@ -94,6 +96,7 @@ func (p *projection) fields(t reflect.Type, index []int) error {
 		}
 		seen[name] = true
 		p.cols = append(p.cols, name)
+		p.paths = append(p.paths, path)
 		if ft := f.Type; ft == timeType || (ft.Kind() == reflect.Pointer && ft.Elem() == timeType) {
 			p.times = append(p.times, path)
 		}
@@ -117,68 +120,84 @@ func (p *projection) inUTC(row reflect.Value) {
 	}
 }
 
-// rowsInto returns the scan function of a statement that appends each row
-// it returns to out.
-func rowsInto[Row any](db *DB, p *projection, out *[]Row) func(r rowScanner) error {
-	var xr *sqlx.Rows
-	return func(r rowScanner) error {
-		var row Row
+// rowsInto returns the head and the scan functions of a statement that
+// appends each row it returns to out. head matches the columns of the
+// result with the fields of R exactly, before the first row and when there
+// is none; scan reads each row into the fields, by position.
+func rowsInto[R any](p *projection, out *[]R) (head, scan func(r rowScanner) error) {
+	var fields [][]int // the index path of the field of each column
+	head = func(r rowScanner) error {
+		var cols []string
 		switch r := r.(type) {
 		case pgx.Rows:
-			v, err := pgx.RowToStructByName[Row](r)
-			if err != nil {
-				return fmt.Errorf("%w: %w", ErrQuery, err)
+			if err := r.Err(); err != nil { // a failed query has no columns
+				return err
 			}
-			row = v
+			for _, fd := range r.FieldDescriptions() {
+				cols = append(cols, fd.Name)
+			}
 		case *sql.Rows:
-			if xr == nil || xr.Rows != r {
-				cols, err := r.Columns()
-				if err != nil {
-					return err
-				}
-				if err := p.check(cols); err != nil {
-					return err
-				}
-				xr = &sqlx.Rows{Rows: r, Mapper: db.sql.Mapper}
-			}
-			if err := xr.StructScan(&row); err != nil {
-				if strings.Contains(err.Error(), "missing destination") {
-					return fmt.Errorf("%w: %w", ErrQuery, err)
-				}
+			var err error
+			if cols, err = r.Columns(); err != nil {
 				return err
 			}
 		default:
 			return fmt.Errorf("sqlstore: rows of type %T", r)
 		}
-		p.inUTC(reflect.ValueOf(&row).Elem())
+		var err error
+		fields, err = p.match(cols)
+		return err
+	}
+	scan = func(r rowScanner) error {
+		var row R
+		v := reflect.ValueOf(&row).Elem()
+		dest := make([]any, len(fields))
+		for i, path := range fields {
+			dest[i] = v.FieldByIndex(path).Addr().Interface()
+		}
+		if err := r.Scan(dest...); err != nil {
+			return err
+		}
+		p.inUTC(v)
 		*out = append(*out, row)
 		return nil
 	}
+	return head, scan
 }
 
-// check returns an error unless cols, the columns of a result, hold a
-// column for every field (sqlx leaves a field without a column as it is).
-func (p *projection) check(cols []string) error {
-	have := make(map[string]bool, len(cols))
-	for _, c := range cols {
-		have[c] = true
+// match returns the index path of the field of each of cols, the columns
+// of a result, or an error unless every column has a field and every
+// field a column, the names matching exactly.
+func (p *projection) match(cols []string) ([][]int, error) {
+	fields := make([][]int, len(cols))
+	seen := make(map[string]bool, len(cols))
+	for i, c := range cols {
+		j := slices.Index(p.cols, c)
+		if j < 0 {
+			return nil, fmt.Errorf("%w: the query returns column %q, which no field of the row reads (the db tag, or the field's name in lower case, names a column exactly)", ErrQuery, c)
+		}
+		if seen[c] {
+			return nil, fmt.Errorf("%w: the query returns column %q twice", ErrQuery, c)
+		}
+		seen[c] = true
+		fields[i] = p.paths[j]
 	}
 	for _, c := range p.cols {
-		if !have[c] {
-			return fmt.Errorf("%w: the query returns no column %q for a field of the row", ErrQuery, c)
+		if !seen[c] {
+			return nil, fmt.Errorf("%w: the query returns no column %q for a field of the row", ErrQuery, c)
 		}
 	}
-	return nil
+	return fields, nil
 }
 
 // Select returns the rows that q selects from the root table of m, each
-// read into a Row by its db tags (see "Projections" in the package doc):
-// the SELECT names the columns of Row's fields, each of which must be a
+// read into an R by its db tags (see "Projections" in the package doc):
+// the SELECT names the columns of R's fields, each of which must be a
 // column of the root table, or the call fails with [ErrQuery] naming it,
 // and nothing is sent. The conditions, order and paging of q apply as for
 // aggregates. The rows are not tracked.
-func Select[Row, T any](ctx context.Context, db *DB, m *Mapping[T], q Query) ([]Row, error) {
-	rows, _, err := selectRows[Row](ctx, db, m, q, false)
+func Select[R, T any](ctx context.Context, db *DB, m *Mapping[T], q Query) ([]R, error) {
+	rows, _, err := selectRows[R](ctx, db, m, q, false)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: select: %w", err)
 	}
@@ -193,29 +212,29 @@ func Select[Row, T any](ctx context.Context, db *DB, m *Mapping[T], q Query) ([]
 // the two statements, COMMIT). In a transaction of PostgreSQL at READ
 // COMMITTED each statement reads the database as of its own start, so a
 // commit between them may make the total and the page disagree.
-func SelectPage[Row, T any](ctx context.Context, db *DB, m *Mapping[T], q Query) ([]Row, int64, error) {
-	rows, total, err := selectRows[Row](ctx, db, m, q, true)
+func SelectPage[R, T any](ctx context.Context, db *DB, m *Mapping[T], q Query) ([]R, int64, error) {
+	rows, total, err := selectRows[R](ctx, db, m, q, true)
 	if err != nil {
 		return nil, 0, fmt.Errorf("sqlstore: select page: %w", err)
 	}
 	return rows, total, nil
 }
 
-func selectRows[Row, T any](ctx context.Context, db *DB, m *Mapping[T], q Query, count bool) ([]Row, int64, error) {
+func selectRows[R, T any](ctx context.Context, db *DB, m *Mapping[T], q Query, count bool) ([]R, int64, error) {
 	if err := db.check(); err != nil {
 		return nil, 0, err
 	}
 	if m == nil {
 		return nil, 0, fmt.Errorf("%w: nil mapping", ErrMapping)
 	}
-	p, err := projectionOf(reflect.TypeFor[Row]())
+	p, err := projectionOf(reflect.TypeFor[R]())
 	if err != nil {
 		return nil, 0, err
 	}
 	tb := &m.root
 	for _, c := range p.cols {
 		if tb.column(c) < 0 {
-			return nil, 0, fmt.Errorf("%w: %q, a field of %v, is not a column of %s", ErrQuery, c, reflect.TypeFor[Row](), tb.name)
+			return nil, 0, fmt.Errorf("%w: %q, a field of %v, is not a column of %s", ErrQuery, c, reflect.TypeFor[R](), tb.name)
 		}
 	}
 	cq, err := tb.compile(q)
@@ -235,9 +254,9 @@ func selectRows[Row, T any](ctx context.Context, db *DB, m *Mapping[T], q Query,
 		return nil, 0, err
 	}
 	cq.page(w)
-	var out []Row
+	var out []R
 	page := w.stmt(noCheck)
-	page.scan = rowsInto(db, p, &out)
+	page.head, page.scan = rowsInto(p, &out)
 	stmts := []stmt{page}
 	var total int64
 	if count {
@@ -258,15 +277,15 @@ func selectRows[Row, T any](ctx context.Context, db *DB, m *Mapping[T], q Query,
 }
 
 // SelectSQL runs sql, a query of your own, with args bound to its ?
-// placeholders (as for [DB.Exec]), and returns its rows, each read into a
-// Row by its db tags (see "Projections" in the package doc). It runs as
+// placeholders (as for [DB.Exec]), and returns its rows, each read into
+// an R by its db tags (see "Projections" in the package doc). It runs as
 // [DB.Query] does, in the transaction of ctx when there is one. The rows
 // are not tracked.
-func SelectSQL[Row any](ctx context.Context, db *DB, sql string, args ...any) ([]Row, error) {
+func SelectSQL[R any](ctx context.Context, db *DB, sql string, args ...any) ([]R, error) {
 	if err := db.check(); err != nil {
 		return nil, fmt.Errorf("sqlstore: select: %w", err)
 	}
-	p, err := projectionOf(reflect.TypeFor[Row]())
+	p, err := projectionOf(reflect.TypeFor[R]())
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: select: %w", err)
 	}
@@ -274,8 +293,10 @@ func SelectSQL[Row any](ctx context.Context, db *DB, sql string, args ...any) ([
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: select: %w", err)
 	}
-	var out []Row
-	if err := db.run(ctx, []stmt{{sql: text, args: args, scan: rowsInto(db, p, &out)}}, false); err != nil {
+	var out []R
+	st := stmt{sql: text, args: args}
+	st.head, st.scan = rowsInto(p, &out)
+	if err := db.run(ctx, []stmt{st}, false); err != nil {
 		return nil, fmt.Errorf("sqlstore: select: %w", err)
 	}
 	return out, nil

@@ -161,3 +161,42 @@ func TestSelectTimesUTC(t *testing.T) {
 		assert.Equal(t, time.UTC, rows[0].At.Location())
 	})
 }
+
+// TestSelectColumnsExact: a field reads the column of its db tag, else of
+// its name in lower case, exactly and on every backend: no backend matches
+// a column whose name differs in case or by underscores. The columns are
+// checked even when the result has no rows.
+func TestSelectColumnsExact(t *testing.T) {
+	type untagged struct {
+		CustomerName string
+	}
+	type upper struct {
+		Name string `db:"CUSTOMER"`
+	}
+	type nameRow struct {
+		Name   string `db:"name"`
+		Orders int64  `db:"orders"`
+	}
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		seed(t, b)
+		rows, err := SelectSQL[untagged](ctx, b.db, `SELECT name AS customername FROM customers WHERE name = ?`, "bob")
+		require.NoError(t, err)
+		assert.Equal(t, []untagged{{"bob"}}, rows)
+
+		_, err = SelectSQL[untagged](ctx, b.db, `SELECT name AS customer_name FROM customers`)
+		assert.ErrorIs(t, err, ErrQuery, "customer_name is not the column of CustomerName")
+		assert.ErrorContains(t, err, `"customer_name"`)
+		_, err = SelectSQL[upper](ctx, b.db, `SELECT customer FROM orders`)
+		assert.ErrorIs(t, err, ErrQuery, `customer is not the column "CUSTOMER"`)
+
+		// No rows: the columns of the result are checked all the same.
+		_, err = SelectSQL[nameRow](ctx, b.db, `SELECT name FROM customers WHERE 1 = 0`)
+		assert.ErrorIs(t, err, ErrQuery, "a field without a column, no rows")
+		_, err = SelectSQL[nameRow](ctx, b.db, `SELECT name, 1 AS orders, 2 AS more FROM customers WHERE 1 = 0`)
+		assert.ErrorIs(t, err, ErrQuery, "a column without a field, no rows")
+		rows2, err := SelectSQL[nameRow](ctx, b.db, `SELECT name, 1 AS orders FROM customers WHERE 1 = 0`)
+		require.NoError(t, err)
+		assert.Empty(t, rows2)
+	})
+}
