@@ -43,7 +43,9 @@ func Has(field string, conds ...Cond) Cond {
 // backslash is refused with [ErrQuery]. The match is case-sensitive on
 // every database: on SQLite, whose LIKE ignores the case of ASCII letters,
 // the pattern is run as the equivalent GLOB. Use [EqualFold] to ignore
-// case, [Contains] and [HasPrefix] to match a text given as it is.
+// case, [Contains] and [HasPrefix] to match a text given as it is. No text
+// match takes a column stored with the json or array option: it fails with
+// [ErrQuery] on every database.
 func Like(column, pattern string) Cond {
 	return Cond{column: column, op: "LIKE", name: "Like", args: []any{pattern}}
 }
@@ -177,10 +179,12 @@ func (tb *table) checkCond(c Cond) (Cond, error) {
 	case "IS NULL":
 		return c, nil
 	case "LIKE", "FOLD":
-		// Like takes a column whose values cannot be told too (a JSON
-		// column, a Valuer of unknown kind); the others text alone.
+		// Like takes a column whose values cannot be told too (a Valuer of
+		// unknown kind); the others text alone. A JSON or array column is
+		// never text: PostgreSQL has no LIKE on json, jsonb or arrays, and
+		// SQLite would match the encoding.
 		text := kindOf(col.typ).fam == famString && col.codec == codecPlain
-		if !text && (c.name != "Like" || kindOf(col.typ).fam != famOther && col.codec == codecPlain) {
+		if col.codec != codecPlain || !text && (c.name != "Like" || kindOf(col.typ).fam != famOther) {
 			return c, fmt.Errorf("%w: %s(%q): a column of type %v is not text", ErrQuery, condFunc(c), c.column, col.typ)
 		}
 		if _, ok := likeToGlob(c.args[0].(string)); !ok {

@@ -351,3 +351,44 @@ func TestEscapeLike(t *testing.T) {
 	_, ok := likeToGlob(`ab\`)
 	assert.False(t, ok)
 }
+
+// TestTextMatchEncoded: a text match on a column stored as JSON, or as a
+// PostgreSQL array, fails with ErrQuery on every backend, and nothing is
+// sent.
+func TestTextMatchEncoded(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		ddl := `CREATE TABLE profiles (id BIGINT PRIMARY KEY, addrs TEXT, attrs TEXT, tags TEXT, version BIGINT NOT NULL)`
+		if b.db.dialect.anyArray {
+			ddl = `CREATE TABLE profiles (id BIGINT PRIMARY KEY, addrs JSONB, attrs JSONB, tags JSONB, version BIGINT NOT NULL)`
+		}
+		b.raw.exec(t, ddl)
+		m, err := NewMapping[*profile](Table{Name: "profiles"})
+		require.NoError(t, err)
+		repo, err := NewRepository[*profile, int64](b.db, m)
+		require.NoError(t, err)
+		require.NoError(t, repo.Save(ctx, &profile{id: 1, tags: []string{"tea"}}))
+		conds := []Cond{Like("tags", "%tea%"), Contains("tags", "tea"), HasPrefix("attrs", "{"), EqualFold("tags", "TEA")}
+		if b.db.dialect.anyArray {
+			b.raw.exec(t, `CREATE TABLE tagged (id BIGINT PRIMARY KEY, tags TEXT[])`)
+			am, err := NewMapping[*tagged](Table{Name: "tagged"})
+			require.NoError(t, err)
+			arepo, err := NewRepository[*tagged, int64](b.db, am)
+			require.NoError(t, err)
+			require.NoError(t, arepo.Save(ctx, &tagged{id: 1, tags: []string{"tea"}}))
+			b.log.take()
+			for _, c := range []Cond{Like("tags", "%tea%"), Contains("tags", "tea")} {
+				_, err := arepo.FindAll(ctx, Where(c))
+				assert.ErrorIs(t, err, ErrQuery, "%s on an array column", condFunc(c))
+			}
+			assert.Empty(t, b.log.take(), "nothing sent")
+		}
+		b.log.take()
+		for _, c := range conds {
+			_, err := repo.FindAll(ctx, Where(c))
+			assert.ErrorIs(t, err, ErrQuery, "%s on a JSON column", condFunc(c))
+			assert.ErrorContains(t, err, "is not text")
+		}
+		assert.Empty(t, b.log.take(), "nothing sent")
+	})
+}
