@@ -295,27 +295,7 @@ func writeCond(w *builder, tb *table, qual string, c Cond) error {
 			w.s("1 = 0")
 			return nil
 		}
-		if w.d.anyArray && plainKind(col.typ) {
-			arr, err := typedSlice(col, c.args)
-			if err != nil {
-				return err
-			}
-			w.s(name + " = ANY(")
-			w.p(arr)
-			w.s(")")
-			return nil
-		}
-		if len(c.args) > w.d.maxParams/2 {
-			return fmt.Errorf("%w: In(%q) has %d values, more than %s takes in one statement", ErrQuery, c.column, len(c.args), w.d.name)
-		}
-		w.s(name + " IN (")
-		for i, a := range c.args {
-			if i > 0 {
-				w.s(", ")
-			}
-			w.p(a)
-		}
-		w.s(")")
+		return inList(w, name, col, c.args)
 	default:
 		w.s(name + " " + c.op + " ")
 		w.p(c.args[0])

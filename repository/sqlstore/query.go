@@ -250,11 +250,25 @@ func (cq *compiledQuery) where(w *builder) error {
 		}
 		w.s(")")
 	}
+	if len(w.args)+pageParams > w.d.maxParams {
+		return fmt.Errorf("%w: the conditions take %d parameters, more than %s takes in one statement (%d) with a LIMIT and an OFFSET", ErrQuery, len(w.args), w.d.title, w.d.maxParams)
+	}
 	return nil
 }
 
+// pageParams is how many parameters page writes at most.
+const pageParams = 2
+
 // inList writes column = ANY(keys) (an IN list where the dialect binds no
-// arrays), keys being values of the column kc's type.
+// arrays), keys being values of the column kc's type. It serves the key
+// lists of loads and deletes and the In condition alike.
+//
+// An IN list takes a parameter per value, and the dialect's limit is on
+// all the parameters of the statement: those written before the list (a
+// parent's key columns, other conditions) count with it. A fixed share of
+// the limit would refuse lists that fit and pass lists that do not (two
+// lists of half the limit each); the parameters written after it (more
+// conditions, a keyset, LIMIT and OFFSET) are checked by where.
 func inList(w *builder, column string, kc *column, keys []any) error {
 	if w.d.anyArray && plainKind(kc.typ) {
 		arr, err := typedSlice(kc, keys)
@@ -266,8 +280,8 @@ func inList(w *builder, column string, kc *column, keys []any) error {
 		w.s(")")
 		return nil
 	}
-	if len(keys) > w.d.maxParams {
-		return fmt.Errorf("%w: %d keys, more than %s takes in one statement", ErrQuery, len(keys), w.d.name)
+	if len(w.args)+len(keys) > w.d.maxParams {
+		return fmt.Errorf("%w: %s IN a list of %d values, with %d other parameters, is more than %s takes in one statement (%d)", ErrQuery, column, len(keys), len(w.args), w.d.title, w.d.maxParams)
 	}
 	w.s(column + " IN (")
 	for i, k := range keys {

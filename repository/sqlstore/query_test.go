@@ -250,3 +250,39 @@ func TestFindAllInTxByKeys(t *testing.T) {
 		}
 	})
 }
+
+// TestInParamLimit: an In list is limited by the parameters of its whole
+// statement, as the key lists of loads are: a list that fits runs, however
+// long, and lists that together do not fit fail with ErrQuery before
+// anything is sent.
+func TestInParamLimit(t *testing.T) {
+	small := *sqlite
+	small.maxParams = 8
+	tb := &orderMapping(t).root
+	where := func(conds ...Cond) error {
+		cq, err := tb.compile(Where(conds...))
+		require.NoError(t, err)
+		return cq.where(&builder{d: &small})
+	}
+	vals := func(n int) []any {
+		var out []any
+		for i := range n {
+			out = append(out, int64(i))
+		}
+		return out
+	}
+	assert.NoError(t, where(In("id", vals(6)...)), "6 values, LIMIT and OFFSET fit in 8")
+	assert.ErrorIs(t, where(In("id", vals(7)...)), ErrQuery, "7 values leave no room for LIMIT and OFFSET")
+	assert.ErrorIs(t, where(In("id", vals(4)...), In("version", vals(4)...)), ErrQuery, "two lists of 4 do not fit in 8")
+	assert.ErrorIs(t, where(Eq("customer", "x"), In("id", vals(8)...)), ErrQuery)
+
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		seedMany(t, b, 3)
+		repo := b.repo(t)
+		ctx := context.Background()
+		ids := vals(b.db.dialect.maxParams/2 + 100)
+		got, err := repo.FindAll(ctx, Where(In("id", ids...)).OrderBy("id"))
+		require.NoError(t, err, "a list of more than half the limit")
+		assert.Len(t, got, 3)
+	})
+}
