@@ -336,6 +336,11 @@ type rowScanner interface {
 // no row.
 var errConflict = fmt.Errorf("%w: no row has this key and version", repository.ErrConflict)
 
+// errMissing is returned by the pgx executor when a checked statement
+// that tells a missing row from one at another version (see
+// Store.deleteSQL) found no row with the key at all.
+var errMissing = fmt.Errorf("%w: no row has this key", repository.ErrNotFound)
+
 // Control statements, reported to the observer like the others.
 const (
 	sqlBegin            = "BEGIN"
@@ -610,6 +615,7 @@ func (db *DB) outcome(ctx context.Context, w watch, err error, atCommit bool) er
 func failed(err error, atCommit bool) bool {
 	if (pgconn.SafeToRetry(err) && !errors.Is(err, pgconn.ErrConnClosed)) ||
 		errors.Is(err, errConflict) ||
+		errors.Is(err, errMissing) ||
 		errors.Is(err, pgx.ErrTxCommitRollback) ||
 		errors.Is(err, pgx.ErrTxClosed) ||
 		errors.Is(err, sql.ErrTxDone) {
@@ -924,6 +930,14 @@ func sqlOne(ctx context.Context, c sqlConn, s *stmt, args []any) error {
 	return nil
 }
 
+// isLogOfZero reports a PostgreSQL invalid_argument_for_logarithm error
+// (SQLSTATE 2201E), which a checked statement that tells a missing row
+// from one at another version raises when no row has the key.
+func isLogOfZero(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "2201E"
+}
+
 // isDivisionByZero reports a PostgreSQL division_by_zero error (SQLSTATE
 // 22012), which a checked statement raises when it found no row.
 func isDivisionByZero(err error) bool {
@@ -995,6 +1009,8 @@ func (db *DB) batch(ctx context.Context, c PGX, ctl *batchCtl, stmts []stmt) (in
 		err = readOne(br, s)
 		if err != nil && s.check != noCheck && isDivisionByZero(err) {
 			err = errConflict
+		} else if err != nil && s.check != noCheck && isLogOfZero(err) {
+			err = errMissing
 		}
 		err = classify(s, err)
 		step(s.sql, s.args, err)

@@ -70,3 +70,51 @@ func TestRemoveByID(t *testing.T) {
 		assert.False(t, b.exists(t, 3))
 	})
 }
+
+// TestRemoveByIDCommitWith checks that RemoveByID marked with CommitWith in
+// a unit of work tells a missing aggregate (ErrNotFound, with no word of a
+// version when none was given) from one at another version (ErrConflict),
+// though on pgx the failed statement ended the transaction it was to
+// commit.
+func TestRemoveByIDCommitWith(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		seed(t, b)
+		repo := b.repo(t)
+		v := b.load(t, 1).version
+
+		for _, tc := range []struct {
+			name string
+			id   orderID
+			opts []repository.RemoveOption
+			want error
+			not  error
+		}{
+			{"missing", 9, nil, repository.ErrNotFound, repository.ErrConflict},
+			{"missing at a version", 9, []repository.RemoveOption{repository.IfVersion(v)}, repository.ErrNotFound, repository.ErrConflict},
+			{"another version", 1, []repository.RemoveOption{repository.IfVersion(v + 1)}, repository.ErrConflict, repository.ErrNotFound},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var err error
+				txErr := b.db.InTx(ctx, func(ctx context.Context) error {
+					err = repo.RemoveByID(b.db.CommitWith(ctx), tc.id, tc.opts...)
+					return err
+				})
+				require.ErrorIs(t, txErr, tc.want)
+				require.ErrorIs(t, err, tc.want)
+				assert.NotErrorIs(t, err, tc.not)
+				assert.NotErrorIs(t, err, repository.ErrOutcomeUnknown)
+				if len(tc.opts) == 0 {
+					assert.NotContains(t, err.Error(), "version")
+				}
+			})
+		}
+		assert.True(t, b.exists(t, 1), "a conflict removes nothing")
+		assert.Len(t, b.load(t, 1).items, 3)
+
+		// Outside a unit of work too.
+		err := repo.RemoveByID(ctx, 9)
+		require.ErrorIs(t, err, repository.ErrNotFound)
+		assert.NotContains(t, err.Error(), "version")
+	})
+}

@@ -46,7 +46,14 @@ type Store[T any, ID comparable] struct {
 	// the version check, for DeleteByID without a version.
 	deleteRootAny string
 	lockRootAny   string
-	// existsRoot tells a missing root row from a conflict.
+	// lockRootTell and deleteRootTell are lockRoot and deleteRoot that,
+	// on pgx, tell a missing root row (errMissing) from one at another
+	// version (errConflict) in the same statement, for DeleteByID with a
+	// version.
+	lockRootTell   string
+	deleteRootTell string
+	// existsRoot tells a missing root row from a conflict where the
+	// statements cannot (not on pgx).
 	existsRoot string
 	// err is why the mapping cannot be used on db, if it cannot.
 	err error
@@ -132,10 +139,11 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 	w.s("SELECT 1 FROM " + rt.quoted + " WHERE " + key + " = ")
 	w.p(nil)
 	s.existsRoot = w.stmt(noCheck).sql
-	s.lockRoot, s.deleteRoot = s.deleteSQL(w, rt.version >= 0)
+	s.lockRoot, s.deleteRoot = s.deleteSQL(w, rt.version >= 0, false)
 	s.lockRootAny, s.deleteRootAny = s.lockRoot, s.deleteRoot
 	if rt.version >= 0 {
-		s.lockRootAny, s.deleteRootAny = s.deleteSQL(w, false)
+		s.lockRootAny, s.deleteRootAny = s.deleteSQL(w, false, false)
+		s.lockRootTell, s.deleteRootTell = s.deleteSQL(w, true, s.wrap)
 	}
 	return s
 }
@@ -143,7 +151,18 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 // deleteSQL returns the statements that lock (where the dialect locks
 // before deleting, and there are children) and delete the root row of key
 // $1, of version $2 when versioned.
-func (s *Store[T, ID]) deleteSQL(w *builder, versioned bool) (lock, del string) {
+//
+// When tell (on pgx, versioned), the check tells a missing row from one at
+// another version: it ends
+//
+//	SELECT CASE WHEN count(*) > 0 THEN 1
+//	WHEN EXISTS (SELECT 1 FROM root WHERE key = $3) THEN 1/count(*)
+//	ELSE ln(count(*)) END FROM r
+//
+// so that another version raises division_by_zero (a conflict) and no row
+// invalid_argument_for_logarithm (not found); its arguments are the key,
+// the version and the key again.
+func (s *Store[T, ID]) deleteSQL(w *builder, versioned, tell bool) (lock, del string) {
 	rt := &s.m.root
 	key := rt.cols[rt.key].quoted
 	where := func() {
@@ -159,7 +178,7 @@ func (s *Store[T, ID]) deleteSQL(w *builder, versioned bool) (lock, del string) 
 			w.s("SELECT 1 FROM " + rt.quoted)
 			where()
 			w.s(s.d.lockSuffix)
-		}, false)
+		}, false, tell)
 		lock = w.stmt(checkRow).sql
 		w.s("DELETE FROM " + rt.quoted)
 		where()
@@ -168,13 +187,15 @@ func (s *Store[T, ID]) deleteSQL(w *builder, versioned bool) (lock, del string) 
 	s.checked(w, func() {
 		w.s("DELETE FROM " + rt.quoted)
 		where()
-	}, true)
+	}, true, tell)
 	return "", w.stmt(checkRows).sql
 }
 
 // checked writes the statement of body so that finding no row fails it:
-// on pgx, wrapped as WITH r AS (body) SELECT 1/count(*) FROM r.
-func (s *Store[T, ID]) checked(w *builder, body func(), dml bool) {
+// on pgx, wrapped as WITH r AS (body) SELECT 1/count(*) FROM r. When
+// tell, the root row is looked up by key (the next placeholder) to tell a
+// missing row from one at another version: see deleteSQL.
+func (s *Store[T, ID]) checked(w *builder, body func(), dml, tell bool) {
 	if !s.wrap {
 		body()
 		return
@@ -184,7 +205,14 @@ func (s *Store[T, ID]) checked(w *builder, body func(), dml bool) {
 	if dml {
 		w.s(" RETURNING 1")
 	}
-	w.s(") SELECT 1/count(*) FROM r")
+	if !tell {
+		w.s(") SELECT 1/count(*) FROM r")
+		return
+	}
+	rt := &s.m.root
+	w.s(") SELECT CASE WHEN count(*) > 0 THEN 1 WHEN EXISTS (SELECT 1 FROM " + rt.quoted + " WHERE " + rt.cols[rt.key].quoted + " = ")
+	w.p(nil)
+	w.s(") THEN 1/count(*) ELSE ln(count(*)) END FROM r")
 }
 
 // refColumns returns quoted column names as columns, for columnList.
@@ -874,7 +902,7 @@ func (s *Store[T, ID]) emitUpdate(up *update) (*savePlan, error) {
 				w.s(" AND " + rt.cols[rt.version].quoted + " = ")
 				w.p(ch.OldVersion)
 			}
-		}, true)
+		}, true, false)
 		stmts = append(stmts, w.stmt(checkRows))
 	}
 
@@ -947,7 +975,7 @@ func (s *Store[T, ID]) emitUpdate(up *update) (*savePlan, error) {
 			w.s("SELECT 1 FROM " + rt.quoted + " WHERE " + rt.cols[rt.key].quoted + " = ")
 			w.p(key)
 			w.s(s.d.writeSuffix)
-		}, false)
+		}, false, false)
 		pl.first = append([]stmt{w.stmt(checkRow)}, pl.first...)
 	}
 	return pl, nil
@@ -1339,21 +1367,29 @@ func (s *Store[T, ID]) Delete(ctx context.Context, agg T, version int64) error {
 // deleteStmts builds the statements of Delete.
 func (s *Store[T, ID]) deleteStmts(base unsafe.Pointer, version int64) []stmt {
 	rt := &s.m.root
-	return s.deleteKey(rt.cols[rt.key].value(base), rt.version >= 0, version)
+	return s.deleteKey(rt.cols[rt.key].value(base), rt.version >= 0, version, false)
 }
 
 // deleteKey builds the statements that delete the aggregate with key key,
 // of the given version when versioned (the root has a version column).
-func (s *Store[T, ID]) deleteKey(key any, versioned bool, version int64) []stmt {
+// When tell, the root's check tells a missing row from one at another
+// version where it can (on pgx, see deleteSQL).
+func (s *Store[T, ID]) deleteKey(key any, versioned bool, version int64, tell bool) []stmt {
 	lock, del := s.lockRootAny, s.deleteRootAny
 	keyArgs := []any{key}
+	checkArgs := keyArgs
 	if versioned {
 		lock, del = s.lockRoot, s.deleteRoot
 		keyArgs = []any{key, version}
+		checkArgs = keyArgs
+		if tell && s.wrap {
+			lock, del = s.lockRootTell, s.deleteRootTell
+			checkArgs = []any{key, version, key}
+		}
 	}
 	stmts := make([]stmt, 0, len(s.deleteChild)+2)
 	if lock != "" {
-		stmts = append(stmts, stmt{sql: lock, args: keyArgs, check: checkRow})
+		stmts = append(stmts, stmt{sql: lock, args: checkArgs, check: checkRow})
 	}
 	for _, q := range s.deleteChild {
 		stmts = append(stmts, stmt{sql: q, args: []any{key}})
@@ -1361,7 +1397,7 @@ func (s *Store[T, ID]) deleteKey(key any, versioned bool, version int64) []stmt 
 	if lock != "" {
 		return append(stmts, stmt{sql: del, args: keyArgs})
 	}
-	return append(stmts, stmt{sql: del, args: keyArgs, check: checkRows})
+	return append(stmts, stmt{sql: del, args: checkArgs, check: checkRows})
 }
 
 // DeleteByID removes the aggregate with key id, as [Store.Delete] does,
@@ -1369,9 +1405,10 @@ func (s *Store[T, ID]) deleteKey(key any, versioned bool, version int64) []stmt 
 // mapping must then have a version column), whatever its version
 // otherwise. When no row has key id, it fails with an error wrapping
 // [repository.ErrNotFound]; when the root row has another version, with
-// one wrapping [repository.ErrConflict]. It is one round trip on pgx; a
-// failure costs one more, a SELECT that tells the two apart. It
-// implements [repository.IDDeleter].
+// one wrapping [repository.ErrConflict]. It is one round trip on pgx,
+// where the statement that checks the root row tells the two apart;
+// elsewhere, a failure with a version costs one more, a SELECT that tells
+// them apart.
 func (s *Store[T, ID]) DeleteByID(ctx context.Context, id ID, version *int64) error {
 	if err := s.ready(); err != nil {
 		return s.fail("delete", err)
@@ -1384,13 +1421,26 @@ func (s *Store[T, ID]) DeleteByID(ctx context.Context, id ID, version *int64) er
 	if version != nil {
 		pl.versioned, pl.version = true, *version
 	}
-	pl.first = s.deleteKey(any(id), pl.versioned, pl.version)
+	pl.first = s.deleteKey(any(id), pl.versioned, pl.version, true)
 	err := s.save(ctx, "delete", any(id), pl)
+	if errors.Is(err, errMissing) {
+		return s.fail("delete", fmt.Errorf("%w: key %v", repository.ErrNotFound, id))
+	}
 	if err == nil || !errors.Is(err, repository.ErrConflict) || errors.Is(err, repository.ErrOutcomeUnknown) {
 		return err
 	}
+	if version == nil {
+		// Whatever its version, the row would have been deleted: there
+		// is none.
+		return s.fail("delete", fmt.Errorf("%w: key %v", repository.ErrNotFound, id))
+	}
+	if s.wrap {
+		// The statement would have told a missing row.
+		return err
+	}
 	// The root row was not found, or not at that version: which, a
-	// SELECT tells. When it cannot be told, the conflict stands.
+	// SELECT tells (the failure rolled back what it did, and left a
+	// transaction usable). When it cannot be told, the conflict stands.
 	found := 0
 	if qerr := s.db.run(ctx, []stmt{{sql: s.existsRoot, args: []any{id}, scan: func(rowScanner) error {
 		found++
