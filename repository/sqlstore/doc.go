@@ -259,7 +259,9 @@
 // [Mapping.DDL] writes the CREATE TABLE statements of a mapping for
 // PostgreSQL or SQLite, to paste into a migration: the mapped columns,
 // the parent key and position columns of the child tables, the primary
-// keys, a foreign key from each child table to its parent's, and identity
+// keys, a foreign key from each child table to its parent's (DEFERRABLE
+// INITIALLY DEFERRED when it holds the parent's own parent key columns,
+// so that a move passes), and identity
 // columns (INTEGER PRIMARY KEY on SQLite) for generated keys. It is a
 // starting point: add the constraints, indexes and defaults of the
 // domain.
@@ -271,9 +273,11 @@
 // field's (on SQLite, one whose affinity would change the values, such as
 // a string in a NUMERIC column, or a time in a column not declared DATE,
 // DATETIME or TIMESTAMP, which the driver would not read back as a time);
-// a generated key that the database does not make; and a unique index
+// a generated key that the database does not make; a unique index
 // holding a position column that is not deferred (on PostgreSQL) or at all
-// (on SQLite), which would fail a reorder. A column typo then stops the
+// (on SQLite), which would fail a reorder; and a composite foreign key
+// holding the parent key columns of a level whose key is generated that
+// is neither deferred nor ON UPDATE CASCADE, which would fail a move. A column typo then stops the
 // service at startup rather than at its first query.
 //
 // # Statements

@@ -138,8 +138,37 @@ func (b *board) takeItem(id int64) kitem {
 	return kitem{}
 }
 
+// kanbanMapping maps a board: its cards refer to their column by every
+// level's parent key when fullPath, its items to their card by the card's
+// key alone when keyOnly.
+func kanbanMapping(t *testing.T, fullPath, keyOnly bool) *Mapping[*board] {
+	t.Helper()
+	m, err := NewMapping[*board](Table{Name: "boards"},
+		Child{Field: "columns", Table: "kcolumns", ParentKey: "board_id", Position: "pos", Children: []Child{
+			{Field: "cards", Table: "kcards", ParentKey: "column_id", ParentKeyOnly: !fullPath, Position: "pos", Children: []Child{
+				{Field: "items", Table: "kitems", ParentKey: "card_id", ParentKeyOnly: keyOnly},
+			}},
+		}})
+	require.NoError(t, err)
+	return m
+}
+
+// kanbanSchema creates the tables of a board in the layout given, and
+// returns their mapping. The layout "ddl" is "full-path" created by
+// Mapping.DDL.
 func kanbanSchema(t *testing.T, b *backend, layout string) *Mapping[*board] {
 	t.Helper()
+	if layout == "ddl" {
+		m := kanbanMapping(t, true, false)
+		ddl, err := m.DDL(b.database())
+		require.NoError(t, err)
+		for _, s := range statements(ddl) {
+			b.raw.exec(t, s)
+		}
+		b.raw.exec(t, `ALTER TABLE kcards ADD COLUMN note TEXT NOT NULL DEFAULT ''`)
+		require.NoError(t, m.Check(context.Background(), b.db), ddl)
+		return m
+	}
 	serial := "INTEGER PRIMARY KEY"
 	if b.db.dialect.anyArray {
 		serial = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
@@ -162,21 +191,14 @@ func kanbanSchema(t *testing.T, b *backend, layout string) *Mapping[*board] {
 		b.raw.exec(t, `CREATE TABLE kcards (id `+serial+`, column_id BIGINT NOT NULL REFERENCES kcolumns (id), pos INTEGER NOT NULL, title TEXT NOT NULL, note TEXT NOT NULL DEFAULT '')`)
 		b.raw.exec(t, `CREATE TABLE kitems (id `+serial+`, card_id BIGINT NOT NULL REFERENCES kcards (id), text TEXT NOT NULL)`)
 	}
-	m, err := NewMapping[*board](Table{Name: "boards"},
-		Child{Field: "columns", Table: "kcolumns", ParentKey: "board_id", Position: "pos", Children: []Child{
-			{Field: "cards", Table: "kcards", ParentKey: "column_id", ParentKeyOnly: layout != "full-path", Position: "pos", Children: []Child{
-				{Field: "items", Table: "kitems", ParentKey: "card_id", ParentKeyOnly: layout == "key-only"},
-			}},
-		}})
-	require.NoError(t, err)
-	return m
+	return kanbanMapping(t, layout == "full-path", layout == "key-only")
 }
 
 // TestMoveKeepsIdentity moves entities whose keys the database generated
 // between parents, at every depth, within one save and over several, and
 // checks that each keeps its key and its row.
 func TestMoveKeepsIdentity(t *testing.T) {
-	for _, layout := range []string{"key-only", "full-path", "mixed"} {
+	for _, layout := range []string{"key-only", "full-path", "mixed", "ddl"} {
 		t.Run(layout, func(t *testing.T) {
 			forEachBackend(t, func(t *testing.T, b *backend) {
 				testMoves(t, b, layout)

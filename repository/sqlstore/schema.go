@@ -107,6 +107,9 @@ type schemaDialect interface {
 type liveTable struct {
 	cols    map[string]*liveColumn
 	uniques map[string]*liveIndex
+	// fks are the foreign keys, each deferred when it lets a move
+	// through: DEFERRABLE INITIALLY DEFERRED, or ON UPDATE CASCADE.
+	fks map[string]*liveIndex
 }
 
 // liveColumn is a column as the database has it.
@@ -131,6 +134,15 @@ func (lt *liveTable) addUnique(name, col string, deferred bool) {
 		lt.uniques[name] = u
 	}
 	u.cols = append(u.cols, col)
+}
+
+func (lt *liveTable) addForeignKey(name, col string, deferred bool) {
+	fk := lt.fks[name]
+	if fk == nil {
+		fk = &liveIndex{name: name, deferred: deferred}
+		lt.fks[name] = fk
+	}
+	fk.cols = append(fk.cols, col)
 }
 
 // goKind is what a column holds, as far as its type in the database goes.
@@ -290,7 +302,13 @@ func needs(tb *table, c *child) []needCol {
 //     on SQLite;
 //   - a unique index holds a position column and is not a constraint
 //     DEFERRABLE INITIALLY DEFERRED on PostgreSQL, or at all on SQLite,
-//     where a unique index cannot be deferred: a reorder would fail.
+//     where a unique index cannot be deferred: a reorder would fail;
+//   - a foreign key of a table below a child with a generated key holds
+//     that child's parent key columns and is neither DEFERRABLE INITIALLY
+//     DEFERRED nor ON UPDATE CASCADE: a move of the child to another
+//     parent, which updates its row before its children's rows, would
+//     fail. (On SQLite this is read from the table's SQL, for a table not
+//     qualified by a schema.)
 //
 // Call it at startup, after migrations ran. It reads the catalog of the
 // database (pg_catalog on PostgreSQL, where a table not qualified by a
@@ -314,7 +332,7 @@ func (m *Mapping[T]) Check(ctx context.Context, db *DB) error {
 	}
 	var stmts []stmt
 	for _, tc := range checks {
-		tc.live = liveTable{cols: map[string]*liveColumn{}, uniques: map[string]*liveIndex{}}
+		tc.live = liveTable{cols: map[string]*liveColumn{}, uniques: map[string]*liveIndex{}, fks: map[string]*liveIndex{}}
 		stmts = append(stmts, sd.describe(tc.tb.name, &tc.live)...)
 	}
 	if err := db.run(ctx, stmts, false); err != nil {
@@ -356,6 +374,15 @@ func (m *Mapping[T]) Check(ctx context.Context, db *DB) error {
 				}
 			}
 		}
+		if tc.c != nil {
+			for _, fk := range movedForeignKeys(tc.c, &tc.live) {
+				label := "(" + strings.Join(fk.cols, ", ") + ")"
+				if fk.name != label {
+					label = fk.name + " " + label
+				}
+				add(fk.cols[0], "the foreign key %s holds parent key columns that a move of a parent to another parent updates before those of this table's rows, and it is checked at once: a move would fail; declare it DEFERRABLE INITIALLY DEFERRED", label)
+			}
+		}
 	}
 	if len(out) > 0 {
 		return &SchemaError{Mismatches: out}
@@ -363,9 +390,41 @@ func (m *Mapping[T]) Check(ctx context.Context, db *DB) error {
 	return nil
 }
 
-func sortedUniques(lt *liveTable) []*liveIndex {
+// movedForeignKeys returns the foreign keys of lt, the table of d, that
+// are not deferred (nor cascade updates) and hold the parent key columns of a level above d
+// with a generated key and a parent, which a move of that level's rows
+// updates before those of d's rows (see Store.moveStmts).
+func movedForeignKeys(d *child, lt *liveTable) []*liveIndex {
+	var moved []string
+	for c := d.parent; c != nil; c = c.parent {
+		if c.generated && c.parent != nil && d.keyedThrough(c) {
+			moved = append(moved, d.refNames[:len(c.refNames)]...)
+		}
+	}
+	if len(moved) == 0 {
+		return nil
+	}
 	var out []*liveIndex
-	for _, u := range lt.uniques {
+	for _, fk := range sortedIndexes(lt.fks) {
+		if fk.deferred {
+			continue
+		}
+		for _, col := range fk.cols {
+			if containsString(moved, col) {
+				out = append(out, fk)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func sortedUniques(lt *liveTable) []*liveIndex { return sortedIndexes(lt.uniques) }
+
+// sortedIndexes returns the indexes or keys of byName by name.
+func sortedIndexes(byName map[string]*liveIndex) []*liveIndex {
+	var out []*liveIndex
+	for _, u := range byName {
 		out = append(out, u)
 	}
 	for i := 1; i < len(out); i++ {
@@ -398,7 +457,11 @@ func containsString(s []string, v string) bool {
 // an identity column (PostgreSQL) or an INTEGER PRIMARY KEY (SQLite), the
 // table's primary key alone, and its table then gets an index, or a unique
 // key, on its parent key columns. A child refers to its parent with a foreign key;
-// the parent gets the unique key it refers to. Times are timestamptz on
+// the parent gets the unique key it refers to. A foreign key that holds
+// the parent's own parent key columns is DEFERRABLE INITIALLY DEFERRED, so
+// that a move of the parent to another parent (which updates the parent
+// key columns of its row before those of its children's rows) is checked
+// at commit. Times are timestamptz on
 // PostgreSQL and DATETIME on SQLite, JSON columns jsonb and TEXT.
 //
 // DDL fails when a column's type cannot be chosen: a driver.Valuer whose
@@ -495,7 +558,13 @@ func (m *Mapping[T]) DDL(d Database) (string, error) {
 				}
 			}
 			target := append(append([]string{}, pRefs...), ptb.cols[ptb.key].name)
-			lines = append(lines, fmt.Sprintf("FOREIGN KEY (%s) REFERENCES %s (%s)", quoteList(refs), sd.reference(tc.name, ptb.name), quoteList(target)))
+			fk := fmt.Sprintf("FOREIGN KEY (%s) REFERENCES %s (%s)", quoteList(refs), sd.reference(tc.name, ptb.name), quoteList(target))
+			if len(pRefs) > 0 {
+				// A move of the parent updates its parent key columns
+				// before those of its children's rows.
+				fk += " DEFERRABLE INITIALLY DEFERRED"
+			}
+			lines = append(lines, fk)
 		}
 		b.WriteString("\t" + strings.Join(lines, ",\n\t") + "\n);\n")
 	}

@@ -26,6 +26,14 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.i
 LEFT JOIN pg_catalog.pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u')
 WHERE i.indrelid = to_regclass($1) AND i.indisunique`
 
+// pgForeignKeys reads the foreign keys of a table, one row per column,
+// with whether each lets a move through: deferred, or ON UPDATE CASCADE.
+const pgForeignKeys = `SELECT c.conname, c.condeferred OR c.confupdtype = 'c', a.attname
+FROM pg_catalog.pg_constraint c
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
+WHERE c.conrelid = to_regclass($1) AND c.contype = 'f'
+ORDER BY c.conname, array_position(c.conkey, a.attnum)`
+
 func (pgCatalog) describe(name string, lt *liveTable) []stmt {
 	q := quote(name)
 	return []stmt{
@@ -45,6 +53,15 @@ func (pgCatalog) describe(name string, lt *liveTable) []stmt {
 				return err
 			}
 			lt.addUnique(n, col, deferred)
+			return nil
+		}},
+		{sql: pgForeignKeys, args: []any{q}, scan: func(r rowScanner) error {
+			var n, col string
+			var deferred bool
+			if err := r.Scan(&n, &deferred, &col); err != nil {
+				return err
+			}
+			lt.addForeignKey(n, col, deferred)
 			return nil
 		}},
 	}

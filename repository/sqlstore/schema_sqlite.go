@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -23,7 +24,7 @@ func (sqliteCatalog) describe(name string, lt *liveTable) []stmt {
 		uniques = `SELECT il.name, COALESCE(ii.name, '') FROM pragma_database_list AS d JOIN pragma_index_list(?, d.name) AS il JOIN pragma_index_info(il.name, d.name) AS ii WHERE d.name = ? AND il."unique"`
 		args = append(args, schema)
 	}
-	return []stmt{
+	stmts := []stmt{
 		{sql: cols, args: args, scan: func(r rowScanner) error {
 			var n string
 			c := &liveColumn{}
@@ -41,6 +42,49 @@ func (sqliteCatalog) describe(name string, lt *liveTable) []stmt {
 			lt.addUnique(n, col, false)
 			return nil
 		}},
+	}
+	if schema == "" {
+		// Whether a foreign key is deferred is in the table's SQL only.
+		stmts = append(stmts, stmt{sql: `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`, args: args, scan: func(r rowScanner) error {
+			var ddl string
+			if err := r.Scan(&ddl); err != nil {
+				return err
+			}
+			sqliteForeignKeys(ddl, lt)
+			return nil
+		}})
+	}
+	return stmts
+}
+
+var (
+	sqliteFK       = regexp.MustCompile(`(?i)\bFOREIGN\s+KEY\s*\(([^)]*)\)`)
+	sqliteDeferred = regexp.MustCompile(`(?i)(\bNOT\s+)?\bDEFERRABLE\s+INITIALLY\s+DEFERRED\b`)
+	sqliteCascade  = regexp.MustCompile(`(?i)\bON\s+UPDATE\s+CASCADE\b`)
+)
+
+// sqliteForeignKeys adds to lt the foreign keys that are table
+// constraints of the CREATE TABLE statement ddl (a foreign key of one
+// column declared with the column is left out), named by their columns,
+// each deferred when DEFERRABLE INITIALLY DEFERRED or ON UPDATE CASCADE
+// (either lets a move through).
+func sqliteForeignKeys(ddl string, lt *liveTable) {
+	at := sqliteFK.FindAllStringSubmatchIndex(ddl, -1)
+	for i, m := range at {
+		end := len(ddl)
+		if i+1 < len(at) {
+			end = at[i+1][0]
+		}
+		d := sqliteDeferred.FindStringSubmatch(ddl[m[1]:end])
+		deferred := (d != nil && d[1] == "") || sqliteCascade.MatchString(ddl[m[1]:end])
+		var cols []string
+		for _, c := range strings.Split(ddl[m[2]:m[3]], ",") {
+			cols = append(cols, strings.Trim(strings.TrimSpace(c), "\"`[]"))
+		}
+		name := "(" + strings.Join(cols, ", ") + ")"
+		for _, c := range cols {
+			lt.addForeignKey(name, c, deferred)
+		}
 	}
 }
 

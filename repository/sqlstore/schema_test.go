@@ -305,3 +305,39 @@ func TestSQLiteSchemaQualified(t *testing.T) {
 	require.True(t, errors.As(err, &se), "%v", err)
 	require.Len(t, se.Mismatches, 4)
 }
+
+// TestCheckImmediateCompositeForeignKey checks that Check reports a
+// foreign key that holds the parent key columns of a parent with a
+// generated key and is checked at once: a move of that parent to another
+// parent, which updates its row before its children's, would fail.
+func TestCheckImmediateCompositeForeignKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		serial := "INTEGER PRIMARY KEY"
+		if b.db.dialect.anyArray {
+			serial = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+		}
+		b.raw.exec(t, `CREATE TABLE boards (id `+serial+`, name TEXT NOT NULL, version BIGINT NOT NULL)`)
+		b.raw.exec(t, `CREATE TABLE kcolumns (id `+serial+`, board_id BIGINT NOT NULL REFERENCES boards (id), pos INTEGER NOT NULL, title TEXT NOT NULL, UNIQUE (board_id, id))`)
+		b.raw.exec(t, `CREATE TABLE kcards (id `+serial+`, board_id BIGINT NOT NULL, column_id BIGINT NOT NULL, pos INTEGER NOT NULL, title TEXT NOT NULL,
+			UNIQUE (board_id, column_id, id),
+			FOREIGN KEY (board_id, column_id) REFERENCES kcolumns (board_id, id) DEFERRABLE INITIALLY DEFERRED)`)
+		b.raw.exec(t, `CREATE TABLE kitems (id `+serial+`, board_id BIGINT NOT NULL, column_id BIGINT NOT NULL, card_id BIGINT NOT NULL, text TEXT NOT NULL,
+			CONSTRAINT kitems_card FOREIGN KEY (board_id, column_id, card_id) REFERENCES kcards (board_id, column_id, id))`)
+		m := kanbanMapping(t, true, false)
+		err := m.Check(context.Background(), b.db)
+		require.ErrorIs(t, err, ErrSchema)
+		var se *SchemaError
+		require.ErrorAs(t, err, &se)
+		require.Len(t, se.Mismatches, 1, "%v", err)
+		got := se.Mismatches[0]
+		require.Equal(t, "kitems", got.Table)
+		require.Contains(t, got.Problem, "DEFERRABLE INITIALLY DEFERRED")
+		require.Contains(t, got.Problem, "move")
+
+		// ON UPDATE CASCADE lets a move through too.
+		b.raw.exec(t, `DROP TABLE kitems`)
+		b.raw.exec(t, `CREATE TABLE kitems (id `+serial+`, board_id BIGINT NOT NULL, column_id BIGINT NOT NULL, card_id BIGINT NOT NULL, text TEXT NOT NULL,
+			CONSTRAINT kitems_card FOREIGN KEY (board_id, column_id, card_id) REFERENCES kcards (board_id, column_id, id) ON UPDATE CASCADE)`)
+		require.NoError(t, m.Check(context.Background(), b.db))
+	})
+}
