@@ -499,6 +499,12 @@ const createRaces = 10
 // it, and inserts it, in the unit of work of the load: the get-or-create
 // of an aggregate. create must return a new aggregate with identity id.
 //
+// A root whose key the database generates cannot be made this way: create
+// must set the identity, and a store refuses to insert an aggregate whose
+// generated key is set and which it did not load (the sqlstore fails with
+// [ErrUntracked], writing nothing). Find, then Save a new aggregate, for
+// such a root.
+//
 // It is safe under concurrency: when another writer inserts the same
 // aggregate first, the insert fails with [ErrExists], nothing of this
 // unit of work is kept, and UpdateOrCreate runs again, now as an update

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/repository"
 )
 
 // TestUpdateOrCreate checks the get-or-create of an aggregate: a missing
@@ -89,5 +91,24 @@ func TestUpdateOrCreateConcurrent(t *testing.T) {
 		assert.EqualValues(t, n-1, got.version, "one insert, then an update per other caller")
 		assert.GreaterOrEqual(t, created.Load(), int32(1))
 		t.Logf("made %d times", created.Load())
+	})
+}
+
+// TestUpdateOrCreateGeneratedKey checks that a root whose key the
+// database generates cannot be made by UpdateOrCreate: create must give
+// the aggregate the identity asked for, and a set generated key on an
+// aggregate not loaded is refused with ErrUntracked; nothing is written.
+func TestUpdateOrCreateGeneratedKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		m := kanbanSchema(t, b, "key-only")
+		repo, err := NewRepository[*board, int64](b.db, m)
+		require.NoError(t, err)
+		create := func(_ context.Context, id int64) (*board, error) {
+			return &board{id: id, name: "team"}, nil
+		}
+		err = repo.UpdateOrCreate(ctx, 7, create, func(context.Context, *board) error { return nil })
+		require.ErrorIs(t, err, repository.ErrUntracked)
+		assert.EqualValues(t, 0, b.raw.count(t, "SELECT count(*) FROM boards"))
 	})
 }

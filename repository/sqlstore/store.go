@@ -1228,14 +1228,7 @@ func (s *Store[T, ID]) move(c *child, refs []any, oldP, p unsafe.Pointer, pos in
 // UPDATE of those of its descendants' rows.
 func (s *Store[T, ID]) moveStmts(w *builder, stmts []stmt, c *child, mv *move) []stmt {
 	key := c.keyOf(mv.p)
-	w.s("UPDATE " + c.quoted + " SET ")
-	for j, v := range mv.refs {
-		if j > 0 {
-			w.s(", ")
-		}
-		w.s(c.refCols[j] + " = ")
-		w.p(v)
-	}
+	setRefs(w, c, mv.refs)
 	if c.position != "" {
 		w.s(", " + c.position + " = ")
 		w.p(mv.pos)
@@ -1253,19 +1246,25 @@ func (s *Store[T, ID]) moveStmts(w *builder, stmts []stmt, c *child, mv *move) [
 		if !d.keyedThrough(c) {
 			continue
 		}
-		w.s("UPDATE " + d.quoted + " SET ")
-		for j, v := range mv.refs {
-			if j > 0 {
-				w.s(", ")
-			}
-			w.s(d.refCols[j] + " = ")
-			w.p(v)
-		}
+		setRefs(w, d, mv.refs)
 		w.s(" WHERE " + d.refCols[len(c.refCols)] + " = ")
 		w.p(key)
 		stmts = append(stmts, w.stmt(noCheck))
 	}
 	return stmts
+}
+
+// setRefs writes `UPDATE table SET ref = ?, ...`: the first len(refs)
+// parent key columns of c's table set to refs.
+func setRefs(w *builder, c *child, refs []any) {
+	w.s("UPDATE " + c.quoted + " SET ")
+	for j, v := range refs {
+		if j > 0 {
+			w.s(", ")
+		}
+		w.s(c.refCols[j] + " = ")
+		w.p(v)
+	}
 }
 
 // keyedThrough reports whether d is a table below c whose rows hold the
