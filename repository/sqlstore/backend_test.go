@@ -279,3 +279,12 @@ func stored(o *order) *order {
 	}
 	return &c
 }
+
+// checked returns sql, a statement that must affect a row, as b sends it:
+// on native pgx, wrapped so that finding no row raises division_by_zero.
+func (b *backend) checked(sql string) string {
+	if !b.pgx {
+		return sql
+	}
+	return "WITH r AS (" + sql + " RETURNING 1) SELECT 1/count(*) FROM r"
+}

@@ -324,7 +324,31 @@ type stmt struct {
 	// affected, when set on a statement without scan, receives the
 	// number of rows it affected.
 	affected *int64
+	// rows, on a checkRows statement, is the number of rows it must
+	// affect; 0 is at least one.
+	rows int64
+	// missing, when set, says what a failed check of the statement found
+	// missing, in the conflict it reports.
+	missing string
 }
+
+// conflict is the error of s when its check fails.
+func (s *stmt) conflict() error {
+	if s.missing == "" {
+		return errConflict
+	}
+	return &rowConflict{msg: s.missing}
+}
+
+// rowConflict is the conflict of a checked statement on a child table: it
+// wraps errConflict, and says which rows were missing.
+type rowConflict struct{ msg string }
+
+func (e *rowConflict) Error() string {
+	return repository.ErrConflict.Error() + ": " + e.msg
+}
+
+func (e *rowConflict) Unwrap() error { return errConflict }
 
 // rowScanner is what pgx.Rows and *sql.Rows have in common.
 type rowScanner interface {
@@ -894,8 +918,8 @@ func sqlOne(ctx context.Context, c sqlConn, s *stmt, args []any) error {
 		if s.affected != nil {
 			*s.affected = n
 		}
-		if s.check == checkRows && n == 0 {
-			return errConflict
+		if s.check == checkRows && (n == 0 || s.rows > 0 && n != s.rows) {
+			return s.conflict()
 		}
 		return nil
 	}
@@ -925,7 +949,7 @@ func sqlOne(ctx context.Context, c sqlConn, s *stmt, args []any) error {
 		return err
 	}
 	if s.check == checkRow && !found {
-		return errConflict
+		return s.conflict()
 	}
 	return nil
 }
@@ -1008,7 +1032,7 @@ func (db *DB) batch(ctx context.Context, c PGX, ctl *batchCtl, stmts []stmt) (in
 		s := &stmts[i]
 		err = readOne(br, s)
 		if err != nil && s.check != noCheck && isDivisionByZero(err) {
-			err = errConflict
+			err = s.conflict()
 		} else if err != nil && s.check != noCheck && isLogOfZero(err) {
 			err = errMissing
 		}

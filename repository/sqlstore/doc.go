@@ -486,6 +486,46 @@
 // %H:%M:%f000000Z', 'now') (nanoseconds padded with zeros). Years
 // outside 0 to 9999 have no such form and are refused.
 //
+// Times already stored in another form, by other programs or by versions
+// of sqlstore that let the driver write them (modernc writes t.String(),
+// "2026-01-01 10:00:00 +0000 UTC"), load as times but do not compare as
+// instants: a key in such a form is not found, and a save that changes or
+// removes a child row keyed by one finds no row, and fails with
+// [repository.ErrConflict], writing nothing. Rewrite them once, column by
+// column, reading each time through the driver (the column declared
+// DATETIME) and writing it back:
+//
+//	err := db.InTx(ctx, func(ctx context.Context) error {
+//		// Keys referenced by foreign keys, and their references, are
+//		// rewritten in one transaction, checked at its commit.
+//		if _, err := db.Exec(ctx, "PRAGMA defer_foreign_keys = ON"); err != nil {
+//			return err
+//		}
+//		type row struct {
+//			old string
+//			at  time.Time
+//		}
+//		var rows []row
+//		err := db.Query(ctx, "SELECT DISTINCT CAST(start AS TEXT), start FROM slots WHERE start IS NOT NULL").
+//			Each(func(scan func(...any) error) error {
+//				var r row
+//				if err := scan(&r.old, &r.at); err != nil {
+//					return err
+//				}
+//				rows = append(rows, r)
+//				return nil
+//			})
+//		if err != nil {
+//			return err
+//		}
+//		for _, r := range rows {
+//			if _, err := db.Exec(ctx, "UPDATE slots SET start = ? WHERE start = ?", r.at, r.old); err != nil {
+//				return err
+//			}
+//		}
+//		return nil // repeated for each time column: slots.event_at, events.at, ...
+//	})
+//
 // The time.Time and *time.Time fields of loaded aggregates are in UTC on
 // every backend (pgx reads a timestamptz in time.Local, and the SQLite
 // driver in the location of the text, or that of its _timezone option).
@@ -501,11 +541,18 @@
 // The root statement of a save is checked: when no row has the key and
 // the old version (the aggregate was changed or removed since it was
 // loaded), the save fails with an error wrapping [repository.ErrConflict],
-// and nothing of it persists. Only the root statement is checked: the
-// version covers the whole aggregate. Without a version field the root
-// statement still requires the row to exist; a save that changes only
-// children of such an aggregate, which writes no root row, begins with
-// SELECT 1 ... FOR NO KEY UPDATE of the root (a plain SELECT on SQLite),
+// and nothing of it persists. The version covers the whole aggregate.
+// The statements on child rows are checked too, so that no change is lost
+// without a word: an UPDATE of a child row (its changed columns, or its
+// position) must find its row, and the DELETE of removed children must
+// delete as many rows as were removed. One that finds fewer (rows deleted
+// behind the aggregate's back, or keys stored in a form that the bound
+// key does not equal, see Times) fails the save the same way, with
+// [repository.ErrConflict] naming the table and the keys, and nothing of
+// it persists. Without a version field the root statement still requires
+// the row to exist; a save that changes only children of such an
+// aggregate, which writes no root row, begins with SELECT 1 ... FOR NO
+// KEY UPDATE of the root (a plain SELECT on SQLite),
 // checked the same way: every write of an aggregate locks its root first,
 // and a removed aggregate is never given children.
 //
@@ -517,7 +564,10 @@
 //	WITH r AS (UPDATE "orders" SET ... WHERE "id" = $n AND "version" = $m RETURNING 1)
 //	SELECT 1/count(*) FROM r
 //
-// which raises division_by_zero (SQLSTATE 22012) when no row matched. That
+// which raises division_by_zero (SQLSTATE 22012) when no row matched; a
+// child's UPDATE the same way, and the DELETE of removed children with
+// SELECT 1/(count(*) = n)::int, n the number of keys (cardinality($k)
+// when they go as one array). That
 // error aborts the batch's transaction, so nothing of the save persists,
 // and the error on that statement is reported as the conflict (a 22012
 // raised by any other statement, or by a trigger, is reported as it is).

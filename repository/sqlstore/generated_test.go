@@ -116,7 +116,7 @@ func TestGeneratedKeys(t *testing.T) {
 		require.NoError(t, repo.Save(ctx, got))
 		writes := dml(b.log.take())
 		require.Len(t, writes, 2)
-		assert.Equal(t, `UPDATE "gen_notes" SET "text" = ? WHERE "line_id" = ? AND "id" = ?`, writes[1])
+		assert.Equal(t, b.checked(`UPDATE "gen_notes" SET "text" = ? WHERE "line_id" = ? AND "id" = ?`), writes[1])
 
 		// A failed save leaves nothing, and puts the placeholder back.
 		bad := &genRoot{name: "bad", lines: []*genLine{{label: "ok"}, {label: ""}}} // CHECK (label <> '')

@@ -44,6 +44,7 @@ type want struct {
 	sql   string
 	args  []any
 	check check
+	rows  int64 // of a checked DELETE: how many rows it must delete
 }
 
 func field(steps ...diff.FieldStep) diff.Path {
@@ -72,7 +73,7 @@ func versioned(d diff.Result) repository.Changes {
 func stmtsOf(ss []stmt) []want {
 	out := make([]want, len(ss))
 	for i, s := range ss {
-		out[i] = want{sql: s.sql, args: s.args, check: s.check}
+		out[i] = want{sql: s.sql, args: s.args, check: s.check, rows: s.rows}
 	}
 	return out
 }
@@ -174,11 +175,11 @@ func TestStatements(t *testing.T) {
 			want: map[string][]want{
 				bPGX: {
 					{sql: `WITH r AS (UPDATE "orders" SET "version" = $1 WHERE "id" = $2 AND "version" = $3 RETURNING 1) SELECT 1/count(*) FROM r`, args: []any{int64(4), orderID(1), int64(3)}, check: checkRows},
-					{sql: `UPDATE "order_items" SET "quantity" = $1 WHERE "order_id" = $2 AND "id" = $3`, args: []any{5, orderID(1), itemID(2)}},
+					{sql: `WITH r AS (UPDATE "order_items" SET "quantity" = $1 WHERE "order_id" = $2 AND "id" = $3 RETURNING 1) SELECT 1/count(*) FROM r`, args: []any{5, orderID(1), itemID(2)}, check: checkRows},
 				},
 				bSQLite: {
 					{sql: `UPDATE "orders" SET "version" = ? WHERE "id" = ? AND "version" = ?`, args: []any{int64(4), orderID(1), int64(3)}, check: checkRows},
-					{sql: `UPDATE "order_items" SET "quantity" = ? WHERE "order_id" = ? AND "id" = ?`, args: []any{5, orderID(1), itemID(2)}},
+					{sql: `UPDATE "order_items" SET "quantity" = ? WHERE "order_id" = ? AND "id" = ?`, args: []any{5, orderID(1), itemID(2)}, check: checkRows},
 				},
 			},
 		},
@@ -205,14 +206,14 @@ func TestStatements(t *testing.T) {
 			want: map[string][]want{
 				bPGX: {
 					{sql: `WITH r AS (UPDATE "orders" SET "total_amount" = $1, "version" = $2 WHERE "id" = $3 AND "version" = $4 RETURNING 1) SELECT 1/count(*) FROM r`, args: []any{int64(600), int64(4), orderID(1), int64(3)}, check: checkRows},
-					{sql: `DELETE FROM "order_items" WHERE "order_id" = $1 AND "id" = ANY($2)`, args: []any{orderID(1), []itemID{1, 3}}},
-					{sql: `UPDATE "order_items" SET "sku" = $1 WHERE "order_id" = $2 AND "id" = $3`, args: []any{"A", orderID(1), itemID(2)}},
+					{sql: `WITH r AS (DELETE FROM "order_items" WHERE "order_id" = $1 AND "id" = ANY($2) RETURNING 1) SELECT 1/(count(*) = cardinality($2))::int FROM r`, args: []any{orderID(1), []itemID{1, 3}}, check: checkRows, rows: 2},
+					{sql: `WITH r AS (UPDATE "order_items" SET "sku" = $1 WHERE "order_id" = $2 AND "id" = $3 RETURNING 1) SELECT 1/count(*) FROM r`, args: []any{"A", orderID(1), itemID(2)}, check: checkRows},
 					{sql: `INSERT INTO "order_items" ("order_id", "id", "sku", "quantity") VALUES ($1, $2, $3, $4)`, args: []any{orderID(1), itemID(4), "C", 4}},
 				},
 				bSQLite: {
 					{sql: `UPDATE "orders" SET "total_amount" = ?, "version" = ? WHERE "id" = ? AND "version" = ?`, args: []any{int64(600), int64(4), orderID(1), int64(3)}, check: checkRows},
-					{sql: `DELETE FROM "order_items" WHERE "order_id" = ? AND "id" IN (?, ?)`, args: []any{orderID(1), itemID(1), itemID(3)}},
-					{sql: `UPDATE "order_items" SET "sku" = ? WHERE "order_id" = ? AND "id" = ?`, args: []any{"A", orderID(1), itemID(2)}},
+					{sql: `DELETE FROM "order_items" WHERE "order_id" = ? AND "id" IN (?, ?)`, args: []any{orderID(1), itemID(1), itemID(3)}, check: checkRows, rows: 2},
+					{sql: `UPDATE "order_items" SET "sku" = ? WHERE "order_id" = ? AND "id" = ?`, args: []any{"A", orderID(1), itemID(2)}, check: checkRows},
 					{sql: `INSERT INTO "order_items" ("order_id", "id", "sku", "quantity") VALUES (?, ?, ?, ?)`, args: []any{orderID(1), itemID(4), "C", 4}},
 				},
 			},
@@ -231,11 +232,11 @@ func TestStatements(t *testing.T) {
 			want: map[string][]want{
 				bPGSQL: {
 					{sql: `UPDATE "orders" SET "version" = $1 WHERE "id" = $2 AND "version" = $3`, args: []any{int64(4), orderID(1), int64(3)}, check: checkRows},
-					{sql: `DELETE FROM "order_items" WHERE "order_id" = $1 AND "id" = ANY($2)`, args: []any{orderID(1), []itemID{3}}},
+					{sql: `DELETE FROM "order_items" WHERE "order_id" = $1 AND "id" = ANY($2)`, args: []any{orderID(1), []itemID{3}}, check: checkRows, rows: 1},
 				},
 				bSQLite: {
 					{sql: `UPDATE "orders" SET "version" = ? WHERE "id" = ? AND "version" = ?`, args: []any{int64(4), orderID(1), int64(3)}, check: checkRows},
-					{sql: `DELETE FROM "order_items" WHERE "order_id" = ? AND "id" IN (?)`, args: []any{orderID(1), itemID(3)}},
+					{sql: `DELETE FROM "order_items" WHERE "order_id" = ? AND "id" IN (?)`, args: []any{orderID(1), itemID(3)}, check: checkRows, rows: 1},
 				},
 			},
 		},
@@ -361,7 +362,7 @@ func TestStatementsUnversioned(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []want{
 		{sql: `WITH r AS (SELECT 1 FROM "app"."tags" WHERE "id" = $1 FOR NO KEY UPDATE) SELECT 1/count(*) FROM r`, args: []any{int64(7)}, check: checkRow},
-		{sql: `UPDATE "app"."tag_notes" SET "text" = $1 WHERE "tag_id" = $2 AND "id" = $3`, args: []any{"new", int64(7), int64(1)}},
+		{sql: `WITH r AS (UPDATE "app"."tag_notes" SET "text" = $1 WHERE "tag_id" = $2 AND "id" = $3 RETURNING 1) SELECT 1/count(*) FROM r`, args: []any{"new", int64(7), int64(1)}, check: checkRows},
 	}, stmtsOf(got),
 		"no version: when only a child changed, the root is locked and checked, not written; schema-qualified names are quoted part by part")
 

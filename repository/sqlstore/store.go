@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"unsafe"
 
@@ -799,7 +800,11 @@ type modified struct {
 // UPDATE of its changed columns only; per child table, one multi-row INSERT
 // of the added rows. A change that maps to no column is skipped. When the
 // version check finds no row, Update fails with an error wrapping
-// [repository.ErrConflict] and writes nothing.
+// [repository.ErrConflict] and writes nothing; so it does when the UPDATE
+// of a modified child, or the DELETE of removed ones, finds fewer rows than
+// it changes: rows deleted behind the aggregate's back, or keys stored in
+// a form that the bound key does not equal (see the package doc, "Times"),
+// whose change would otherwise be lost.
 func (s *Store[T, ID]) Update(ctx context.Context, agg T, ch repository.Changes) error {
 	if err := s.ready(); err != nil {
 		return s.fail("update", err)
@@ -931,27 +936,29 @@ func (s *Store[T, ID]) emitUpdate(up *update) (*savePlan, error) {
 		own := append(c.refCols[:len(c.refCols):len(c.refCols)], c.cols[c.key].quoted)
 		for _, rg := range cw.removed {
 			for _, g := range rg.chunks(s.d, c) {
-				w.s("DELETE FROM " + c.quoted + " WHERE ")
-				if err := g.sel(c)(w, own); err != nil {
+				st, err := s.childDelete(w, c, own, g)
+				if err != nil {
 					return nil, err
 				}
-				stmts = append(stmts, w.stmt(noCheck))
+				stmts = append(stmts, st)
 			}
 		}
 	}
 	for i, c := range s.m.children {
 		for _, mv := range work[i].moved {
-			w.s("UPDATE " + c.quoted + " SET " + c.position + " = ")
-			w.p(mv.pos)
-			w.s(" WHERE ")
-			for j, v := range mv.refs {
-				w.s(c.refCols[j] + " = ")
-				w.p(v)
-				w.s(" AND ")
-			}
-			w.s(c.cols[c.key].quoted + " = ")
-			w.p(c.keyOf(mv.p))
-			stmts = append(stmts, w.stmt(noCheck))
+			s.checked(w, func() {
+				w.s("UPDATE " + c.quoted + " SET " + c.position + " = ")
+				w.p(mv.pos)
+				w.s(" WHERE ")
+				for j, v := range mv.refs {
+					w.s(c.refCols[j] + " = ")
+					w.p(v)
+					w.s(" AND ")
+				}
+				w.s(c.cols[c.key].quoted + " = ")
+				w.p(c.keyOf(mv.p))
+			}, true, false)
+			stmts = append(stmts, rowStmt(w, c, c.keyOf(mv.p)))
 		}
 		for _, md := range work[i].modified {
 			st, ok, err := s.childUpdate(w, c, md.refs, md.e)
@@ -1332,16 +1339,61 @@ func (s *Store[T, ID]) childUpdate(w *builder, c *child, refs []any, e *diff.Ele
 	if err != nil {
 		return stmt{}, false, err
 	}
-	w.updateSet(&c.table, mark, p)
-	w.s(" WHERE ")
-	for i, v := range refs {
-		w.s(c.refCols[i] + " = ")
-		w.p(v)
-		w.s(" AND ")
+	s.checked(w, func() {
+		w.updateSet(&c.table, mark, p)
+		w.s(" WHERE ")
+		for i, v := range refs {
+			w.s(c.refCols[i] + " = ")
+			w.p(v)
+			w.s(" AND ")
+		}
+		w.s(c.cols[c.key].quoted + " = ")
+		w.p(c.cols[c.key].value(p))
+	}, true, false)
+	return rowStmt(w, c, c.cols[c.key].value(p)), true, nil
+}
+
+// rowStmt returns the statement built in w, an UPDATE of the row of c
+// with key key, checked: a save whose change of a row finds no row to
+// change (removed behind the aggregate's back, or whose key is stored in
+// a form that the key bound does not equal) fails with a conflict, and
+// writes nothing, rather than report as saved a change that was lost.
+func rowStmt(w *builder, c *child, key any) stmt {
+	st := w.stmt(checkRows)
+	st.missing = fmt.Sprintf("%s: no row has key %v", c.name, key)
+	return st
+}
+
+// childDelete builds the DELETE of the rows g of c, own being c's parent
+// key columns and key column, checked: it must delete as many rows as g
+// has keys. One it does not find is a row removed behind the aggregate's
+// back, or one whose key is stored in a form that the key bound does not
+// equal, which would stay: the save fails with a conflict and writes
+// nothing.
+func (s *Store[T, ID]) childDelete(w *builder, c *child, own []string, g group) (stmt, error) {
+	if s.wrap {
+		w.s("WITH r AS (")
 	}
-	w.s(c.cols[c.key].quoted + " = ")
-	w.p(c.cols[c.key].value(p))
-	return w.stmt(noCheck), true, nil
+	w.s("DELETE FROM " + c.quoted + " WHERE ")
+	if err := g.sel(c)(w, own); err != nil {
+		return stmt{}, err
+	}
+	n := len(g.keys)
+	if s.wrap {
+		switch {
+		case n == 1:
+			w.s(" RETURNING 1) SELECT 1/count(*) FROM r")
+		case s.d.anyArray && plainKind(c.cols[c.key].typ):
+			// The keys are the last parameter, an array.
+			w.s(" RETURNING 1) SELECT 1/(count(*) = cardinality($" + strconv.Itoa(len(w.args)) + "))::int FROM r")
+		default:
+			w.s(" RETURNING 1) SELECT 1/(count(*) = " + strconv.Itoa(n) + ")::int FROM r")
+		}
+	}
+	st := w.stmt(checkRows)
+	st.rows = int64(n)
+	st.missing = fmt.Sprintf("%s: of the %d rows to delete, keys %v, some were not found", c.name, n, g.keys)
+	return st, nil
 }
 
 // Delete removes the aggregate, all or nothing: each child table's rows of
