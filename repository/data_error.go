@@ -13,15 +13,15 @@ var (
 	// ErrUnique reports a violation of a unique key other than the
 	// aggregate's identity (which is [ErrExists]): an e-mail column, a
 	// natural key, a unique position among siblings.
-	ErrUnique = errors.New("repository: unique key violated")
+	ErrUnique = errors.New("unique key violated")
 	// ErrConstraint reports a violation of a CHECK, NOT NULL or foreign key
 	// constraint.
-	ErrConstraint = errors.New("repository: constraint violated")
+	ErrConstraint = errors.New("constraint violated")
 	// ErrInvalidValue reports a value that its column cannot hold: a number
 	// out of the column type's range, a string longer than the column
 	// allows or with a character the database refuses, a value of the
 	// wrong type for a strictly typed column, an index entry too large.
-	ErrInvalidValue = errors.New("repository: value the column cannot hold")
+	ErrInvalidValue = errors.New("value the column cannot hold")
 )
 
 // DataError is the error of a write that the database refused because of

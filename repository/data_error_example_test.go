@@ -27,5 +27,5 @@ func ExampleDataError() {
 	// Output:
 	// 409: users.email is taken
 	// true
-	// sqlstore: insert users: repository: unique key violated (table users, column email, constraint users_email_key): duplicate key value violates unique constraint "users_email_key"
+	// sqlstore: insert users: unique key violated (table users, column email, constraint users_email_key): duplicate key value violates unique constraint "users_email_key"
 }

@@ -57,17 +57,17 @@ import (
 var (
 	// ErrNotFound reports that no aggregate has the requested identity. A
 	// select hook returns it (possibly wrapped) when the store has no row.
-	ErrNotFound = errors.New("repository: aggregate not found")
+	ErrNotFound = errors.New("aggregate not found")
 	// ErrConflict reports an optimistic-lock conflict: the aggregate was
 	// changed or removed in the store since it was loaded. Hooks return it
 	// (possibly wrapped) when the version check finds no row.
-	ErrConflict = errors.New("repository: optimistic lock conflict")
+	ErrConflict = errors.New("optimistic lock conflict")
 	// ErrExists reports that a new aggregate could not be inserted because
 	// the store already holds one with the same identity: another writer
 	// inserted it first. Nothing of the insert was written. It is not a
 	// conflict of versions, and a retry of the same insert fails the same
 	// way, so [RetryPolicy] does not retry it.
-	ErrExists = errors.New("repository: an aggregate with this identity already exists")
+	ErrExists = errors.New("an aggregate with this identity already exists")
 	// ErrOutcomeUnknown reports a write whose outcome cannot be known: the
 	// connection was lost after the statements were sent and before the
 	// database answered, so the change may or may not have been committed.
@@ -76,14 +76,14 @@ var (
 	// lost write did commit, the version check of the retry fails with
 	// [ErrConflict] (for a versioned aggregate); load the aggregate again to
 	// see which happened.
-	ErrOutcomeUnknown = errors.New("repository: outcome of the write unknown")
+	ErrOutcomeUnknown = errors.New("outcome of the write unknown")
 	// ErrUntracked reports a save of an aggregate that is not tracked but
 	// is already stored: its key, which the store generates, is set. Such
 	// an aggregate comes from a read that does not track (a store's own
 	// select), or was detached; inserting it would store a copy under a new
 	// key. Nothing was written. Load it with Find (or Attach it as soon as
 	// it is read) and save that instance.
-	ErrUntracked = errors.New("repository: the aggregate is stored but not tracked: load it with Find, or Attach it when it is read, and save that")
+	ErrUntracked = errors.New("the aggregate is stored but not tracked: load it with Find, or Attach it when it is read, and save that")
 )
 
 // The errors of change detection are those of package diff; they are

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -578,4 +579,14 @@ func TestUpdateOrCreateOnHooks(t *testing.T) {
 	require.ErrorIs(t, err, repository.ErrExists)
 	assert.Equal(t, 1, runs)
 	require.Error(t, repo.UpdateOrCreate(ctx, 2, nil, set(1)))
+}
+
+// An error names each package once: the operation's prefix is the
+// repository's, and the sentinel inside it does not repeat it.
+func TestErrorsNameThePackageOnce(t *testing.T) {
+	r := newRepo(t, newMemStore())
+	_, err := r.Find(context.Background(), 9)
+	require.ErrorIs(t, err, repository.ErrNotFound)
+	assert.Equal(t, "repository: find: order 9: aggregate not found", err.Error())
+	assert.Equal(t, 1, strings.Count(err.Error(), "repository:"), "one prefix: %v", err)
 }
