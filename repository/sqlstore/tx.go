@@ -374,20 +374,6 @@ func (t *txState) restoreSavepoint(ctx context.Context) error {
 	return err
 }
 
-// pgxBatch sends a batch of the transaction on c, watched by guard when
-// pc, c's connection, is known.
-func (t *txState) pgxBatch(ctx context.Context, c PGX, pc *pgconn.PgConn, ctl *batchCtl, stmts []stmt) (int, error) {
-	n := 0
-	w, err := t.db.guard(ctx, pc, func(ctx context.Context) (err error) {
-		n, err = t.db.batch(ctx, c, ctl, stmts)
-		return err
-	})
-	if w == cancelled || w == cut {
-		t.cancelled = true
-	}
-	return n, t.db.interrupted(ctx, w, err)
-}
-
 // controls returns control statements as stmts.
 func controls(sqls ...string) []stmt {
 	out := make([]stmt, len(sqls))
@@ -480,105 +466,6 @@ func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic, mayCommit
 		n, err = db.sqlExec(ctx, t.sql.on(), all)
 	}
 	t.failedAfter(ctx, err, atomic && !last, n, len(pre))
-	return err
-}
-
-// pgxLast sends the last save of the transaction with its COMMIT, in one
-// batch, beginning the transaction first if no statement began it. It
-// returns what the outcome of the batch tells: nil when it committed; an
-// error that does not match [repository.ErrOutcomeUnknown] when the server
-// refused a statement, or the COMMIT, so that the transaction is rolled
-// back; one that matches it when the answer was lost.
-func (t *txState) pgxLast(ctx context.Context, pre []string, stmts []stmt) error {
-	if err := ctx.Err(); err != nil {
-		return err // nothing sent
-	}
-	db := t.db
-	ctl := &batchCtl{pre: pre, post: []string{sqlCommit}}
-	var c PGX
-	var pc *pgconn.PgConn
-	if t.pgx == nil {
-		var err error
-		if c, pc, err = t.pgxConn(ctx); err != nil {
-			return err
-		}
-		ctl.begin, ctl.opts = true, t.opts
-	} else {
-		c, pc = t.pgx, t.pgx.Conn().PgConn()
-	}
-	n := 0
-	w, err := db.guard(ctx, pc, func(ctx context.Context) (err error) {
-		n, err = db.batch(ctx, c, ctl, stmts)
-		return err
-	})
-	if w == cancelled || w == cut {
-		t.cancelled = true
-	}
-	if t.pgx == nil {
-		t.pgx = ctl.tx // begun, or in an unknown state: end rolls it back
-	}
-	total := len(pre) + len(stmts) + 1
-	if ctl.begin {
-		total++
-	}
-	if err == nil {
-		t.committed = true
-		return nil
-	}
-	return db.outcome(ctx, w, classify(nil, err), n == total-1)
-}
-
-// pgxConn returns the connection a transaction of the pool is to run on,
-// held for it, or the lone connection.
-func (t *txState) pgxConn(ctx context.Context) (PGX, *pgconn.PgConn, error) {
-	db := t.db
-	switch {
-	case db.pool != nil:
-		conn, err := db.pool.Acquire(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		t.held = conn
-		return conn, conn.Conn().PgConn(), nil
-	case db.lone != nil:
-		pc := db.lone.PgConn()
-		if pc.IsClosed() {
-			return nil, nil, fmt.Errorf("%w: %w", errConnLost, pgconn.ErrConnClosed)
-		}
-		return db.pgx, pc, nil
-	}
-	return db.pgx, nil, nil
-}
-
-// pgxBegin begins the transaction with the batch of its first operation,
-// on a connection of the pool held for the transaction, or on the lone
-// connection.
-func (t *txState) pgxBegin(ctx context.Context, pre, post []string, stmts []stmt, atomic bool) error {
-	if err := ctx.Err(); err != nil {
-		return err // nothing sent
-	}
-	db := t.db
-	c, pc, err := t.pgxConn(ctx)
-	if err != nil {
-		return err
-	}
-	ctl := &batchCtl{begin: true, pre: pre, post: post, opts: t.opts}
-	n, err := t.pgxBatch(ctx, c, pc, ctl, stmts)
-	if n == 0 {
-		// BEGIN failed: there is no transaction, but a connection may be
-		// left in one until it is rolled back.
-		if ctl.tx != nil {
-			rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), db.cancelWait())
-			if rerr := ctl.tx.Rollback(rctx); rerr != nil {
-				err = errors.Join(err, fmt.Errorf("sqlstore: rollback: %w", rerr))
-			}
-			stop()
-		}
-		t.release()
-		return err
-	}
-	t.pgx = ctl.tx
-	t.failedAfter(ctx, err, atomic, n-1, len(pre))
 	return err
 }
 
