@@ -181,7 +181,8 @@ func (db *DB) Err() error {
 
 // NewSQL returns a DB that sends its statements through db, choosing the
 // dialect from db.DriverName(): "pgx" and "postgres" are PostgreSQL,
-// "sqlite" and "sqlite3" SQLite; any other name is an error.
+// "sqlite" and "sqlite3" SQLite, "mysql" (go-sql-driver/mysql) MySQL and
+// MariaDB, opened with a DSN of [MySQLDSN]; any other name is an error.
 //
 // Every write outside a transaction of [DB.InTx], even of one statement,
 // runs in a transaction of its own: a statement cut short in autocommit
@@ -211,7 +212,7 @@ func NewSQL(db *sqlx.DB, opts ...Option) (*DB, error) {
 
 // NewSQLDB is [NewSQL] for a plain *sql.DB, which does not know the name of
 // its driver: driver names it, as NewSQL takes it from a *sqlx.DB ("pgx",
-// "postgres", "sqlite" or "sqlite3").
+// "postgres", "sqlite", "sqlite3" or "mysql").
 func NewSQLDB(db *sql.DB, driver string, opts ...Option) (*DB, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: nil *sql.DB")

@@ -17,13 +17,13 @@ import (
 )
 
 func TestNewSQLDialect(t *testing.T) {
-	for driver, want := range map[string]*dialect{"pgx": postgres, "pgx/v5": postgres, "postgres": postgresNoArray, "sqlite": sqlite, "sqlite3": sqlite} {
+	for driver, want := range map[string]*dialect{"pgx": postgres, "pgx/v5": postgres, "postgres": postgresNoArray, "sqlite": sqlite, "sqlite3": sqlite, "mysql": mysqlDialect} {
 		db, err := NewSQL(sqlx.NewDb(nil, driver))
 		require.NoError(t, err, driver)
 		assert.Same(t, want, db.dialect, driver)
 	}
-	_, err := NewSQL(sqlx.NewDb(nil, "mysql"))
-	assert.EqualError(t, err, `sqlstore: unknown database/sql driver "mysql" (want pgx, postgres, sqlite or sqlite3)`)
+	_, err := NewSQL(sqlx.NewDb(nil, "oracle"))
+	assert.EqualError(t, err, `sqlstore: unknown database/sql driver "oracle" (want pgx, postgres, sqlite, sqlite3 or mysql)`)
 	_, err = NewSQL(nil)
 	assert.Error(t, err)
 }

@@ -82,8 +82,10 @@ func dialectFor(driver string) (*dialect, error) {
 		return postgresNoArray, nil
 	case "sqlite", "sqlite3":
 		return sqlite, nil
+	case "mysql":
+		return mysqlDialect, nil
 	}
-	return nil, fmt.Errorf("sqlstore: unknown database/sql driver %q (want pgx, postgres, sqlite or sqlite3)", driver)
+	return nil, fmt.Errorf("sqlstore: unknown database/sql driver %q (want pgx, postgres, sqlite, sqlite3 or mysql)", driver)
 }
 
 var (
