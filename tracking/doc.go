@@ -15,11 +15,16 @@
 // A [Scope] carried in a context.Context is a unit of work: snapshot
 // changes made in it are staged and applied when it commits, and dropped
 // when it rolls back, so a snapshot never advances past what the store has
-// committed. Until the scope ends, [Tracker.Pending] reports an aggregate
+// committed. [Scope.OnCommit] registers what must happen once the unit of
+// work is durable (it runs after the snapshots advanced), and never after
+// a rollback; [Scope.OnRollback], what undoes in-memory changes when it
+// rolls back. Until the scope ends, [Tracker.Pending] reports an aggregate
 // staged in it as unfinished ([ErrUnfinished]) anywhere else, so that a
-// repository does not save its changes a second time. Errors wrap the model errors of package ddd
-// (ddd.ErrUnsupported, ddd.ErrCycle); a value nested deeper than 100,000
-// levels, the limit package diff applies too, is refused with
-// ddd.ErrUnsupported. A scope is also an identity map ([Lookup], [Remember],
-// [Forget]): within one unit of work, each aggregate is loaded once.
+// repository does not save its changes a second time. A scope is also an
+// identity map ([Lookup], [Remember], [Forget]): within one unit of work,
+// each aggregate is loaded once.
+//
+// Errors wrap the model errors of package ddd (ddd.ErrUnsupported,
+// ddd.ErrCycle); a value nested deeper than 100,000 levels, the limit
+// package diff applies too, is refused with ddd.ErrUnsupported.
 package tracking

@@ -53,3 +53,34 @@ func ExampleTracker() {
 	// changed after rollback: true
 	// changed after attach: false
 }
+
+// A unit of work tells what must happen once its changes are durable, and
+// only then: after a rollback, nothing runs.
+func ExampleScope_OnCommit() {
+	ctx := context.Background()
+	tr := tracking.NewTracker[*Basket]()
+	b := &Basket{id: 1, items: []*BasketItem{{SKU: "tea", Qty: 1}}}
+	_ = tr.Attach(ctx, b)
+
+	save := func(ctx context.Context, fail bool) error {
+		b.items[0].Qty++
+		_ = tr.Attach(ctx, b) // the save's next snapshot, staged in the scope
+		sc, _ := tracking.FromContext(ctx)
+		sc.OnCommit(func() {
+			changed, _ := tr.Changed(context.Background(), b)
+			fmt.Printf("committed: drop basket %d from the cache (changed since the snapshot: %v)\n", b.id, changed)
+		})
+		if fail {
+			return fmt.Errorf("the transaction failed")
+		}
+		return nil
+	}
+	err := tracking.InScope(ctx, func(ctx context.Context) error { return save(ctx, true) })
+	fmt.Println("rolled back:", err)
+	err = tracking.InScope(ctx, func(ctx context.Context) error { return save(ctx, false) })
+	fmt.Println("done:", err)
+	// Output:
+	// rolled back: the transaction failed
+	// committed: drop basket 1 from the cache (changed since the snapshot: false)
+	// done: <nil>
+}

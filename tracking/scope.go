@@ -16,13 +16,20 @@ import (
 // commits, or rolls it back. A Scope is safe for concurrent use, and
 // finished once committed or rolled back: later calls to Commit or Rollback
 // do nothing.
+//
+// Code that must act once the unit of work is durable, and only then (a
+// cache that drops what the unit of work changed, say), registers with
+// [Scope.OnCommit]; code that must undo in-memory changes when it is not,
+// with [Scope.OnRollback].
 type Scope struct {
-	mu       sync.Mutex
-	done     bool
-	order    []any           // staged keys, in first-staged order
-	staged   map[any]*staged // by stagedKey
-	identity map[any]any     // by identityKey
-	undo     []func()
+	mu        sync.Mutex
+	done      bool
+	committed bool            // done by Commit, not Rollback
+	order     []any           // staged keys, in first-staged order
+	staged    map[any]*staged // by stagedKey
+	identity  map[any]any     // by identityKey
+	undo      []func()
+	after     []func() // OnCommit's, in registration order
 }
 
 // staged is one aggregate's pending state in a scope.
@@ -57,21 +64,25 @@ func FromContext(ctx context.Context) (*Scope, bool) {
 }
 
 // Commit applies the staged changes to their trackers, in the order they
-// were first staged, and ends the scope.
+// were first staged, ends the scope, and then runs the functions registered
+// with [Scope.OnCommit], in the order they were registered.
 func (s *Scope) Commit() {
 	s.mu.Lock()
 	if s.done {
 		s.mu.Unlock()
 		return
 	}
-	s.done = true
-	order, st := s.order, s.staged
-	s.order, s.staged, s.identity, s.undo = nil, nil, nil, nil
+	s.done, s.committed = true, true
+	order, st, after := s.order, s.staged, s.after
+	s.order, s.staged, s.identity, s.undo, s.after = nil, nil, nil, nil, nil
 	s.mu.Unlock()
 	for _, k := range order {
 		st[k].apply()
 	}
 	ended(order, st)
+	for _, f := range after {
+		f()
+	}
 }
 
 // ended tells the staged states of a scope that it ended.
@@ -84,7 +95,8 @@ func ended(order []any, st map[any]*staged) {
 }
 
 // Rollback drops the staged changes, undoes what the scope was told to undo
-// (see [Scope.OnRollback]), and ends the scope.
+// (see [Scope.OnRollback]), and ends the scope. The functions registered
+// with [Scope.OnCommit] are dropped without running.
 func (s *Scope) Rollback() {
 	s.mu.Lock()
 	if s.done {
@@ -94,7 +106,7 @@ func (s *Scope) Rollback() {
 	s.done = true
 	undo := s.undo
 	order, st := s.order, s.staged
-	s.order, s.staged, s.identity, s.undo = nil, nil, nil, nil
+	s.order, s.staged, s.identity, s.undo, s.after = nil, nil, nil, nil, nil
 	s.mu.Unlock()
 	for i := len(undo) - 1; i >= 0; i-- {
 		undo[i]()
@@ -111,6 +123,36 @@ func (s *Scope) OnRollback(f func()) {
 	defer s.mu.Unlock()
 	if !s.done {
 		s.undo = append(s.undo, f)
+	}
+}
+
+// OnCommit registers f to run once the scope commits, after the staged
+// snapshots are applied and the scope has ended; functions run in the
+// order they were registered, in the goroutine that calls Commit. f never
+// runs if the scope rolls back. A transaction helper commits the scope
+// only after the transaction committed, so f runs once the changes of the
+// unit of work are in the store: it is where a cache drops or refreshes
+// what the unit of work wrote. A panic in f goes on to the caller of
+// Commit, and the functions registered after it do not run.
+//
+// If the scope is already finished, OnCommit runs f at once when the scope
+// committed (its changes are in the store, which is all f waits for), and
+// does nothing when it rolled back, as [Scope.OnRollback] does nothing
+// then: a rolled-back unit of work never becomes durable.
+func (s *Scope) OnCommit(f func()) {
+	if f == nil {
+		return
+	}
+	s.mu.Lock()
+	if !s.done {
+		s.after = append(s.after, f)
+		s.mu.Unlock()
+		return
+	}
+	committed := s.committed
+	s.mu.Unlock()
+	if committed {
+		f()
 	}
 }
 
