@@ -42,7 +42,10 @@ func Has(field string, conds ...Cond) Cond {
 // \_, \\), as LIKE ... ESCAPE '\' does; a pattern that ends in a lone
 // backslash is refused with [ErrQuery]. The match is case-sensitive on
 // every database: on SQLite, whose LIKE ignores the case of ASCII letters,
-// the pattern is run as the equivalent GLOB. Use [EqualFold] to ignore
+// the pattern is run as the equivalent GLOB; on MySQL and MariaDB, whose
+// LIKE follows the column's collation (the _ci ones ignore case and
+// accents), under the binary collation utf8mb4_bin, with the escape
+// rewritten to one that no sql_mode changes. Use [EqualFold] to ignore
 // case, [Contains] and [HasPrefix] to match a text given as it is. No text
 // match takes a column stored with the json or array option: it fails with
 // [ErrQuery] on every database.
@@ -69,9 +72,12 @@ func HasPrefix(column, prefix string) Cond {
 // "alice") selects "Alice" and "ALICE". Other letters are compared as
 // they are, on every database ("É" does not match "é"), unlike
 // strings.EqualFold: SQLite's lower() folds ASCII alone, and PostgreSQL's
-// is made to do the same. An index that serves it on PostgreSQL is one on
-// the expression translate(column, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ',
-// 'abcdefghijklmnopqrstuvwxyz'); on SQLite, one on lower(column).
+// and MySQL's are made to do the same (on MySQL, with 26 REPLACEs whose
+// result is compared under the binary collation utf8mb4_bin, as a _ci
+// collation would ignore case and accents). An index that serves it on
+// PostgreSQL is one on the expression translate(column,
+// 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'); on SQLite,
+// one on lower(column).
 func EqualFold(column, s string) Cond {
 	return Cond{column: column, op: "FOLD", args: []any{lowerASCII(s)}}
 }
@@ -101,6 +107,36 @@ func lowerASCII(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// likeFor returns p, a LIKE pattern with \ as its escape, rewritten with
+// esc as its escape instead (p itself when esc is zero or \): each \x
+// becomes esc x when x is % or _, and x alone otherwise (an escaped
+// character that is not special is itself), and a literal esc is
+// doubled. p must not end in a lone backslash (see likeToGlob).
+func likeFor(p string, esc byte) string {
+	if esc == 0 || esc == '\\' || !strings.ContainsAny(p, `\`+string(rune(esc))) {
+		return p
+	}
+	var b strings.Builder
+	escaped := false
+	for _, r := range p {
+		switch {
+		case escaped:
+			escaped = false
+			if r == '%' || r == '_' {
+				b.WriteByte(esc)
+			}
+		case r == '\\':
+			escaped = true
+			continue
+		}
+		if r == rune(esc) {
+			b.WriteByte(esc)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // likeToGlob returns the GLOB pattern that matches what the LIKE pattern
@@ -285,11 +321,17 @@ func writeCond(w *builder, tb *table, qual string, c Cond) error {
 			return nil
 		}
 		w.s(name + " LIKE ")
-		w.p(pattern)
-		w.s(` ESCAPE '\'`)
+		w.p(likeFor(pattern, w.d.likeEscape))
+		w.s(w.d.exactText)
+		if w.d.likeEscape != 0 {
+			w.s(" ESCAPE '" + string(rune(w.d.likeEscape)) + "'")
+		} else {
+			w.s(` ESCAPE '\'`)
+		}
 	case "FOLD":
 		w.s(fmt.Sprintf(w.d.foldASCII, name) + " = ")
 		w.p(c.args[0])
+		w.s(w.d.exactText)
 	case "IN":
 		if len(c.args) == 0 {
 			w.s("1 = 0")

@@ -71,6 +71,30 @@ type dialect struct {
 	// foldASCII is the expression, with %s for a column, that lowers the
 	// ASCII letters of a text, and no others, for EqualFold.
 	foldASCII string
+	// exactText is the clause, after the parameter of a LIKE or of
+	// EqualFold, that makes the comparison exact (case- and
+	// accent-sensitive) whatever the collation of the column
+	// (" COLLATE utf8mb4_bin"); empty where text compares exactly.
+	exactText string
+	// likeEscape is the escape character of the LIKE patterns sent to the
+	// database, where it is not the backslash of the patterns of Like
+	// (a backslash in a string literal is itself an escape on MySQL):
+	// patterns are rewritten to it (see likeFor). Zero is the backslash.
+	likeEscape byte
+	// returning reports that an INSERT returns the key it generated with
+	// RETURNING. Without it, each row whose key is generated is inserted
+	// by an INSERT of its own, whose result gives the key (stmt.lastID).
+	returning bool
+	// limitInSubquery reports that the subquery of an IN may have a LIMIT;
+	// without it, the limited subquery is wrapped in a derived table:
+	// IN (SELECT k FROM (SELECT k ... LIMIT ...) AS dddkit_page).
+	limitInSubquery bool
+	// maxStmtBytes bounds the size of a statement once its arguments are
+	// formatted into its text, where the database bounds it (MySQL's
+	// max_allowed_packet, the driver sending statements as text); zero
+	// is no bound. Multi-row INSERTs and the key lists of DELETEs are
+	// split to keep within it.
+	maxStmtBytes int
 }
 
 // dialectFor returns the dialect of a database/sql driver name.

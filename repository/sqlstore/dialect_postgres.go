@@ -17,7 +17,7 @@ var (
 		lockSuffix: " FOR UPDATE", shareSuffix: " FOR SHARE", writeSuffix: " FOR NO KEY UPDATE",
 		lockBeforeDelete: true, stmtSnapshot: true,
 		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE", schema: pgCatalog{},
-		foldASCII: pgFoldASCII,
+		foldASCII: pgFoldASCII, returning: true, limitInSubquery: true,
 	}
 	// postgresNoArray is PostgreSQL through a database/sql driver that does
 	// not bind Go slices (lib/pq, driver "postgres").
@@ -26,7 +26,7 @@ var (
 		lockSuffix: " FOR UPDATE", shareSuffix: " FOR SHARE", writeSuffix: " FOR NO KEY UPDATE",
 		lockBeforeDelete: true, stmtSnapshot: true,
 		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE", schema: pgCatalog{},
-		foldASCII: pgFoldASCII,
+		foldASCII: pgFoldASCII, returning: true, limitInSubquery: true,
 	}
 )
 

@@ -20,6 +20,7 @@ var sqlite = &dialect{
 	serializable: true, connBegin: true, offsetAll: " LIMIT -1",
 	snapshot: &sql.TxOptions{}, timeText: true, schema: sqliteCatalog{},
 	glob: true, foldASCII: "lower(%s)", // SQLite's lower() folds ASCII alone
+	returning: true, limitInSubquery: true,
 }
 
 // SQLite result codes, primary and extended, that sqlstore maps to the

@@ -2,12 +2,14 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/dddkit/dddkit/diff"
@@ -535,37 +537,54 @@ func (c *child) insertHead(w *builder, cols []column, override string) {
 // insertRow writes the values of r for insertHead's columns, in
 // parentheses; root reads the root's key.
 func (c *child) insertRow(w *builder, cols []column, r *childRow, root func() any) {
+	writeRow(w, c.rowValues(cols, r, root))
+}
+
+// rowValues returns the values of r for insertHead's columns: the parent
+// key values, the position, then cols.
+func (c *child) rowValues(cols []column, r *childRow, root func() any) []any {
+	vals := append(make([]any, 0, len(c.refCols)+1+len(cols)), r.refVals(root)...)
+	if c.position != "" {
+		vals = append(vals, r.pos)
+	}
+	for i := range cols {
+		vals = append(vals, cols[i].value(r.p))
+	}
+	return vals
+}
+
+// writeRow writes vals as the parameters of a row of VALUES, in
+// parentheses.
+func writeRow(w *builder, vals []any) {
 	w.s("(")
-	for i, v := range r.refVals(root) {
+	for i, v := range vals {
 		if i > 0 {
 			w.s(", ")
 		}
 		w.p(v)
 	}
-	if c.position != "" {
-		w.s(", ")
-		w.p(r.pos)
-	}
-	for i := range cols {
-		w.s(", ")
-		w.p(cols[i].value(r.p))
-	}
 	w.s(")")
 }
 
-// readKey returns the scan of a generated key into column kc of the
-// struct at p, remembering what the field held.
+// readKey returns the scan of a generated key, returned by RETURNING,
+// into column kc of the struct at p.
 func (pl *savePlan) readKey(kc *column, p unsafe.Pointer) func(rowScanner) error {
 	return func(r rowScanner) error {
-		at := reflect.NewAt(kc.typ, unsafe.Add(p, kc.offset)).Elem()
-		old := reflect.New(kc.typ).Elem()
-		old.Set(at)
-		if err := r.Scan(kc.dest(p, pl.native)); err != nil {
-			return err
-		}
-		pl.gen = append(pl.gen, genKey{at: at, old: old})
-		return nil
+		return pl.setKey(kc, p, func(dest any) error { return r.Scan(dest) })
 	}
+}
+
+// setKey sets column kc of the struct at p with read, given the column's
+// destination, remembering what the field held.
+func (pl *savePlan) setKey(kc *column, p unsafe.Pointer, read func(dest any) error) error {
+	at := reflect.NewAt(kc.typ, unsafe.Add(p, kc.offset)).Elem()
+	old := reflect.New(kc.typ).Elem()
+	old.Set(at)
+	if err := read(kc.dest(p, pl.native)); err != nil {
+		return err
+	}
+	pl.gen = append(pl.gen, genKey{at: at, old: old})
+	return nil
 }
 
 // restore puts back what the generated keys replaced.
@@ -708,31 +727,102 @@ func (c *child) elements(base unsafe.Pointer) ([]unsafe.Pointer, error) {
 }
 
 // inserts appends the multi-row INSERTs of rows into c's table; root reads
-// the root's key.
+// the root's key. A statement takes as many rows as the dialect's limits
+// allow: its parameters, and where the database bounds the size of a
+// statement with its arguments formatted into it, that size (see
+// argBytes).
 func inserts(d *dialect, stmts []stmt, c *child, rows []*childRow, root func() any) []stmt {
 	width := len(c.refCols) + len(c.cols)
 	if c.position != "" {
 		width++
 	}
 	per := d.maxParams / width
+	override := ""
+	if c.generated {
+		override = d.overrideKey
+	}
 	for len(rows) > 0 {
-		n := min(per, len(rows))
-		w := &builder{d: d, args: make([]any, 0, n*width)}
-		override := ""
-		if c.generated {
-			override = d.overrideKey
-		}
+		w := &builder{d: d, args: make([]any, 0, min(per, len(rows))*width)}
 		c.insertHead(w, c.cols, override)
-		for r, row := range rows[:n] {
-			if r > 0 {
+		size, n := w.b.Len(), 0
+		for ; n < per && n < len(rows); n++ {
+			vals := c.rowValues(c.cols, rows[n], root)
+			if d.maxStmtBytes > 0 {
+				rb := len(", ()")
+				for _, v := range vals {
+					rb += len(", ") + argBytes(v)
+				}
+				if n > 0 && size+rb > d.maxStmtBytes-stmtMargin {
+					break
+				}
+				size += rb
+			}
+			if n > 0 {
 				w.s(", ")
 			}
-			c.insertRow(w, c.cols, row, root)
+			writeRow(w, vals)
 		}
 		stmts = append(stmts, w.stmt(noCheck))
 		rows = rows[n:]
 	}
 	return stmts
+}
+
+// stmtMargin is what a statement leaves of the dialect's maxStmtBytes for
+// its text around the rows or keys that are counted, and the packet's
+// header.
+const stmtMargin = 4 << 10
+
+// argBytes is the most bytes that v, an argument, takes once the driver
+// has formatted it into the text of a statement (go-sql-driver/mysql's
+// interpolateParams): a string or a byte slice twice its length (each
+// byte may be escaped) and its quotes, a number its longest form, a time
+// 'YYYY-MM-DD HH:MM:SS.ffffff'. A driver.Valuer is asked for its value.
+func argBytes(v any) int {
+	if vr, ok := v.(driver.Valuer); ok {
+		dv, err := vr.Value()
+		if err != nil {
+			return 0 // the statement fails with err when it is sent
+		}
+		v = dv
+	}
+	switch v := v.(type) {
+	case nil:
+		return len("NULL")
+	case string:
+		return 2*len(v) + len("''")
+	case []byte:
+		return 2*len(v) + len("_binary''")
+	case time.Time:
+		return len("'0000-00-00 00:00:00.000000'")
+	}
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return len("NULL")
+		}
+		rv = rv.Elem()
+	}
+	switch rv.Kind() {
+	case reflect.String:
+		return 2*rv.Len() + len("''")
+	case reflect.Slice:
+		if rv.Type().Elem().Kind() == reflect.Uint8 {
+			return 2*rv.Len() + len("_binary''")
+		}
+	case reflect.Bool:
+		return 1
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return len("-9223372036854775808")
+	case reflect.Float32, reflect.Float64:
+		return len("-1.2345678901234567e-308")
+	case reflect.Struct:
+		if rv.Type() == timeType {
+			return len("'0000-00-00 00:00:00.000000'")
+		}
+	}
+	return 2*len(fmt.Sprint(rv.Interface())) + len("''")
 }
 
 // elemPtr returns a pointer to the struct of an element value of a diff

@@ -88,23 +88,58 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 		}
 	}
 	var keys []any
-	for _, base := range l.roots { // the roots read, when byKeys
-		keys = append(keys, kc.value(base))
+	if byKeys {
+		for _, base := range l.roots { // the roots read
+			keys = append(keys, kc.value(base))
+		}
 	}
+	kids, err := s.childSelects(w, cq, keys, byKeys)
+	if err != nil {
+		return nil, s.fail("select", err)
+	}
+	for i := range kids {
+		kids[i].scan = l.scan(s.m.children[i])
+	}
+	stmts = append(stmts, kids...)
+	if err := s.db.run(ctx, stmts, false); err != nil {
+		return nil, s.fail("select", err)
+	}
+	return s.assemble(roots, l), nil
+}
+
+// childSelects returns the SELECT of each child table's rows under the
+// roots that cq selects: the roots whose keys are keys when byKeys, else
+// the roots of cq's selection, repeated as a subquery (in a derived table
+// where the dialect takes no LIMIT in the subquery of an IN).
+func (s *Store[T, ID]) childSelects(w *builder, cq *compiledQuery, keys []any, byKeys bool) ([]stmt, error) {
+	rt := &s.m.root
+	kc := &rt.cols[rt.key]
 	theRoots := func(w *builder, cols []string) error {
 		if byKeys {
 			return inList(w, cols[0], kc, keys)
 		}
-		w.s(cols[0] + " IN (SELECT " + kc.quoted + " FROM " + rt.quoted)
+		paged := cq.q.limit > 0 || cq.q.offset > 0
+		// MySQL and MariaDB refuse a LIMIT in the subquery of an IN
+		// (error 1235), and take it in a derived table.
+		derived := paged && !s.d.limitInSubquery
+		w.s(cols[0] + " IN (SELECT " + kc.quoted + " FROM ")
+		if derived {
+			w.s("(SELECT " + kc.quoted + " FROM ")
+		}
+		w.s(rt.quoted)
 		if err := cq.where(w); err != nil {
 			return err
 		}
-		if q.limit > 0 || q.offset > 0 {
+		if paged {
 			cq.page(w)
+		}
+		if derived {
+			w.s(") AS dddkit_page")
 		}
 		w.s(")")
 		return nil
 	}
+	stmts := make([]stmt, 0, len(s.m.children))
 	for _, c := range s.m.children {
 		w.s("SELECT " + strings.Join(c.refCols, ", "))
 		for i := range c.cols {
@@ -112,17 +147,12 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 		}
 		w.s(" FROM " + c.quoted + " WHERE ")
 		if err := under(w, c, nil, theRoots); err != nil {
-			return nil, s.fail("select", err)
+			return nil, err
 		}
 		w.s(" ORDER BY " + strings.Join(append(c.refCols[:len(c.refCols):len(c.refCols)], c.order()...), ", "))
-		st := w.stmt(noCheck)
-		st.scan = l.scan(c)
-		stmts = append(stmts, st)
+		stmts = append(stmts, w.stmt(noCheck))
 	}
-	if err := s.db.run(ctx, stmts, false); err != nil {
-		return nil, s.fail("select", err)
-	}
-	return s.assemble(roots, l), nil
+	return stmts, nil
 }
 
 // assemble sets the collections loaded for each root and returns the

@@ -63,16 +63,34 @@ func (g group) sel(c *child) selector {
 }
 
 // chunks splits g, rows of table c, into groups whose statements keep
-// within the dialect's parameter limit: one group where the keys go in
-// one array parameter.
+// within the dialect's limits: its parameters, and the size of a
+// statement with its arguments formatted into it where the database bounds
+// it (see argBytes); one group where the keys go in one array parameter.
 func (g group) chunks(d *dialect, c *child) []group {
 	if d.anyArray && plainKind(c.cols[c.key].typ) {
 		return []group{g}
 	}
 	per := max(d.maxParams-len(g.refs), 1)
+	budget := 0
+	if d.maxStmtBytes > 0 {
+		budget = d.maxStmtBytes - stmtMargin
+		for _, v := range g.refs {
+			budget -= argBytes(v)
+		}
+	}
 	var out []group
 	for keys := g.keys; len(keys) > 0; {
 		n := min(per, len(keys))
+		if d.maxStmtBytes > 0 {
+			size := 0
+			for i, k := range keys[:n] {
+				size += len(", ") + argBytes(k)
+				if i > 0 && size > budget {
+					n = i
+					break
+				}
+			}
+		}
 		out = append(out, group{refs: g.refs, keys: keys[:n]})
 		keys = keys[n:]
 	}

@@ -1,0 +1,196 @@
+package sqlstore
+
+import (
+	"database/sql/driver"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// These tests check the statements built for MySQL and MariaDB, where
+// they differ from those of PostgreSQL and SQLite, without a database.
+
+func mysqlStore[T any, ID comparable](t *testing.T, d *dialect, m *Mapping[T]) *Store[T, ID] {
+	t.Helper()
+	s := NewStore[T, ID](&DB{sql: new(sqlx.DB), dialect: d}, m)
+	require.NoError(t, s.err)
+	return s
+}
+
+// TestLikeFor: a pattern of Like, whose escape is the backslash, is
+// rewritten for a database whose LIKE escape is another character.
+func TestLikeFor(t *testing.T) {
+	for _, tt := range []struct {
+		in, want, reason string
+	}{
+		{`abc%`, `abc%`, "no escape, no bang: as it is"},
+		{`50\%`, `50!%`, "an escaped % keeps its escape, the new one"},
+		{`a\_b`, `a!_b`, "an escaped _ likewise"},
+		{`a\\b`, `a\b`, "an escaped backslash is a plain backslash, which is no escape any more"},
+		{`a\bc`, `abc`, "an escaped ordinary character is itself"},
+		{`a!b%`, `a!!b%`, "a literal bang is doubled: it is the escape now"},
+		{`\!%`, `!!%`, "an escaped bang is a literal bang"},
+		{`é\%ü`, `é!%ü`, "multi-byte characters are kept"},
+	} {
+		assert.Equal(t, tt.want, likeFor(tt.in, '!'), tt.reason)
+	}
+	assert.Equal(t, `50\%`, likeFor(`50\%`, 0), "the backslash dialects keep the pattern")
+}
+
+// TestMySQLConds: the text matches of MySQL are exact whatever the
+// column's collation, and their escape is one that no sql_mode changes.
+func TestMySQLConds(t *testing.T) {
+	tb := &orderMapping(t).root
+	for _, tt := range []struct {
+		cond   Cond
+		sql    string
+		args   []any
+		reason string
+	}{
+		{Like("customer", `a\%b_`), ` WHERE "customer" LIKE ? COLLATE utf8mb4_bin ESCAPE '!'`, []any{`a!%b_`},
+			"a binary collation makes the match case- and accent-sensitive; the pattern's backslash escape becomes a bang"},
+		{Contains("customer", `5!%`), ` WHERE "customer" LIKE ? COLLATE utf8mb4_bin ESCAPE '!'`, []any{`%5!!!%%`},
+			"Contains matches its text as it is: the bang and the percent are escaped"},
+		{HasPrefix("customer", `a\b`), ` WHERE "customer" LIKE ? COLLATE utf8mb4_bin ESCAPE '!'`, []any{`a\b%`},
+			"a backslash in the text is a plain character"},
+		{EqualFold("customer", "ALICE"), ` WHERE ` + strings.ReplaceAll(mysqlFoldASCII, "%s", `"customer"`) + ` = ? COLLATE utf8mb4_bin`, []any{"alice"},
+			"the folded column is compared exactly: é stays apart from e"},
+	} {
+		cq, err := tb.compile(Where(tt.cond))
+		require.NoError(t, err)
+		w := &builder{d: mysqlDialect}
+		require.NoError(t, cq.where(w))
+		assert.Equal(t, tt.sql, w.b.String(), tt.reason)
+		assert.Equal(t, tt.args, w.args, tt.reason)
+	}
+	// PostgreSQL keeps its SQL.
+	cq, err := tb.compile(Where(Like("customer", `a\%`)))
+	require.NoError(t, err)
+	w := &builder{d: postgres}
+	require.NoError(t, cq.where(w))
+	assert.Equal(t, ` WHERE "customer" LIKE $1 ESCAPE '\'`, w.b.String())
+	assert.Equal(t, []any{`a\%`}, w.args)
+}
+
+// TestMySQLPagedChildren: the children of a page of roots are selected
+// by the page's query in a derived table, as MySQL refuses a LIMIT in the
+// subquery of an IN; an OFFSET without a limit gets the largest LIMIT.
+func TestMySQLPagedChildren(t *testing.T) {
+	m := orderMapping(t)
+	for _, tt := range []struct {
+		d      *dialect
+		q      Query
+		want   string
+		reason string
+	}{
+		{mysqlDialect, Where(Eq("customer", "alice")).Limit(2).Offset(1),
+			`SELECT order_id, "id", "sku", "quantity" FROM "order_items" WHERE order_id IN (SELECT "id" FROM (SELECT "id" FROM "orders" WHERE "customer" = ? ORDER BY "id" LIMIT ? OFFSET ?) AS dddkit_page) ORDER BY order_id, "id"`,
+			"a limit and an offset: a derived table"},
+		{mysqlDialect, Query{}.Offset(3),
+			`SELECT order_id, "id", "sku", "quantity" FROM "order_items" WHERE order_id IN (SELECT "id" FROM (SELECT "id" FROM "orders" ORDER BY "id" LIMIT 18446744073709551615 OFFSET ?) AS dddkit_page) ORDER BY order_id, "id"`,
+			"an offset alone needs a LIMIT on MySQL"},
+		{mysqlDialect, Where(Eq("customer", "alice")),
+			`SELECT order_id, "id", "sku", "quantity" FROM "order_items" WHERE order_id IN (SELECT "id" FROM "orders" WHERE "customer" = ?) ORDER BY order_id, "id"`,
+			"no page: the subquery needs no derived table"},
+		{sqlite, Where(Eq("customer", "alice")).Limit(2),
+			`SELECT order_id, "id", "sku", "quantity" FROM "order_items" WHERE order_id IN (SELECT "id" FROM "orders" WHERE "customer" = ? ORDER BY "id" LIMIT ?) ORDER BY order_id, "id"`,
+			"SQLite takes the LIMIT in the subquery, as before"},
+	} {
+		s := mysqlStore[*order, orderID](t, tt.d, m)
+		cq, err := m.root.compile(tt.q)
+		require.NoError(t, err)
+		got, err := s.childSelects(&builder{d: tt.d}, cq, nil, false)
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		assert.Equal(t, strings.ReplaceAll(tt.want, "order_id", `"order_id"`), got[0].sql, tt.reason)
+	}
+}
+
+// TestMySQLStatementBytes: where the database bounds the size of a
+// statement with its arguments formatted in (MySQL's max_allowed_packet),
+// a multi-row INSERT and the key list of a DELETE are split to keep
+// within it, each row counted at the most its arguments can take.
+func TestMySQLStatementBytes(t *testing.T) {
+	small := *mysqlDialect
+	// Every row of an item takes 4 numbers and a 1,000-byte SKU: at most
+	// 2,002 + 4*20 + 4*2 + 4 bytes. 6 rows fit in 20,000 bytes less the
+	// margin, 7 do not.
+	small.maxStmtBytes = stmtMargin + 6*2100
+	s := mysqlStore[*order, orderID](t, &small, orderMapping(t))
+	o := newOrder(1, "alice")
+	for i := 1; i <= 14; i++ {
+		o.items = append(o.items, &item{id: itemID(i), sku: strings.Repeat(string(rune('A'+i)), 1000), quantity: i})
+	}
+	got, err := first(s.insertStmts(unsafe.Pointer(o)))
+	require.NoError(t, err)
+	require.Len(t, got, 1+3, "the root, then 14 rows as 6 + 6 + 2")
+	assert.Len(t, got[1].args, 6*4)
+	assert.Len(t, got[3].args, 2*4)
+	for _, st := range got[1:] {
+		size := len(st.sql)
+		for _, a := range st.args {
+			size += argBytes(a)
+		}
+		assert.LessOrEqual(t, size, small.maxStmtBytes-stmtMargin+len(st.sql), "within the bound")
+	}
+
+	keys := make([]any, 0, 2000)
+	for i := range 2000 {
+		keys = append(keys, itemID(i))
+	}
+	g := group{refs: []any{orderID(1)}, keys: keys}
+	chunks := g.chunks(&small, s.m.children[0])
+	// A key takes at most 20 bytes and its separator: 12,600 / 22 = 572
+	// keys a statement, less the parent's key.
+	require.Greater(t, len(chunks), 1)
+	total := 0
+	for _, c := range chunks {
+		total += len(c.keys)
+		assert.LessOrEqual(t, len(c.keys)*22, small.maxStmtBytes-stmtMargin)
+		assert.Equal(t, []any{orderID(1)}, c.refs)
+	}
+	assert.Equal(t, 2000, total, "every key is in a chunk")
+
+	// Without a bound, one statement takes all (up to maxParams).
+	got, err = first(mysqlStore[*order, orderID](t, mysqlDialect, orderMapping(t)).insertStmts(unsafe.Pointer(o)))
+	require.NoError(t, err)
+	assert.Len(t, got, 2)
+}
+
+type smallID int8
+
+type valued struct{}
+
+func (valued) Value() (driver.Value, error) { return strings.Repeat("x", 10), nil }
+
+// TestArgBytes: the size of an argument formatted into a statement is
+// never underestimated.
+func TestArgBytes(t *testing.T) {
+	s := "it's"
+	for _, tt := range []struct {
+		v    any
+		min  int
+		name string
+	}{
+		{nil, 4, "NULL"},
+		{`a'b\c`, len(`'a\'b\\c'`), "every byte may be escaped"},
+		{[]byte("ab"), len(`_binary'ab'`), "bytes"},
+		{int64(-9223372036854775808), 20, "the longest int64"},
+		{uint64(18446744073709551615), 20, "the longest uint64"},
+		{-1.2345678901234567e-308, len("-1.2345678901234567e-308"), "a long float"},
+		{time.Date(2024, 1, 2, 3, 4, 5, 6000, time.UTC), len(`'2024-01-02 03:04:05.000006'`), "a time"},
+		{&s, len(`'it\'s'`), "a pointer to a string"},
+		{(*string)(nil), 4, "a nil pointer"},
+		{valued{}, 12, "a Valuer's value"},
+		{jsonValue{map[string]string{"a": "b"}}, len(`'{\"a\":\"b\"}'`), "a JSON column's text"},
+		{smallID(-100), 4, "a named integer"},
+		{true, 1, "a bool"},
+	} {
+		assert.GreaterOrEqual(t, argBytes(tt.v), tt.min, tt.name)
+	}
+}
