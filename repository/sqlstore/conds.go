@@ -255,9 +255,9 @@ func (tb *table) checkConds(c Cond) (Cond, error) {
 }
 
 // writeCond writes c, a checked condition on the rows of tb. qual is ""
-// for the root, whose columns are written as they are, or the quoted name
-// of tb and a dot, which a child's columns are qualified with inside
-// EXISTS. tb is in the FROM clause under its own name.
+// for the root, whose columns are written as they are, or the name of tb,
+// which a child's columns are qualified with inside EXISTS. tb is in the
+// FROM clause under its own name.
 func writeCond(w *builder, tb *table, qual string, c Cond) error {
 	if c.raw != "" {
 		w.s("(")
@@ -308,19 +308,20 @@ func writeCond(w *builder, tb *table, qual string, c Cond) error {
 		return writeHas(w, tb, k, c.conds)
 	}
 	col := &tb.cols[tb.column(c.column)]
-	name := qual + col.quoted
 	switch c.op {
 	case "IS NULL":
-		w.s(name + " IS NULL")
+		w.column(qual, col.name)
+		w.s(" IS NULL")
 	case "LIKE":
 		pattern := c.args[0].(string)
+		w.column(qual, col.name)
 		if w.d.glob {
 			g, _ := likeToGlob(pattern)
-			w.s(name + " GLOB ")
+			w.s(" GLOB ")
 			w.p(g)
 			return nil
 		}
-		w.s(name + " LIKE ")
+		w.s(" LIKE ")
 		w.p(likeFor(pattern, w.d.likeEscape))
 		w.s(w.d.exactText)
 		if w.d.likeEscape != 0 {
@@ -329,7 +330,11 @@ func writeCond(w *builder, tb *table, qual string, c Cond) error {
 			w.s(` ESCAPE '\'`)
 		}
 	case "FOLD":
-		w.s(fmt.Sprintf(w.d.foldASCII, name) + " = ")
+		pre, post, _ := strings.Cut(w.d.foldASCII, "%s")
+		w.s(pre)
+		w.column(qual, col.name)
+		w.s(post)
+		w.s(" = ")
 		w.p(c.args[0])
 		w.s(w.d.exactText)
 	case "IN":
@@ -337,9 +342,14 @@ func writeCond(w *builder, tb *table, qual string, c Cond) error {
 			w.s("1 = 0")
 			return nil
 		}
-		return inList(w, name, col, c.args)
+		at := w.b.Len()
+		w.column(qual, col.name)
+		// The column as written, for messages: what the builder wrote
+		// stays as it is.
+		return inValues(w, w.b.String()[at:], col, c.args)
 	default:
-		w.s(name + " " + c.op + " ")
+		w.column(qual, col.name)
+		w.s(" " + c.op + " ")
 		w.p(c.args[0])
 	}
 	return nil
@@ -350,18 +360,23 @@ func writeCond(w *builder, tb *table, qual string, c Cond) error {
 // parent's key, and, unless ParentKeyOnly, by the parent key columns of
 // the levels above, which the parent's row holds under the same names.
 func writeHas(w *builder, p *table, k *child, conds []Cond) error {
-	kq := k.quoted + "."
-	pq := p.quoted + "."
-	w.s("EXISTS (SELECT 1 FROM " + k.quoted + " WHERE ")
+	w.s("EXISTS (SELECT 1 FROM ")
+	w.ident(k.name)
+	w.s(" WHERE ")
 	if k.parent != nil && !k.spec.ParentKeyOnly {
-		for i, rc := range k.parent.refCols {
-			w.s(kq + k.refCols[i] + " = " + pq + rc + " AND ")
+		for i, rc := range k.parent.refNames {
+			w.column(k.name, k.refNames[i])
+			w.s(" = ")
+			w.column(p.name, rc)
+			w.s(" AND ")
 		}
 	}
-	w.s(kq + k.parentKey + " = " + pq + p.cols[p.key].quoted)
+	w.column(k.name, k.spec.ParentKey)
+	w.s(" = ")
+	w.column(p.name, p.cols[p.key].name)
 	for _, c := range conds {
 		w.s(" AND ")
-		if err := writeCond(w, &k.table, kq, c); err != nil {
+		if err := writeCond(w, &k.table, k.name, c); err != nil {
 			return err
 		}
 	}

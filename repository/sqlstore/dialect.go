@@ -18,6 +18,9 @@ type dialect struct {
 	name, title string
 	// dollar selects $1, $2, ... placeholders; otherwise ?.
 	dollar bool
+	// quoteChar encloses an identifier in SQL ('"'); a qualified name
+	// has each of its parts enclosed (see quote).
+	quoteChar byte
 	// anyArray deletes removed children with "= ANY($n)" and one array
 	// parameter; otherwise with "IN (?, ?, ...)".
 	anyArray bool
@@ -134,19 +137,41 @@ func checkIdent(what, name string, re *regexp.Regexp) error {
 }
 
 // quote returns name, a validated identifier optionally qualified by a
-// schema, with each part in double quotes: "sales"."orders". Both
-// PostgreSQL and SQLite quote identifiers this way.
-func quote(name string) string {
+// schema, with each part enclosed in d's quote character: "sales"."orders"
+// for PostgreSQL and SQLite.
+func (d *dialect) quote(name string) string {
 	var b strings.Builder
-	for i, part := range strings.Split(name, ".") {
-		if i > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteByte('"')
-		b.WriteString(part)
-		b.WriteByte('"')
-	}
+	b.Grow(len(name) + 4)
+	quoteTo(&b, d.quoteChar, name)
 	return b.String()
+}
+
+// quoteList returns names, quoted by d, separated by commas.
+func (d *dialect) quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = d.quote(n)
+	}
+	return strings.Join(q, ", ")
+}
+
+// quoteTo writes name, a validated identifier optionally qualified by a
+// schema, to b with each part enclosed in q. A validated name holds no
+// quote character, so nothing inside needs escaping.
+func quoteTo(b *strings.Builder, q byte, name string) {
+	for {
+		i := strings.IndexByte(name, '.')
+		b.WriteByte(q)
+		if i < 0 {
+			b.WriteString(name)
+			b.WriteByte(q)
+			return
+		}
+		b.WriteString(name[:i])
+		b.WriteByte(q)
+		b.WriteByte('.')
+		name = name[i+1:]
+	}
 }
 
 // builder writes one statement and collects its arguments.
@@ -157,6 +182,20 @@ type builder struct {
 }
 
 func (w *builder) s(str string) { w.b.WriteString(str) }
+
+// ident writes name, an identifier optionally qualified by a schema,
+// quoted as the dialect quotes it.
+func (w *builder) ident(name string) { quoteTo(&w.b, w.d.quoteChar, name) }
+
+// column writes the column name, qualified by the table qual unless qual
+// is "", quoted as the dialect quotes them.
+func (w *builder) column(qual, name string) {
+	if qual != "" {
+		w.ident(qual)
+		w.b.WriteByte('.')
+	}
+	w.ident(name)
+}
 
 // p appends v as the next bind parameter.
 func (w *builder) p(v any) {

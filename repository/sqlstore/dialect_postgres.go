@@ -13,7 +13,7 @@ var (
 	// postgres is PostgreSQL through pgx, natively or as database/sql
 	// driver "pgx": slices bind as arrays.
 	postgres = &dialect{
-		name: "postgres", title: "PostgreSQL", dollar: true, anyArray: true, maxParams: 65535,
+		name: "postgres", title: "PostgreSQL", dollar: true, quoteChar: '"', anyArray: true, maxParams: 65535,
 		lockSuffix: " FOR UPDATE", shareSuffix: " FOR SHARE", writeSuffix: " FOR NO KEY UPDATE",
 		lockBeforeDelete: true, stmtSnapshot: true,
 		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE", schema: pgCatalog{},
@@ -22,7 +22,7 @@ var (
 	// postgresNoArray is PostgreSQL through a database/sql driver that does
 	// not bind Go slices (lib/pq, driver "postgres").
 	postgresNoArray = &dialect{
-		name: "postgres", title: "PostgreSQL", dollar: true, maxParams: 65535,
+		name: "postgres", title: "PostgreSQL", dollar: true, quoteChar: '"', maxParams: 65535,
 		lockSuffix: " FOR UPDATE", shareSuffix: " FOR SHARE", writeSuffix: " FOR NO KEY UPDATE",
 		lockBeforeDelete: true, stmtSnapshot: true,
 		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE", schema: pgCatalog{},

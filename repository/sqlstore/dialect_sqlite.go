@@ -16,7 +16,7 @@ import (
 // risking SQLITE_BUSY, as busy_timeout does not wait where two readers
 // would each wait for the other.
 var sqlite = &dialect{
-	name: "sqlite", title: "SQLite", maxParams: 32766,
+	name: "sqlite", title: "SQLite", quoteChar: '"', maxParams: 32766,
 	serializable: true, connBegin: true, offsetAll: " LIMIT -1",
 	snapshot: &sql.TxOptions{}, timeText: true, schema: sqliteCatalog{},
 	glob: true, foldASCII: "lower(%s)", // SQLite's lower() folds ASCII alone

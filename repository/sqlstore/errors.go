@@ -189,10 +189,10 @@ func positionHint(children []*child, err error) string {
 		return ""
 	}
 	for _, c := range children {
-		if c.position == "" || (de.Table != c.name && !strings.HasSuffix(c.name, "."+de.Table)) {
+		if c.spec.Position == "" || (de.Table != c.name && !strings.HasSuffix(c.name, "."+de.Table)) {
 			continue
 		}
-		pos := strings.Trim(c.position, `"`)
+		pos := c.spec.Position
 		for col := range strings.SplitSeq(de.Column, ", ") {
 			if col == pos {
 				return fmt.Sprintf(" (a unique key on the position column %s of %s must be DEFERRABLE INITIALLY DEFERRED on PostgreSQL, and cannot be used on SQLite: a reorder moves one row at a time)", pos, c.name)

@@ -87,7 +87,10 @@ type Mapping[T any] struct {
 // column is one mapped column: a field of a struct, possibly inside
 // value objects.
 type column struct {
-	name   string
+	name string
+	// quoted is name as the dialect of a store quotes it: empty in a
+	// Mapping, which holds names only, and set in a store's copy of it
+	// (see Mapping.quotedBy).
 	quoted string
 	index  []int   // field index path from the struct
 	offset uintptr // offset from the start of the struct
@@ -132,7 +135,7 @@ func (c *column) dest(base unsafe.Pointer, native bool) any {
 // table is a mapped table.
 type table struct {
 	name    string
-	quoted  string
+	quoted  string       // name as a store's dialect quotes it, like column.quoted
 	typ     reflect.Type // the struct
 	cols    []column
 	key     int   // index in cols of the key column
@@ -147,23 +150,27 @@ type table struct {
 // child is a mapped entity collection.
 type child struct {
 	table
-	spec      Child
-	parent    *child // the table of the parent entity; nil for the root
-	index     int    // in Mapping.children
-	fieldIdx  int    // index of the collection field in the parent struct
-	offset    uintptr
-	collType  reflect.Type // the slice or map type
-	elem      reflect.Type // the element type as stored: S or *S
-	ptr       bool         // elem is *S
-	ident     *typeinfo.Identity
-	parentKey string // quoted
-	// refCols are the quoted columns that identify the parent row, the
-	// parent's key last; refTypes are their Go types (see Child).
+	spec     Child
+	parent   *child // the table of the parent entity; nil for the root
+	index    int    // in Mapping.children
+	fieldIdx int    // index of the collection field in the parent struct
+	offset   uintptr
+	collType reflect.Type // the slice or map type
+	elem     reflect.Type // the element type as stored: S or *S
+	ptr      bool         // elem is *S
+	ident    *typeinfo.Identity
+	// parentKey (spec.ParentKey), refCols (refNames) and position
+	// (spec.Position) are quoted by a store's dialect, like column.quoted:
+	// empty in a Mapping.
+	parentKey string
+	// refNames are the columns that identify the parent row, the parent's
+	// key last; refCols are them quoted; refTypes are their Go types (see
+	// Child).
 	refCols  []string
-	refNames []string // unquoted
+	refNames []string
 	refTypes []reflect.Type
 	kids     []*child // the collections of the element, a level down
-	position string   // quoted Position column, or ""
+	position string   // the quoted Position column, or ""
 	// posBelow: this table or one below it has a Position column.
 	posBelow bool
 	// genBelow: this table or one below it has a generated key.
@@ -281,7 +288,7 @@ func collect(t reflect.Type, index []int, offset uintptr, path, prefix string, c
 			if f.Version && len(index) > 0 {
 				return fmt.Errorf("field %s: a version field must be a field of the root itself", goPath)
 			}
-			*cols = append(*cols, column{name: name, quoted: quote(name), index: idx, offset: offset + f.Offset, typ: f.Type, field: goPath, codec: cd, generated: gen})
+			*cols = append(*cols, column{name: name, index: idx, offset: offset + f.Offset, typ: f.Type, field: goPath, codec: cd, generated: gen})
 			continue
 		}
 		if isValueObject(f.Type) {
@@ -448,7 +455,6 @@ func newTable(name, key string, t reflect.Type) (table, []collField, error) {
 	if err := checkIdent("table", name, tableRE); err != nil {
 		return tb, nil, err
 	}
-	tb.quoted = quote(name)
 	var colls []collField
 	if err := collect(t, nil, 0, "", "", &tb.cols, &colls); err != nil {
 		return tb, nil, err
@@ -729,7 +735,6 @@ func newChild(root reflect.Type, rootTable *table, parent *child, colls []collFi
 		return nil, nil, fmt.Errorf("%v has a version field: only the root has one", st)
 	}
 	c.table = tb
-	c.parentKey = quote(spec.ParentKey)
 	// The columns that identify the parent row: see Child.
 	pkt := rootTable.cols[rootTable.key].typ
 	var names []string
@@ -750,7 +755,6 @@ func newChild(root reflect.Type, rootTable *table, parent *child, colls []collFi
 		if i := tb.column(n); i >= 0 {
 			return nil, nil, fmt.Errorf("parent key column %q is the db tag of field %s of %v: sqlstore fills it from the parent's key; remove the tag", n, tb.cols[i].field, st)
 		}
-		c.refCols = append(c.refCols, quote(n))
 	}
 	if spec.Position != "" {
 		if err := checkIdent("position column", spec.Position, columnRE); err != nil {
@@ -762,7 +766,6 @@ func newChild(root reflect.Type, rootTable *table, parent *child, colls []collFi
 		if seen[spec.Position] || tb.column(spec.Position) >= 0 {
 			return nil, nil, fmt.Errorf("position column %q is a parent key column or the db tag of a field of %v", spec.Position, st)
 		}
-		c.position = quote(spec.Position)
 		c.posBelow = true
 	}
 	return c, grand, nil

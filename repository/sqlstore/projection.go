@@ -247,9 +247,10 @@ func selectRows[R, T any](ctx context.Context, db *DB, m *Mapping[T], q Query, c
 		if i > 0 {
 			w.s(", ")
 		}
-		w.s(quote(c))
+		w.ident(c)
 	}
-	w.s(" FROM " + tb.quoted)
+	w.s(" FROM ")
+	w.ident(tb.name)
 	if err := cq.where(w); err != nil {
 		return nil, 0, err
 	}
@@ -262,7 +263,8 @@ func selectRows[R, T any](ctx context.Context, db *DB, m *Mapping[T], q Query, c
 	if count {
 		cq := *cq
 		cq.after = nil
-		w.s("SELECT count(*) FROM " + tb.quoted)
+		w.s("SELECT count(*) FROM ")
+		w.ident(tb.name)
 		if err := cq.where(w); err != nil {
 			return nil, 0, err
 		}

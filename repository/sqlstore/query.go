@@ -235,7 +235,7 @@ func (cq *compiledQuery) where(w *builder) error {
 			if i > 0 {
 				w.s(", ")
 			}
-			w.s(cq.tb.cols[cq.tb.column(o.column)].quoted)
+			w.ident(cq.tb.cols[cq.tb.column(o.column)].name)
 		}
 		if cq.order[0].desc {
 			w.s(") < (")
@@ -270,12 +270,19 @@ const pageParams = 2
 // lists of half the limit each); the parameters written after it (more
 // conditions, a keyset, LIMIT and OFFSET) are checked by where.
 func inList(w *builder, column string, kc *column, keys []any) error {
+	w.s(column)
+	return inValues(w, column, kc, keys)
+}
+
+// inValues writes what inList writes after the column, named column in
+// messages.
+func inValues(w *builder, column string, kc *column, keys []any) error {
 	if w.d.anyArray && plainKind(kc.typ) {
 		arr, err := typedSlice(kc, keys)
 		if err != nil {
 			return err
 		}
-		w.s(column + " = ANY(")
+		w.s(" = ANY(")
 		w.p(arr)
 		w.s(")")
 		return nil
@@ -283,7 +290,7 @@ func inList(w *builder, column string, kc *column, keys []any) error {
 	if len(w.args)+len(keys) > w.d.maxParams {
 		return fmt.Errorf("%w: %s IN a list of %d values, with %d other parameters, is more than %s takes in one statement (%d)", ErrQuery, column, len(keys), len(w.args), w.d.title, w.d.maxParams)
 	}
-	w.s(column + " IN (")
+	w.s(" IN (")
 	for i, k := range keys {
 		if i > 0 {
 			w.s(", ")
@@ -301,7 +308,7 @@ func (cq *compiledQuery) page(w *builder) {
 		if i > 0 {
 			w.s(", ")
 		}
-		w.s(cq.tb.cols[cq.tb.column(o.column)].quoted)
+		w.ident(cq.tb.cols[cq.tb.column(o.column)].name)
 		if o.desc {
 			w.s(" DESC")
 		}

@@ -488,7 +488,7 @@ func (m *Mapping[T]) DDL(d Database) (string, error) {
 			}
 		}
 		key := tc.cols[tc.key].name
-		fmt.Fprintf(&b, "CREATE TABLE %s (\n", quote(tc.name))
+		fmt.Fprintf(&b, "CREATE TABLE %s (\n", dl.quote(tc.name))
 		var lines []string
 		for _, n := range needs(tc, c) {
 			k := n.kind
@@ -504,14 +504,14 @@ func (m *Mapping[T]) DDL(d Database) (string, error) {
 				if err != nil {
 					return fail(tc, n.name, err)
 				}
-				lines = append(lines, quote(n.name)+" "+def)
+				lines = append(lines, dl.quote(n.name)+" "+def)
 				continue
 			}
 			typ, err := sd.columnType(k)
 			if err != nil {
 				return fail(tc, n.name, err)
 			}
-			line := quote(n.name) + " " + typ
+			line := dl.quote(n.name) + " " + typ
 			if !k.null {
 				line += " NOT NULL"
 			}
@@ -523,7 +523,7 @@ func (m *Mapping[T]) DDL(d Database) (string, error) {
 		}
 		own := append(append([]string{}, refs...), key)
 		if !tc.generated {
-			lines = append(lines, "PRIMARY KEY ("+quoteList(own)+")")
+			lines = append(lines, "PRIMARY KEY ("+dl.quoteList(own)+")")
 		}
 		// The unique keys that the tables below refer to.
 		var kids []*child
@@ -541,10 +541,10 @@ func (m *Mapping[T]) DDL(d Database) (string, error) {
 			}
 		}
 		if byKey && c != nil && !tc.generated {
-			lines = append(lines, "UNIQUE ("+quote(key)+")")
+			lines = append(lines, "UNIQUE ("+dl.quote(key)+")")
 		}
 		if byAll && tc.generated {
-			lines = append(lines, "UNIQUE ("+quoteList(own)+")") // also serves loads by parent
+			lines = append(lines, "UNIQUE ("+dl.quoteList(own)+")") // also serves loads by parent
 		} else if tc.generated && c != nil {
 			indexes = append(indexes, sd.index(tc.name, refs)) // for loads by parent
 		}
@@ -558,7 +558,7 @@ func (m *Mapping[T]) DDL(d Database) (string, error) {
 				}
 			}
 			target := append(append([]string{}, pRefs...), ptb.cols[ptb.key].name)
-			fk := fmt.Sprintf("FOREIGN KEY (%s) REFERENCES %s (%s)", quoteList(refs), sd.reference(tc.name, ptb.name), quoteList(target))
+			fk := fmt.Sprintf("FOREIGN KEY (%s) REFERENCES %s (%s)", dl.quoteList(refs), sd.reference(tc.name, ptb.name), dl.quoteList(target))
 			if len(pRefs) > 0 {
 				// A move of the parent updates its parent key columns
 				// before those of its children's rows.
@@ -572,14 +572,6 @@ func (m *Mapping[T]) DDL(d Database) (string, error) {
 		b.WriteString(ix + ";\n")
 	}
 	return b.String(), nil
-}
-
-func quoteList(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = quote(n)
-	}
-	return strings.Join(q, ", ")
 }
 
 // lastPart returns the name of a table without its schema.

@@ -35,7 +35,7 @@ WHERE c.conrelid = to_regclass($1) AND c.contype = 'f'
 ORDER BY c.conname, array_position(c.conkey, a.attnum)`
 
 func (pgCatalog) describe(name string, lt *liveTable) []stmt {
-	q := quote(name)
+	q := postgres.quote(name)
 	return []stmt{
 		{sql: pgColumns, args: []any{q}, scan: func(r rowScanner) error {
 			var n string
@@ -150,8 +150,8 @@ func (pgCatalog) generatedKey(k goKind) (string, error) {
 	return t + " GENERATED ALWAYS AS IDENTITY PRIMARY KEY", nil
 }
 
-func (pgCatalog) reference(_, parent string) string { return quote(parent) }
+func (pgCatalog) reference(_, parent string) string { return postgres.quote(parent) }
 
 func (pgCatalog) index(table string, cols []string) string {
-	return fmt.Sprintf("CREATE INDEX ON %s (%s)", quote(table), quoteList(cols))
+	return fmt.Sprintf("CREATE INDEX ON %s (%s)", postgres.quote(table), postgres.quoteList(cols))
 }

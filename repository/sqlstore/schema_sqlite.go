@@ -183,7 +183,7 @@ func (sqliteCatalog) generatedKey(k goKind) (string, error) {
 
 // reference: SQLite's foreign keys name a table of the same schema,
 // unqualified.
-func (sqliteCatalog) reference(_, parent string) string { return quote(lastPart(parent)) }
+func (sqliteCatalog) reference(_, parent string) string { return sqlite.quote(lastPart(parent)) }
 
 func (sqliteCatalog) index(table string, cols []string) string {
 	schema := ""
@@ -191,5 +191,5 @@ func (sqliteCatalog) index(table string, cols []string) string {
 		schema = table[:i] + "."
 	}
 	name := lastPart(table) + "_" + strings.Join(cols, "_")
-	return fmt.Sprintf("CREATE INDEX %s ON %s (%s)", quote(schema+name), quote(lastPart(table)), quoteList(cols))
+	return fmt.Sprintf("CREATE INDEX %s ON %s (%s)", sqlite.quote(schema+name), sqlite.quote(lastPart(table)), sqlite.quoteList(cols))
 }

@@ -70,6 +70,10 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 		return s
 	}
 	s.d, s.wrap = db.dialect, db.pgx != nil
+	// The store's statements name the tables and columns as its dialect
+	// quotes them, once here: m holds names only.
+	m = m.quotedBy(s.d)
+	s.m = m
 	if !s.d.anyArray {
 		for _, tb := range m.tables() {
 			for i := range tb.cols {
@@ -149,6 +153,62 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 		s.lockRootTell, s.deleteRootTell = s.deleteSQL(w, true, s.wrap)
 	}
 	return s
+}
+
+// quotedBy returns a copy of m whose tables, columns and parent key and
+// position columns carry their names as d quotes them, for the statements
+// of a store on d. m itself holds names only, and may serve databases that
+// quote otherwise.
+func (m *Mapping[T]) quotedBy(d *dialect) *Mapping[T] {
+	out := *m
+	out.root = m.root.quotedBy(d)
+	out.children = make([]*child, len(m.children))
+	for i, c := range m.children {
+		k := new(child)
+		*k = *c
+		k.table = c.table.quotedBy(d)
+		if c.parent != nil {
+			k.parent = out.children[c.parent.index] // parents come first
+		}
+		k.parentKey = d.quote(c.spec.ParentKey)
+		k.refCols = make([]string, len(c.refNames))
+		for j, n := range c.refNames {
+			k.refCols[j] = d.quote(n)
+		}
+		if c.spec.Position != "" {
+			k.position = d.quote(c.spec.Position)
+		}
+		out.children[i] = k
+	}
+	relink := func(kids []*child) []*child {
+		if kids == nil {
+			return nil
+		}
+		to := make([]*child, len(kids))
+		for i, k := range kids {
+			to[i] = out.children[k.index]
+		}
+		return to
+	}
+	out.top = relink(m.top)
+	out.root.colls = relink(m.root.colls)
+	for i, c := range m.children {
+		k := out.children[i]
+		k.kids = relink(c.kids)
+		k.table.colls = relink(c.table.colls)
+	}
+	return &out
+}
+
+// quotedBy returns a copy of tb whose name and columns carry their names
+// as d quotes them.
+func (tb table) quotedBy(d *dialect) table {
+	tb.quoted = d.quote(tb.name)
+	tb.cols = slices.Clone(tb.cols)
+	for i := range tb.cols {
+		tb.cols[i].quoted = d.quote(tb.cols[i].name)
+	}
+	return tb
 }
 
 // deleteSQL returns the statements that lock (where the dialect locks
