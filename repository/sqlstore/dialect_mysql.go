@@ -13,7 +13,7 @@ var (
 	// reads the latest committed rows, and a load in a unit of work locks
 	// the roots it reads, as on PostgreSQL.
 	mysqlDialect = &dialect{
-		name: "mysql", title: "MySQL", maxParams: 65535,
+		name: "mysql", title: "MySQL", quoteChar: '`', maxParams: 65535,
 		lockSuffix: " FOR UPDATE", shareSuffix: " LOCK IN SHARE MODE", writeSuffix: " FOR UPDATE",
 		lockBeforeDelete: true, stmtSnapshot: true,
 		offsetAll: " LIMIT 18446744073709551615", // MySQL's own advice for an OFFSET alone

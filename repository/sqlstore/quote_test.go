@@ -241,3 +241,13 @@ func TestQuoteStoreStatements(t *testing.T) {
 	}
 	require.Equal(t, "`main`.`shelves`", s.m.root.quoted)
 }
+
+// TestDialectsQuote checks that every dialect names a quote character,
+// the one its database reads identifiers in.
+func TestDialectsQuote(t *testing.T) {
+	for driver, want := range map[string]string{"pgx": `"a"."b"`, "postgres": `"a"."b"`, "sqlite": `"a"."b"`, "mysql": "`a`.`b`"} {
+		d, err := dialectFor(driver)
+		require.NoError(t, err, driver)
+		require.Equal(t, want, d.quote("a.b"), driver)
+	}
+}
