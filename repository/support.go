@@ -20,6 +20,7 @@ type Option func(*options)
 type options struct {
 	tx    Transactor
 	retry RetryPolicy
+	wraps []any // of WrapHooks: func(Hooks[T, ID]) Hooks[T, ID]
 }
 
 // WithRetry makes [AggregateRepositorySupport.Update] run its unit of work
@@ -51,7 +52,9 @@ type AggregateRepositorySupport[T any, ID comparable] struct {
 	order   Orderer[T]      // the hooks, when they store an order
 	// writesBack: the hooks may write into the aggregate (WritesBack).
 	writesBack bool
-	partial    Partial // the hooks, when they leave some fields unstored
+	partial    Partial       // the hooks, when they leave some fields unstored
+	locker     Locker[T, ID] // the hooks, when they can lock a load
+	deleter    IDDeleter[ID] // the outermost hooks, when they delete by id
 }
 
 // NewSupport returns a repository support for T on top of hooks. It fails
@@ -63,6 +66,12 @@ type AggregateRepositorySupport[T any, ID comparable] struct {
 // its field tagged `ddd:"id"`, which must be of type ID, or else from its
 // method ID() ID (T implements [ddd.Aggregate]). The tag is the way for a
 // root whose accessor has another name, such as UUID().
+//
+// With [WrapHooks], the support runs on the hooks the wrappers make of
+// hooks. The optional abilities of the hooks ([Locker], [Orderer],
+// [WritesBack], [Partial]) are found once, here, with [As]: on the
+// outermost hooks that implement them, through the wrappers' Unwrap;
+// [IDDeleter] only on the outermost hooks.
 func NewSupport[T any, ID comparable](hooks Hooks[T, ID], opts ...Option) (*AggregateRepositorySupport[T, ID], error) {
 	if hooks == nil {
 		return nil, errors.New("repository: nil hooks")
@@ -79,6 +88,18 @@ func NewSupport[T any, ID comparable](hooks Hooks[T, ID], opts ...Option) (*Aggr
 	if err != nil {
 		return nil, fmt.Errorf("repository: %v: %w", rt, err)
 	}
+	for _, w := range o.wraps {
+		wrap, ok := w.(func(Hooks[T, ID]) Hooks[T, ID])
+		if !ok {
+			return nil, fmt.Errorf("repository: %v: WrapHooks: the wrapper, a %T, is not for Hooks[%v, %v]", rt, w, rt, reflect.TypeFor[ID]())
+		}
+		if wrap == nil {
+			return nil, fmt.Errorf("repository: %v: WrapHooks: nil wrapper", rt)
+		}
+		if hooks = wrap(hooks); hooks == nil {
+			return nil, fmt.Errorf("repository: %v: WrapHooks: the wrapper returned nil hooks", rt)
+		}
+	}
 	s := &AggregateRepositorySupport[T, ID]{hooks: hooks, id: id, tracker: tracking.Shared[T](), tx: o.tx, retry: o.retry}
 	f, ok, err := typeinfo.VersionOf(rt.Elem())
 	if err != nil {
@@ -87,14 +108,20 @@ func NewSupport[T any, ID comparable](hooks Hooks[T, ID], opts ...Option) (*Aggr
 	if ok {
 		s.version = &f
 	}
-	if o, ok := hooks.(Orderer[T]); ok && o.Ordered() {
+	if o, ok := As[Orderer[T]](hooks); ok && o.Ordered() {
 		s.order = o
 	}
-	if wb, ok := hooks.(WritesBack); ok {
+	if wb, ok := As[WritesBack](hooks); ok {
 		s.writesBack = wb.WritesBack()
 	}
-	if p, ok := hooks.(Partial); ok {
+	if p, ok := As[Partial](hooks); ok {
 		s.partial = p
+	}
+	if l, ok := As[Locker[T, ID]](hooks); ok {
+		s.locker = l
+	}
+	if d, ok := hooks.(IDDeleter[ID]); ok {
+		s.deleter = d
 	}
 	return s, nil
 }
@@ -170,9 +197,9 @@ func (s *AggregateRepositorySupport[T, ID]) Find(ctx context.Context, id ID) (T,
 // in between, FindForUpdate fails with [ErrConflict].
 func (s *AggregateRepositorySupport[T, ID]) FindForUpdate(ctx context.Context, id ID) (T, error) {
 	var zero T
-	l, ok := s.hooks.(Locker[T, ID])
-	if !ok {
-		return zero, fmt.Errorf("repository: find for update: %w: the hooks %T do not implement Locker", ErrUnsupported, s.hooks)
+	l := s.locker
+	if l == nil {
+		return zero, fmt.Errorf("repository: find for update: %w: the hooks %T do not implement Locker, nor do the hooks they unwrap to", ErrUnsupported, s.hooks)
 	}
 	if agg, ok := tracking.Lookup[T](ctx, id); ok {
 		// Loaded earlier in this unit of work, without the lock: what the
@@ -283,7 +310,18 @@ func (s *AggregateRepositorySupport[T, ID]) Detach(ctx context.Context, agg T) {
 // of the caller's whose end was never told, say) cannot be saved or
 // removed outside it: Save and Remove fail with an error wrapping
 // [ErrUnfinished] and write nothing, until the unit of work ends.
+//
+// Outside a unit of work, the functions that the hooks register with
+// [AfterCommit] run when Save returns, after the snapshot advanced.
 func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) error {
+	ctx, after := saveContext(ctx)
+	err := s.save(ctx, agg, after)
+	after.end()
+	return err
+}
+
+// save is Save; after, when not nil, is told when a hook wrote.
+func (s *AggregateRepositorySupport[T, ID]) save(ctx context.Context, agg T, after *afterSave) error {
 	if typeinfo.IsNil(agg) {
 		return fmt.Errorf("repository: save: %w: nil aggregate", ErrUnsupported)
 	}
@@ -292,7 +330,7 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 	}
 	snap, err := s.tracker.Snapshot(ctx, agg)
 	if errors.Is(err, tracking.ErrNotTracked) {
-		return s.insert(ctx, agg)
+		return s.insert(ctx, agg, after)
 	}
 	if err != nil {
 		return opError("save", err)
@@ -329,6 +367,7 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 		s.writeVersion(agg, before)
 		return opError("save", err)
 	}
+	after.written()
 	if s.writesBack {
 		// Again, now that the hook wrote into the aggregate: this cannot
 		// fail where the first one succeeded, the types being the same.
@@ -350,7 +389,7 @@ func (s *AggregateRepositorySupport[T, ID]) Save(ctx context.Context, agg T) err
 	return nil
 }
 
-func (s *AggregateRepositorySupport[T, ID]) insert(ctx context.Context, agg T) error {
+func (s *AggregateRepositorySupport[T, ID]) insert(ctx context.Context, agg T, after *afterSave) error {
 	// Copy first: a type that cannot be tracked must fail before any write.
 	if _, err := tracking.Copy(agg); err != nil {
 		return opError("save", err)
@@ -358,6 +397,7 @@ func (s *AggregateRepositorySupport[T, ID]) insert(ctx context.Context, agg T) e
 	if err := s.hooks.Insert(ctx, agg); err != nil {
 		return opError("save", err)
 	}
+	after.written()
 	// The snapshot is taken after the insert, which may have set fields
 	// (a creation time, say) of the aggregate.
 	if err := s.tracker.Attach(ctx, agg); err != nil {
@@ -369,8 +409,17 @@ func (s *AggregateRepositorySupport[T, ID]) insert(ctx context.Context, agg T) e
 
 // Remove deletes agg and stops tracking it (in a tracking scope, when the
 // scope commits). The delete hook is given the version to check: the
-// snapshot's when agg is tracked, else agg's own.
+// snapshot's when agg is tracked, else agg's own. Outside a unit of work,
+// the functions that the hooks register with [AfterCommit] run when Remove
+// returns.
 func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) error {
+	ctx, after := saveContext(ctx)
+	err := s.remove(ctx, agg, after)
+	after.end()
+	return err
+}
+
+func (s *AggregateRepositorySupport[T, ID]) remove(ctx context.Context, agg T, after *afterSave) error {
 	if typeinfo.IsNil(agg) {
 		return fmt.Errorf("repository: remove: %w: nil aggregate", ErrUnsupported)
 	}
@@ -384,6 +433,7 @@ func (s *AggregateRepositorySupport[T, ID]) Remove(ctx context.Context, agg T) e
 	if err := s.hooks.Delete(ctx, agg, version); err != nil {
 		return opError("remove", err)
 	}
+	after.written()
 	s.tracker.Detach(ctx, agg)
 	tracking.Forget[T](ctx, s.id(agg))
 	return nil
@@ -414,8 +464,17 @@ func IfVersion(v int64) RemoveOption {
 // When the hooks implement [IDDeleter], the aggregate is deleted without
 // being loaded (the SQL store does so in one round trip on pgx);
 // otherwise it is loaded with the select hook, then deleted with the
-// delete hook at the version it was loaded with.
+// delete hook at the version it was loaded with. Outside a unit of work,
+// the functions that the hooks register with [AfterCommit] run when
+// RemoveByID returns.
 func (s *AggregateRepositorySupport[T, ID]) RemoveByID(ctx context.Context, id ID, opts ...RemoveOption) error {
+	ctx, after := saveContext(ctx)
+	err := s.removeByID(ctx, id, after, opts)
+	after.end()
+	return err
+}
+
+func (s *AggregateRepositorySupport[T, ID]) removeByID(ctx context.Context, id ID, after *afterSave, opts []RemoveOption) error {
 	var o removeOptions
 	for _, opt := range opts {
 		opt(&o)
@@ -429,10 +488,11 @@ func (s *AggregateRepositorySupport[T, ID]) RemoveByID(ctx context.Context, id I
 			return opError("remove", err)
 		}
 	}
-	if d, ok := s.hooks.(IDDeleter[ID]); ok {
+	if d := s.deleter; d != nil {
 		if err := d.DeleteByID(ctx, id, o.version); err != nil {
 			return opError("remove", err)
 		}
+		after.written()
 	} else {
 		agg, err := s.hooks.Select(ctx, id)
 		if err != nil {
@@ -448,6 +508,7 @@ func (s *AggregateRepositorySupport[T, ID]) RemoveByID(ctx context.Context, id I
 		if err := s.hooks.Delete(ctx, agg, version); err != nil {
 			return opError("remove", err)
 		}
+		after.written()
 	}
 	if tracked {
 		s.tracker.Detach(ctx, known)
@@ -552,7 +613,7 @@ func (s *AggregateRepositorySupport[T, ID]) create(ctx context.Context, id ID, c
 // ErrExists.
 func (s *AggregateRepositorySupport[T, ID]) update(ctx context.Context, id ID, create func(ctx context.Context, id ID) (T, error), change func(ctx context.Context, agg T) error, raced *bool) error {
 	find := s.Find
-	if _, ok := s.hooks.(Locker[T, ID]); ok && s.version == nil {
+	if s.locker != nil && s.version == nil {
 		find = s.FindForUpdate
 	}
 	// The save is the last operation of a unit of work that Update begins
