@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -83,6 +84,98 @@ func TestWrapperKeepsLocker(t *testing.T) {
 		require.NoError(t, repo.Update(ctx, 1, increment))
 		assert.Equal(t, []string{"wrapper's select for update", "select for update"}, us.calls)
 	})
+}
+
+// rowLockStore holds one aggregate without a version, and locks it in
+// SelectForUpdate until the unit of work of the load ends, as a
+// database's row lock does. second is closed when a second load has
+// read the row, or waits for its lock.
+type rowLockStore struct {
+	mu     sync.Mutex // guards row
+	row    unversioned
+	lock   sync.Mutex // the row lock
+	loads  atomic.Int32
+	second chan struct{}
+}
+
+func (s *rowLockStore) began() {
+	if s.loads.Add(1) == 2 {
+		close(s.second)
+	}
+}
+
+func (s *rowLockStore) read() *unversioned {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.row
+	return &c
+}
+
+func (s *rowLockStore) Select(context.Context, orderID) (*unversioned, error) {
+	u := s.read()
+	s.began() // after the read: the other load may write once told
+	return u, nil
+}
+
+func (s *rowLockStore) SelectForUpdate(ctx context.Context, _ orderID) (*unversioned, error) {
+	sc, ok := tracking.FromContext(ctx)
+	if !ok {
+		return nil, errors.New("not in a unit of work")
+	}
+	s.began() // before the lock, which the second load waits for
+	s.lock.Lock()
+	release := sync.OnceFunc(s.lock.Unlock)
+	sc.OnCommit(release)
+	sc.OnRollback(release)
+	return s.read(), nil
+}
+
+func (s *rowLockStore) Insert(context.Context, *unversioned) error { return nil }
+func (s *rowLockStore) Update(_ context.Context, u *unversioned, _ repository.Changes) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.row = *u
+	return nil
+}
+func (s *rowLockStore) Delete(context.Context, *unversioned, int64) error { return nil }
+
+// TestWrapperWithoutUnwrapLosesUpdates shows the trap that Unwrap closes,
+// deterministically: two Updates of an aggregate without a version, each
+// of which changes it only once both have begun to load it. Through a
+// wrapper with Unwrap, the second load waits for the first Update's lock,
+// and both increments land; through the same wrapper without Unwrap, the
+// loads are not locked, both read 0, and one increment is lost.
+func TestWrapperWithoutUnwrapLosesUpdates(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wrap func(repository.Hooks[*unversioned, orderID]) repository.Hooks[*unversioned, orderID]
+		want int
+	}{
+		{"Unwrap", func(h repository.Hooks[*unversioned, orderID]) repository.Hooks[*unversioned, orderID] {
+			return passing[*unversioned, orderID]{h}
+		}, 2},
+		{"without Unwrap", func(h repository.Hooks[*unversioned, orderID]) repository.Hooks[*unversioned, orderID] {
+			return opaque[*unversioned, orderID]{h}
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &rowLockStore{row: unversioned{id: 1}, second: make(chan struct{})}
+			repo, err := repository.NewSupport[*unversioned, orderID](store, repository.WrapHooks(tc.wrap))
+			require.NoError(t, err)
+			var wg sync.WaitGroup
+			for range 2 {
+				wg.Go(func() {
+					assert.NoError(t, repo.Update(context.Background(), 1, func(_ context.Context, u *unversioned) error {
+						<-store.second
+						u.n++
+						return nil
+					}))
+				})
+			}
+			wg.Wait()
+			assert.Equal(t, tc.want, store.read().n)
+		})
+	}
 }
 
 // deletingStore is a memStore that deletes by identity.
