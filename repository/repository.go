@@ -42,6 +42,36 @@
 // soon as its hooks return. An aggregate saved in a unit of work cannot be
 // saved or removed outside it until it ends ([ErrUnfinished]): what the
 // store holds of it is unknown until then.
+//
+// # Wrapping the hooks
+//
+// A cache, a tracer or a counter goes between the support and the store's
+// hooks without business code seeing it: [WrapHooks] makes [NewSupport]
+// (and a store's constructor that passes its options on, such as
+// sqlstore's NewRepository) run on the hooks the wrapper makes of the
+// store's. A wrapper implements [Hooks] and a method
+//
+//	Unwrap() Hooks[T, ID]
+//
+// that returns the hooks it wraps. The optional abilities of the hooks
+// ([Locker], [Orderer], [WritesBack], [Partial]) are then found through
+// it, with [As]: on the outermost hooks that implement them. A wrapper
+// that does not implement Locker defers to the store's, so that Update of
+// an aggregate without a version still loads it locked; one that
+// implements it is used instead, and must keep its promise (a cache reads
+// the store, never itself, in SelectForUpdate). Without Unwrap, the
+// abilities of the store are hidden: FindForUpdate fails with
+// [ErrUnsupported], and Update loads an aggregate without a version
+// unlocked, so that concurrent Updates may overwrite each other. [IDDeleter]
+// is used only on the outermost hooks, so that no delete goes past a
+// wrapper.
+//
+// A wrapper that must act on a write once it is durable, and never before
+// (a cache dropping or refreshing what was written), calls [AfterCommit]
+// from its hook once the hooks it wraps wrote: the function runs after the
+// commit of the unit of work the write belongs to (see
+// [tracking.Scope.OnCommit]), or when the save returns when it belongs to
+// none, and never after a rollback.
 package repository
 
 import (
@@ -136,7 +166,8 @@ type Hooks[T any, ID comparable] interface {
 
 // Locker is implemented by hooks that can load an aggregate and lock it
 // until the end of the transaction of ctx (SELECT ... FOR UPDATE), for
-// [AggregateRepositorySupport.FindForUpdate].
+// [AggregateRepositorySupport.FindForUpdate]. It is found past wrappers
+// that do not implement it (see [As]): a wrapper that does takes it over.
 type Locker[T any, ID comparable] interface {
 	// SelectForUpdate is Select that also locks the aggregate's root. It
 	// fails when ctx carries no transaction, where the lock would be
@@ -150,7 +181,8 @@ type Locker[T any, ID comparable] interface {
 // aggregate with identity id, children first. When version is not nil,
 // the store must find that version, and fail with ErrConflict when it
 // finds another. When there is no aggregate with identity id, it fails
-// with ErrNotFound, never ErrConflict.
+// with ErrNotFound, never ErrConflict. It is used only when the outermost
+// hooks implement it, never past a wrapper (see [As]).
 type IDDeleter[ID comparable] interface {
 	DeleteByID(ctx context.Context, id ID, version *int64) error
 }

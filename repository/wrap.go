@@ -80,7 +80,10 @@ func As[C any, T any, ID comparable](h Hooks[T, ID]) (C, bool) {
 //     unit of work rolls back, its commit fails, or the answer to its
 //     commit is lost ([ErrOutcomeUnknown]): a wrapper that must act then
 //     too (a cache dropping an entry, which is always safe) registers with
-//     [tracking.Scope.OnRollback] as well.
+//     [tracking.Scope.OnRollback] as well. A scope with no transaction
+//     under it ([tracking.InScope] around writes that each commit on their
+//     own) counts as a unit of work too: f waits for it, and does not run
+//     when it rolls back, though the writes stay.
 //   - In a save of [AggregateRepositorySupport] outside a unit of work
 //     (Save, Remove or RemoveByID with no scope in ctx), the hooks' write
 //     commits before they return: f runs when the save returns, after its

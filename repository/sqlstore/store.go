@@ -1663,7 +1663,11 @@ type Repository[T any, ID comparable] struct {
 // NewRepository returns the repository of aggregates of type T on db with
 // mapping m, with db as its [repository.Transactor], so that
 // [repository.AggregateRepositorySupport.Update] runs in a transaction of
-// db. opts are passed to [repository.NewSupport] after that one.
+// db. opts are passed to [repository.NewSupport] after that one: with
+// [repository.WrapHooks], Find, Save, Remove, Update and the others of the
+// support go through a wrapper of the store (a cache, say), which finds
+// the store's abilities through its Unwrap. FindAll, FindByIDs, FindEach,
+// Count and Exists query the store itself, and Store returns it unwrapped.
 //
 // The root's identity is its method ID() ID (T implements
 // ddd.Aggregate[ID]), or, for a root whose accessor has another name (UUID,
