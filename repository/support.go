@@ -461,9 +461,9 @@ func IfVersion(v int64) RemoveOption {
 // the aggregate must then have a version field ([ErrUnsupported]
 // otherwise). Without it, the aggregate is removed whatever its version.
 //
-// When the hooks implement [IDDeleter], the aggregate is deleted without
-// being loaded (the SQL store does so in one round trip on pgx);
-// otherwise it is loaded with the select hook, then deleted with the
+// When the hooks implement [IDDeleter] (the outermost hooks, when they
+// are wrapped: see [As]), the aggregate is deleted without being loaded
+// (the SQL store does so in one round trip on pgx); otherwise it is loaded with the select hook, then deleted with the
 // delete hook at the version it was loaded with. Outside a unit of work,
 // the functions that the hooks register with [AfterCommit] run when
 // RemoveByID returns.
