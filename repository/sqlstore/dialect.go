@@ -92,6 +92,13 @@ type dialect struct {
 	// without it, the limited subquery is wrapped in a derived table:
 	// IN (SELECT k FROM (SELECT k ... LIMIT ...) AS dddkit_page).
 	limitInSubquery bool
+	// lockReadsLatest reports that a locking read (lockSuffix,
+	// shareSuffix) reads the latest committed rows, while a plain SELECT
+	// of a transaction at REPEATABLE READ reads its snapshot, and that
+	// neither fails for a row changed since (InnoDB): a load that locks
+	// its root in such a transaction locks its children too (see
+	// Store.kidsLock).
+	lockReadsLatest bool
 	// maxStmtBytes bounds the size of a statement once its arguments are
 	// formatted into its text, where the database bounds it (MySQL's
 	// max_allowed_packet, the driver sending statements as text); zero

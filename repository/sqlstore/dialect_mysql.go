@@ -19,6 +19,7 @@ var (
 		offsetAll: " LIMIT 18446744073709551615", // MySQL's own advice for an OFFSET alone
 		snapshot:  &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 		foldASCII: mysqlFoldASCII, exactText: " COLLATE utf8mb4_bin", likeEscape: '!',
+		lockReadsLatest: true,
 	}
 )
 

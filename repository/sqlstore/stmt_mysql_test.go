@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"context"
+	"database/sql"
 	"database/sql/driver"
 	"strings"
 	"testing"
@@ -105,7 +107,7 @@ func TestMySQLPagedChildren(t *testing.T) {
 		s := mysqlStore[*order, orderID](t, tt.d, m)
 		cq, err := m.root.compile(tt.q)
 		require.NoError(t, err)
-		got, err := s.childSelects(&builder{d: tt.d}, cq, nil, false)
+		got, err := s.childSelects(&builder{d: tt.d}, cq, nil, false, "")
 		require.NoError(t, err)
 		require.Len(t, got, 1)
 		want := strings.ReplaceAll(tt.want, "order_id", `"order_id"`)
@@ -198,4 +200,56 @@ func TestArgBytes(t *testing.T) {
 	} {
 		assert.GreaterOrEqual(t, argBytes(tt.v), tt.min, tt.name)
 	}
+}
+
+// mysqlStmtDB returns a DB on a database of its own of the MySQL or
+// MariaDB server of DDDKIT_TEST_MYSQL_DSN, with opts, and the database
+// itself for fixtures; the test is skipped without the variable.
+func mysqlStmtDB(t *testing.T, opts ...Option) (*DB, *sqlx.DB) {
+	t.Helper()
+	x := mysqlDatabase(t)
+	db, err := NewSQL(x, opts...)
+	require.NoError(t, err)
+	return db, x
+}
+
+// TestMySQLLockedChildrenAtRepeatableRead: in a transaction of InnoDB at
+// REPEATABLE READ, whose snapshot was taken before another transaction
+// changed an aggregate, SelectForUpdate returns the latest root, which
+// its lock reads, with its latest children: read with a lock too, not
+// from the older snapshot.
+func TestMySQLLockedChildrenAtRepeatableRead(t *testing.T) {
+	db, x := mysqlStmtDB(t)
+	x.MustExec("CREATE TABLE orders (id BIGINT PRIMARY KEY, customer VARCHAR(100) NOT NULL, total_amount BIGINT NOT NULL, total_currency VARCHAR(10) NOT NULL, version BIGINT NOT NULL)")
+	x.MustExec("CREATE TABLE order_items (order_id BIGINT NOT NULL REFERENCES orders (id), id BIGINT NOT NULL, sku VARCHAR(100) NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (order_id, id))")
+	repo, err := NewRepository[*order, orderID](db, orderMapping(t))
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, repo.Save(ctx, newOrder(1, "alice", &item{id: 1, sku: "A", quantity: 1})))
+	require.NoError(t, repo.Save(ctx, newOrder(2, "bob", &item{id: 1, sku: "A", quantity: 1})))
+	st := repo.Store()
+	require.NoError(t, db.InTxWith(ctx, TxOptions{Isolation: sql.LevelRepeatableRead}, func(ctx context.Context) error {
+		if _, err := st.Select(ctx, 2); err != nil { // takes the snapshot
+			return err
+		}
+		require.NoError(t, repo.Update(context.Background(), 1, func(_ context.Context, o *order) error {
+			o.items[0].quantity = 5
+			o.items = append(o.items, &item{id: 2, sku: "B", quantity: 2})
+			return nil
+		}), "another transaction changes order 1 and commits")
+		o, err := st.SelectForUpdate(ctx, 1)
+		if err != nil {
+			return err
+		}
+		assert.EqualValues(t, 1, o.version, "the locked root is the latest")
+		require.Len(t, o.items, 2, "and so are its items")
+		assert.Equal(t, 5, o.items[0].quantity)
+		stale, err := st.Select(ctx, 1)
+		if err != nil {
+			return err
+		}
+		assert.Len(t, stale.items, 1, "a plain load reads the snapshot, whole")
+		assert.EqualValues(t, 0, stale.version)
+		return nil
+	}))
 }

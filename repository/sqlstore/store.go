@@ -343,13 +343,34 @@ func (s *Store[T, ID]) Select(ctx context.Context, id ID) (T, error) {
 		var zero T
 		return zero, s.fail("select", err)
 	}
+	kids := ""
 	switch lk {
 	case lockShare:
-		root = s.shareSelect
+		root, kids = s.shareSelect, s.kidsLock(ctx)
 	case lockWrite:
-		root = s.writeSelect
+		root, kids = s.writeSelect, s.kidsLock(ctx)
 	}
-	return s.selectAgg(ctx, "select", root, id)
+	return s.selectAgg(ctx, "select", root, kids, id)
+}
+
+// kidsLock returns what ends the children's SELECTs of a load, in the
+// transaction of ctx, whose root row is read with a lock: where a locking
+// read reads the latest committed rows while a plain SELECT of the
+// transaction reads its snapshot, taken maybe before (InnoDB at
+// REPEATABLE READ, which raises no serialization failure as PostgreSQL
+// does), the children are read with a shared lock too, or the aggregate
+// could be the latest root with older children. Where each statement
+// reads the database as of its own start (READ COMMITTED), the locked root
+// keeps every writer of the aggregate out, and the children are read
+// plainly.
+func (s *Store[T, ID]) kidsLock(ctx context.Context) string {
+	if s.ready() != nil || !s.d.lockReadsLatest {
+		return ""
+	}
+	if t := s.db.txFrom(ctx); t != nil && pgRank(t.opts.Isolation) >= 2 {
+		return s.d.shareSuffix
+	}
+	return ""
 }
 
 // lock is how the root rows of a load are locked.
@@ -394,21 +415,26 @@ func (s *Store[T, ID]) rootLock(ctx context.Context, write bool) (lock, error) {
 }
 
 // SelectForUpdate is [Store.Select] that also locks the root row until the
-// end of the transaction of ctx: SELECT ... FOR UPDATE on PostgreSQL. On
-// SQLite, whose write transactions hold the database's write lock from
-// their start, it is Select. It fails when ctx carries no transaction of
-// the store's DB ([DB.InTx]), where the lock would be released at once. It
-// implements [repository.Locker].
+// end of the transaction of ctx: SELECT ... FOR UPDATE on PostgreSQL, MySQL
+// and MariaDB. On SQLite, whose write transactions hold the database's
+// write lock from their start, it is Select. In a transaction of MySQL or
+// MariaDB at REPEATABLE READ, where a locking read reads the latest rows
+// and a plain one the transaction's snapshot, the children are read with
+// LOCK IN SHARE MODE too, so that they are those of the root read. It
+// fails when ctx carries no transaction of the store's DB ([DB.InTx]),
+// where the lock would be released at once. It implements
+// [repository.Locker].
 func (s *Store[T, ID]) SelectForUpdate(ctx context.Context, id ID) (T, error) {
 	if s.ready() == nil && s.db.txFrom(ctx) == nil {
 		var zero T
 		return zero, s.fail("select for update", errors.New("not in a transaction of this DB: the lock would be released at once"))
 	}
-	return s.selectAgg(ctx, "select for update", s.lockSelect, id)
+	return s.selectAgg(ctx, "select for update", s.lockSelect, s.kidsLock(ctx), id)
 }
 
-// selectAgg loads the aggregate with key id, its root by the query root.
-func (s *Store[T, ID]) selectAgg(ctx context.Context, op, root string, id ID) (T, error) {
+// selectAgg loads the aggregate with key id, its root by the query root,
+// its children by their SELECTs ended by kids (see kidsLock).
+func (s *Store[T, ID]) selectAgg(ctx context.Context, op, root, kids string, id ID) (T, error) {
 	var zero T
 	if err := s.ready(); err != nil {
 		return zero, s.fail(op, err)
@@ -435,7 +461,7 @@ func (s *Store[T, ID]) selectAgg(ctx context.Context, op, root string, id ID) (T
 		return nil
 	}})
 	for i, c := range s.m.children {
-		stmts = append(stmts, stmt{sql: s.selectChild[i], args: []any{id}, scan: l.scan(c)})
+		stmts = append(stmts, stmt{sql: s.selectChild[i] + kids, args: []any{id}, scan: l.scan(c)})
 	}
 	if err := s.db.run(ctx, stmts, false); err != nil {
 		return zero, s.fail(op, err)

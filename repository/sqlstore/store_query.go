@@ -93,7 +93,11 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 			keys = append(keys, kc.value(base))
 		}
 	}
-	kids, err := s.childSelects(w, cq, keys, byKeys)
+	lockKids := ""
+	if byKeys {
+		lockKids = s.kidsLock(ctx)
+	}
+	kids, err := s.childSelects(w, cq, keys, byKeys, lockKids)
 	if err != nil {
 		return nil, s.fail("select", err)
 	}
@@ -110,8 +114,9 @@ func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 // childSelects returns the SELECT of each child table's rows under the
 // roots that cq selects: the roots whose keys are keys when byKeys, else
 // the roots of cq's selection, repeated as a subquery (in a derived table
-// where the dialect takes no LIMIT in the subquery of an IN).
-func (s *Store[T, ID]) childSelects(w *builder, cq *compiledQuery, keys []any, byKeys bool) ([]stmt, error) {
+// where the dialect takes no LIMIT in the subquery of an IN). lock ends
+// each SELECT (see Store.kidsLock).
+func (s *Store[T, ID]) childSelects(w *builder, cq *compiledQuery, keys []any, byKeys bool, lock string) ([]stmt, error) {
 	rt := &s.m.root
 	kc := &rt.cols[rt.key]
 	theRoots := func(w *builder, cols []string) error {
@@ -150,6 +155,7 @@ func (s *Store[T, ID]) childSelects(w *builder, cq *compiledQuery, keys []any, b
 			return nil, err
 		}
 		w.s(" ORDER BY " + strings.Join(append(c.refCols[:len(c.refCols):len(c.refCols)], c.order()...), ", "))
+		w.s(lock)
 		stmts = append(stmts, w.stmt(noCheck))
 	}
 	return stmts, nil
