@@ -48,6 +48,33 @@ func ExampleMapping_DDL() {
 	// );
 }
 
+// ExampleMapping_DDL_mysql writes the tables of a mapping for MySQL or
+// MariaDB: InnoDB tables in utf8mb4, whose foreign keys are table
+// constraints, as InnoDB ignores a REFERENCES in a column's definition.
+func ExampleMapping_DDL_mysql() {
+	ddl, err := cartMapping().DDL(sqlstore.MySQL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Print(ddl)
+	// Output:
+	// CREATE TABLE `carts` (
+	// 	`id` BIGINT NOT NULL,
+	// 	`owner` LONGTEXT NOT NULL,
+	// 	`version` BIGINT NOT NULL,
+	// 	PRIMARY KEY (`id`)
+	// ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+	// CREATE TABLE `cart_lines` (
+	// 	`cart_id` BIGINT NOT NULL,
+	// 	`id` BIGINT NOT NULL,
+	// 	`product` LONGTEXT NOT NULL,
+	// 	`quantity` BIGINT NOT NULL,
+	// 	`position` BIGINT NOT NULL,
+	// 	PRIMARY KEY (`cart_id`, `id`),
+	// 	FOREIGN KEY (`cart_id`) REFERENCES `carts` (`id`)
+	// ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+}
+
 // ExampleMapping_Check checks the schema at startup: every mismatch is
 // reported at once.
 func ExampleMapping_Check() {

@@ -64,6 +64,10 @@ const (
 	PostgreSQL Database = iota + 1
 	// SQLite is SQLite.
 	SQLite
+	// MySQL is MySQL 8.0 and later, and MariaDB 10.5 and later, through
+	// database/sql and github.com/go-sql-driver/mysql: one DDL serves
+	// both.
+	MySQL
 )
 
 func (d Database) dialect() (*dialect, error) {
@@ -72,12 +76,15 @@ func (d Database) dialect() (*dialect, error) {
 		return postgres, nil
 	case SQLite:
 		return sqlite, nil
+	case MySQL:
+		return mysqlDialect, nil
 	}
-	return nil, fmt.Errorf("sqlstore: unknown database %d (want PostgreSQL or SQLite)", d)
+	return nil, fmt.Errorf("sqlstore: unknown database %d (want PostgreSQL, SQLite or MySQL)", d)
 }
 
 // schemaDialect is what differs between databases in reading a schema
-// and in writing DDL (schema_postgres.go, schema_sqlite.go).
+// and in writing DDL (schema_postgres.go, schema_sqlite.go,
+// schema_mysql.go).
 type schemaDialect interface {
 	// describe returns the statements that read the table named name
 	// into lt.
@@ -91,16 +98,27 @@ type schemaDialect interface {
 	// positionUnique returns why the unique index u, which holds a
 	// position column, breaks a reorder, or "" when it does not.
 	positionUnique(u *liveIndex) string
-	// columnType returns the type DDL writes for a column of kind k.
-	columnType(k goKind) (string, error)
+	// columnType returns the type DDL writes for a column of kind k; key
+	// says that the column is in a key (the table's key or a parent key
+	// column), which some databases index only within a length.
+	columnType(k goKind, key bool) (string, error)
 	// generatedKey returns the definition, after the name, of a generated
 	// key of kind k, primary key included.
 	generatedKey(k goKind) (string, error)
 	// reference returns the name of parent as a foreign key of child
 	// refers to it.
 	reference(child, parent string) string
-	// index returns the statement that indexes cols of table.
+	// index returns the statement that indexes cols of table, or "" when
+	// the foreign key that holds them has one already.
 	index(table string, cols []string) string
+	// moveClause returns the clause, after REFERENCES, of a foreign key
+	// that holds the parent's own parent key columns: it lets a move of
+	// the parent, which updates those columns of its row before those of
+	// its children's rows, pass.
+	moveClause() string
+	// tableOptions returns what follows the closing parenthesis of a
+	// CREATE TABLE.
+	tableOptions() string
 }
 
 // liveTable is a table as the database has it.
@@ -272,13 +290,16 @@ type needCol struct {
 	what string // "field total.amount", "parent key", "position"
 }
 
+// whatParentKey is the what of a parent key column.
+const whatParentKey = "parent key"
+
 // needs returns the columns of tb, then the parent key and position
 // columns of c (nil for the root).
 func needs(tb *table, c *child) []needCol {
 	var out []needCol
 	if c != nil {
 		for i, n := range c.refNames {
-			out = append(out, needCol{name: n, kind: columnKind(c.refTypes[i], codecPlain), what: "parent key"})
+			out = append(out, needCol{name: n, kind: columnKind(c.refTypes[i], codecPlain), what: whatParentKey})
 		}
 	}
 	for _, col := range tb.cols {
@@ -296,13 +317,16 @@ func needs(tb *table, c *child) []needCol {
 //   - a table or a column of the mapping is missing, parent key and
 //     position columns included, at every level;
 //   - a column's type cannot hold its field's Go type (a column of a
-//     driver.Valuer is taken as it is);
+//     driver.Valuer is taken as it is); on MySQL, also a time column that
+//     keeps less than microseconds (a DATETIME keeps whole seconds), and
+//     a FLOAT column of a float, which is single precision;
 //   - a generated key (`db:"id,generated"`) is not made by the database:
 //     an identity or serial column on PostgreSQL, an INTEGER PRIMARY KEY
-//     on SQLite;
+//     on SQLite, an AUTO_INCREMENT column on MySQL;
 //   - a unique index holds a position column and is not a constraint
-//     DEFERRABLE INITIALLY DEFERRED on PostgreSQL, or at all on SQLite,
-//     where a unique index cannot be deferred: a reorder would fail;
+//     DEFERRABLE INITIALLY DEFERRED on PostgreSQL, or at all on SQLite and
+//     MySQL, where a unique index cannot be deferred: a reorder would
+//     fail;
 //   - a foreign key of a table below a child with a generated key holds
 //     that child's parent key columns and is neither DEFERRABLE INITIALLY
 //     DEFERRED nor ON UPDATE CASCADE: a move of the child to another
@@ -313,9 +337,11 @@ func needs(tb *table, c *child) []needCol {
 // Call it at startup, after migrations ran. It reads the catalog of the
 // database (pg_catalog on PostgreSQL, where a table not qualified by a
 // schema is found through the search_path as the statements of stores
-// find it; pragma_table_info and pragma_index_list on SQLite), in one
-// round trip on pgx. Columns the mapping does not use are not checked.
-// An error that does not wrap ErrSchema is a failure to read the catalog.
+// find it; pragma_table_info and pragma_index_list on SQLite;
+// information_schema on MySQL, where a table not qualified is in the
+// current database, DATABASE()), in one round trip on pgx. Columns the
+// mapping does not use are not checked. An error that does not wrap
+// ErrSchema is a failure to read the catalog.
 func (m *Mapping[T]) Check(ctx context.Context, db *DB) error {
 	if err := db.check(); err != nil {
 		return fmt.Errorf("sqlstore: check: %w", err)
@@ -380,7 +406,7 @@ func (m *Mapping[T]) Check(ctx context.Context, db *DB) error {
 				if fk.name != label {
 					label = fk.name + " " + label
 				}
-				add(fk.cols[0], "the foreign key %s holds parent key columns that a move of a parent to another parent updates before those of this table's rows, and it is checked at once: a move would fail; declare it DEFERRABLE INITIALLY DEFERRED", label)
+				add(fk.cols[0], "the foreign key %s holds parent key columns that a move of a parent to another parent updates before those of this table's rows, and it is checked at once: a move would fail; declare it %s", label, strings.TrimSpace(sd.moveClause()))
 			}
 		}
 	}
@@ -454,19 +480,36 @@ func containsString(s []string, v string) bool {
 // gives, such as text for a UUID); a child table has its parent key
 // columns first and its position column last. A root's primary key is its
 // key; a child's, its parent key columns and its key. A generated key is
-// an identity column (PostgreSQL) or an INTEGER PRIMARY KEY (SQLite), the
-// table's primary key alone, and its table then gets an index, or a unique
-// key, on its parent key columns. A child refers to its parent with a foreign key;
-// the parent gets the unique key it refers to. A foreign key that holds
-// the parent's own parent key columns is DEFERRABLE INITIALLY DEFERRED, so
-// that a move of the parent to another parent (which updates the parent
-// key columns of its row before those of its children's rows) is checked
-// at commit. Times are timestamptz on
-// PostgreSQL and DATETIME on SQLite, JSON columns jsonb and TEXT.
+// an identity column (PostgreSQL), an INTEGER PRIMARY KEY (SQLite) or an
+// AUTO_INCREMENT column (MySQL), the table's primary key alone, and its
+// table then gets an index, or a unique key, on its parent key columns
+// (on MySQL, the index of the foreign key). A child refers to its parent
+// with a foreign key, a table constraint; the parent gets the unique key
+// it refers to. A foreign key that holds the parent's own parent key
+// columns lets a move of the parent to another parent, which updates the
+// parent key columns of its row before those of its children's rows,
+// pass: it is DEFERRABLE INITIALLY DEFERRED, checked at commit, on
+// PostgreSQL and SQLite, and ON UPDATE CASCADE on MySQL, which cannot
+// defer a constraint. Times are timestamptz on PostgreSQL and DATETIME on
+// SQLite, JSON columns jsonb and TEXT.
+//
+// On MySQL (and MariaDB) the tables are InnoDB, in utf8mb4 with collation
+// utf8mb4_bin, so that text compares by code point and case-sensitively,
+// as in Go. A string or []byte in a key (a table's key or a parent key
+// column) is VARBINARY(255): an index holds values of a bounded length
+// only, so such a key holds 255 bytes at most; and a binary string
+// compares byte by byte, where utf8mb4_bin ignores trailing spaces and
+// would take "a" and "a " for one key. Other strings are LONGTEXT, []byte
+// LONGBLOB, floats DOUBLE, unsigned integers UNSIGNED, JSON columns JSON
+// (on MariaDB a LONGTEXT that must hold valid JSON). Times are
+// DATETIME(6): microseconds, without a time zone, which the driver writes
+// and reads in UTC with the settings of [MySQLDSN] (loc=UTC). A TIMESTAMP
+// column, which Check takes too, is converted by the server from the
+// session's time_zone, which MySQLDSN sets to '+00:00'.
 //
 // DDL fails when a column's type cannot be chosen: a driver.Valuer whose
-// zero value gives none, an array on SQLite, a generated key that is not
-// an integer.
+// zero value gives none, an array on SQLite or MySQL, a generated key that
+// is not an integer.
 func (m *Mapping[T]) DDL(d Database) (string, error) {
 	dl, err := d.dialect()
 	if err != nil {
@@ -507,7 +550,7 @@ func (m *Mapping[T]) DDL(d Database) (string, error) {
 				lines = append(lines, dl.quote(n.name)+" "+def)
 				continue
 			}
-			typ, err := sd.columnType(k)
+			typ, err := sd.columnType(k, n.name == key || n.what == whatParentKey)
 			if err != nil {
 				return fail(tc, n.name, err)
 			}
@@ -546,7 +589,9 @@ func (m *Mapping[T]) DDL(d Database) (string, error) {
 		if byAll && tc.generated {
 			lines = append(lines, "UNIQUE ("+dl.quoteList(own)+")") // also serves loads by parent
 		} else if tc.generated && c != nil {
-			indexes = append(indexes, sd.index(tc.name, refs)) // for loads by parent
+			if ix := sd.index(tc.name, refs); ix != "" {
+				indexes = append(indexes, ix) // for loads by parent
+			}
 		}
 		if c != nil {
 			ptb := &m.root
@@ -562,11 +607,11 @@ func (m *Mapping[T]) DDL(d Database) (string, error) {
 			if len(pRefs) > 0 {
 				// A move of the parent updates its parent key columns
 				// before those of its children's rows.
-				fk += " DEFERRABLE INITIALLY DEFERRED"
+				fk += sd.moveClause()
 			}
 			lines = append(lines, fk)
 		}
-		b.WriteString("\t" + strings.Join(lines, ",\n\t") + "\n);\n")
+		b.WriteString("\t" + strings.Join(lines, ",\n\t") + "\n)" + sd.tableOptions() + ";\n")
 	}
 	for _, ix := range indexes {
 		b.WriteString(ix + ";\n")

@@ -84,7 +84,7 @@ func (pgCatalog) compatible(k goKind, c *liveColumn) string {
 	if c.category != "" && strings.Contains(want, c.category) {
 		return ""
 	}
-	t, err := pgCatalog{}.columnType(k)
+	t, err := pgCatalog{}.columnType(k, false)
 	if err != nil {
 		t = "another type"
 	}
@@ -105,7 +105,7 @@ func (pgCatalog) positionUnique(u *liveIndex) string {
 	return "a reorder moves one row at a time, so make it a constraint DEFERRABLE INITIALLY DEFERRED"
 }
 
-func (pgCatalog) columnType(k goKind) (string, error) {
+func (pgCatalog) columnType(k goKind, _ bool) (string, error) {
 	switch k.kind {
 	case kBool:
 		return "boolean", nil
@@ -133,7 +133,7 @@ func (pgCatalog) columnType(k goKind) (string, error) {
 	case kJSON:
 		return "jsonb", nil
 	case kArray:
-		e, err := pgCatalog{}.columnType(*k.elem)
+		e, err := pgCatalog{}.columnType(*k.elem, false)
 		if err != nil {
 			return "", err
 		}
@@ -146,7 +146,7 @@ func (pgCatalog) generatedKey(k goKind) (string, error) {
 	if k.kind != kInt || k.size < 16 {
 		return "", fmt.Errorf("a generated key must be an int16, int32 or int64, not %v", k.typ)
 	}
-	t, _ := pgCatalog{}.columnType(k)
+	t, _ := pgCatalog{}.columnType(k, false)
 	return t + " GENERATED ALWAYS AS IDENTITY PRIMARY KEY", nil
 }
 
@@ -155,3 +155,7 @@ func (pgCatalog) reference(_, parent string) string { return postgres.quote(pare
 func (pgCatalog) index(table string, cols []string) string {
 	return fmt.Sprintf("CREATE INDEX ON %s (%s)", postgres.quote(table), postgres.quoteList(cols))
 }
+
+func (pgCatalog) moveClause() string { return " DEFERRABLE INITIALLY DEFERRED" }
+
+func (pgCatalog) tableOptions() string { return "" }

@@ -132,7 +132,7 @@ func (sqliteCatalog) compatible(k goKind, c *liveColumn) string {
 			return ""
 		}
 	}
-	t, _ := sqliteCatalog{}.columnType(k)
+	t, _ := sqliteCatalog{}.columnType(k, false)
 	return fmt.Sprintf("its affinity %s changes the values it stores: make it %s", a, t)
 }
 
@@ -154,7 +154,7 @@ func (sqliteCatalog) positionUnique(*liveIndex) string {
 	return "SQLite cannot defer a unique index, and a reorder moves one row at a time: drop it"
 }
 
-func (sqliteCatalog) columnType(k goKind) (string, error) {
+func (sqliteCatalog) columnType(k goKind, _ bool) (string, error) {
 	switch k.kind {
 	case kBool:
 		return "BOOLEAN", nil
@@ -193,3 +193,7 @@ func (sqliteCatalog) index(table string, cols []string) string {
 	name := lastPart(table) + "_" + strings.Join(cols, "_")
 	return fmt.Sprintf("CREATE INDEX %s ON %s (%s)", sqlite.quote(schema+name), sqlite.quote(lastPart(table)), sqlite.quoteList(cols))
 }
+
+func (sqliteCatalog) moveClause() string { return " DEFERRABLE INITIALLY DEFERRED" }
+
+func (sqliteCatalog) tableOptions() string { return "" }

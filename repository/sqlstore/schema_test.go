@@ -75,8 +75,11 @@ func statements(ddl string) []string {
 }
 
 func (b *backend) database() Database {
-	if b.name == "sqlite" {
+	switch b.db.dialect.schema.(type) {
+	case sqliteCatalog:
 		return SQLite
+	case mysqlCatalog:
+		return MySQL
 	}
 	return PostgreSQL
 }
@@ -312,15 +315,18 @@ func TestSQLiteSchemaQualified(t *testing.T) {
 // parent, which updates its row before its children's, would fail.
 func TestCheckImmediateCompositeForeignKey(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
-		serial := "INTEGER PRIMARY KEY"
-		if b.db.dialect.anyArray {
+		serial, deferred := "INTEGER PRIMARY KEY", "DEFERRABLE INITIALLY DEFERRED"
+		switch b.database() {
+		case PostgreSQL:
 			serial = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+		case MySQL:
+			serial, deferred = "BIGINT AUTO_INCREMENT PRIMARY KEY", "ON UPDATE CASCADE"
 		}
 		b.raw.exec(t, `CREATE TABLE boards (id `+serial+`, name TEXT NOT NULL, version BIGINT NOT NULL)`)
 		b.raw.exec(t, `CREATE TABLE kcolumns (id `+serial+`, board_id BIGINT NOT NULL REFERENCES boards (id), pos INTEGER NOT NULL, title TEXT NOT NULL, UNIQUE (board_id, id))`)
 		b.raw.exec(t, `CREATE TABLE kcards (id `+serial+`, board_id BIGINT NOT NULL, column_id BIGINT NOT NULL, pos INTEGER NOT NULL, title TEXT NOT NULL,
 			UNIQUE (board_id, column_id, id),
-			FOREIGN KEY (board_id, column_id) REFERENCES kcolumns (board_id, id) DEFERRABLE INITIALLY DEFERRED)`)
+			FOREIGN KEY (board_id, column_id) REFERENCES kcolumns (board_id, id) `+deferred+`)`)
 		b.raw.exec(t, `CREATE TABLE kitems (id `+serial+`, board_id BIGINT NOT NULL, column_id BIGINT NOT NULL, card_id BIGINT NOT NULL, text TEXT NOT NULL,
 			CONSTRAINT kitems_card FOREIGN KEY (board_id, column_id, card_id) REFERENCES kcards (board_id, column_id, id))`)
 		m := kanbanMapping(t, true, false)
@@ -331,7 +337,7 @@ func TestCheckImmediateCompositeForeignKey(t *testing.T) {
 		require.Len(t, se.Mismatches, 1, "%v", err)
 		got := se.Mismatches[0]
 		require.Equal(t, "kitems", got.Table)
-		require.Contains(t, got.Problem, "DEFERRABLE INITIALLY DEFERRED")
+		require.Contains(t, got.Problem, "declare it "+deferred)
 		require.Contains(t, got.Problem, "move")
 
 		// ON UPDATE CASCADE lets a move through too.
