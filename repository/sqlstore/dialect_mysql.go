@@ -20,7 +20,7 @@ var (
 		snapshot:  &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 		foldASCII: mysqlFoldASCII, exactText: " COLLATE utf8mb4_bin", likeEscape: '!',
 		lockReadsLatest: true,
-		schema: mysqlCatalog{},
+		schema:          mysqlCatalog{},
 	}
 )
 
