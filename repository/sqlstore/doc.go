@@ -337,11 +337,15 @@
 // ESCAPE '\' does: Like("code", `50\%`) selects "50%" alone, and
 // [EscapeLike] escapes a text for a pattern. Like is case-sensitive too:
 // on SQLite, whose LIKE ignores the case of ASCII letters, it runs as the
-// equivalent GLOB. [EqualFold] ignores the case of the ASCII letters A to
+// equivalent GLOB; on MySQL and MariaDB, whose LIKE follows the column's
+// collation (a _ci one ignores case and accents), it compares under
+// utf8mb4_bin, with the pattern's escape rewritten to one that no
+// sql_mode changes. [EqualFold] ignores the case of the ASCII letters A to
 // Z, and of no other: SQLite's lower() folds ASCII alone, and on
 // PostgreSQL, whose lower() folds every letter of its locale, the column
-// is folded with translate() to match (an expression index on PostgreSQL
-// is on that translate(), on SQLite on lower(column)).
+// is folded with translate() to match, on MySQL and MariaDB with 26
+// REPLACE()s compared under utf8mb4_bin (an expression index on
+// PostgreSQL is on that translate(), on SQLite on lower(column)).
 //
 // # Streaming
 //
