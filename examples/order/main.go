@@ -20,8 +20,15 @@
 //
 //	DATABASE_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' go run ./examples/order
 //
+// With DATABASE_URL set to a mysql:// (or mariadb://) URL it runs on MySQL
+// or MariaDB through database/sql, in the database named as the schema is
+// (the URL's own database is used only to connect):
+//
+//	DATABASE_URL='mysql://root@127.0.0.1:3306/test' go run ./examples/order
+//
 // The command never drops a schema it did not create. A missing schema is
-// created and marked, with a comment, as the example's; the scenario drops
+// created and marked (with a comment; on MySQL, with a table of the
+// database's own) as the example's; the scenario drops
 // a marked schema and creates it again, to start empty; the HTTP server
 // keeps what a marked schema holds, so that its orders outlive a restart.
 // An existing schema without the mark is refused and left untouched.
@@ -72,7 +79,7 @@ func main() {
 		defaultSchema = infrastructure.DefaultSchema
 	}
 	addr := flag.String("http", "", "serve the HTTP API on this address, such as :8080, instead of running the scenario")
-	schema := flag.String("schema", defaultSchema, "the PostgreSQL schema to work in (default from $"+schemaEnv+")")
+	schema := flag.String("schema", defaultSchema, "the PostgreSQL schema, or MySQL database, to work in (default from $"+schemaEnv+")")
 	logSQL := flag.Bool("log-sql", false, "with -http, log every SQL statement and its arguments, at the DEBUG level")
 	flag.Parse()
 	if flag.NArg() > 0 {
@@ -108,6 +115,9 @@ func describeDB(cfg infrastructure.Config) string {
 	schema := cfg.Schema
 	if schema == "" {
 		schema = infrastructure.DefaultSchema
+	}
+	if strings.HasPrefix(cfg.URL, "mysql://") || strings.HasPrefix(cfg.URL, "mariadb://") {
+		return "MySQL through database/sql (go-sql-driver/mysql), database " + schema
 	}
 	return "PostgreSQL through a pgx pool, schema " + schema
 }
@@ -322,7 +332,7 @@ func role(sql string) string {
 	switch {
 	case strings.HasPrefix(sql, "BEGIN"), sql == "COMMIT", sql == "ROLLBACK":
 		return "tx"
-	case strings.HasPrefix(sql, `SELECT "`):
+	case strings.HasPrefix(sql, `SELECT "`), strings.HasPrefix(sql, "SELECT `"):
 		return "load"
 	}
 	return "write"

@@ -2,6 +2,7 @@ package infrastructure
 
 import (
 	"context"
+	"database/sql"
 	_ "embed" // the schema files
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jmoiron/sqlx"
@@ -24,10 +26,12 @@ var (
 	sqliteSchema string
 	//go:embed schema/postgres.sql
 	postgresSchema string
+	//go:embed schema/mysql.sql
+	mysqlSchema string
 )
 
-// DefaultSchema is the PostgreSQL schema Open works in when
-// [Config.Schema] is empty.
+// DefaultSchema is the PostgreSQL schema, or the MySQL database, Open
+// works in when [Config.Schema] is empty.
 const DefaultSchema = "dddkit_example"
 
 // schemaMark is the comment that marks a PostgreSQL schema as created by
@@ -42,15 +46,16 @@ var ErrSchemaNotOwned = errors.New("the schema exists and was not created by the
 
 // Config says which database [Open] opens.
 type Config struct {
-	// URL is empty for an embedded SQLite database, or a postgres:// or
-	// postgresql:// URL.
+	// URL is empty for an embedded SQLite database, a postgres:// or
+	// postgresql:// URL, or a mysql:// or mariadb:// URL
+	// (mysql://user:password@host:3306/database).
 	URL string
-	// Schema is the PostgreSQL schema to work in; empty means
-	// [DefaultSchema]. It must be a lower-case SQL identifier.
+	// Schema is the PostgreSQL schema, or the MySQL database, to work in;
+	// empty means [DefaultSchema]. It must be a lower-case SQL identifier.
 	Schema string
-	// Fresh empties the PostgreSQL schema first, if Open created it at an
-	// earlier run, by dropping it and creating it again. Without Fresh the
-	// orders stored at earlier runs stay.
+	// Fresh empties the schema (or database) first, if Open created it at
+	// an earlier run, by dropping it and creating it again. Without Fresh
+	// the orders stored at earlier runs stay.
 	Fresh bool
 }
 
@@ -64,7 +69,10 @@ type Config struct {
 // foreign keys on) in a new temporary file, used through database/sql.
 // With a postgres:// or postgresql:// URL it is PostgreSQL through a pgx
 // pool, in the schema of the Config (set as the connections'
-// search_path), prepared by [OpenPostgres]. Any other URL is an error.
+// search_path), prepared by [OpenPostgres]. With a mysql:// or mariadb://
+// URL it is MySQL or MariaDB through database/sql (go-sql-driver/mysql),
+// in the database named by the Config's Schema, prepared by [OpenMySQL].
+// Any other URL is an error.
 //
 // opts configure the returned handle, for example
 // [sqlstore.WithObserver] to watch the statements sent. closeDB releases
@@ -102,9 +110,30 @@ func Open(ctx context.Context, cfg Config, opts ...sqlstore.Option) (db *sqlstor
 			return nil, nil, err
 		}
 		return sqlstore.NewPGX(pool, opts...), func() error { pool.Close(); return nil }, nil
+	case strings.HasPrefix(url, "mysql://"), strings.HasPrefix(url, "mariadb://"):
+		schema := cfg.Schema
+		if schema == "" {
+			schema = DefaultSchema
+		}
+		x, err := OpenMySQL(ctx, url, schema, cfg.Fresh)
+		if err != nil {
+			return nil, nil, err
+		}
+		quiet, err := sqlstore.NewSQL(x)
+		if err == nil {
+			err = CheckSchema(ctx, quiet)
+		}
+		var db *sqlstore.DB
+		if err == nil {
+			db, err = sqlstore.NewSQL(x, opts...)
+		}
+		if err != nil {
+			return nil, nil, errors.Join(err, x.Close())
+		}
+		return db, x.Close, nil
 	default:
 		scheme, _, _ := strings.Cut(url, ":")
-		return nil, nil, fmt.Errorf("open database: unsupported URL scheme %q: want an empty URL (embedded SQLite) or postgres://", scheme)
+		return nil, nil, fmt.Errorf("open database: unsupported URL scheme %q: want an empty URL (embedded SQLite), postgres:// or mysql://", scheme)
 	}
 }
 
@@ -196,6 +225,106 @@ func prepareSchema(ctx context.Context, cfg *pgx.ConnConfig, schema string, fres
 	})
 	if err != nil {
 		return fmt.Errorf("prepare PostgreSQL schema %s: %w", schema, err)
+	}
+	return nil
+}
+
+// mysqlMark is the table that marks a MySQL database as created by this
+// example, the only kind it ever drops: MySQL has no comment on a
+// database.
+const mysqlMark = "dddkit_example_created"
+
+// OpenMySQL prepares the MySQL or MariaDB database named database on the
+// server of url (a mysql:// or mariadb:// URL, whose own database is used
+// only to connect), opens a pool of connections to it with the settings
+// that sqlstore needs ([sqlstore.MySQLDSN]), and creates the tables in it,
+// when they do not exist.
+//
+// A database that does not exist is created, and marked, by a table of
+// its own, as created by this example. A marked database is used as it
+// is, or, with fresh, dropped with all it holds and created again. A
+// database that exists and is not marked is never dropped nor written
+// to: OpenMySQL fails with an error wrapping [ErrSchemaNotOwned].
+func OpenMySQL(ctx context.Context, url, database string, fresh bool) (*sqlx.DB, error) {
+	if !schemaName.MatchString(database) {
+		return nil, fmt.Errorf("open MySQL: invalid database name %q: want a lower-case SQL identifier", database)
+	}
+	dsn, err := sqlstore.MySQLDSN(url)
+	if err != nil {
+		return nil, fmt.Errorf("open MySQL: %w", err)
+	}
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open MySQL: %w", err)
+	}
+	if err := prepareDatabase(ctx, dsn, database, fresh); err != nil {
+		return nil, err
+	}
+	cfg.DBName = database
+	x, err := sqlx.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		return nil, fmt.Errorf("open MySQL: %w", err)
+	}
+	// Without arguments, the driver sends the text as is: several
+	// statements, which the DSN allows.
+	if _, err := x.ExecContext(ctx, mysqlSchema); err != nil {
+		return nil, errors.Join(fmt.Errorf("create the MySQL tables in database %s: %w", database, err), x.Close())
+	}
+	return x, nil
+}
+
+// prepareDatabase creates database if it is missing, or drops and creates
+// it again if fresh is set and it bears the example's mark, on a
+// connection of its own to the server of dsn. Concurrent calls for one
+// database wait for each other, on a named lock of the server.
+func prepareDatabase(ctx context.Context, dsn, database string, fresh bool) (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("prepare MySQL database %s: %w", database, err)
+		}
+	}()
+	x, err := sqlx.Open("mysql", dsn)
+	if err != nil {
+		return err
+	}
+	defer x.Close()
+	conn, err := x.Connx(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	lock := "dddkit order example database " + database
+	var got sql.NullInt64
+	if err := conn.QueryRowxContext(ctx, "SELECT GET_LOCK(?, 60)", lock).Scan(&got); err != nil {
+		return err
+	}
+	if got.Int64 != 1 {
+		return fmt.Errorf("another run holds the lock %q", lock)
+	}
+	defer func() {
+		_, rerr := conn.ExecContext(context.WithoutCancel(ctx), "DO RELEASE_LOCK(?)", lock)
+		err = errors.Join(err, rerr)
+	}()
+	q := "`" + database + "`"
+	create := "CREATE DATABASE " + q + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin; " +
+		"CREATE TABLE " + q + "." + mysqlMark + " (note VARCHAR(255) NOT NULL); " +
+		"INSERT INTO " + q + "." + mysqlMark + " (note) VALUES ('" + schemaMark + "')"
+	var exists, marked int
+	err = conn.QueryRowxContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?),
+		(SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?)`,
+		database, database, mysqlMark).Scan(&exists, &marked)
+	switch {
+	case err != nil:
+		return err
+	case exists == 0:
+		_, err = conn.ExecContext(ctx, create)
+		return err
+	case marked == 0:
+		return fmt.Errorf("%w: %s", ErrSchemaNotOwned, database)
+	case fresh:
+		_, err = conn.ExecContext(ctx, "DROP DATABASE "+q+"; "+create)
+		return err
 	}
 	return nil
 }

@@ -75,6 +75,6 @@ func TestOpenRejectsBadSchemaName(t *testing.T) {
 }
 
 func TestOpenRejectsUnknownURL(t *testing.T) {
-	_, _, err := infrastructure.Open(ctx(), infrastructure.Config{URL: "mysql://localhost/x"})
-	require.ErrorContains(t, err, `unsupported URL scheme "mysql"`)
+	_, _, err := infrastructure.Open(ctx(), infrastructure.Config{URL: "sqlserver://localhost/x"})
+	require.ErrorContains(t, err, `unsupported URL scheme "sqlserver"`)
 }

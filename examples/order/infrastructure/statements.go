@@ -62,8 +62,9 @@ func (l *StatementLog) Writes() []string {
 }
 
 var (
-	dml     = regexp.MustCompile(`^(?:WITH r AS \()?(INSERT INTO|UPDATE|DELETE FROM) "([^"]+)"(?: SET (.*?) WHERE )?`)
-	setCols = regexp.MustCompile(`"([^"]+)" = `)
+	// Names are quoted with " on PostgreSQL and SQLite, with ` on MySQL.
+	dml     = regexp.MustCompile("^(?:WITH r AS \\()?(INSERT INTO|UPDATE|DELETE FROM) [\"`]([^\"`]+)[\"`](?: SET (.*?) WHERE )?")
+	setCols = regexp.MustCompile("[\"`]([^\"`]+)[\"`] = ")
 )
 
 // Summarize describes an INSERT, UPDATE or DELETE statement by its verb,
