@@ -82,8 +82,8 @@ func TestRunPostgres(t *testing.T) {
 }
 
 func TestRunRejectsUnknownURL(t *testing.T) {
-	err := run(context.Background(), &bytes.Buffer{}, infrastructure.Config{URL: "mysql://localhost/x"})
-	require.ErrorContains(t, err, `unsupported URL scheme "mysql"`)
+	err := run(context.Background(), &bytes.Buffer{}, infrastructure.Config{URL: "sqlserver://localhost/x"})
+	require.ErrorContains(t, err, `unsupported URL scheme "sqlserver"`)
 }
 
 // TestServe serves the API on the embedded SQLite database, places and
