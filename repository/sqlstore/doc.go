@@ -890,4 +890,17 @@
 // the savepoint statements included, with its arguments, outcome, duration
 // and round trip: round trips are numbered per [DB], and the statements of
 // one batch share a number. [SlogObserver] logs them with log/slog.
+//
+// # Caching aggregates
+//
+// A cache holds what the mapping reads: [Store.Encode] writes an
+// aggregate, as a load returned it, as the rows of its tables (each
+// column's value as the store writes it, in a compact binary form), and
+// [Store.Decode] replays those rows through the store's own loader, with
+// database/sql's conversions, into an aggregate equal to the load, its
+// unexported fields, value objects, JSON and array columns included.
+// [Store.Fingerprint] digests the mapping, for a cache to key its entries
+// by: a deploy that changes the mapping reads none of the entries written
+// before it. An entry is about a third of the size of the rows in
+// PostgreSQL (a 100-item order: 1.6 kB against 5.7 kB).
 package sqlstore

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -60,6 +61,9 @@ type Store[T any, ID comparable] struct {
 	existsRoot string
 	// err is why the mapping cannot be used on db, if it cannot.
 	err error
+	// cache is the state of the cache codec (cachecodec.go), made on
+	// first use.
+	cache atomic.Pointer[cacheState]
 }
 
 // NewStore returns the store of m on db. A nil db or m makes every method
