@@ -1,13 +1,15 @@
-// Package testdb gives the tests of this module the PostgreSQL database
-// they run on: the DSN from the environment (the test is skipped with one
-// message everywhere when it is unset) and a schema of the test's own,
-// named at random and dropped when the test ends, so that runs never
-// collide and leave nothing behind.
+// Package testdb gives the tests of this module the databases they run on
+// besides SQLite: PostgreSQL and MariaDB (or MySQL). Each takes its DSN
+// from the environment; a test is skipped, with one message per database
+// everywhere, when it is unset. Each test works in a schema (PostgreSQL)
+// or a database (MariaDB) of its own, named at random and dropped when the
+// test ends, so that runs never collide and leave nothing behind.
 package testdb
 
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"os"
 	"testing"
@@ -34,6 +36,13 @@ func DSN(t testing.TB) string {
 	return dsn
 }
 
+// randomName returns prefix followed by 16 random hex digits.
+func randomName(prefix string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
 // Schema skips t without a DSN, else returns the DSN and the name of a new
 // schema, prefix followed by random hex, which is dropped (with all it
 // holds) when t ends. When create is set the schema is created; otherwise
@@ -41,9 +50,7 @@ func DSN(t testing.TB) string {
 func Schema(t testing.TB, prefix string, create bool) (dsn, schema string) {
 	t.Helper()
 	dsn = DSN(t)
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	schema = prefix + hex.EncodeToString(b[:])
+	schema = randomName(prefix)
 	ctx := context.Background()
 	if create {
 		c, err := pgx.Connect(ctx, dsn)
@@ -68,4 +75,60 @@ func Schema(t testing.TB, prefix string, create bool) (dsn, schema string) {
 		}
 	})
 	return dsn, schema
+}
+
+// MySQLDSNEnv is the environment variable that holds the DSN of the
+// MariaDB (or MySQL) server of the tests, in the form of
+// github.com/go-sql-driver/mysql: root@tcp(127.0.0.1:3306)/test.
+const MySQLDSNEnv = "DDDKIT_TEST_MYSQL_DSN"
+
+// SkipMySQL is the message of a MariaDB test skipped for want of a DSN;
+// CI fails when it finds it in a run that set the DSN.
+const SkipMySQL = MySQLDSNEnv + " is not set: skipping the MariaDB suite"
+
+// MySQLServerDSN returns the MariaDB DSN of the tests as the environment
+// gives it, or skips t when there is none.
+func MySQLServerDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv(MySQLDSNEnv)
+	if dsn == "" {
+		t.Skip(SkipMySQL)
+	}
+	return dsn
+}
+
+// MySQLDatabase skips t without a MariaDB DSN, else creates a database
+// named prefix followed by random hex, which is dropped (with all it
+// holds) when t ends, and returns its name and the DSN of the environment
+// pointing to it. The tests open it with the options that sqlstore needs,
+// which sqlstore.MySQLDSN adds.
+func MySQLDatabase(t testing.TB, prefix string) (dsn, database string) {
+	t.Helper()
+	server, err := mysqlDatabase(MySQLServerDSN(t), "")
+	if err != nil {
+		t.Fatalf("%s: %v", MySQLDSNEnv, err)
+	}
+	database = randomName(prefix)
+	exec := func(q string) error {
+		db, err := sql.Open("mysql", server)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		_, err = db.Exec(q)
+		return err
+	}
+	if err := exec("CREATE DATABASE " + database + " CHARACTER SET utf8mb4"); err != nil {
+		t.Fatalf("create database %s: %v", database, err)
+	}
+	t.Cleanup(func() {
+		if err := exec("DROP DATABASE IF EXISTS " + database); err != nil {
+			t.Errorf("drop database %s: %v", database, err)
+		}
+	})
+	dsn, err = mysqlDatabase(server, database)
+	if err != nil {
+		t.Fatalf("%s: %v", MySQLDSNEnv, err)
+	}
+	return dsn, database
 }

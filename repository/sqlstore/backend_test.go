@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	_ "github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -19,11 +20,13 @@ import (
 )
 
 // The integration tests run one body over every backend, in the manner of
-// pgxpool's common_test.go: SQLite through database/sql always, and
+// pgxpool's common_test.go: SQLite through database/sql always,
 // PostgreSQL through pgxpool and through database/sql (driver "pgx") when
-// DDDKIT_TEST_POSTGRES_DSN is set. Each PostgreSQL test gets a schema of
-// its own, named at random and dropped afterwards, set as the search_path
-// of its connections, so that runs never collide.
+// DDDKIT_TEST_POSTGRES_DSN is set, and MariaDB through database/sql
+// (driver "mysql") when DDDKIT_TEST_MYSQL_DSN is set. Each PostgreSQL test
+// gets a schema of its own, named at random and dropped afterwards, set as
+// the search_path of its connections, and each MariaDB test a database of
+// its own, so that runs never collide.
 
 const pgEnv = testdb.DSNEnv
 
@@ -68,11 +71,51 @@ var schemaDDL = []string{
 	)`,
 }
 
+// mysqlSchemaDDL is schemaDDL for MariaDB, which checks foreign keys at
+// each statement and cannot defer one to COMMIT: the tests of a COMMIT that
+// fails skip there.
+var mysqlSchemaDDL = func() []string {
+	out := make([]string, len(schemaDDL))
+	for i, s := range schemaDDL {
+		out[i] = strings.Replace(s, " DEFERRABLE INITIALLY DEFERRED", "", 1)
+	}
+	return out
+}()
+
 // forEachBackend runs body once per backend, as subtests.
 func forEachBackend(t *testing.T, body func(t *testing.T, b *backend)) {
 	t.Run("sqlite", func(t *testing.T) { body(t, sqliteBackend(t)) })
 	t.Run("postgres/pgxpool", func(t *testing.T) { body(t, pgxBackend(t)) })
 	t.Run("postgres/database-sql", func(t *testing.T) { body(t, pgSQLBackend(t)) })
+	t.Run("mariadb/database-sql", func(t *testing.T) { body(t, mysqlBackend(t)) })
+}
+
+// Which database a backend reaches.
+func (b *backend) sqlite() bool   { return b.name == "sqlite" }
+func (b *backend) postgres() bool { return strings.HasPrefix(b.name, "postgres/") }
+func (b *backend) mysql() bool    { return strings.HasPrefix(b.name, "mariadb/") }
+
+// locks reports whether sql locks the rows it reads, in the words of the
+// backend's database (FOR UPDATE, FOR SHARE...).
+func (b *backend) locks(sql string) bool {
+	d := b.db.dialect
+	for _, s := range []string{d.lockSuffix, d.shareSuffix, d.writeSuffix} {
+		if s != "" && strings.Contains(sql, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// moveFK is the clause of a foreign key that holds the parent key columns
+// of a parent whose key is generated, which a move of that parent updates
+// before its children's rows: deferred to the COMMIT, or, on MariaDB,
+// which cannot defer a constraint, cascaded to the children.
+func (b *backend) moveFK() string {
+	if b.mysql() {
+		return " ON UPDATE CASCADE"
+	}
+	return " DEFERRABLE INITIALLY DEFERRED"
 }
 
 func sqliteBackend(t testing.TB) *backend {
@@ -139,18 +182,54 @@ func pgSQLBackend(t testing.TB) *backend {
 	return &backend{name: "postgres/database-sql", db: db, quiet: quiet, log: log, raw: r}
 }
 
+// mysqlBackend returns a backend on MariaDB through database/sql, in a
+// database of its own, or skips t without a DSN.
+func mysqlBackend(t testing.TB) *backend {
+	dsn, _ := testdb.MySQLDatabase(t, "dddkit_test_")
+	dsn, err := MySQLDSN(dsn)
+	require.NoError(t, err)
+	x, err := sqlx.Open("mysql", dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { x.Close() })
+	r := sqlRaw{x}
+	for _, s := range mysqlSchemaDDL {
+		r.exec(t, s)
+	}
+	log := &stmtLog{}
+	db, err := NewSQL(x, WithObserver(log.observe))
+	require.NoError(t, err)
+	quiet, err := NewSQL(x)
+	require.NoError(t, err)
+	return &backend{name: "mariadb/database-sql", db: db, quiet: quiet, log: log, raw: r}
+}
+
+// sqlRaw is raw access through database/sql. Statements are written with
+// ? placeholders, and for PostgreSQL and SQLite; on MariaDB they are sent
+// in its form (testdb.ToMySQL), and one that has none fails the test.
 type sqlRaw struct{ x *sqlx.DB }
+
+func (r sqlRaw) sql(t testing.TB, q string) string {
+	t.Helper()
+	if r.x.DriverName() != "mysql" {
+		return r.x.Rebind(q)
+	}
+	out, err := testdb.ToMySQL(q)
+	if err != nil {
+		t.Fatalf("the statement has no MariaDB form: %v\n%s", err, q)
+	}
+	return out
+}
 
 func (r sqlRaw) exec(t testing.TB, q string, args ...any) {
 	t.Helper()
-	_, err := r.x.Exec(r.x.Rebind(q), args...)
+	_, err := r.x.Exec(r.sql(t, q), args...)
 	require.NoError(t, err, q)
 }
 
 func (r sqlRaw) count(t testing.TB, q string, args ...any) int64 {
 	t.Helper()
 	var n int64
-	require.NoError(t, r.x.Get(&n, r.x.Rebind(q), args...), q)
+	require.NoError(t, r.x.Get(&n, r.sql(t, q), args...), q)
 	return n
 }
 
@@ -206,15 +285,21 @@ var control = map[string]bool{
 var dollarRE = regexp.MustCompile(`\$\d+`)
 
 // dml returns the statements other than transaction control, with their
-// placeholders written as ? so that backends compare equal.
+// placeholders written as ? and their identifiers quoted with double quotes
+// (MariaDB's are backquoted), so that backends compare equal.
 func dml(stmts []Statement) []string {
 	var out []string
 	for _, s := range stmts {
 		if !control[s.SQL] {
-			out = append(out, dollarRE.ReplaceAllString(s.SQL, "?"))
+			out = append(out, canonical(s.SQL))
 		}
 	}
 	return out
+}
+
+// canonical returns sql with ? placeholders and double-quoted identifiers.
+func canonical(sql string) string {
+	return strings.ReplaceAll(dollarRE.ReplaceAllString(sql, "?"), "`", `"`)
 }
 
 func sqls(stmts []Statement) []string {

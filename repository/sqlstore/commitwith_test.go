@@ -80,7 +80,7 @@ func TestCommitWithOutcome(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			o.customer = "nobody" // the deferred foreign key fails at COMMIT
+			o.customer = "nobody" // the deferred foreign key fails at COMMIT (at the UPDATE on MariaDB)
 			saveErr = repo.Save(b.db.CommitWith(ctx), o)
 			return saveErr
 		})

@@ -359,7 +359,7 @@ func TestTextMatchEncoded(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		ddl := `CREATE TABLE profiles (id BIGINT PRIMARY KEY, addrs TEXT, attrs TEXT, tags TEXT, version BIGINT NOT NULL)`
-		if b.db.dialect.anyArray {
+		if !b.sqlite() {
 			ddl = `CREATE TABLE profiles (id BIGINT PRIMARY KEY, addrs JSONB, attrs JSONB, tags JSONB, version BIGINT NOT NULL)`
 		}
 		b.raw.exec(t, ddl)

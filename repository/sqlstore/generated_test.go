@@ -37,7 +37,7 @@ type genNote struct {
 
 func genSchema(t *testing.T, b *backend) *Mapping[*genRoot] {
 	t.Helper()
-	if b.db.dialect.anyArray {
+	if !b.sqlite() {
 		b.raw.exec(t, `CREATE TABLE gen_roots (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, version BIGINT NOT NULL)`)
 		b.raw.exec(t, `CREATE TABLE gen_lines (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, root_id BIGINT NOT NULL REFERENCES gen_roots (id), label TEXT NOT NULL CHECK (label <> ''))`)
 	} else {
@@ -158,11 +158,15 @@ func (u *uuidRoot) ID() string { return u.id }
 // PostgreSQL, read back as a string.
 func TestGeneratedUUID(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
-		if !b.db.dialect.anyArray {
-			t.Skip("gen_random_uuid is PostgreSQL's")
+		ddl := `CREATE TABLE uuid_roots (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), name TEXT NOT NULL)`
+		switch {
+		case b.sqlite():
+			t.Skip("SQLite has no UUID type")
+		case b.mysql():
+			ddl = `CREATE TABLE uuid_roots (id UUID PRIMARY KEY DEFAULT uuid(), name TEXT NOT NULL)` // MariaDB 10.7's UUID type
 		}
 		ctx := context.Background()
-		b.raw.exec(t, `CREATE TABLE uuid_roots (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), name TEXT NOT NULL)`)
+		b.raw.exec(t, ddl)
 		m, err := NewMapping[*uuidRoot](Table{Name: "uuid_roots"})
 		require.NoError(t, err)
 		repo, err := NewRepository[*uuidRoot, string](b.db, m)
@@ -198,7 +202,7 @@ func TestGeneratedKeysByValue(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		b.raw.exec(t, `CREATE TABLE flats (id BIGINT PRIMARY KEY)`)
-		if b.db.dialect.anyArray {
+		if !b.sqlite() {
 			b.raw.exec(t, `CREATE TABLE flat_lines (id BIGSERIAL PRIMARY KEY, flat_id BIGINT NOT NULL REFERENCES flats (id), label TEXT NOT NULL)`)
 		} else {
 			b.raw.exec(t, `CREATE TABLE flat_lines (id INTEGER PRIMARY KEY, flat_id BIGINT NOT NULL REFERENCES flats (id), label TEXT NOT NULL)`)

@@ -54,7 +54,8 @@ func TestSaveUntrackedStored(t *testing.T) {
 // key generated, the columns and the cards in position order. In the
 // key-only layout each table refers to its parent by the parent's key
 // alone; in the full-path layout by every level's parent key, with
-// composite foreign keys checked at commit; in the mixed layout the cards
+// composite foreign keys checked at commit (cascaded on MariaDB, which
+// cannot defer them, see moveFK); in the mixed layout the cards
 // refer to their column by its key alone, and the items to their card by
 // the column's key and the card's.
 
@@ -170,7 +171,7 @@ func kanbanSchema(t *testing.T, b *backend, layout string) *Mapping[*board] {
 		return m
 	}
 	serial := "INTEGER PRIMARY KEY"
-	if b.db.dialect.anyArray {
+	if !b.sqlite() {
 		serial = "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
 	}
 	b.raw.exec(t, `CREATE TABLE boards (id `+serial+`, name TEXT NOT NULL, version BIGINT NOT NULL)`)
@@ -180,13 +181,13 @@ func kanbanSchema(t *testing.T, b *backend, layout string) *Mapping[*board] {
 	case "mixed": // cards by their column's key alone, items by both keys
 		b.raw.exec(t, `CREATE TABLE kcards (id `+serial+`, column_id BIGINT NOT NULL REFERENCES kcolumns (id), pos INTEGER NOT NULL, title TEXT NOT NULL, note TEXT NOT NULL DEFAULT '', UNIQUE (column_id, id))`)
 		b.raw.exec(t, `CREATE TABLE kitems (id `+serial+`, column_id BIGINT NOT NULL, card_id BIGINT NOT NULL, text TEXT NOT NULL,
-			FOREIGN KEY (column_id, card_id) REFERENCES kcards (column_id, id) DEFERRABLE INITIALLY DEFERRED)`)
+			FOREIGN KEY (column_id, card_id) REFERENCES kcards (column_id, id)`+b.moveFK()+`)`)
 	case "full-path":
 		b.raw.exec(t, `CREATE TABLE kcards (id `+serial+`, board_id BIGINT NOT NULL, column_id BIGINT NOT NULL, pos INTEGER NOT NULL, title TEXT NOT NULL, note TEXT NOT NULL DEFAULT '',
 			UNIQUE (board_id, column_id, id),
-			FOREIGN KEY (board_id, column_id) REFERENCES kcolumns (board_id, id) DEFERRABLE INITIALLY DEFERRED)`)
+			FOREIGN KEY (board_id, column_id) REFERENCES kcolumns (board_id, id)`+b.moveFK()+`)`)
 		b.raw.exec(t, `CREATE TABLE kitems (id `+serial+`, board_id BIGINT NOT NULL, column_id BIGINT NOT NULL, card_id BIGINT NOT NULL, text TEXT NOT NULL,
-			FOREIGN KEY (board_id, column_id, card_id) REFERENCES kcards (board_id, column_id, id) DEFERRABLE INITIALLY DEFERRED)`)
+			FOREIGN KEY (board_id, column_id, card_id) REFERENCES kcards (board_id, column_id, id)`+b.moveFK()+`)`)
 	default:
 		b.raw.exec(t, `CREATE TABLE kcards (id `+serial+`, column_id BIGINT NOT NULL REFERENCES kcolumns (id), pos INTEGER NOT NULL, title TEXT NOT NULL, note TEXT NOT NULL DEFAULT '')`)
 		b.raw.exec(t, `CREATE TABLE kitems (id `+serial+`, card_id BIGINT NOT NULL REFERENCES kcards (id), text TEXT NOT NULL)`)

@@ -101,7 +101,7 @@ func TestUpdateInUnitOfWorkDoesNotCommit(t *testing.T) {
 
 // TestUpdateLastSaveFails checks the failures of a last save: a statement
 // refused, and a COMMIT refused (the deferred foreign key of
-// orders.customer). Each returns an error that says nothing was written,
+// orders.customer, which MariaDB checks at the UPDATE instead). Each returns an error that says nothing was written,
 // leaves the database, the version and the snapshot as they were, and lets
 // the next Update apply its change exactly once.
 func TestUpdateLastSaveFails(t *testing.T) {

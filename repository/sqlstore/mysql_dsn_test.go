@@ -2,20 +2,15 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// mysqlEnv is the variable with the DSN of the MySQL or MariaDB server the
-// tests run on, in the driver's form or as a mysql:// URL.
-const mysqlEnv = "DDDKIT_TEST_MYSQL_DSN"
+	"github.com/dddkit/dddkit/internal/testdb"
+)
 
 // mysqlNeeded are the parameters MySQLDSN adds, as FormatDSN writes them.
 const mysqlNeeded = "clientFoundRows=true&interpolateParams=true&multiStatements=true&parseTime=true&time_zone=%27%2B00%3A00%27"
@@ -86,25 +81,10 @@ func TestMySQLDSNRefuses(t *testing.T) {
 // opened with MySQLDSN; it skips t when the variable is unset.
 func mysqlDatabase(t testing.TB) *sqlx.DB {
 	t.Helper()
-	base := os.Getenv(mysqlEnv)
-	if base == "" {
-		t.Skip(mysqlEnv + " is not set")
-	}
-	dsn, err := MySQLDSN(base)
+	dsn, _ := testdb.MySQLDatabase(t, "dddkit_core_")
+	dsn, err := MySQLDSN(dsn)
 	require.NoError(t, err)
-	admin, err := sqlx.Open("mysql", dsn)
-	require.NoError(t, err)
-	t.Cleanup(func() { admin.Close() })
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "dddkit_core_" + hex.EncodeToString(b)
-	_, err = admin.Exec("CREATE DATABASE " + name)
-	require.NoError(t, err)
-	t.Cleanup(func() { _, _ = admin.Exec("DROP DATABASE " + name) })
-	cfg, err := mysql.ParseDSN(dsn)
-	require.NoError(t, err)
-	cfg.DBName = name
-	x, err := sqlx.Open("mysql", cfg.FormatDSN())
+	x, err := sqlx.Open("mysql", dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() { x.Close() })
 	return x

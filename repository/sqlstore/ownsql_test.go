@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -224,7 +225,7 @@ func TestOwnSQLTxEscapeHatch(t *testing.T) {
 func TestOwnSQLTxOptions(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
-		pg := b.name != "sqlite"
+		pg := b.postgres()
 		b.log.take()
 		var n int64
 		require.NoError(t, b.db.InTxWith(ctx, TxOptions{ReadOnly: true}, func(ctx context.Context) error {
@@ -242,6 +243,14 @@ func TestOwnSQLTxOptions(t *testing.T) {
 			var pe *pgconn.PgError
 			require.ErrorAs(t, err, &pe)
 			assert.Equal(t, "25006", pe.Code, "read_only_sql_transaction")
+		} else if b.mysql() {
+			err := b.db.InTxWith(ctx, TxOptions{ReadOnly: true}, func(ctx context.Context) error {
+				_, err := b.db.Exec(ctx, "INSERT INTO customers (name) VALUES ('carol')")
+				return err
+			})
+			var me *mysql.MySQLError
+			require.ErrorAs(t, err, &me)
+			assert.EqualValues(t, 1792, me.Number, "ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION")
 		} else {
 			assert.Contains(t, log, sqlBegin, "a deferred BEGIN")
 			assert.NotContains(t, log, sqlBeginImmediate)
@@ -260,7 +269,7 @@ func TestOwnSQLTxOptions(t *testing.T) {
 		})
 		assert.ErrorContains(t, err, "read-only")
 
-		if !pg {
+		if b.sqlite() {
 			assert.NoError(t, b.db.InTxWith(ctx, TxOptions{Isolation: sql.LevelRepeatableRead}, func(ctx context.Context) error {
 				return b.db.InTxWith(ctx, TxOptions{Isolation: sql.LevelSerializable}, func(context.Context) error { return nil })
 			}), "SQLite is serializable")
@@ -273,7 +282,7 @@ func TestOwnSQLTxOptions(t *testing.T) {
 		assert.Error(t, b.db.InTxWith(ctx, TxOptions{Isolation: sql.LevelSnapshot}, func(context.Context) error {
 			t.Error("ran")
 			return nil
-		}), "PostgreSQL has no snapshot level")
+		}), "PostgreSQL and MariaDB have no snapshot level")
 		err = b.db.InTxWith(ctx, TxOptions{Isolation: sql.LevelRepeatableRead}, func(ctx context.Context) error {
 			return b.db.InTxWith(ctx, TxOptions{Isolation: sql.LevelSerializable}, func(context.Context) error {
 				t.Error("ran in a weaker transaction")
@@ -286,14 +295,21 @@ func TestOwnSQLTxOptions(t *testing.T) {
 		b.log.take()
 		require.NoError(t, b.db.InTxWith(ctx, TxOptions{Isolation: sql.LevelRepeatableRead}, func(ctx context.Context) error {
 			var level string
-			require.NoError(t, b.db.QueryRow(ctx, "SHOW transaction_isolation").Scan(&level))
-			assert.Equal(t, "repeatable read", level)
+			if pg {
+				require.NoError(t, b.db.QueryRow(ctx, "SHOW transaction_isolation").Scan(&level))
+				assert.Equal(t, "repeatable read", level)
+			} else {
+				require.NoError(t, b.db.QueryRow(ctx, "SELECT @@tx_isolation").Scan(&level))
+				assert.Equal(t, "REPEATABLE-READ", level)
+			}
 			before := customers(t, ctx, b.db)
 			b.raw.exec(t, "INSERT INTO customers (name) VALUES ('zoe')")
 			assert.Equal(t, before, customers(t, ctx, b.db), "the commit of another transaction is not seen")
 			return b.db.InTxWith(ctx, TxOptions{Isolation: sql.LevelReadCommitted}, func(context.Context) error { return nil })
 		}))
-		assert.Contains(t, sqls(b.log.take()), "BEGIN ISOLATION LEVEL REPEATABLE READ")
+		if pg {
+			assert.Contains(t, sqls(b.log.take()), "BEGIN ISOLATION LEVEL REPEATABLE READ")
+		}
 		assert.Equal(t, int64(1), b.raw.count(t, "SELECT count(*) FROM customers WHERE name = 'zoe'"))
 	})
 }

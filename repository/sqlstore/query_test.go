@@ -243,9 +243,12 @@ func TestFindAllInTxByKeys(t *testing.T) {
 		require.NoError(t, err)
 		stmts := dml(b.log.take())
 		require.Len(t, stmts, 2)
-		if b.name != "sqlite" {
+		switch {
+		case b.postgres():
 			assert.Contains(t, stmts[1], `WHERE "order_id" = ANY(`+"?"+`)`, "by the keys read")
-		} else {
+		case b.mysql():
+			assert.Contains(t, stmts[1], `WHERE "order_id" IN (?, ?)`, "by the keys read: MariaDB refuses a LIMIT in an IN subquery")
+		default:
 			assert.Contains(t, stmts[1], `IN (SELECT "id" FROM "orders"`, "one snapshot: by the same selection")
 		}
 	})

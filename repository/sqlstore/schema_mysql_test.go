@@ -2,18 +2,16 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"math"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dddkit/dddkit/internal/testdb"
 )
 
 // mysqlSchemaDB returns a connection, with the settings of MySQLDSN, to
@@ -22,29 +20,10 @@ import (
 // when t ends. t is skipped when the DSN is unset.
 func mysqlSchemaDB(t *testing.T) (*sqlx.DB, string) {
 	t.Helper()
-	base := os.Getenv(mysqlEnv)
-	if base == "" {
-		t.Skip(mysqlEnv + " is not set: skipping the MySQL schema tests")
-	}
-	dsn, err := MySQLDSN(base)
+	dsn, name := testdb.MySQLDatabase(t, "dddkit_schema_")
+	dsn, err := MySQLDSN(dsn)
 	require.NoError(t, err)
-	cfg, err := mysql.ParseDSN(dsn)
-	require.NoError(t, err)
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	name := "dddkit_schema_" + hex.EncodeToString(b[:])
-	admin, err := sql.Open("mysql", dsn)
-	require.NoError(t, err)
-	t.Cleanup(func() { admin.Close() })
-	_, err = admin.Exec("CREATE DATABASE " + name)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP DATABASE IF EXISTS " + name); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	cfg.DBName = name
-	x, err := sqlx.Open("mysql", cfg.FormatDSN())
+	x, err := sqlx.Open("mysql", dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() { x.Close() })
 	return x, name

@@ -359,6 +359,9 @@ func TestPanicInTx(t *testing.T) {
 
 func TestCommitError(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
+		if b.mysql() {
+			t.Skip("MariaDB checks foreign keys at each statement: no COMMIT it can refuse")
+		}
 		ctx := context.Background()
 		repo := b.repo(t)
 		// orders.customer references customers with a DEFERRED foreign

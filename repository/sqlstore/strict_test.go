@@ -197,14 +197,15 @@ type profile struct {
 func (p *profile) ID() int64 { return p.id }
 
 // TestValueCollections saves, changes and reloads value collections stored
-// as JSON (jsonb on PostgreSQL, TEXT on SQLite) through every backend:
-// each reads back what it wrote, a change inside a collection rewrites its
-// column and no other, and nil and empty stay apart.
+// as JSON (jsonb on PostgreSQL, JSON on MariaDB, TEXT on SQLite) through
+// every backend: each reads back what it wrote, a change inside a
+// collection rewrites its column and no other, and nil and empty stay
+// apart.
 func TestValueCollections(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		ddl := `CREATE TABLE profiles (id BIGINT PRIMARY KEY, addrs TEXT, attrs TEXT, tags TEXT, version BIGINT NOT NULL)`
-		if b.db.dialect.anyArray {
+		if !b.sqlite() {
 			ddl = `CREATE TABLE profiles (id BIGINT PRIMARY KEY, addrs JSONB, attrs JSONB, tags JSONB, version BIGINT NOT NULL)`
 		}
 		b.raw.exec(t, ddl)

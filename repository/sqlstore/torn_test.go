@@ -170,12 +170,14 @@ func TestUpdateWithTxOptions(t *testing.T) {
 		stmts := b.log.take()
 		all := sqls(stmts)
 		switch {
-		case b.name == "sqlite":
+		case b.sqlite():
 			assert.Equal(t, sqlBeginImmediate, all[0])
-		default:
+		case b.postgres():
 			assert.Equal(t, "BEGIN ISOLATION LEVEL REPEATABLE READ", all[0])
+		}
+		if !b.sqlite() {
 			for _, q := range all {
-				assert.NotContains(t, q, " FOR ", "one snapshot: nothing to lock")
+				assert.False(t, b.locks(q), "one snapshot: nothing to lock: %s", q)
 			}
 		}
 		assert.Equal(t, sqlCommit, all[len(all)-1])
@@ -184,14 +186,16 @@ func TestUpdateWithTxOptions(t *testing.T) {
 		}
 		assert.Equal(t, 2, b.load(t, 1).items[0].quantity)
 
-		// The default level locks the root as the load reads it.
+		// The default level, where each statement reads a snapshot of its
+		// own, locks the root as the load reads it.
 		require.NoError(t, repo.Update(ctx, 1, func(_ context.Context, o *order) error {
 			o.setQuantity(1, 3)
 			return nil
 		}))
 		stmts = b.log.take()
-		if b.name != "sqlite" {
-			assert.Contains(t, sqls(stmts)[1], `FROM "orders" WHERE "id" = $1 FOR NO KEY UPDATE`)
+		if b.db.dialect.stmtSnapshot {
+			assert.Contains(t, canonical(sqls(stmts)[1]), `FROM "orders" WHERE "id" = ?`+b.db.dialect.writeSuffix)
+			assert.True(t, b.locks(sqls(stmts)[1]))
 		}
 		if b.pgx {
 			assert.Equal(t, 2, trips(stmts), "%q", sqls(stmts))
@@ -206,7 +210,7 @@ func TestUpdateWithTxOptions(t *testing.T) {
 			return nil
 		})
 		require.Error(t, err)
-		if b.name != "sqlite" {
+		if !b.sqlite() {
 			err = b.db.InTx(ctx, func(ctx context.Context) error {
 				return repo.Update(WithTxOptions(ctx, TxOptions{Isolation: sql.LevelSerializable}), 1, func(context.Context, *order) error {
 					t.Error("joined a READ COMMITTED transaction")
@@ -255,7 +259,7 @@ func TestUnversionedUpdateSeesOneCommit(t *testing.T) {
 // transaction that runs while a unit of work of the test is between two
 // statements.
 type side struct {
-	pid   int64
+	pid   int64 // the server's id of the connection
 	exec  func(ctx context.Context, q string, args ...any) error
 	close func()
 }
@@ -285,7 +289,11 @@ func newSide(t *testing.T, b *backend) *side {
 			},
 			close: func() { _ = c.Close() },
 		}
-		require.NoError(t, c.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&s.pid))
+		pid := "SELECT pg_backend_pid()"
+		if b.mysql() {
+			pid = "SELECT CONNECTION_ID()"
+		}
+		require.NoError(t, c.QueryRowContext(ctx, pid).Scan(&s.pid))
 		return s
 	}
 	t.Fatalf("no side connection for %T", b.raw)
@@ -332,7 +340,7 @@ func interleave(t *testing.T, b *backend, match func(sql string) bool, stmts ...
 				return // committed (or failed) without waiting
 			default:
 			}
-			if b.raw.count(t, "SELECT count(*) FROM pg_stat_activity WHERE pid = ? AND wait_event_type = 'Lock'", sd.pid) > 0 {
+			if b.waitsForLock(t, sd.pid) {
 				return // waits for a lock the unit of work holds
 			}
 			time.Sleep(time.Millisecond) // polling a condition, not a delay
@@ -355,6 +363,25 @@ func interleave(t *testing.T, b *backend, match func(sql string) bool, stmts ...
 	}
 }
 
+// waitsForLock reports whether the connection of id pid waits for a lock.
+// On MariaDB it reads SHOW ENGINE INNODB STATUS: information_schema's
+// innodb_trx is a cache that InnoDB refreshes only once no session has
+// read it for 100 ms, which polling, by any session on the server,
+// prevents.
+func (b *backend) waitsForLock(t *testing.T, pid int64) bool {
+	if b.mysql() {
+		var typ, name, status string
+		require.NoError(t, b.raw.(sqlRaw).x.QueryRow("SHOW ENGINE INNODB STATUS").Scan(&typ, &name, &status))
+		for _, trx := range strings.Split(status, "---TRANSACTION ") {
+			if strings.Contains(trx, "\nLOCK WAIT ") && strings.Contains(trx, fmt.Sprintf(" thread id %d,", pid)) {
+				return true
+			}
+		}
+		return false
+	}
+	return b.raw.count(t, "SELECT count(*) FROM pg_stat_activity WHERE pid = ? AND wait_event_type = 'Lock'", pid) > 0
+}
+
 func seedThree(t *testing.T, b *backend) {
 	t.Helper()
 	repo := b.repo(t)
@@ -371,12 +398,12 @@ func seedThree(t *testing.T, b *backend) {
 // every order comes with its lines.
 func TestFindAllInTxKeepsChildrenOfDeletedRoot(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
-		if b.name == "sqlite" {
+		if b.sqlite() {
 			t.Skip("a unit of work on SQLite holds the database's write lock from its BEGIN: no other transaction deletes while it reads")
 		}
 		ctx := context.Background()
 		seedThree(t, b)
-		db, wait := interleave(t, b, func(q string) bool { return strings.HasPrefix(q, `SELECT "id", "customer"`) },
+		db, wait := interleave(t, b, func(q string) bool { return strings.HasPrefix(canonical(q), `SELECT "id", "customer"`) },
 			`DELETE FROM order_items WHERE order_id = 2`,
 			`DELETE FROM orders WHERE id = 2`)
 		repo, err := NewRepository[*order, orderID](db, orderMapping(t))
@@ -405,7 +432,7 @@ func TestFindAllInTxKeepsChildrenOfDeletedRoot(t *testing.T) {
 func TestFindInTxSeesOneCommit(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		switch {
-		case b.name == "sqlite":
+		case b.sqlite():
 			t.Skip("a unit of work on SQLite holds the database's write lock from its BEGIN: no other transaction saves while it reads")
 		case b.pgx:
 			t.Skip("on pgx a load is one batch, which no other transaction can be run in the middle of; TestUpdateSeesOneCommit covers it")
@@ -413,7 +440,7 @@ func TestFindInTxSeesOneCommit(t *testing.T) {
 		ctx := context.Background()
 		seedThree(t, b)
 		v0 := b.raw.count(t, "SELECT version FROM orders WHERE id = 1")
-		db, wait := interleave(t, b, func(q string) bool { return strings.HasPrefix(q, `SELECT "id", "customer"`) },
+		db, wait := interleave(t, b, func(q string) bool { return strings.HasPrefix(canonical(q), `SELECT "id", "customer"`) },
 			`UPDATE orders SET version = version + 1, total_amount = total_amount + 100 WHERE id = 1`,
 			`INSERT INTO order_items (order_id, id, sku, quantity) VALUES (1, 4, 'D', 1)`)
 		repo, err := NewRepository[*order, orderID](db, orderMapping(t))
@@ -453,8 +480,9 @@ func TestUnversionedChildSaveLocksRoot(t *testing.T) {
 		b.log.take()
 		c.marks = append(c.marks, &mark{id: 1})
 		require.NoError(t, repo.Save(ctx, c))
-		if b.name != "sqlite" {
-			assert.Contains(t, dml(b.log.take())[0], `SELECT 1 FROM "tallies" WHERE "id" = ? FOR NO KEY UPDATE`)
+		if !b.sqlite() {
+			assert.Contains(t, dml(b.log.take())[0], `SELECT 1 FROM "tallies" WHERE "id" = ?`+b.db.dialect.writeSuffix)
+			assert.NotEmpty(t, b.db.dialect.writeSuffix, "the root is locked")
 		}
 
 		b.raw.exec(t, `DELETE FROM tallies WHERE id = 1`)

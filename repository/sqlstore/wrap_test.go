@@ -93,7 +93,9 @@ func TestWrapperKeepsUpdateLocked(t *testing.T) {
 		require.NoError(t, err)
 		_, err = hidden.FindForUpdate(ctx, 1)
 		assert.ErrorIs(t, err, repository.ErrUnsupported, "the Locker is not found")
-		if b.pgx || strings.HasSuffix(lockSelect, " FOR UPDATE") {
+		// (On MySQL the load of an Update at READ COMMITTED locks its
+		// root FOR UPDATE too: the two loads cannot be told apart.)
+		if (b.pgx || strings.HasSuffix(lockSelect, " FOR UPDATE")) && b.db.dialect.writeSuffix != b.db.dialect.lockSuffix {
 			b.log.take()
 			require.NoError(t, hidden.Update(ctx, 1, increment))
 			assert.NotContains(t, sqls(b.log.take()), lockSelect, "Update loads without SelectForUpdate")

@@ -201,7 +201,7 @@ func TestScenario(t *testing.T) {
 		}, f.Log.Writes())
 		dml = dmlOf(f.Log)
 		require.Equal(t, []any{int64(5380), int64(2), int64(1), int64(1)}, ints(dml[0].args))
-		require.Equal(t, f.Raw.Rebind(`INSERT INTO "item_discounts" ("order_id", "item_id", "code", "percent") VALUES (?, ?, ?, ?) RETURNING "id"`), dml[1].sql)
+		require.Equal(t, `INSERT INTO "item_discounts" ("order_id", "item_id", "code", "percent") VALUES (?, ?, ?, ?) RETURNING "id"`, infratest.Canonical(dml[1].sql))
 		require.Equal(t, []any{int64(1), int64(2), "SPRING", int64(10)}, ints(dml[1].args), "the placeholder identity is not sent")
 		stmts := f.Log.Statements()
 		if f.PGX {
@@ -678,8 +678,8 @@ func TestListByCustomer(t *testing.T) {
 			}
 			var roots []string
 			for _, s := range f.Log.Statements() {
-				if strings.HasPrefix(s.SQL, `SELECT "id", "customer"`) {
-					roots = append(roots, s.SQL)
+				if q := infratest.Canonical(s.SQL); strings.HasPrefix(q, `SELECT "id", "customer"`) {
+					roots = append(roots, q)
 				}
 			}
 			require.Len(t, roots, 1)

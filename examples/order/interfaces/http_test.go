@@ -100,7 +100,7 @@ func (a *api) fails(method, path, body string, status int, code string) errorBod
 	strictDecode(a.t, r.body, &e)
 	require.Equal(a.t, code, e.Code, "%s %s: %s", method, path, r.body)
 	require.NotEmpty(a.t, e.Message)
-	for _, internal := range []string{"sqlstore", "repository:", "SELECT", "orders\""} {
+	for _, internal := range []string{"sqlstore", "repository:", "SELECT", "orders\"", "orders`"} {
 		require.NotContains(a.t, e.Message, internal, "no detail of the storage in an answer")
 	}
 	return e
@@ -260,8 +260,8 @@ func TestDiscounts(t *testing.T) {
 		require.Equal(t, []string{"UPDATE orders (total, version)", "INSERT item_discounts"}, b.Log.Writes())
 		var inserts []string
 		for _, s := range b.Log.Statements() {
-			if strings.HasPrefix(s.SQL, `INSERT INTO "item_discounts"`) {
-				inserts = append(inserts, s.SQL)
+			if q := infratest.Canonical(s.SQL); strings.HasPrefix(q, `INSERT INTO "item_discounts"`) {
+				inserts = append(inserts, q)
 			}
 		}
 		require.Len(t, inserts, 1)

@@ -1,13 +1,19 @@
 // Package infratest opens the databases that the tests of the order
-// example run on: SQLite through database/sql always, and PostgreSQL
-// through a pgx pool and through database/sql (driver "pgx") when the
-// environment variable DDDKIT_TEST_POSTGRES_DSN holds a DSN. Each
-// PostgreSQL test works in a schema of its own, named at random and
-// dropped when the test ends.
+// example run on: SQLite through database/sql always, PostgreSQL through a
+// pgx pool and through database/sql (driver "pgx") when the environment
+// variable DDDKIT_TEST_POSTGRES_DSN holds a DSN, and MariaDB through
+// database/sql (driver "mysql") when DDDKIT_TEST_MYSQL_DSN holds one. Each
+// PostgreSQL test works in a schema of its own, and each MariaDB test in a
+// database of its own, named at random and dropped when the test ends.
 package infratest
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -28,9 +34,17 @@ const DSNEnv = testdb.DSNEnv
 // DSN.
 const SkipPostgres = testdb.SkipPostgres
 
+// MySQLDSNEnv is the environment variable that holds the MariaDB DSN of
+// the tests.
+const MySQLDSNEnv = testdb.MySQLDSNEnv
+
+// SkipMySQL is the message of a MariaDB test skipped for want of a DSN.
+const SkipMySQL = testdb.SkipMySQL
+
 // Backend is one database under test, with its tables created.
 type Backend struct {
-	// Name is "sqlite", "postgres/pgxpool" or "postgres/database-sql".
+	// Name is "sqlite", "postgres/pgxpool", "postgres/database-sql" or
+	// "mariadb/database-sql".
 	Name string
 	// DB is the handle under test; it sends its statements to Log.
 	DB *sqlstore.DB
@@ -46,13 +60,24 @@ type Backend struct {
 	Raw *sqlx.DB
 }
 
+// Canonical returns sql, a statement that a backend sent, with ?
+// placeholders and names in double quotes, as PostgreSQL and SQLite
+// quote them (MariaDB quotes them with backquotes), so that the tests
+// compare the statements of every backend alike.
+func Canonical(sql string) string {
+	return strings.ReplaceAll(dollar.ReplaceAllString(sql, "?"), "`", `"`)
+}
+
+var dollar = regexp.MustCompile(`\$[0-9]+`)
+
 // ForEach runs body once per backend, as subtests named after them.
-// The PostgreSQL ones skip without a DSN.
+// The PostgreSQL and MariaDB ones skip without a DSN.
 func ForEach(t *testing.T, body func(t *testing.T, b *Backend)) {
 	t.Helper()
 	t.Run("sqlite", func(t *testing.T) { body(t, SQLite(t)) })
 	t.Run("postgres/pgxpool", func(t *testing.T) { body(t, PGXPool(t)) })
 	t.Run("postgres/database-sql", func(t *testing.T) { body(t, PGDatabaseSQL(t)) })
+	t.Run("mariadb/database-sql", func(t *testing.T) { body(t, MariaDB(t)) })
 }
 
 // SQLite returns a backend on a new SQLite database, removed when t ends.
@@ -117,4 +142,41 @@ func PGDatabaseSQL(t *testing.T) *Backend {
 	other, err := sqlstore.NewSQL(x)
 	require.NoError(t, err)
 	return &Backend{Name: "postgres/database-sql", DB: db, Log: log, Other: other, Raw: x}
+}
+
+// MariaDB returns a backend on MariaDB through database/sql (driver
+// "mysql"), in a database of its own with the example's tables, or skips
+// t without a DSN.
+func MariaDB(t *testing.T) *Backend {
+	t.Helper()
+	dsn, _ := testdb.MySQLDatabase(t, "dddkit_order_test_")
+	dsn, err := sqlstore.MySQLDSN(dsn)
+	require.NoError(t, err)
+	x, err := sqlx.Open("mysql", dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { x.Close() })
+	for _, s := range mysqlSchema(t) {
+		_, err := x.Exec(s)
+		require.NoError(t, err, s)
+	}
+	log := &infrastructure.StatementLog{}
+	db, err := sqlstore.NewSQL(x, sqlstore.WithObserver(log.Observe))
+	require.NoError(t, err)
+	other, err := sqlstore.NewSQL(x)
+	require.NoError(t, err)
+	return &Backend{Name: "mariadb/database-sql", DB: db, Log: log, Other: other, Raw: x}
+}
+
+// mysqlSchema returns the statements that create the example's tables on
+// MariaDB: the PostgreSQL schema file in MariaDB's form, until the example
+// opens MariaDB itself with a schema file of its own.
+func mysqlSchema(t *testing.T) []string {
+	t.Helper()
+	_, here, _, ok := runtime.Caller(0)
+	require.True(t, ok, "the source of infratest")
+	pg, err := os.ReadFile(filepath.Join(filepath.Dir(here), "..", "schema", "postgres.sql"))
+	require.NoError(t, err)
+	stmts, err := testdb.MySQLScript(string(pg))
+	require.NoError(t, err)
+	return stmts
 }
