@@ -223,7 +223,7 @@ func (tb *table) checkCond(c Cond) (Cond, error) {
 		if col.codec != codecPlain || !text && (c.name != "Like" || kindOf(col.typ).fam != famOther) {
 			return c, fmt.Errorf("%w: %s(%q): a column of type %v is not text", ErrQuery, condFunc(c), c.column, col.typ)
 		}
-		if _, ok := likeToGlob(c.args[0].(string)); !ok {
+		if _, ok := likeToGlob(c.args[0].(string)); c.op == "LIKE" && !ok {
 			return c, fmt.Errorf("%w: %s(%q): pattern %q ends in a lone backslash, which escapes nothing (write \\\\ for a backslash)", ErrQuery, condFunc(c), c.column, c.args[0])
 		}
 		return c, nil
@@ -321,19 +321,18 @@ func writeCond(w *builder, tb *table, qual string, c Cond) error {
 			w.p(g)
 			return nil
 		}
-		w.s(" LIKE ")
-		w.p(likeFor(pattern, w.d.likeEscape))
-		w.s(w.d.exactText)
-		if w.d.likeEscape != 0 {
-			w.s(" ESCAPE '" + string(rune(w.d.likeEscape)) + "'")
-		} else {
-			w.s(` ESCAPE '\'`)
-		}
+		w.like(pattern)
 	case "FOLD":
 		pre, post, _ := strings.Cut(w.d.foldASCII, "%s")
 		w.s(pre)
 		w.column(qual, col.name)
 		w.s(post)
+		if w.d.padSpace {
+			// = would ignore trailing spaces: a LIKE of the text escaped
+			// compares every character.
+			w.like(EscapeLike(c.args[0].(string)))
+			return nil
+		}
 		w.s(" = ")
 		w.p(c.args[0])
 		w.s(w.d.exactText)
@@ -353,6 +352,19 @@ func writeCond(w *builder, tb *table, qual string, c Cond) error {
 		w.p(c.args[0])
 	}
 	return nil
+}
+
+// like writes " LIKE pattern ESCAPE ...", pattern being a pattern of
+// Like, with \ as its escape, bound as the dialect takes it.
+func (w *builder) like(pattern string) {
+	w.s(" LIKE ")
+	w.p(likeFor(pattern, w.d.likeEscape))
+	w.s(w.d.exactText)
+	if w.d.likeEscape != 0 {
+		w.s(" ESCAPE '" + string(rune(w.d.likeEscape)) + "'")
+	} else {
+		w.s(` ESCAPE '\'`)
+	}
 }
 
 // writeHas writes EXISTS (SELECT 1 FROM k WHERE <k's row is under the row

@@ -308,6 +308,10 @@ func TestTextMatch(t *testing.T) {
 			{"EqualFold folds ASCII alone", EqualFold("customer", "ÉMILE"), []int64{9}},
 			{"EqualFold does not fold É", EqualFold("customer", "émile"), []int64{10}},
 			{"EqualFold takes % as itself", EqualFold("customer", "50%"), []int64{1}},
+			{"EqualFold takes _ as itself", EqualFold("customer", "A_B"), []int64{3}},
+			{"EqualFold minds a trailing space (MySQL's = would not)", EqualFold("customer", "alice "), []int64{}},
+			{`EqualFold takes a last \ as itself, as it takes no pattern`, EqualFold("customer", `back\`), []int64{}},
+			{`EqualFold with \`, EqualFold("customer", `BACK\SLASH`), []int64{5}},
 			{"on a child's column", Has("lines", Contains("product", "% t"), Not(HasPrefix("product", "5"))), []int64{}},
 			{"on a child's column, found", Has("lines", HasPrefix("product", "50% "), EqualFold("product", "50% TEA")), []int64{1}},
 		} {

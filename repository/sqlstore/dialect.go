@@ -79,6 +79,11 @@ type dialect struct {
 	// accent-sensitive) whatever the collation of the column
 	// (" COLLATE utf8mb4_bin"); empty where text compares exactly.
 	exactText string
+	// padSpace reports that = on text ignores trailing spaces, as the
+	// PAD SPACE collations of MySQL and MariaDB do (utf8mb4_bin among
+	// them): EqualFold compares with a LIKE of its text escaped, which
+	// does not.
+	padSpace bool
 	// likeEscape is the escape character of the LIKE patterns sent to the
 	// database, where it is not the backslash of the patterns of Like
 	// (a backslash in a string literal is itself an escape on MySQL):

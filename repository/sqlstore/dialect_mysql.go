@@ -18,7 +18,7 @@ var (
 		lockBeforeDelete: true, stmtSnapshot: true,
 		offsetAll: " LIMIT 18446744073709551615", // MySQL's own advice for an OFFSET alone
 		snapshot:  &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
-		foldASCII: mysqlFoldASCII, exactText: " COLLATE utf8mb4_bin", likeEscape: '!',
+		foldASCII: mysqlFoldASCII, exactText: " COLLATE utf8mb4_bin", likeEscape: '!', padSpace: true,
 		lockReadsLatest: true,
 		schema:          mysqlCatalog{},
 	}

@@ -60,8 +60,10 @@ func TestMySQLConds(t *testing.T) {
 			"Contains matches its text as it is: the bang and the percent are escaped"},
 		{HasPrefix("customer", `a\b`), ` WHERE "customer" LIKE ? COLLATE utf8mb4_bin ESCAPE '!'`, []any{`a\b%`},
 			"a backslash in the text is a plain character"},
-		{EqualFold("customer", "ALICE"), ` WHERE ` + strings.ReplaceAll(mysqlFoldASCII, "%s", `"customer"`) + ` = ? COLLATE utf8mb4_bin`, []any{"alice"},
-			"the folded column is compared exactly: é stays apart from e"},
+		{EqualFold("customer", "ALICE"), ` WHERE ` + strings.ReplaceAll(mysqlFoldASCII, "%s", `"customer"`) + ` LIKE ? COLLATE utf8mb4_bin ESCAPE '!'`, []any{"alice"},
+			"the folded column is compared exactly (é stays apart from e), with LIKE, as = under a PAD SPACE collation ignores trailing spaces"},
+		{EqualFold("customer", `5%_!\`), ` WHERE ` + strings.ReplaceAll(mysqlFoldASCII, "%s", `"customer"`) + ` LIKE ? COLLATE utf8mb4_bin ESCAPE '!'`, []any{`5!%!_!!\`},
+			"EqualFold's text is matched as it is"},
 	} {
 		cq, err := tb.compile(Where(tt.cond))
 		require.NoError(t, err)
@@ -252,4 +254,66 @@ func TestMySQLLockedChildrenAtRepeatableRead(t *testing.T) {
 		assert.EqualValues(t, 0, stale.version)
 		return nil
 	}))
+}
+
+// textRow has the same text in columns of four collations.
+type textRow struct {
+	id  int64  `db:"id"`
+	ci  string `db:"ci"`  // utf8mb4_general_ci: ignores case, accents, trailing spaces
+	lat string `db:"lat"` // latin1_swedish_ci
+	bin string `db:"bin"` // utf8mb4_bin: ignores trailing spaces
+	vb  string `db:"vb"`  // VARBINARY
+}
+
+func (r *textRow) ID() int64 { return r.id }
+
+// TestMySQLTextMatchCollations: Like, Contains, HasPrefix and EqualFold
+// select the same rows of a column whatever its collation, those that they
+// select on PostgreSQL: case- and accent-sensitive, trailing spaces
+// minded, %, _, \ and ! taken as the pattern says.
+func TestMySQLTextMatchCollations(t *testing.T) {
+	db, x := mysqlStmtDB(t)
+	x.MustExec("CREATE TABLE texts (id BIGINT PRIMARY KEY, ci VARCHAR(50) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL, lat VARCHAR(50) CHARACTER SET latin1 NOT NULL, bin VARCHAR(50) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, vb VARBINARY(200) NOT NULL)")
+	m, err := NewMapping[*textRow](Table{Name: "texts"})
+	require.NoError(t, err)
+	repo, err := NewRepository[*textRow, int64](db, m)
+	require.NoError(t, err)
+	ctx := context.Background()
+	texts := []string{"Alice", "alice", "álice", "alice ", "50%", "50x", "a_b", "axb", `a\b`, "a!b", "é", "e"}
+	for i, s := range texts {
+		require.NoError(t, repo.Save(ctx, &textRow{id: int64(i + 1), ci: s, lat: s, bin: s, vb: s}))
+	}
+	for _, tt := range []struct {
+		name string
+		cond func(col string) Cond
+		want []int64
+	}{
+		{"Like is exact", func(c string) Cond { return Like(c, "alice") }, []int64{2}},
+		{"Like _ is one character", func(c string) Cond { return Like(c, "_lice") }, []int64{1, 2, 3}},
+		{"Like _ matches é whole", func(c string) Cond { return Like(c, "_") }, []int64{11, 12}},
+		{`Like \%`, func(c string) Cond { return Like(c, `50\%`) }, []int64{5}},
+		{`Like \_`, func(c string) Cond { return Like(c, `a\_b`) }, []int64{7}},
+		{`Like \\`, func(c string) Cond { return Like(c, `a\\b`) }, []int64{9}},
+		{"Like !", func(c string) Cond { return Like(c, `a!b`) }, []int64{10}},
+		{"Like a%", func(c string) Cond { return Like(c, "a%b") }, []int64{7, 8, 9, 10}},
+		{"Contains %", func(c string) Cond { return Contains(c, "%") }, []int64{5}},
+		{"Contains !", func(c string) Cond { return Contains(c, "!") }, []int64{10}},
+		{`Contains \`, func(c string) Cond { return Contains(c, `\`) }, []int64{9}},
+		{"Contains a space", func(c string) Cond { return Contains(c, " ") }, []int64{4}},
+		{"HasPrefix is case-sensitive", func(c string) Cond { return HasPrefix(c, "A") }, []int64{1}},
+		{"EqualFold folds ASCII", func(c string) Cond { return EqualFold(c, "ALICE") }, []int64{1, 2}},
+		{"EqualFold minds accents", func(c string) Cond { return EqualFold(c, "E") }, []int64{12}},
+		{"EqualFold minds a trailing space", func(c string) Cond { return EqualFold(c, "alice ") }, []int64{4}},
+		{"EqualFold takes _ as itself", func(c string) Cond { return EqualFold(c, "A_B") }, []int64{7}},
+	} {
+		for _, col := range []string{"ci", "lat", "bin", "vb"} {
+			got, err := repo.FindAll(ctx, Where(tt.cond(col)).OrderBy("id"))
+			require.NoError(t, err, "%s on %s", tt.name, col)
+			ids := []int64{}
+			for _, r := range got {
+				ids = append(ids, r.id)
+			}
+			assert.Equal(t, tt.want, ids, "%s on %s", tt.name, col)
+		}
+	}
 }
