@@ -3,7 +3,9 @@
 // from the environment; a test is skipped, with one message per database
 // everywhere, when it is unset. Each test works in a schema (PostgreSQL)
 // or a database (MariaDB) of its own, named at random and dropped when the
-// test ends, so that runs never collide and leave nothing behind.
+// test ends, so that runs never collide and leave nothing behind. The
+// cache's tests get their Redis server the same way: its address from the
+// environment, or a skip with one message.
 package testdb
 
 import (
@@ -35,6 +37,29 @@ func DSN(t testing.TB) string {
 	}
 	return dsn
 }
+
+// RedisEnv is the environment variable that holds the address (host:port)
+// of the Redis server of the tests.
+const RedisEnv = "DDDKIT_TEST_REDIS_ADDR"
+
+// SkipRedis is the message of a Redis test skipped for want of an
+// address; CI fails when it finds it in a run that set the address.
+const SkipRedis = RedisEnv + " is not set: skipping the Redis suite"
+
+// RedisAddr returns the address of the Redis server of the tests, or
+// skips t when there is none.
+func RedisAddr(t testing.TB) string {
+	t.Helper()
+	addr := os.Getenv(RedisEnv)
+	if addr == "" {
+		t.Skip(SkipRedis)
+	}
+	return addr
+}
+
+// Name returns prefix followed by 16 random hex digits: a name of the
+// test's own (a schema, a database, a prefix of keys).
+func Name(prefix string) string { return randomName(prefix) }
 
 // randomName returns prefix followed by 16 random hex digits.
 func randomName(prefix string) string {

@@ -902,5 +902,6 @@
 // [Store.Fingerprint] digests the mapping, for a cache to key its entries
 // by: a deploy that changes the mapping reads none of the entries written
 // before it. An entry is about a third of the size of the rows in
-// PostgreSQL (a 100-item order: 1.6 kB against 5.7 kB).
+// PostgreSQL (a 100-item order: 1.6 kB against 5.7 kB). Package
+// cache/rediscache is such a cache, in front of the repository.
 package sqlstore
