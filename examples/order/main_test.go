@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -78,6 +79,39 @@ func TestRunPostgres(t *testing.T) {
 		// exists, so the key of the level above is known.
 		require.Contains(t, out.String(), `trip  5  write  INSERT INTO "item_discounts" ("order_id", "item_id", "code", "percent") VALUES ($1, $2, $3, $4) RETURNING "id"  [1, 2, "SPRING", 10]`)
 		require.Contains(t, out.String(), "#2 4 x coffee @ 12.00 less SPRING 10% (discount 1) = 43.20", "the identity the database generated, afresh each run")
+	}
+}
+
+// TestRunMySQL runs the example twice on MariaDB, in a database of its
+// own given by a mysql:// URL: the first run creates the database, the
+// second starts it afresh, so that both print the same statements. The
+// round trips are not checked: how many statements share one is the
+// driver's and the dialect's choice.
+func TestRunMySQL(t *testing.T) {
+	dsn, database := infratest.MySQLDatabase(t)
+	cfg := infrastructure.Config{URL: infratest.MySQLURL(t, dsn), Schema: database, Fresh: true}
+	want := []string{
+		"4 statements; writes: INSERT orders, INSERT order_items",
+		"7 statements; writes: UPDATE orders (total, version), UPDATE order_items (quantity)",
+		"7 statements; writes: UPDATE orders (total, version), INSERT item_discounts",
+		"9 statements; writes: UPDATE orders (last_item_id, total, version), DELETE item_discounts, DELETE order_items, INSERT order_items",
+		"0 statements; nothing written",
+		"6 statements; writes: UPDATE orders (status, version)",
+		"5 statements; nothing written",
+	}
+	trips := regexp.MustCompile(` in \d+ round trips?;`)
+	for range 2 {
+		var out bytes.Buffer
+		require.NoError(t, run(context.Background(), &out, cfg))
+		require.Contains(t, out.String(), "database: MySQL through database/sql (go-sql-driver/mysql), database "+database)
+		var got []string
+		for _, s := range summaries(out.String()) {
+			got = append(got, trips.ReplaceAllString(s, ";"))
+		}
+		require.Equal(t, want, got, out.String())
+		require.Contains(t, out.String(), "INSERT INTO `item_discounts` (`order_id`, `item_id`, `code`, `percent`) VALUES (?, ?, ?, ?)")
+		require.Contains(t, out.String(), "#2 4 x coffee @ 12.00 less SPRING 10% (discount 1) = 43.20", "the identity the database generated, afresh each run")
+		require.Contains(t, out.String(), "order now: version 4, cancelled, total 48.80; #2 4 x coffee @ 12.00 less SPRING 10% (discount 1) = 43.20; #3 3 x milk @ 1.20; #4 1 x sugar @ 2.00")
 	}
 }
 

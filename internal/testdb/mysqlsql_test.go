@@ -96,3 +96,14 @@ CREATE INDEX IF NOT EXISTS orders_customer_id ON orders (customer, id);
 	_, err = MySQLScript("CREATE TABLE t (a TEXT[]);\nCREATE TABLE u (b TEXT);\n")
 	require.ErrorContains(t, err, "CREATE TABLE t (a TEXT[])", "the error names the statement")
 }
+
+func TestMySQLURL(t *testing.T) {
+	got, err := MySQLURL("root@tcp(127.0.0.1:3306)/test")
+	require.NoError(t, err)
+	assert.Equal(t, "mysql://root@127.0.0.1:3306/test", got)
+	got, err = MySQLURL("app:s@cret@tcp(db:3307)/shop?timeout=5s")
+	require.NoError(t, err)
+	assert.Equal(t, "mysql://app:s%40cret@db:3307/shop?timeout=5s", got)
+	_, err = MySQLURL("root@unix(/run/mysqld/mysqld.sock)/test")
+	assert.ErrorContains(t, err, "unix")
+}

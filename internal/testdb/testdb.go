@@ -122,14 +122,16 @@ func MySQLServerDSN(t testing.TB) string {
 	return dsn
 }
 
-// MySQLDatabase skips t without a MariaDB DSN, else creates a database
-// named prefix followed by random hex, which is dropped (with all it
-// holds) when t ends, and returns its name and the DSN of the environment
-// pointing to it. The tests open it with the options that sqlstore needs,
-// which sqlstore.MySQLDSN adds.
-func MySQLDatabase(t testing.TB, prefix string) (dsn, database string) {
+// MySQLDatabase skips t without a MariaDB DSN, else returns a DSN and the
+// name of a new database, prefix followed by random hex, which is dropped
+// (with all it holds) when t ends. When create is set the database is
+// created and dsn points to it; otherwise the code under test creates it,
+// and dsn is the DSN of the environment. The tests open it with the
+// options that sqlstore needs, which sqlstore.MySQLDSN adds.
+func MySQLDatabase(t testing.TB, prefix string, create bool) (dsn, database string) {
 	t.Helper()
-	server, err := mysqlDatabase(MySQLServerDSN(t), "")
+	dsn = MySQLServerDSN(t)
+	server, err := mysqlDatabase(dsn, "")
 	if err != nil {
 		t.Fatalf("%s: %v", MySQLDSNEnv, err)
 	}
@@ -143,14 +145,17 @@ func MySQLDatabase(t testing.TB, prefix string) (dsn, database string) {
 		_, err = db.Exec(q)
 		return err
 	}
-	if err := exec("CREATE DATABASE " + database + " CHARACTER SET utf8mb4"); err != nil {
-		t.Fatalf("create database %s: %v", database, err)
-	}
 	t.Cleanup(func() {
 		if err := exec("DROP DATABASE IF EXISTS " + database); err != nil {
 			t.Errorf("drop database %s: %v", database, err)
 		}
 	})
+	if !create {
+		return dsn, database
+	}
+	if err := exec("CREATE DATABASE " + database + " CHARACTER SET utf8mb4"); err != nil {
+		t.Fatalf("create database %s: %v", database, err)
+	}
 	dsn, err = mysqlDatabase(server, database)
 	if err != nil {
 		t.Fatalf("%s: %v", MySQLDSNEnv, err)

@@ -185,7 +185,14 @@ func pgSQLBackend(t testing.TB) *backend {
 // mysqlBackend returns a backend on MariaDB through database/sql, in a
 // database of its own, or skips t without a DSN.
 func mysqlBackend(t testing.TB) *backend {
-	dsn, _ := testdb.MySQLDatabase(t, "dddkit_test_")
+	b, _ := mysqlBackendDSN(t)
+	return b
+}
+
+// mysqlBackendDSN is mysqlBackend, which also returns the DSN of its
+// database, with the settings of MySQLDSN.
+func mysqlBackendDSN(t testing.TB) (*backend, string) {
+	dsn, _ := testdb.MySQLDatabase(t, "dddkit_test_", true)
 	dsn, err := MySQLDSN(dsn)
 	require.NoError(t, err)
 	x, err := sqlx.Open("mysql", dsn)
@@ -200,7 +207,7 @@ func mysqlBackend(t testing.TB) *backend {
 	require.NoError(t, err)
 	quiet, err := NewSQL(x)
 	require.NoError(t, err)
-	return &backend{name: "mariadb/database-sql", db: db, quiet: quiet, log: log, raw: r}
+	return &backend{name: "mariadb/database-sql", db: db, quiet: quiet, log: log, raw: r}, dsn
 }
 
 // sqlRaw is raw access through database/sql. Statements are written with

@@ -70,9 +70,10 @@ func TestValueObjectPrefix(t *testing.T) {
 		m, err := NewMapping[*pxProduct](Table{Name: "px_products"}, Child{Field: "lines", Table: "px_lines", ParentKey: "product_id"})
 		require.NoError(t, err)
 		require.NoError(t, m.Check(ctx, b.db), "the schema check knows the prefixed columns")
-		for _, d := range []Database{PostgreSQL, SQLite} {
+		for _, d := range []Database{PostgreSQL, SQLite, MySQL} {
 			ddl, err := m.DDL(d)
 			require.NoError(t, err)
+			ddl = canonical(ddl)
 			assert.True(t, containsAll(ddl, `"price_amount"`, `"cost_currency"`, `"box_width_amount"`, `"unit_amount"`, `"total_currency"`), "%s", ddl)
 		}
 		p := &pxProduct{id: 1,

@@ -81,7 +81,7 @@ func TestMySQLDSNRefuses(t *testing.T) {
 // opened with MySQLDSN; it skips t when the variable is unset.
 func mysqlDatabase(t testing.TB) *sqlx.DB {
 	t.Helper()
-	dsn, _ := testdb.MySQLDatabase(t, "dddkit_core_")
+	dsn, _ := testdb.MySQLDatabase(t, "dddkit_core_", true)
 	dsn, err := MySQLDSN(dsn)
 	require.NoError(t, err)
 	x, err := sqlx.Open("mysql", dsn)

@@ -238,9 +238,12 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// workerSpec is what a worker process is told.
+// workerSpec is what a worker process is told: on PostgreSQL through
+// pgxpool, the DSN and the schema; on MariaDB (MySQL set), the DSN of the
+// database.
 type workerSpec struct {
 	DSN, Schema     string
+	MySQL           bool
 	Workers, Each   int
 	Aggregates, Off int
 }
@@ -258,24 +261,18 @@ func incrementWorker(spec string) int {
 		return 2
 	}
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(s.DSN)
+	db, closeDB, err := workerDB(ctx, s)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = s.Schema
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	defer pool.Close()
+	defer closeDB()
 	m, err := NewMapping[*order](Table{Name: "orders"}, Child{Field: "items", Table: "order_items", ParentKey: "order_id"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	retries, failed, errs := hotIncrements(ctx, NewPGX(pool), m, s.Workers, s.Each, s.Aggregates, s.Off)
+	retries, failed, errs := hotIncrements(ctx, db, m, s.Workers, s.Each, s.Aggregates, s.Off)
 	r := workerReport{Retries: retries, Failed: failed}
 	for _, e := range errs {
 		r.Errors = append(r.Errors, e.Error())
@@ -284,14 +281,51 @@ func incrementWorker(spec string) int {
 	return 0
 }
 
+// workerDB opens the database of a worker process.
+func workerDB(ctx context.Context, s workerSpec) (*DB, func(), error) {
+	if s.MySQL {
+		x, err := sqlx.Open("mysql", s.DSN)
+		if err != nil {
+			return nil, nil, err
+		}
+		db, err := NewSQL(x)
+		if err != nil {
+			x.Close()
+			return nil, nil, err
+		}
+		return db, func() { x.Close() }, nil
+	}
+	cfg, err := pgxpool.ParseConfig(s.DSN)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = s.Schema
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return NewPGX(pool), pool.Close, nil
+}
+
 // TestIncrementsAcrossProcesses runs the increments from 3 operating-system
-// processes against one PostgreSQL database, as a service scaled out
-// would: the test binary starts copies of itself as workers.
+// processes against one database, as a service scaled out would: the test
+// binary starts copies of itself as workers, through pgxpool on
+// PostgreSQL, through database/sql on MariaDB.
 func TestIncrementsAcrossProcesses(t *testing.T) {
-	b := pgxBackend(t)
+	t.Run("postgres/pgxpool", func(t *testing.T) {
+		b := pgxBackend(t)
+		var schema string
+		require.NoError(t, b.raw.(pgxRaw).p.QueryRow(context.Background(), "SELECT current_schema()").Scan(&schema))
+		incrementsAcrossProcesses(t, b, workerSpec{DSN: os.Getenv(pgEnv), Schema: schema})
+	})
+	t.Run("mariadb/database-sql", func(t *testing.T) {
+		b, dsn := mysqlBackendDSN(t)
+		incrementsAcrossProcesses(t, b, workerSpec{DSN: dsn, MySQL: true})
+	})
+}
+
+func incrementsAcrossProcesses(t *testing.T, b *backend, to workerSpec) {
 	seedHot(t, b)
-	var schema string
-	require.NoError(t, b.raw.(pgxRaw).p.QueryRow(context.Background(), "SELECT current_schema()").Scan(&schema))
 	exe, err := os.Executable()
 	require.NoError(t, err)
 
@@ -303,7 +337,9 @@ func TestIncrementsAcrossProcesses(t *testing.T) {
 	}
 	results := make(chan result, procs)
 	for p := range procs {
-		spec, _ := json.Marshal(workerSpec{DSN: os.Getenv(pgEnv), Schema: schema, Workers: workers, Each: each, Aggregates: hotAggregates, Off: p})
+		s := to
+		s.Workers, s.Each, s.Aggregates, s.Off = workers, each, hotAggregates, p
+		spec, _ := json.Marshal(s)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, exe, "-test.run=^$")

@@ -20,7 +20,7 @@ import (
 // when t ends. t is skipped when the DSN is unset.
 func mysqlSchemaDB(t *testing.T) (*sqlx.DB, string) {
 	t.Helper()
-	dsn, name := testdb.MySQLDatabase(t, "dddkit_schema_")
+	dsn, name := testdb.MySQLDatabase(t, "dddkit_schema_", true)
 	dsn, err := MySQLDSN(dsn)
 	require.NoError(t, err)
 	x, err := sqlx.Open("mysql", dsn)

@@ -86,6 +86,15 @@ func TestSchemaDDL(t *testing.T) {
 			require.NoError(t, err, s)
 		}, sqlstore.NewPGX(pool))
 	})
+	t.Run("mariadb", func(t *testing.T) {
+		x := infratest.EmptyMariaDB(t)
+		db, err := sqlstore.NewSQL(x)
+		require.NoError(t, err)
+		run(t, sqlstore.MySQL, func(s string) {
+			_, err := x.Exec(s)
+			require.NoError(t, err, s)
+		}, db)
+	})
 }
 
 // Open refuses tables that do not match the mapping, listing the
@@ -98,6 +107,21 @@ func TestOpenChecksSchema(t *testing.T) {
 	pool.Close()
 	require.NoError(t, err)
 	_, _, err = infrastructure.Open(ctx(), infrastructure.Config{URL: dsn, Schema: schema})
+	require.ErrorIs(t, err, sqlstore.ErrSchema)
+	var se *sqlstore.SchemaError
+	require.True(t, errors.As(err, &se))
+	require.Len(t, se.Mismatches, 2, "%v", err)
+}
+
+// TestOpenChecksSchema on MariaDB.
+func TestOpenChecksSchemaMySQL(t *testing.T) {
+	dsn, database := infratest.MySQLDatabase(t)
+	x, err := infrastructure.OpenMySQL(ctx(), dsn, database, false)
+	require.NoError(t, err)
+	_, err = x.Exec(`ALTER TABLE orders DROP COLUMN last_item_id; ALTER TABLE order_items MODIFY product BIGINT NOT NULL`)
+	x.Close()
+	require.NoError(t, err)
+	_, _, err = infrastructure.Open(ctx(), infrastructure.Config{URL: infratest.MySQLURL(t, dsn), Schema: database})
 	require.ErrorIs(t, err, sqlstore.ErrSchema)
 	var se *sqlstore.SchemaError
 	require.True(t, errors.As(err, &se))

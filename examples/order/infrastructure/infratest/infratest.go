@@ -9,10 +9,7 @@ package infratest
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -144,39 +141,50 @@ func PGDatabaseSQL(t *testing.T) *Backend {
 	return &Backend{Name: "postgres/database-sql", DB: db, Log: log, Other: other, Raw: x}
 }
 
-// MariaDB returns a backend on MariaDB through database/sql (driver
-// "mysql"), in a database of its own with the example's tables, or skips
-// t without a DSN.
-func MariaDB(t *testing.T) *Backend {
+// MySQLDatabase skips t without a MariaDB DSN, else returns the DSN of
+// the server and the name of a database that does not exist yet, which is
+// dropped when t ends.
+func MySQLDatabase(t *testing.T) (dsn, database string) {
 	t.Helper()
-	dsn, _ := testdb.MySQLDatabase(t, "dddkit_order_test_")
+	return testdb.MySQLDatabase(t, "dddkit_order_test_", false)
+}
+
+// MySQLURL returns dsn, the DSN of MySQLDatabase, as the mysql:// URL of
+// a DATABASE_URL.
+func MySQLURL(t *testing.T, dsn string) string {
+	t.Helper()
+	u, err := testdb.MySQLURL(dsn)
+	require.NoError(t, err)
+	return u
+}
+
+// EmptyMariaDB returns a handle, with the settings of sqlstore.MySQLDSN,
+// on a new empty MariaDB database of its own, dropped when t ends, or
+// skips t without a DSN.
+func EmptyMariaDB(t *testing.T) *sqlx.DB {
+	t.Helper()
+	dsn, _ := testdb.MySQLDatabase(t, "dddkit_order_test_", true)
 	dsn, err := sqlstore.MySQLDSN(dsn)
 	require.NoError(t, err)
 	x, err := sqlx.Open("mysql", dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() { x.Close() })
-	for _, s := range mysqlSchema(t) {
-		_, err := x.Exec(s)
-		require.NoError(t, err, s)
-	}
+	return x
+}
+
+// MariaDB returns a backend on MariaDB through database/sql (driver
+// "mysql"), in a database of its own, or skips t without a DSN.
+func MariaDB(t *testing.T) *Backend {
+	t.Helper()
+	dsn, database := MySQLDatabase(t)
+	// OpenMySQL creates the database and its tables.
+	x, err := infrastructure.OpenMySQL(context.Background(), dsn, database, false)
+	require.NoError(t, err)
+	t.Cleanup(func() { x.Close() })
 	log := &infrastructure.StatementLog{}
 	db, err := sqlstore.NewSQL(x, sqlstore.WithObserver(log.Observe))
 	require.NoError(t, err)
 	other, err := sqlstore.NewSQL(x)
 	require.NoError(t, err)
 	return &Backend{Name: "mariadb/database-sql", DB: db, Log: log, Other: other, Raw: x}
-}
-
-// mysqlSchema returns the statements that create the example's tables on
-// MariaDB: the PostgreSQL schema file in MariaDB's form, until the example
-// opens MariaDB itself with a schema file of its own.
-func mysqlSchema(t *testing.T) []string {
-	t.Helper()
-	_, here, _, ok := runtime.Caller(0)
-	require.True(t, ok, "the source of infratest")
-	pg, err := os.ReadFile(filepath.Join(filepath.Dir(here), "..", "schema", "postgres.sql"))
-	require.NoError(t, err)
-	stmts, err := testdb.MySQLScript(string(pg))
-	require.NoError(t, err)
-	return stmts
 }
