@@ -115,10 +115,12 @@ func (e *events) failures() []error {
 	return out
 }
 
-// forEachDB runs body on SQLite and, when configured, PostgreSQL.
+// forEachDB runs body on SQLite and, when configured, PostgreSQL and
+// MariaDB.
 func forEachDB(t *testing.T, body func(t *testing.T, e *env)) {
 	t.Run("sqlite", func(t *testing.T) { body(t, sqliteEnv(t)) })
 	t.Run("postgres", func(t *testing.T) { body(t, pgEnv(t)) })
+	t.Run("mariadb", func(t *testing.T) { body(t, mysqlEnv(t)) })
 }
 
 func sqliteEnv(t *testing.T) *env {
@@ -155,6 +157,26 @@ func pgEnv(t *testing.T) *env {
 	}
 	e.db = sqlstore.NewPGX(pool, sqlstore.WithObserver(e.count))
 	schema(t, e, sqlstore.PostgreSQL)
+	return e
+}
+
+func mysqlEnv(t *testing.T) *env {
+	e := &env{name: "mariadb"}
+	dsn, _ := testdb.MySQLDatabase(t, "dddkit_cache_", true)
+	redisFor(t, e)
+	dsn, err := sqlstore.MySQLDSN(dsn)
+	require.NoError(t, err)
+	x, err := sqlx.Open("mysql", dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { x.Close() })
+	e.exec = func(t testing.TB, q string, args ...any) {
+		t.Helper()
+		_, err := x.Exec(q, args...)
+		require.NoError(t, err, q)
+	}
+	e.db, err = sqlstore.NewSQL(x, sqlstore.WithObserver(e.count))
+	require.NoError(t, err)
+	schema(t, e, sqlstore.MySQL)
 	return e
 }
 

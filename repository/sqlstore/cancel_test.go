@@ -2,20 +2,24 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/internal/testdb"
 	"github.com/dddkit/dddkit/repository"
 )
 
@@ -24,40 +28,60 @@ import (
 // it: nil only if the change is stored, a plain error only if nothing of it
 // is, and repository.ErrOutcomeUnknown only where the answer was lost.
 
-// pgCase is a PostgreSQL backend built by a test, with connections of its
-// own in the test's schema, to hold locks and to look at the database.
-type pgCase struct {
+// serverCase is a backend on a database server (PostgreSQL or MariaDB)
+// built by a test, with connections of its own in the test's schema or
+// database, to hold locks and to look at the database.
+type serverCase struct {
 	*backend
 	kind    string
 	dsn     string
-	cfg     *pgx.ConnConfig // in the test's schema
-	side    *pgx.Conn       // for checks
-	blocker *pgx.Conn       // for the transactions that hold locks
+	cfg     *pgx.ConnConfig // PostgreSQL: in the test's schema
+	side    *pgx.Conn       // PostgreSQL: for checks
+	blocker *pgx.Conn       // PostgreSQL: for the transactions that hold locks
+	my      *myConns        // MariaDB
 }
+
+// myConns are the connections of a serverCase on MariaDB.
+type myConns struct {
+	cfg     *mysql.Config // the test's database, with the settings of MySQLDSN
+	side    *sql.Conn     // for checks
+	blocker *sql.Conn     // for the transactions that hold locks
+	id      int64         // the blocker's connection id
+}
+
+// mariaKind is MariaDB through database/sql.
+const mariaKind = "mariadb/database-sql"
 
 // pgKinds are the ways of reaching PostgreSQL: a pool, database/sql, and,
 // for the tests that keep their connections sound, a single connection.
+// serverKinds and serverAnyKinds add MariaDB through database/sql.
 var (
-	pgKinds   = []string{"postgres/pgxpool", "postgres/database-sql"}
-	pgAnyKind = append(pgKinds[:len(pgKinds):len(pgKinds)], "postgres/pgx-conn")
+	pgKinds        = []string{"postgres/pgxpool", "postgres/database-sql"}
+	pgAnyKind      = append(pgKinds[:len(pgKinds):len(pgKinds)], "postgres/pgx-conn")
+	serverKinds    = append(pgKinds[:len(pgKinds):len(pgKinds)], mariaKind)
+	serverAnyKinds = append(pgAnyKind[:len(pgAnyKind):len(pgAnyKind)], mariaKind)
 )
 
-// forEachPG runs body once per PostgreSQL backend of kinds, as subtests.
-func forEachPG(t *testing.T, kinds []string, body func(t *testing.T, kind string)) {
+// forEachServer runs body once per backend of kinds, as subtests.
+func forEachServer(t *testing.T, kinds []string, body func(t *testing.T, kind string)) {
 	for _, kind := range kinds {
 		t.Run(kind, func(t *testing.T) { body(t, kind) })
 	}
 }
 
-// newPGCase builds a backend of kind in a schema of its own.
-func newPGCase(t *testing.T, kind string, opts ...Option) *pgCase {
+// newServerCase builds a backend of kind in a schema, or a database, of
+// its own.
+func newServerCase(t *testing.T, kind string, opts ...Option) *serverCase {
 	t.Helper()
+	if kind == mariaKind {
+		return newMariaCase(t, opts...)
+	}
 	dsn, schema := pgSchema(t)
 	ctx := context.Background()
 	cfg, err := pgx.ParseConfig(dsn)
 	require.NoError(t, err)
 	cfg.RuntimeParams["search_path"] = schema
-	c := &pgCase{kind: kind, dsn: dsn, cfg: cfg}
+	c := &serverCase{kind: kind, dsn: dsn, cfg: cfg}
 	c.side, err = pgx.ConnectConfig(ctx, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { c.side.Close(context.Background()) })
@@ -75,12 +99,63 @@ func newPGCase(t *testing.T, kind string, opts ...Option) *pgCase {
 	return c
 }
 
+// newMariaCase builds a backend on MariaDB in a database of its own.
+func newMariaCase(t *testing.T, opts ...Option) *serverCase {
+	t.Helper()
+	dsn, _ := testdb.MySQLDatabase(t, "dddkit_test_", true)
+	dsn, err := MySQLDSN(dsn)
+	require.NoError(t, err)
+	cfg, err := mysql.ParseDSN(dsn)
+	require.NoError(t, err)
+	x, err := sqlx.Open("mysql", dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { x.Close() })
+	for _, s := range mysqlSchemaDDL {
+		sqlRaw{x}.exec(t, s)
+	}
+	ctx := context.Background()
+	c := &serverCase{kind: mariaKind, dsn: dsn, my: &myConns{cfg: cfg}}
+	c.my.side, err = x.Conn(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.my.side.Close() })
+	c.my.blocker, err = x.Conn(ctx)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.my.blocker.Close() })
+	require.NoError(t, c.my.blocker.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&c.my.id))
+	log := &stmtLog{}
+	c.backend = &backend{name: mariaKind, log: log}
+	c.db, c.raw = c.connect(t, "", 0, append(opts, WithObserver(log.observe))...)
+	c.quiet, _ = c.connect(t, "", 0, opts...)
+	return c
+}
+
+// serverAddr is the address (host:port) of c's server.
+func (c *serverCase) serverAddr() string {
+	if c.my != nil {
+		return c.my.cfg.Addr
+	}
+	return net.JoinHostPort(c.cfg.Host, fmt.Sprint(c.cfg.Port))
+}
+
 // connect returns a DB of c's kind, with a pool of its own of at most
 // maxConns connections (0: the default) or a connection of its own,
 // reaching the server at addr (host:port) when it is not empty. A single
 // connection comes without raw access.
-func (c *pgCase) connect(t *testing.T, addr string, maxConns int, opts ...Option) (*DB, raw) {
+func (c *serverCase) connect(t *testing.T, addr string, maxConns int, opts ...Option) (*DB, raw) {
 	t.Helper()
+	if c.my != nil {
+		cfg := c.my.cfg.Clone()
+		if addr != "" {
+			cfg.Addr = addr
+		}
+		x, err := sqlx.Open("mysql", cfg.FormatDSN())
+		require.NoError(t, err)
+		x.SetMaxOpenConns(maxConns)
+		t.Cleanup(func() { x.Close() })
+		db, err := NewSQL(x, opts...)
+		require.NoError(t, err)
+		return db, sqlRaw{x}
+	}
 	via := c.cfg.Copy()
 	if addr != "" {
 		host, port, err := net.SplitHostPort(addr)
@@ -121,9 +196,24 @@ func (c *pgCase) connect(t *testing.T, addr string, maxConns int, opts ...Option
 // lock begins a transaction on c.blocker that locks the rows of q (a
 // SELECT ... FOR UPDATE) and returns the function that ends it; calls after
 // the first do nothing.
-func (c *pgCase) lock(t *testing.T, q string, args ...any) (release func()) {
+func (c *serverCase) lock(t *testing.T, q string, args ...any) (release func()) {
 	t.Helper()
 	ctx := context.Background()
+	if c.my != nil {
+		_, err := c.my.blocker.ExecContext(ctx, "BEGIN")
+		require.NoError(t, err)
+		rows, err := c.my.blocker.QueryContext(ctx, q, args...)
+		require.NoError(t, err)
+		require.NoError(t, rows.Close())
+		done := false
+		return func() {
+			if !done {
+				done = true
+				_, err := c.my.blocker.ExecContext(ctx, "ROLLBACK")
+				require.NoError(t, err)
+			}
+		}
+	}
 	tx, err := c.blocker.Begin(ctx)
 	require.NoError(t, err)
 	rows, err := tx.Query(ctx, q, args...)
@@ -141,9 +231,18 @@ func (c *pgCase) lock(t *testing.T, q string, args ...any) (release func()) {
 
 // blockedPID waits until a backend waits for a lock that c.blocker holds,
 // and returns its process id.
-func (c *pgCase) blockedPID(t *testing.T) int {
+func (c *serverCase) blockedPID(t *testing.T) int {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	for c.my != nil {
+		if id := c.lockWaiter(t); id != 0 {
+			return int(id)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no connection waits for the blocker's lock")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	for {
 		var pids []int32
 		err := c.side.QueryRow(context.Background(),
@@ -163,9 +262,18 @@ func (c *pgCase) blockedPID(t *testing.T) int {
 // settle waits until no transaction writes to the fixture's tables: a
 // write that the server still runs, or that waits for a lock, ends
 // (commits or aborts) first.
-func (c *pgCase) settle(t *testing.T) {
+func (c *serverCase) settle(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
+	if c.my != nil {
+		// LOCK TABLES waits for the transactions that wrote to the
+		// tables, which hold a metadata lock on them until they end.
+		for _, q := range []string{"SET SESSION lock_wait_timeout = 20", "LOCK TABLES orders READ, order_items READ", "UNLOCK TABLES"} {
+			_, err := c.my.side.ExecContext(ctx, q)
+			require.NoError(t, err, q)
+		}
+		return
+	}
 	tx, err := c.side.Begin(ctx)
 	require.NoError(t, err)
 	defer tx.Rollback(ctx)
@@ -173,6 +281,33 @@ func (c *pgCase) settle(t *testing.T) {
 	require.NoError(t, err)
 	_, err = tx.Exec(ctx, `LOCK TABLE orders, order_items IN SHARE MODE`)
 	require.NoError(t, err)
+}
+
+// lockWaiter returns the id of a connection, other than the blocker, whose
+// transaction waits for a lock on a table of the test's database on
+// MariaDB, or 0. It reads SHOW ENGINE
+// INNODB STATUS, not information_schema.innodb_trx, a cache that polling
+// keeps from being refreshed.
+func (c *serverCase) lockWaiter(t *testing.T) int64 {
+	t.Helper()
+	var typ, name, status string
+	require.NoError(t, c.my.side.QueryRowContext(context.Background(), "SHOW ENGINE INNODB STATUS").Scan(&typ, &name, &status))
+	for _, trx := range strings.Split(status, "---TRANSACTION ") {
+		// A waiter for a lock on a table of the test's database: the
+		// server may run other tests.
+		if !strings.Contains(trx, "\nLOCK WAIT ") || !strings.Contains(trx, " of table `"+c.my.cfg.DBName+"`.") {
+			continue
+		}
+		_, after, ok := strings.Cut(trx, " thread id ")
+		if !ok {
+			continue
+		}
+		id, _ := strconv.ParseInt(after[:strings.IndexByte(after+",", ',')], 10, 64)
+		if id != 0 && id != c.my.id {
+			return id
+		}
+	}
+	return 0
 }
 
 // manyItems returns n items of quantity 1.
@@ -261,8 +396,8 @@ func awaitSave(t *testing.T, errc <-chan error) error {
 // checks that what each save returned matches what the database holds
 // once every transaction has ended.
 func TestCancelledSaveIsTruthful(t *testing.T) {
-	forEachPG(t, pgAnyKind, func(t *testing.T, kind string) {
-		c := newPGCase(t, kind)
+	forEachServer(t, serverAnyKinds, func(t *testing.T, kind string) {
+		c := newServerCase(t, kind)
 		repo := c.repo(t)
 		c.cancelRounds(t, repo, 24, func(ch saveShape) (func(ctx context.Context) error, *order, *order) {
 			o, err := repo.Find(context.Background(), 1)
@@ -281,7 +416,7 @@ func TestCancelledSaveIsTruthful(t *testing.T) {
 // while the write waits for a row lock (which goes shortly after, or
 // only once the write has returned; or, one round in four, goes first),
 // and checks what each returned against what the database holds.
-func (c *pgCase) cancelRounds(t *testing.T, repo *Repository[*order, orderID], rounds int, prepare func(ch saveShape) (run func(ctx context.Context) error, before, want *order)) {
+func (c *serverCase) cancelRounds(t *testing.T, repo *Repository[*order, orderID], rounds int, prepare func(ch saveShape) (run func(ctx context.Context) error, before, want *order)) {
 	t.Helper()
 	ctx := context.Background()
 	require.NoError(t, repo.Save(ctx, newOrder(1, "alice", manyItems(500)...)))
@@ -339,8 +474,8 @@ func (c *pgCase) cancelRounds(t *testing.T, repo *Repository[*order, orderID], r
 // blocked on a row lock: the change is applied once, never twice, and the
 // retry returns ErrConflict only when the first save may have been stored.
 func TestRetryAfterCancelledSave(t *testing.T) {
-	forEachPG(t, pgAnyKind, func(t *testing.T, kind string) {
-		c := newPGCase(t, kind)
+	forEachServer(t, serverAnyKinds, func(t *testing.T, kind string) {
+		c := newServerCase(t, kind)
 		ctx := context.Background()
 		repo := c.repo(t)
 		require.NoError(t, repo.Save(ctx, newOrder(1, "alice", manyItems(500)...)))
@@ -387,8 +522,8 @@ func TestRetryAfterCancelledSave(t *testing.T) {
 // write waits for a row lock, it returns nil only when the change is
 // stored, and a plain error only when nothing of it is.
 func TestCancelledUpdateIsTruthful(t *testing.T) {
-	forEachPG(t, pgAnyKind, func(t *testing.T, kind string) {
-		c := newPGCase(t, kind)
+	forEachServer(t, serverAnyKinds, func(t *testing.T, kind string) {
+		c := newServerCase(t, kind)
 		repo := c.repo(t)
 		c.cancelRounds(t, repo, 12, func(ch saveShape) (func(ctx context.Context) error, *order, *order) {
 			before, want := c.load(t, 1), c.load(t, 1)
