@@ -5,12 +5,14 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jmoiron/sqlx"
@@ -123,7 +125,7 @@ func forEachDB(t *testing.T, body func(t *testing.T, e *env)) {
 	t.Run("mariadb", func(t *testing.T) { body(t, mysqlEnv(t)) })
 }
 
-func sqliteEnv(t *testing.T) *env {
+func sqliteEnv(t testing.TB) *env {
 	e := &env{name: "sqlite"}
 	redisFor(t, e)
 	x, err := sqlx.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "t.db")+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)")
@@ -140,7 +142,7 @@ func sqliteEnv(t *testing.T) *env {
 	return e
 }
 
-func pgEnv(t *testing.T) *env {
+func pgEnv(t testing.TB) *env {
 	e := &env{name: "postgres"}
 	dsn, sch := testdb.Schema(t, "dddkit_cache_", true)
 	redisFor(t, e)
@@ -185,7 +187,7 @@ func (e *env) count(context.Context, sqlstore.Statement) { e.sqls.Add(1) }
 // takeSQL returns the number of statements sent since the last call.
 func (e *env) takeSQL() int64 { return e.sqls.Swap(0) }
 
-func schema(t *testing.T, e *env, d sqlstore.Database) {
+func schema(t testing.TB, e *env, d sqlstore.Database) {
 	for _, ddl := range []func() (string, error){
 		func() (string, error) { return orderMapping(t).DDL(d) },
 		func() (string, error) { return counterMapping(t).DDL(d) },
@@ -202,7 +204,7 @@ func schema(t *testing.T, e *env, d sqlstore.Database) {
 
 // redisFor gives e a client of the test's Redis and a prefix of its own,
 // whose keys are deleted when t ends.
-func redisFor(t *testing.T, e *env) {
+func redisFor(t testing.TB, e *env) {
 	addr := testdb.RedisAddr(t)
 	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
 	require.NoError(t, err)
@@ -347,6 +349,39 @@ func (p *proxy) resume() {
 		close(p.gate)
 	}
 	p.mu.Unlock()
+}
+
+// privateRedis starts a Redis server of the test's own, on a free port of
+// the loopback interface, stopped when t ends: for what would disturb the
+// tests of other packages that share the server of DDDKIT_TEST_REDIS_ADDR
+// (CLIENT PAUSE holds every client of a server).
+func privateRedis(t *testing.T) string {
+	testdb.RedisAddr(t)
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not installed: skipping what needs a Redis server of its own")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for range 500 {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		time.Sleep(10 * time.Millisecond) // the server starting: no ordering between goroutines
+	}
+	t.Fatalf("the private Redis server did not start at %s", addr)
+	return ""
 }
 
 // proxyClient returns a client of Redis through p, on one connection, so

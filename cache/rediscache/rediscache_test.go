@@ -435,6 +435,14 @@ func TestRedisOutage(t *testing.T) {
 			forEachDB(t, func(t *testing.T, e *env) {
 				ctx := context.Background()
 				addr := testdb.RedisAddr(t)
+				var paused rueidis.Client // the private server's
+				if how == "paused" {
+					addr = privateRedis(t)
+					c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
+					require.NoError(t, err)
+					defer c.Close()
+					paused = c
+				}
 				p := newProxy(t, addr)
 				client := proxyClient(t, p)
 				defer client.Close()
@@ -457,9 +465,9 @@ func TestRedisOutage(t *testing.T) {
 					p.stall()
 					restore = p.resume
 				case "paused":
-					require.NoError(t, e.redis.Do(ctx, e.redis.B().ClientPause().Timeout(outage.Milliseconds()).Write().Build()).Error())
+					require.NoError(t, paused.Do(ctx, paused.B().ClientPause().Timeout(outage.Milliseconds()).Write().Build()).Error())
 					restore = func() {
-						require.NoError(t, e.redis.Do(ctx, e.redis.B().ClientUnpause().Build()).Error())
+						require.NoError(t, paused.Do(ctx, paused.B().ClientUnpause().Build()).Error())
 					}
 				}
 				start := time.Now()
