@@ -43,6 +43,15 @@
 // change and save in one transaction, so they show the SELECTs of the load
 // (orders, their items, the items' discounts) and BEGIN and COMMIT (or
 // ROLLBACK) as well as the writes of the save.
+//
+// With REDIS_URL set (redis://127.0.0.1:6379), the orders are cached in
+// Redis (package cache/rediscache): each step also prints what the cache
+// did, and a last step finds the order twice, the first time from the
+// database, which fills the cache, and the second from Redis, with no SQL.
+// The scenario's keys are its own, and expire a minute after it ends. The
+// HTTP server does not cache.
+//
+//	REDIS_URL=redis://127.0.0.1:6379 go run ./examples/order
 package main
 
 import (
@@ -59,13 +68,16 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/dddkit/dddkit/cache/rediscache"
 	"github.com/dddkit/dddkit/examples/order/application"
 	"github.com/dddkit/dddkit/examples/order/domain"
 	"github.com/dddkit/dddkit/examples/order/infrastructure"
 	"github.com/dddkit/dddkit/examples/order/interfaces"
+	"github.com/dddkit/dddkit/repository"
 	"github.com/dddkit/dddkit/repository/sqlstore"
 )
 
@@ -96,7 +108,11 @@ func main() {
 		err = listenAndServe(ctx, *addr, cfg, os.Stderr, *logSQL)
 	} else {
 		cfg.Fresh = true
-		err = run(ctx, os.Stdout, cfg)
+		if url := os.Getenv("REDIS_URL"); url != "" {
+			err = runCached(ctx, os.Stdout, cfg, url)
+		} else {
+			err = run(ctx, os.Stdout, cfg)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, infrastructure.ErrSchemaNotOwned) {
@@ -215,7 +231,13 @@ func statementLogger(l *slog.Logger) func(context.Context, sqlstore.Statement) {
 
 // run opens the database of cfg and runs the scenario, writing its report
 // to w.
-func run(ctx context.Context, w io.Writer, cfg infrastructure.Config) (err error) {
+func run(ctx context.Context, w io.Writer, cfg infrastructure.Config) error {
+	return runCached(ctx, w, cfg, "")
+}
+
+// runCached is run with the orders cached in the Redis server of redisURL,
+// when it is not empty.
+func runCached(ctx context.Context, w io.Writer, cfg infrastructure.Config, redisURL string) (err error) {
 	rec := &recorder{}
 	db, closeDB, err := infrastructure.Open(ctx, cfg, sqlstore.WithObserver(rec.Observe))
 	if err != nil {
@@ -226,12 +248,28 @@ func run(ctx context.Context, w io.Writer, cfg infrastructure.Config) (err error
 			err = fmt.Errorf("close the database: %w", cerr)
 		}
 	}()
-	orders, err := infrastructure.NewOrderRepository(db)
+	var opts []repository.Option
+	var cached cacheLog
+	if redisURL != "" {
+		// Keys of this run's own: the scenario starts afresh, and must not
+		// read what an earlier run cached.
+		prefix := fmt.Sprintf("dddkit-example:run-%d:", time.Now().UnixNano())
+		cache, closeCache, err := infrastructure.OpenCache(redisURL, prefix, time.Minute, cached.observe)
+		if err != nil {
+			return err
+		}
+		defer closeCache()
+		opts = append(opts, infrastructure.CacheOrders(cache))
+	}
+	orders, err := infrastructure.NewOrderRepository(db, opts...)
 	if err != nil {
 		return err
 	}
 	svc := application.NewService(orders)
 	fmt.Fprintln(w, "database:", describeDB(cfg))
+	if redisURL != "" {
+		fmt.Fprintln(w, "cache: Redis (cache/rediscache)")
+	}
 
 	const id = domain.OrderID(1)
 	var o *domain.Order
@@ -239,9 +277,13 @@ func run(ctx context.Context, w io.Writer, cfg infrastructure.Config) (err error
 	step := func(title string, fn func() error) error {
 		fmt.Fprintf(w, "\n== %s\n", title)
 		rec.Reset()
+		cached.reset()
 		refused = nil
 		err := fn()
 		rec.print(w)
+		if redisURL != "" {
+			fmt.Fprintf(w, "   cache: %s\n", cached.String())
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", title, err)
 		}
@@ -297,12 +339,59 @@ func run(ctx context.Context, w io.Writer, cfg infrastructure.Config) (err error
 			return nil
 		}},
 	}
+	if redisURL != "" {
+		steps = append(steps, []struct {
+			title string
+			fn    func() error
+		}{
+			{"8. find the order (a miss: loaded from the database, and cached)", func() (err error) {
+				o, err = orders.Find(ctx, id)
+				return err
+			}},
+			{"9. find the order again (a hit: read from Redis, no SQL)", func() (err error) {
+				o, err = orders.Find(ctx, id)
+				return err
+			}},
+		}...)
+	}
 	for _, s := range steps {
 		if err := step(s.title, s.fn); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// cacheLog keeps what the cache did in a step, to print it.
+type cacheLog struct {
+	mu    sync.Mutex
+	kinds []string
+}
+
+func (c *cacheLog) observe(e rediscache.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := e.Kind.String()
+	if e.Err != nil {
+		s += " (" + e.Err.Error() + ")"
+	}
+	c.kinds = append(c.kinds, s)
+}
+
+func (c *cacheLog) reset() {
+	c.mu.Lock()
+	c.kinds = nil
+	c.mu.Unlock()
+}
+
+// String lists what the cache did, or says it did nothing.
+func (c *cacheLog) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.kinds) == 0 {
+		return "not asked"
+	}
+	return strings.Join(c.kinds, ", ")
 }
 
 // describe prints the state of an order.

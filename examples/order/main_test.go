@@ -17,6 +17,7 @@ import (
 
 	"github.com/dddkit/dddkit/examples/order/infrastructure"
 	"github.com/dddkit/dddkit/examples/order/infrastructure/infratest"
+	"github.com/dddkit/dddkit/internal/testdb"
 )
 
 // summaries returns the summary line of each step of a report.
@@ -113,6 +114,30 @@ func TestRunMySQL(t *testing.T) {
 		require.Contains(t, out.String(), "#2 4 x coffee @ 12.00 less SPRING 10% (discount 1) = 43.20", "the identity the database generated, afresh each run")
 		require.Contains(t, out.String(), "order now: version 4, cancelled, total 48.80; #2 4 x coffee @ 12.00 less SPRING 10% (discount 1) = 43.20; #3 3 x milk @ 1.20; #4 1 x sugar @ 2.00")
 	}
+}
+
+// TestRunRedis runs the example on the embedded SQLite database with the
+// orders cached in Redis: the steps send the same statements, and two
+// more find the order, the second from Redis without SQL.
+func TestRunRedis(t *testing.T) {
+	url := "redis://" + testdb.RedisAddr(t)
+	var out bytes.Buffer
+	require.NoError(t, runCached(context.Background(), &out, infrastructure.Config{}, url))
+	require.Equal(t, []string{
+		"4 statements in 4 round trips; writes: INSERT orders, INSERT order_items",
+		"7 statements in 7 round trips; writes: UPDATE orders (total, version), UPDATE order_items (quantity)",
+		"7 statements in 7 round trips; writes: UPDATE orders (total, version), INSERT item_discounts",
+		"9 statements in 9 round trips; writes: UPDATE orders (last_item_id, total, version), DELETE item_discounts, DELETE order_items, INSERT order_items",
+		"0 statements in 0 round trips; nothing written",
+		"6 statements in 6 round trips; writes: UPDATE orders (status, version)",
+		"5 statements in 5 round trips; nothing written",
+		"5 statements in 5 round trips; nothing written",
+		"0 statements in 0 round trips; nothing written",
+	}, summaries(out.String()), out.String())
+	require.Contains(t, out.String(), "cache: Redis")
+	require.Contains(t, out.String(), "a miss: loaded from the database, and cached)\n")
+	require.Contains(t, out.String(), "cache: miss, filled\n")
+	require.Contains(t, out.String(), "   -> 0 statements in 0 round trips; nothing written\n   cache: hit\n   order now: version 4, cancelled")
 }
 
 func TestRunRejectsUnknownURL(t *testing.T) {

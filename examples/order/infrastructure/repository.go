@@ -60,12 +60,13 @@ var updateRetry = repository.RetryPolicy{Attempts: 5, Backoff: 2 * time.Millisec
 // NewOrderRepository returns a repository of orders on db. Its Update runs
 // in a transaction of db. Repositories are cheap: all of them share the
 // tracking of the orders loaded or saved, so one may be built per request.
-func NewOrderRepository(db *sqlstore.DB) (*OrderRepository, error) {
+// opts are more options of the repository, such as [CacheOrders].
+func NewOrderRepository(db *sqlstore.DB, opts ...repository.Option) (*OrderRepository, error) {
 	m, err := orderMapping()
 	if err != nil {
 		return nil, fmt.Errorf("order mapping: %w", err)
 	}
-	r, err := sqlstore.NewRepository[*domain.Order, domain.OrderID](db, m, repository.WithRetry(updateRetry))
+	r, err := sqlstore.NewRepository[*domain.Order, domain.OrderID](db, m, append([]repository.Option{repository.WithRetry(updateRetry)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("order repository: %w", err)
 	}
