@@ -415,11 +415,13 @@ func describe(o *domain.Order) string {
 type recorder struct{ infrastructure.StatementLog }
 
 // role tells what a statement is part of: the transaction's control
-// (BEGIN, COMMIT, ROLLBACK), a load (the SELECTs of Find), or a write
-// (the statements of Save and Remove, savepoints included).
+// (BEGIN, COMMIT, ROLLBACK; on MySQL SET TRANSACTION and START
+// TRANSACTION), a load (the SELECTs of Find), or a write (the statements
+// of Save and Remove, savepoints included).
 func role(sql string) string {
 	switch {
-	case strings.HasPrefix(sql, "BEGIN"), sql == "COMMIT", sql == "ROLLBACK":
+	case strings.HasPrefix(sql, "BEGIN"), sql == "COMMIT", sql == "ROLLBACK",
+		strings.HasPrefix(sql, "SET TRANSACTION "), strings.HasPrefix(sql, "START TRANSACTION"):
 		return "tx"
 	case strings.HasPrefix(sql, `SELECT "`), strings.HasPrefix(sql, "SELECT `"):
 		return "load"

@@ -284,10 +284,17 @@ func trips(stmts []Statement) int {
 	return len(seen)
 }
 
-var control = map[string]bool{
-	sqlBegin: true, sqlBeginImmediate: true, sqlBeginSnapshot: true, sqlCommit: true, sqlRollback: true,
-	sqlSavepoint: true, sqlReleaseSavepoint: true, sqlRollbackTo: true,
-}
+var control = func() map[string]bool {
+	m := map[string]bool{
+		sqlBegin: true, sqlBeginImmediate: true, sqlBeginSnapshot: true, sqlCommit: true, sqlRollback: true,
+		sqlSavepoint: true, sqlReleaseSavepoint: true, sqlRollbackTo: true,
+		sqlStartTransaction: true, sqlStartReadOnly: true, sqlStartSnapshot: true, sqlStartSnapshotRead: true,
+	}
+	for _, level := range pgLevels {
+		m[sqlSetIsolation+level] = true // MySQL's, before its START TRANSACTION
+	}
+	return m
+}()
 
 var dollarRE = regexp.MustCompile(`\$\d+`)
 

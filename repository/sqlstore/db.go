@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -70,6 +72,56 @@ type DB struct {
 	// err, when set, is why the DB cannot be used (see [NewPGX]): check
 	// returns it.
 	err error
+	// srv is what the DB knows of its server, once its dialect's probe
+	// has succeeded (see ready); probing serializes the probes.
+	srv     atomic.Pointer[server]
+	probing sync.Mutex
+	// keys caches the columns of the keys that MySQL's duplicate entries
+	// name, by "table.key" (see keyColumns).
+	keys sync.Map
+	// mysqlPath makes the probe of a MariaDB server take MySQL's
+	// dialect, without INSERT ... RETURNING, so that tests run MySQL's
+	// statements on MariaDB.
+	mysqlPath bool
+}
+
+// withMySQLPath is an Option of tests: on MariaDB, the DB takes MySQL's
+// dialect, without INSERT ... RETURNING.
+func withMySQLPath() Option { return func(db *DB) { db.mysqlPath = true } }
+
+// ready returns what db knows of its server, probing it first at the
+// first use of a DB whose dialect has a probe. A probe that failed is
+// tried again by the next call: it may have failed for a passing reason
+// (a connection refused), and the settings it checks may be fixed.
+func (db *DB) ready(ctx context.Context) (*server, error) {
+	if srv := db.srv.Load(); srv != nil {
+		return srv, nil
+	}
+	if db.dialect.probe == nil || db.sql == nil {
+		srv := &server{d: db.dialect}
+		db.srv.CompareAndSwap(nil, srv)
+		return db.srv.Load(), nil
+	}
+	db.probing.Lock()
+	defer db.probing.Unlock()
+	if srv := db.srv.Load(); srv != nil {
+		return srv, nil
+	}
+	srv, err := db.dialect.probe(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	db.srv.Store(srv)
+	return srv, nil
+}
+
+// maxPacket is the most bytes one round trip of db may carry, 0 for no
+// limit, as its probe found it.
+func (db *DB) maxPacket() int {
+	if srv := db.srv.Load(); srv != nil {
+		return srv.maxPacket
+	}
+	return 0
 }
 
 // DefaultCancelWait is how long a [DB] waits by default for the database
@@ -328,6 +380,10 @@ type stmt struct {
 	// missing, when set, says what a failed check of the statement found
 	// missing, in the conflict it reports.
 	missing string
+	// lastID, when set on an INSERT of one row, receives the key that
+	// the database generated for it (LAST_INSERT_ID() on MySQL, the
+	// result's LastInsertId() on database/sql's one statement at a time).
+	lastID func(id int64) error
 }
 
 // conflict is the error of s when its check fails.
@@ -395,6 +451,9 @@ func (db *DB) runSave(ctx context.Context, stmts []stmt, atomic, mayCommit bool)
 	}
 	if tx := db.txFrom(ctx); tx != nil {
 		return tx.runSave(ctx, stmts, atomic, mayCommit)
+	}
+	if _, err := db.ready(ctx); err != nil {
+		return err
 	}
 	switch {
 	case db.pgx != nil && atomic:
@@ -468,6 +527,10 @@ func failed(err error, atCommit bool) bool {
 			severity = pe.Severity
 		}
 		return !atCommit || (severity != "FATAL" && severity != "PANIC")
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return mysqlFailed(me, atCommit)
 	}
 	var server interface{ SQLState() string } // lib/pq's *pq.Error
 	return errors.As(err, &server)

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"regexp"
@@ -110,6 +111,42 @@ type dialect struct {
 	// is no bound. Multi-row INSERTs and the key lists of DELETEs are
 	// split to keep within it.
 	maxStmtBytes int
+	// multi sends a round trip of the database/sql transport as one text
+	// query of several statements (exec_multi.go), instead of one
+	// statement at a time.
+	multi bool
+	// begin, when set, returns the statements that begin a transaction of
+	// o, which the DB sends itself on a held connection, with the first
+	// statements of the transaction in one round trip, instead of through
+	// database/sql's BeginTx; a transaction so begun is committed by a
+	// COMMIT the DB sends, with the last save when it is marked so.
+	begin func(o TxOptions) []string
+	// aborts reports an error after which the transaction must be rolled
+	// back whole, not to a savepoint: the server rolled it back, or rolled
+	// back the failed statement alone while it holds the earlier ones.
+	aborts func(err error) bool
+	// probe, when set, reads what the DB needs to know of its server and
+	// session, once, at the first use of the DB (see DB.ready).
+	probe func(ctx context.Context, db *DB) (*server, error)
+	// txOptions is the query that reads the isolation level and the
+	// access mode of a transaction the caller began (see joinedOptions);
+	// empty where the server cannot tell them.
+	txOptions string
+}
+
+// server is what a DB knows of its server: the dialect its statements
+// take, which its probe may refine (MariaDB has INSERT ... RETURNING,
+// MySQL has not), and what bounds its round trips.
+type server struct {
+	d *dialect
+	// maxPacket is the most bytes one round trip may carry; 0 is no
+	// limit.
+	maxPacket int
+	// consecutiveIDs reports that the keys an AUTO_INCREMENT column
+	// generates for the rows of one multi-row INSERT follow each other,
+	// from LAST_INSERT_ID() (innodb_autoinc_lock_mode 0 or 1 and
+	// auto_increment_increment 1).
+	consecutiveIDs bool
 }
 
 // dialectFor returns the dialect of a database/sql driver name.

@@ -18,6 +18,7 @@ var (
 		lockBeforeDelete: true, stmtSnapshot: true,
 		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE", schema: pgCatalog{},
 		foldASCII: pgFoldASCII, returning: true, limitInSubquery: true,
+		txOptions: sqlTxOptions,
 	}
 	// postgresNoArray is PostgreSQL through a database/sql driver that does
 	// not bind Go slices (lib/pq, driver "postgres").
@@ -27,6 +28,7 @@ var (
 		lockBeforeDelete: true, stmtSnapshot: true,
 		snapshot: pgSnapshot, overrideKey: " OVERRIDING SYSTEM VALUE", schema: pgCatalog{},
 		foldASCII: pgFoldASCII, returning: true, limitInSubquery: true,
+		txOptions: sqlTxOptions,
 	}
 )
 

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -45,9 +46,12 @@ func classify(s *stmt, err error) error {
 	op, table := s.target()
 	var pe *pgconn.PgError
 	var se sqliteCoder
+	var me *mysql.MySQLError
 	switch {
 	case errors.As(err, &pe):
 		err = pgClassify(s, pe, table, err)
+	case errors.As(err, &me):
+		err = mysqlClassify(s, me, table, err)
 	case errors.As(err, &se):
 		err = sqliteClassify(s, se.Code(), table, err)
 	default:
@@ -78,26 +82,34 @@ func (s *stmt) target() (op, table string) {
 	case strings.HasPrefix(q, "SELECT "):
 		i := strings.Index(q, ` FROM "`)
 		if i < 0 {
+			i = strings.Index(q, " FROM `")
+		}
+		if i < 0 {
 			return "", ""
 		}
 		op, rest = "select", q[i+len(" FROM "):]
 	default:
 		return "", ""
 	}
-	// A quoted name, qualified by a quoted schema or not: "sales"."orders".
+	// A quoted name, qualified by a quoted schema or not: "sales"."orders",
+	// or `sales`.`orders` on MySQL.
+	if rest == "" || (rest[0] != '"' && rest[0] != '`') {
+		return "", ""
+	}
+	mark := rest[:1]
 	var b strings.Builder
 	for {
-		name, ok := strings.CutPrefix(rest, `"`)
+		name, ok := strings.CutPrefix(rest, mark)
 		if !ok {
 			return "", ""
 		}
-		end := strings.IndexByte(name, '"')
+		end := strings.Index(name, mark)
 		if end <= 0 {
 			return "", ""
 		}
 		b.WriteString(name[:end])
 		rest = name[end+1:]
-		if !strings.HasPrefix(rest, `."`) {
+		if !strings.HasPrefix(rest, "."+mark) {
 			return op, b.String()
 		}
 		b.WriteByte('.')

@@ -34,6 +34,12 @@ type sqlTx struct {
 	// dirty: conn may still be in a transaction; it is discarded rather
 	// than given back to the pool.
 	dirty bool
+	// multi: the DB sends the statements that begin and end the
+	// transaction itself, in its round trips (a dialect with begin); begin
+	// are those that begin it, until they are sent with the first round
+	// trip of the transaction.
+	multi bool
+	begin []string
 }
 
 // on returns where the statements of t run.
@@ -110,6 +116,11 @@ func (db *DB) sqlBeginWrite(ctx, life context.Context, unit bool, o TxOptions) (
 		return nil, err
 	}
 	t := &sqlTx{conn: conn}
+	if db.dialect.begin != nil {
+		// Sent with the first statements of the transaction.
+		t.multi, t.begin = true, db.dialect.begin(o)
+		return t, nil
+	}
 	trip, start := db.nextTrip(), time.Now()
 	text := sqlBegin
 	if db.dialect.connBegin {
@@ -145,6 +156,9 @@ func (db *DB) sqlWrite(ctx context.Context, stmts []stmt) error {
 	if err != nil {
 		return err
 	}
+	if t.multi {
+		return db.multiWrite(ctx, t, stmts)
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			_ = db.sqlEnd(ctx, t, false)
@@ -163,6 +177,9 @@ func (db *DB) sqlWrite(ctx context.Context, stmts []stmt) error {
 // sqlRead runs the queries of a load outside a transaction in a read-only
 // transaction of their own, which reads one snapshot.
 func (db *DB) sqlRead(ctx context.Context, stmts []stmt) error {
+	if db.dialect.begin != nil {
+		return db.multiRead(ctx, stmts)
+	}
 	trip, start := db.nextTrip(), time.Now()
 	tx, err := db.sql.BeginTx(ctx, db.dialect.snapshot)
 	text := sqlBegin
@@ -242,6 +259,26 @@ func (db *DB) sqlEnd(ctx context.Context, t *sqlTx, commit bool) error {
 	return err
 }
 
+// sqlTrip is the round trip of the database/sql transport: it runs the
+// control statements pre, then stmts, then the control statements post on
+// c, and stops at the first failure. On a dialect with multi they go in
+// one multi-statement query, unless they exceed the size of one, otherwise
+// one at a time. It returns how many of them succeeded, pre and post
+// included.
+func (db *DB) sqlTrip(ctx context.Context, c sqlConn, pre []string, stmts []stmt, post []string) (int, error) {
+	all := stmts
+	if len(pre)+len(post) > 0 {
+		all = make([]stmt, 0, len(pre)+len(stmts)+len(post))
+		all = append(all, controls(pre...)...)
+		all = append(all, stmts...)
+		all = append(all, controls(post...)...)
+	}
+	if db.dialect.multi {
+		return db.sqlMulti(ctx, c, all, db.maxPacket())
+	}
+	return db.sqlExec(ctx, c, all)
+}
+
 // sqlExec runs stmts one after the other on c, one round trip each, and
 // stops at the first failure. It returns how many succeeded.
 func (db *DB) sqlExec(ctx context.Context, c sqlConn, stmts []stmt) (int, error) {
@@ -264,8 +301,17 @@ func (db *DB) sqlExec(ctx context.Context, c sqlConn, stmts []stmt) (int, error)
 func sqlOne(ctx context.Context, c sqlConn, s *stmt, args []any) error {
 	if s.scan == nil && s.check != checkRow {
 		res, err := c.ExecContext(ctx, s.sql, args...)
-		if err != nil || (s.check != checkRows && s.affected == nil) {
+		if err != nil || (s.check != checkRows && s.affected == nil && s.lastID == nil) {
 			return err
+		}
+		if s.lastID != nil {
+			id, err := res.LastInsertId()
+			if err == nil {
+				err = s.lastID(id)
+			}
+			if err != nil {
+				return err
+			}
 		}
 		n, err := res.RowsAffected()
 		if err != nil {

@@ -307,7 +307,10 @@ func TestConnectionCutMidSave(t *testing.T) {
 				require.False(t, c.pgx, "cut after %d of %d bytes: the save must fail", n, size)
 				outcomes["saved"]++
 			case errors.Is(first, repository.ErrOutcomeUnknown):
-				require.Positive(t, n, "nothing of the save was sent: %v", first)
+				// On MariaDB the save's first bytes carry its BEGIN and
+				// its COMMIT: a connection cut before an answer may have
+				// been cut after the server had them all.
+				require.True(t, n > 0 || c.my != nil, "nothing of the save was sent: %v", first)
 				outcomes["unknown"]++
 			default:
 				outcomes["failed"]++

@@ -75,6 +75,13 @@ func (db *DB) JoinPGX(ctx context.Context, tx pgx.Tx) (context.Context, *Joined,
 // JoinSQL is [DB.JoinPGX] for a DB of [NewSQL] or [NewSQLDB], and tx a
 // database/sql transaction of the same database. For an *sqlx.Tx, pass
 // its embedded *sql.Tx (tx.Tx).
+//
+// MySQL and MariaDB do not tell the isolation level and access mode of a
+// transaction to the session that runs it: declare them, as tx was begun
+// with them, with [WithTxOptions] on ctx. Without a declared level, the
+// loads in tx lock the roots and the children they read (LOCK IN SHARE
+// MODE), which reads the latest committed rows at any level: in a
+// read-only transaction they fail (error 1792).
 func (db *DB) JoinSQL(ctx context.Context, tx *sql.Tx) (context.Context, *Joined, error) {
 	if err := db.check(); err != nil {
 		return ctx, nil, fmt.Errorf("sqlstore: JoinSQL: %w", err)
@@ -92,7 +99,17 @@ func (db *DB) join(ctx context.Context, name string, t *txState) (context.Contex
 	if outer := db.txFrom(ctx); outer != nil && !outer.finished() {
 		return ctx, nil, fmt.Errorf("sqlstore: %s: the context already carries a unit of work of this DB", name)
 	}
-	if db.dialect.stmtSnapshot {
+	switch {
+	case db.dialect.stmtSnapshot && db.dialect.txOptions == "":
+		// The server cannot tell the level of a transaction it did not
+		// begin (MySQL): the caller declares it with WithTxOptions, or it
+		// is unknown, and loads lock what they read.
+		o, ok := ctx.Value(txOptionsKey{}).(TxOptions)
+		if !ok || o.Isolation == sql.LevelDefault {
+			o.Isolation, t.guessed = sql.LevelReadCommitted, true
+		}
+		t.opts = o
+	case db.dialect.stmtSnapshot:
 		o, err := joinedOptions(ctx, t)
 		if err != nil {
 			return ctx, nil, fmt.Errorf("sqlstore: %s: reading the options of the transaction: %w", name, classify(nil, err))
@@ -233,9 +250,9 @@ func joinedOptions(ctx context.Context, t *txState) (TxOptions, error) {
 	var level, readOnly string
 	var err error
 	if t.pgx != nil {
-		err = t.pgx.QueryRow(ctx, sqlTxOptions).Scan(&level, &readOnly)
+		err = t.pgx.QueryRow(ctx, t.db.dialect.txOptions).Scan(&level, &readOnly)
 	} else {
-		err = t.sql.tx.QueryRowContext(ctx, sqlTxOptions).Scan(&level, &readOnly)
+		err = t.sql.tx.QueryRowContext(ctx, t.db.dialect.txOptions).Scan(&level, &readOnly)
 	}
 	if err != nil {
 		return TxOptions{}, err

@@ -120,7 +120,7 @@ func TestOwnSQLJoinsTheUnitOfWork(t *testing.T) {
 		}))
 		log := b.log.take()
 		assert.Equal(t, 1, count(log, sqlCommit), "%q", sqls(log))
-		assert.Equal(t, 1, count(log, sqlBegin)+count(log, sqlBeginImmediate), "one transaction: %q", sqls(log))
+		assert.Equal(t, 1, count(log, sqlBegin)+count(log, sqlBeginImmediate)+count(log, sqlStartTransaction), "one transaction: %q", sqls(log))
 		assert.Equal(t, int64(1), b.raw.count(t, "SELECT count(*) FROM customers WHERE name = ?", "dave"))
 		assert.True(t, b.exists(t, 2))
 

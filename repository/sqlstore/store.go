@@ -371,7 +371,7 @@ func (s *Store[T, ID]) kidsLock(ctx context.Context) string {
 	if s.ready() != nil || !s.d.lockReadsLatest {
 		return ""
 	}
-	if t := s.db.txFrom(ctx); t != nil && pgRank(t.opts.Isolation) >= 2 {
+	if t := s.db.txFrom(ctx); t != nil && (pgRank(t.opts.Isolation) >= 2 || t.guessed) {
 		return s.d.shareSuffix
 	}
 	return ""

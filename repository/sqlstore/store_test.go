@@ -307,7 +307,7 @@ func TestNestedInTx(t *testing.T) {
 		})
 		require.NoError(t, err)
 		stmts := b.log.take()
-		assert.Equal(t, 1, count(stmts, sqlBegin)+count(stmts, sqlBeginImmediate), "the inner call joins: %q", sqls(stmts))
+		assert.Equal(t, 1, count(stmts, sqlBegin)+count(stmts, sqlBeginImmediate)+count(stmts, sqlStartTransaction), "the inner call joins: %q", sqls(stmts))
 		assert.Equal(t, 1, count(stmts, sqlCommit))
 		assert.True(t, b.exists(t, 10))
 		assert.True(t, b.exists(t, 11))

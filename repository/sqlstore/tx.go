@@ -56,6 +56,37 @@ type txState struct {
 	// caller: the transaction is the caller's (see [DB.JoinPGX]): it is
 	// never begun, committed nor rolled back here.
 	caller bool
+	// guessed: the isolation level of the caller's transaction is not
+	// known (MySQL): it is taken for READ COMMITTED, and loads lock the
+	// children they read as well as the roots.
+	guessed bool
+	// doomed, when set, is why the transaction can only roll back: the
+	// server rolled it back, or rolled back a failed statement alone
+	// while it holds the earlier ones, or the state of its connection is
+	// unknown. Every operation and the COMMIT then fail with it, and end
+	// rolls back.
+	doomed error
+	// partial, when set, is the error of a save without a savepoint (the
+	// last of the unit of work) that failed after some of its statements
+	// had run: they cannot be undone alone, so the COMMIT fails with it,
+	// and end rolls back. Loads may still run.
+	partial error
+}
+
+// doomedErr is the error of an operation in a doomed transaction.
+func (t *txState) doomedErr() error {
+	return fmt.Errorf("the transaction can only roll back, after: %w", t.doomed)
+}
+
+// commitRefused is the error that refuses the COMMIT of t, or nil.
+func (t *txState) commitRefused() error {
+	switch {
+	case t.doomed != nil:
+		return t.doomedErr()
+	case t.partial != nil:
+		return fmt.Errorf("a save failed after some of its statements ran, without a savepoint to undo them: %w", t.partial)
+	}
+	return nil
 }
 
 // ErrTxDone is returned by an operation run with the context of a unit of
@@ -302,9 +333,21 @@ func (t *txState) end(ctx context.Context, commit bool) error {
 		return nil // never begun: nothing to end
 	}
 	if t.committed {
+		if t.sql != nil {
+			t.sql.close() // gives its connection back
+		}
 		return nil // committed with the last save
 	}
 	var errs []error
+	if commit {
+		if err := t.commitRefused(); err != nil {
+			commit = false
+			errs = append(errs, fmt.Errorf("not committed: %w", err))
+		}
+	}
+	if t.sql != nil && t.sql.multi {
+		return errors.Join(append(errs, t.multiEnd(ctx, commit))...)
+	}
 	if commit {
 		if err := ctx.Err(); err != nil {
 			commit = false
@@ -366,7 +409,7 @@ func (t *txState) restoreSavepoint(ctx context.Context) error {
 	if t.pgx != nil {
 		_, err = t.pgxBatch(ctx, t.pgx, t.pgx.Conn().PgConn(), nil, controls(sqlRollbackTo))
 	} else {
-		_, err = t.db.sqlExec(ctx, t.sql.on(), controls(sqlRollbackTo))
+		_, err = t.db.sqlTrip(ctx, t.sql.on(), nil, nil, []string{sqlRollbackTo})
 	}
 	if err == nil {
 		t.restore = false
@@ -411,7 +454,7 @@ func (t *txState) open(ctx context.Context) error {
 	if t.done || t.committed {
 		return ErrTxDone
 	}
-	if (t.pgx != nil || t.sql != nil) && !t.restore {
+	if (t.pgx != nil || t.sql != nil && t.sql.begin == nil) && !t.restore {
 		return nil
 	}
 	return t.runLocked(ctx, nil, false, false)
@@ -427,10 +470,20 @@ func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic, mayCommit
 	if err := ctx.Err(); err != nil {
 		return err // nothing sent
 	}
+	if t.doomed != nil {
+		return t.doomedErr()
+	}
+	if _, err := t.db.ready(ctx); err != nil {
+		return err
+	}
 	last := atomic && mayCommit && lastwrite.IsLast(ctx, t.owner)
 	var pre, post []string
+	folded := false
 	if t.restore {
-		if err := t.restoreSavepoint(ctx); err != nil {
+		if t.sql != nil && t.sql.multi {
+			// One round trip: the rollback to the savepoint goes first.
+			pre, folded = append(pre, sqlRollbackTo), true
+		} else if err := t.restoreSavepoint(ctx); err != nil {
 			return err
 		}
 		pre = append(pre, sqlReleaseSavepoint)
@@ -459,11 +512,15 @@ func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic, mayCommit
 			}
 			t.sql = tx
 		}
-		all := make([]stmt, 0, len(pre)+len(stmts)+len(post))
-		all = append(all, controls(pre...)...)
-		all = append(all, stmts...)
-		all = append(all, controls(post...)...)
-		n, err = db.sqlExec(ctx, t.sql.on(), all)
+		if t.sql.multi {
+			return t.multiRun(ctx, pre, post, stmts, atomic, last, folded)
+		}
+		n, err = db.sqlTrip(ctx, t.sql.on(), pre, stmts, post)
+		if err != nil && last {
+			// The save ran without a savepoint: what ran of it stays in
+			// the transaction, which must not commit.
+			t.partial = err
+		}
 	}
 	t.failedAfter(ctx, err, atomic && !last, n, len(pre))
 	return err

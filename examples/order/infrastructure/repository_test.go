@@ -154,7 +154,7 @@ func TestScenario(t *testing.T) {
 		)
 		require.NoError(t, err)
 		require.Equal(t, []string{"INSERT orders", "INSERT order_items"}, f.Log.Writes())
-		if f.PGX {
+		if f.OneTrip {
 			require.Equal(t, 1, f.Log.RoundTrips(), "one batch")
 		} else {
 			require.Len(t, f.Log.Statements(), 4, "BEGIN, 2 INSERTs, COMMIT")
@@ -178,7 +178,7 @@ func TestScenario(t *testing.T) {
 		dml := dmlOf(f.Log)
 		require.Equal(t, []any{int64(5860), int64(1), int64(1), int64(0)}, ints(dml[0].args))
 		require.Equal(t, []any{int64(4), int64(1), int64(2)}, ints(dml[1].args))
-		if f.PGX {
+		if f.OneTrip {
 			require.Equal(t, 2, f.Log.RoundTrips(), "load with BEGIN; save with COMMIT")
 		}
 		got, _ = f.stored(t, orderID)
@@ -204,7 +204,7 @@ func TestScenario(t *testing.T) {
 		require.Equal(t, `INSERT INTO "item_discounts" ("order_id", "item_id", "code", "percent") VALUES (?, ?, ?, ?) RETURNING "id"`, infratest.Canonical(dml[1].sql))
 		require.Equal(t, []any{int64(1), int64(2), "SPRING", int64(10)}, ints(dml[1].args), "the placeholder identity is not sent")
 		stmts := f.Log.Statements()
-		if f.PGX {
+		if f.OneTrip {
 			require.Equal(t, 2, f.Log.RoundTrips(), "load with BEGIN; save with COMMIT")
 			last := stmts[len(stmts)-1]
 			require.Equal(t, "COMMIT", last.SQL)
@@ -242,7 +242,7 @@ func TestScenario(t *testing.T) {
 			"DELETE order_items",
 			"INSERT order_items",
 		}, f.Log.Writes())
-		if f.PGX {
+		if f.OneTrip {
 			require.Equal(t, 2, f.Log.RoundTrips(), "load with BEGIN; save with COMMIT")
 		}
 		got, _ = f.stored(t, orderID)
@@ -267,7 +267,7 @@ func TestScenario(t *testing.T) {
 		require.Equal(t, []string{"UPDATE orders (status, version)"}, f.Log.Writes())
 		dml = dmlOf(f.Log)
 		require.Equal(t, []any{domain.Cancelled, int64(4), int64(1), int64(3)}, ints(dml[0].args))
-		if f.PGX {
+		if f.OneTrip {
 			require.Equal(t, 2, f.Log.RoundTrips(), "load with BEGIN; save with COMMIT")
 		}
 		require.Equal(t, domain.Cancelled, o.Status())
@@ -673,7 +673,7 @@ func TestListByCustomer(t *testing.T) {
 				require.NoError(t, err)
 				out = append(out, listed{o.ID(), len(o.Items()), tea.Quantity()})
 			}
-			if f.PGX {
+			if f.OneTrip {
 				require.Equal(t, 1, f.Log.RoundTrips(), "orders and items in one batch")
 			}
 			var roots []string
@@ -783,7 +783,7 @@ func TestDiscounts(t *testing.T) {
 			"INSERT item_discounts",
 			"INSERT item_discounts",
 		}, f.Log.Writes(), "one INSERT ... RETURNING per row with a generated key")
-		if f.PGX {
+		if f.OneTrip {
 			require.Equal(t, 2, f.Log.RoundTrips(), "load with BEGIN; save with COMMIT")
 		}
 

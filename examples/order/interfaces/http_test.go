@@ -267,7 +267,7 @@ func TestDiscounts(t *testing.T) {
 		require.Len(t, inserts, 1)
 		assert.True(t, strings.HasSuffix(inserts[0], ` RETURNING "id"`), inserts[0])
 		assert.NotContains(t, inserts[0], `("id"`, "the key is left to the database")
-		if b.PGX {
+		if b.OneTrip {
 			require.Equal(t, 2, b.Log.RoundTrips(), "load with BEGIN; save with COMMIT")
 		}
 		var o order

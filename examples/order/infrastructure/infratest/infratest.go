@@ -50,8 +50,9 @@ type Backend struct {
 	// Other is a second handle on the same database, unobserved: the
 	// database as another process sees it.
 	Other *sqlstore.DB
-	// PGX is set for the native pgx backend: every operation is one batch.
-	PGX bool
+	// OneTrip is set where every operation is one round trip: pgx's
+	// batches, MySQL's and MariaDB's multi-statement queries.
+	OneTrip bool
 	// Raw reads the database back with plain SQL: write "?" placeholders
 	// and Rebind.
 	Raw *sqlx.DB
@@ -110,12 +111,12 @@ func PGXPool(t *testing.T) *Backend {
 	t.Cleanup(func() { raw.Close() })
 	log := &infrastructure.StatementLog{}
 	return &Backend{
-		Name:  "postgres/pgxpool",
-		DB:    sqlstore.NewPGX(pool, sqlstore.WithObserver(log.Observe)),
-		Log:   log,
-		Other: sqlstore.NewPGX(pool),
-		PGX:   true,
-		Raw:   raw,
+		Name:    "postgres/pgxpool",
+		DB:      sqlstore.NewPGX(pool, sqlstore.WithObserver(log.Observe)),
+		Log:     log,
+		Other:   sqlstore.NewPGX(pool),
+		OneTrip: true,
+		Raw:     raw,
 	}
 }
 
@@ -186,5 +187,5 @@ func MariaDB(t *testing.T) *Backend {
 	require.NoError(t, err)
 	other, err := sqlstore.NewSQL(x)
 	require.NoError(t, err)
-	return &Backend{Name: "mariadb/database-sql", DB: db, Log: log, Other: other, Raw: x}
+	return &Backend{Name: "mariadb/database-sql", DB: db, Log: log, Other: other, Raw: x, OneTrip: true}
 }
