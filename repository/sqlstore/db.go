@@ -246,7 +246,10 @@ func (db *DB) Err() error {
 // after the caller's: a COMMIT without an answer by then returns an error
 // matching [repository.ErrOutcomeUnknown]. On SQLite the COMMIT is not cut
 // short at all (its wait for a lock is bounded by busy_timeout), as its
-// error always says that nothing was committed.
+// error always says that nothing was committed. On MySQL and MariaDB the
+// BEGIN, the statements and the COMMIT of a write go in one round trip,
+// which a done context interrupts with KILL QUERY (see the package doc,
+// MySQL and MariaDB).
 func NewSQL(db *sqlx.DB, opts ...Option) (*DB, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: nil *sqlx.DB")

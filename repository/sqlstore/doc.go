@@ -1,8 +1,8 @@
 // Package sqlstore persists aggregates in SQL tables: it implements the
 // hooks of [repository.AggregateRepositorySupport] for PostgreSQL (through
-// pgx, natively or through database/sql) and SQLite (through database/sql),
-// writing only what changed, in one transaction, in as few round trips as
-// the driver allows.
+// pgx, natively or through database/sql), SQLite, MySQL and MariaDB
+// (through database/sql), writing only what changed, in one transaction,
+// in as few round trips as the driver allows.
 //
 // A program builds a [DB] once per connection pool, a [Mapping] once per
 // aggregate type, and a repository from both:
@@ -22,7 +22,8 @@
 // every operation as one pgx.Batch; it returns no error, and [DB.Err] says
 // whether the DB it built can run statements. [NewSQL] takes a *sqlx.DB and picks the
 // dialect from its driver name ([NewSQLDB] takes a *sql.DB and the name): "pgx" (and "pgx/v5") and "postgres" are
-// PostgreSQL, "sqlite" and "sqlite3" SQLite, anything else is an error.
+// PostgreSQL, "sqlite" and "sqlite3" SQLite, "mysql" MySQL and MariaDB
+// (see MySQL and MariaDB), anything else is an error.
 // Only these differences are dialect-specific: placeholders ($1 or ?, in
 // the SQL sqlstore writes; SQL of your own takes ? on every database); the
 // DELETE of removed children ("id" = ANY($2) with one array parameter with
@@ -64,6 +65,121 @@
 // An in-memory database (":memory:") is one database per connection of
 // the pool, each empty: use a file, in a temporary directory for tests.
 // With another SQLite driver, set the same pragmas in its own DSN syntax.
+//
+// # MySQL and MariaDB
+//
+// On MySQL and MariaDB, sqlstore runs on github.com/go-sql-driver/mysql
+// (the driver "mysql"), opened with the DSN that [MySQLDSN] makes of a DSN
+// of the driver or of a mysql:// URL:
+//
+//	dsn, err := sqlstore.MySQLDSN("mysql://app:secret@db:3306/shop") // or "app:secret@tcp(db:3306)/shop"
+//	x, err := sqlx.Open("mysql", dsn)
+//	db, err := sqlstore.NewSQL(x)
+//
+// It keeps the DSN's settings, adds those sqlstore needs, and refuses one
+// that sets them otherwise:
+//
+//   - multiStatements=true and interpolateParams=true: the statements of
+//     an operation go as one text query, one round trip. Without
+//     interpolateParams each statement with arguments is a prepare, an
+//     execute and a close, three round trips.
+//   - clientFoundRows=true: an UPDATE reports the rows it matched, as
+//     PostgreSQL and SQLite do, not only those whose values it changed.
+//     The root's UPDATE always changes the version, but the UPDATE of a
+//     child that writes the values its row already holds (another writer
+//     wrote them meanwhile) would otherwise count no row, and the save
+//     would fail as a conflict.
+//   - parseTime=true: DATETIME and TIMESTAMP columns scan into time.Time.
+//   - loc=UTC and time_zone='+00:00' (the session's time zone, set on each
+//     connection): a time is written and read as UTC, and the server's
+//     NOW() and TIMESTAMP columns agree with it. DATETIME keeps whole
+//     seconds and DATETIME(6) microseconds; MySQL rounds what is finer.
+//
+// The first use of a DB reads its session, once, in one round trip, and
+// fails with an error that names what is missing and MySQLDSN: the
+// options above, a strict sql_mode (STRICT_TRANS_TABLES or
+// STRICT_ALL_TABLES: without one the server cuts a value too long for
+// its column, or out of its range, with a warning, and the save
+// succeeds), and autocommit on. The UPDATE that checks clientFoundRows
+// runs on a temporary table, and is skipped without the privilege to
+// create one. The same round trip reads the server's version (MariaDB
+// 10.5 and later has INSERT ... RETURNING) and max_allowed_packet. A
+// failed read is tried again by the next use.
+//
+// Values in the text of statements. The package sends every value as a
+// bind parameter, never as SQL it writes; on MySQL the driver then formats
+// the parameters into the statement's text on the client
+// (interpolateParams), which is what lets several statements travel in
+// one round trip. A number is written in decimal, a time as a quoted
+// literal, a text or []byte in quotes, with every quote, backslash, NUL,
+// newline, carriage return and Ctrl-Z escaped: by a backslash, or, when
+// the session's sql_mode has NO_BACKSLASH_ESCAPES (which the server
+// reports in the status of every answer, and the driver follows), by a
+// doubled quote. Byte-wise escaping is sound only in a charset in which no
+// byte of a multibyte character is an ASCII byte, as utf8mb4 and latin1
+// are: in big5, cp932, gb2312, gbk and sjis a character's second byte may
+// be a backslash, and the driver refuses interpolateParams with those
+// charsets and their collations (so does MySQLDSN). Do not change the
+// charset of a connection with SET NAMES: the driver would not know it.
+// An operation whose text, its values escaped, could exceed the server's
+// max_allowed_packet is sent in several round trips of one transaction;
+// a single statement larger than that goes alone, as the driver sends it
+// (as a prepared statement, its long values apart, when it exceeds the
+// driver's own limit), and fails when the server refuses its size.
+//
+// Round trips. Each statement of a round trip is followed by a SELECT of
+// its row count (ROW_COUNT(), and LAST_INSERT_ID() where its generated key
+// is wanted): the DB reads affected rows, generated keys and which
+// statement failed from the results in order. A checked statement (the
+// version check of a save, an UPDATE or a DELETE that must find its rows)
+// is followed by one that fails on the server when the count is wrong, so
+// that nothing after it runs, the COMMIT included. Counted on the wire
+// (the commands the client sends, on MariaDB 10.11): a save outside a
+// unit of work is one round trip (SET TRANSACTION ISOLATION LEVEL READ
+// COMMITTED, START TRANSACTION, its statements, COMMIT); a load of
+// aggregates with their children outside a transaction is one (START
+// TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY at REPEATABLE READ, the
+// SELECTs, COMMIT); a remove is one; Update is two, its load with the
+// BEGIN and its save with the COMMIT, as on pgx; [DB.InTx] with a load and
+// a save is three, and two with the save marked by [DB.CommitWith]. The
+// ROLLBACK TO SAVEPOINT after a failed save in a unit of work goes with
+// the next operation.
+//
+// Isolation. InnoDB's default level is REPEATABLE READ; the units of work
+// of a DB run at READ COMMITTED, as on PostgreSQL (each begins with SET
+// TRANSACTION ISOLATION LEVEL READ COMMITTED, or the level of its
+// [TxOptions]), and their loads lock the roots they read (LOCK IN SHARE
+// MODE, or FOR UPDATE for Update's); see "Loads see one commit". At
+// REPEATABLE READ a load locks the children it reads too: a locking read
+// of InnoDB reads the latest committed rows, while a plain SELECT reads
+// the transaction's snapshot. SERIALIZABLE makes every read of InnoDB a
+// locking read: readers then hold back writers. MySQL does not tell a
+// session the level of its transaction: for [DB.JoinSQL], declare the
+// options of the caller's transaction with [WithTxOptions]; without them
+// its loads lock roots and children alike, which fails in a read-only
+// transaction.
+//
+// Deadlocks and lock waits. A deadlock (error 1213: the server rolled the
+// transaction back), a lock wait timeout (1205: the server rolled back the
+// statement alone, and keeps the earlier ones) and MariaDB's write
+// conflict under innodb_snapshot_isolation (1020) match
+// [repository.ErrConflict], and roll the unit of work back whole: its
+// further operations and its COMMIT fail with that error, so that no part
+// of it is ever committed, and [repository.WithRetry] runs it again.
+//
+// Cancellation. The round trips of a write run with a context that ends
+// the wait of [WithCancelWait] after the caller's (the driver closes the
+// connection of a statement whose context is done). Once the caller's
+// context is done, the DB sends KILL QUERY for the connection, on another
+// connection of the pool: the statement that the server runs fails (error
+// 1317), and none after it runs. A round trip that carried the COMMIT and
+// got no answer (the connection killed or broken, or the wait over)
+// returns an error matching [repository.ErrOutcomeUnknown].
+//
+// MySQL and MariaDB differ in one thing that sqlstore uses: MariaDB 10.5
+// and later has INSERT ... RETURNING, which returns the keys of the rows
+// it inserts, and MySQL has not; neither has UPDATE ... RETURNING. The
+// first use of a DB tells them apart by the server's version.
 //
 // # Mapping
 //
@@ -622,7 +738,8 @@
 //     one round trip, which PostgreSQL runs as one implicit transaction.
 //   - database/sql, outside a transaction: every write, even of a single
 //     statement, runs in a transaction of its own (BEGIN ... COMMIT), one
-//     round trip per statement.
+//     round trip per statement; on MySQL and MariaDB one round trip in
+//     all, BEGIN and COMMIT included.
 //   - Inside a transaction of [DB.InTx]: the statements are enclosed in
 //     SAVEPOINT dddkit_save ... RELEASE SAVEPOINT dddkit_save (on pgx in
 //     the same batch), so that a failed save leaves the transaction usable
@@ -778,7 +895,8 @@
 //
 // On database/sql, the statements of a write run with the caller's
 // context, and the COMMIT is not sent when that context is done: the
-// transaction rolls back. The COMMIT runs with a context that ends the
+// transaction rolls back (on MySQL and MariaDB, whose COMMIT may travel
+// with the statements, see Cancellation there). The COMMIT runs with a context that ends the
 // wait of WithCancelWait after the caller's; a COMMIT without an answer by
 // then matches ErrOutcomeUnknown. On SQLite the COMMIT is not cut short:
 // its wait for a lock is bounded by busy_timeout, and its error always

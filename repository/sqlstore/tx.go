@@ -272,11 +272,12 @@ type frameKey struct{ db *DB }
 // answer to the COMMIT was lost. After it, the unit of work is over: an
 // operation run in it fails with [ErrTxDone], and when the function then
 // returns an error, InTx returns an error matching
-// [repository.ErrOutcomeUnknown] that says the transaction committed. On
-// database/sql, whose transactions commit through their own call, the
-// COMMIT is sent when the function returns, and InTx reports its outcome,
-// as it does after any save; statements sent after the save still run in
-// the transaction.
+// [repository.ErrOutcomeUnknown] that says the transaction committed. So
+// it is on MySQL and MariaDB, whose COMMIT goes in the save's round trip.
+// On database/sql elsewhere, whose transactions commit through their own
+// call, the COMMIT is sent when the function returns, and InTx reports its
+// outcome, as it does after any save; statements sent after the save still
+// run in the transaction.
 //
 // The mark takes effect only in the function run by the InTx that began
 // the transaction: in a unit of work joined by a nested InTx, in an
