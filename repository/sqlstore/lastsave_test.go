@@ -25,7 +25,7 @@ func TestFailedLastSaveNeverCommits(t *testing.T) {
 		err := b.db.InTx(ctx, func(ctx context.Context) error {
 			o, err := repo.FindForUpdate(ctx, 1)
 			require.NoError(t, err)
-			o.customer = "bob"    // the root's UPDATE runs first
+			o.customer = "bob"   // the root's UPDATE runs first
 			o.setQuantity(3, -1) // then the item's fails its CHECK
 			saveErr = repo.Save(b.db.CommitWith(ctx), o)
 			if !b.pgx {
