@@ -105,12 +105,6 @@ type dialect struct {
 	// its root in such a transaction locks its children too (see
 	// Store.kidsLock).
 	lockReadsLatest bool
-	// maxStmtBytes bounds the size of a statement once its arguments are
-	// formatted into its text, where the database bounds it (MySQL's
-	// max_allowed_packet, the driver sending statements as text); zero
-	// is no bound. Multi-row INSERTs and the key lists of DELETEs are
-	// split to keep within it.
-	maxStmtBytes int
 	// multi sends a round trip of the database/sql transport as one text
 	// query of several statements (exec_multi.go), instead of one
 	// statement at a time.

@@ -336,12 +336,17 @@
 //
 // A key tagged `db:"id,generated"`, of the root or of a child, is made by
 // the database (BIGSERIAL, GENERATED ... AS IDENTITY, a DEFAULT such as
-// gen_random_uuid(), SQLite's INTEGER PRIMARY KEY): the INSERT leaves it
-// out and reads it back with RETURNING, on PostgreSQL and SQLite alike,
-// and it is written into the aggregate before the snapshot is taken. Rows
-// of a table with a generated key are inserted one INSERT ... RETURNING
-// each (RETURNING does not promise the order of a multi-row INSERT); on
-// pgx they still share the batch. A level below a new parent whose key is
+// gen_random_uuid(), SQLite's INTEGER PRIMARY KEY, MySQL's
+// AUTO_INCREMENT): the INSERT leaves it out and reads it back with
+// RETURNING, on PostgreSQL, SQLite and MariaDB 10.5 and later alike, and
+// it is written into the aggregate before the snapshot is taken. Rows of a
+// table with a generated key are inserted one INSERT ... RETURNING each
+// (RETURNING does not promise the order of a multi-row INSERT); on pgx
+// they still share the batch. MySQL has no INSERT ... RETURNING: there
+// each such row is inserted by an INSERT of its own, and its key is that
+// statement's LAST_INSERT_ID(), never one guessed from the first key of a
+// multi-row INSERT, whose keys need not follow each other
+// (innodb_autoinc_lock_mode 2, Galera). A level below a new parent whose key is
 // generated needs that key: it is inserted in the next round trip, and the
 // save runs in a transaction (its own, the COMMIT sent with its last round
 // trip, or the unit of work's, in one savepoint). So a new aggregate with

@@ -120,17 +120,98 @@ func TestMySQLPagedChildren(t *testing.T) {
 	}
 }
 
+// TestMySQLGeneratedKeys: without INSERT ... RETURNING, each row whose key
+// the database generates is inserted alone, and its key is read from the
+// statement's result, LAST_INSERT_ID(), never guessed from a multi-row
+// INSERT.
+func TestMySQLGeneratedKeys(t *testing.T) {
+	m, err := NewMapping[*genRoot](Table{Name: "gen_roots"},
+		Child{Field: "lines", Table: "gen_lines", ParentKey: "root_id", Children: []Child{
+			{Field: "notes", Table: "gen_notes", ParentKey: "line_id", ParentKeyOnly: true},
+		}})
+	require.NoError(t, err)
+	s := mysqlStore[*genRoot, int64](t, mysqlDialect, m)
+	g := &genRoot{name: "first", lines: []*genLine{
+		{label: "a", notes: []genNote{{id: 1, text: "x"}}},
+		{label: "b"},
+	}}
+	pl, err := s.insertStmts(unsafe.Pointer(g))
+	require.NoError(t, err)
+	require.Len(t, pl.first, 1, "the root alone: its lines need its key")
+	root := pl.first[0]
+	assert.Equal(t, bq(`INSERT INTO "gen_roots" ("name", "version") VALUES (?, ?)`), root.sql, "no RETURNING")
+	require.NotNil(t, root.lastID)
+	assert.Nil(t, root.scan)
+	require.NoError(t, root.lastID(41))
+	assert.Equal(t, int64(41), g.id, "the key is the INSERT's LAST_INSERT_ID")
+
+	lines := pl.stage(1)
+	require.Len(t, lines, 2, "one INSERT per line")
+	for i, st := range lines {
+		assert.Equal(t, bq(`INSERT INTO "gen_lines" ("root_id", "label") VALUES (?, ?)`), st.sql)
+		assert.Equal(t, []any{int64(41), g.lines[i].label}, st.args)
+		require.NotNil(t, st.lastID)
+		require.NoError(t, st.lastID(int64(100+i)))
+	}
+	assert.Equal(t, int64(100), g.lines[0].id)
+	assert.Equal(t, int64(101), g.lines[1].id)
+	notes := pl.stage(2)
+	require.Len(t, notes, 1)
+	assert.Equal(t, []any{int64(100), int64(1), "x"}, notes[0].args, "the notes get their line's key")
+
+	pl.restore()
+	assert.Zero(t, g.id, "a failed save puts the keys back")
+	assert.Zero(t, g.lines[0].id)
+
+	require.Error(t, root.lastID(0), "no AUTO_INCREMENT: LAST_INSERT_ID() is 0, an error rather than a key 0")
+
+	// With RETURNING (MariaDB 10.5 and later, as its probe finds), the key
+	// comes back as a row.
+	s.db.srv.Store(&server{d: mariadbDialect})
+	pl, err = s.insertStmts(unsafe.Pointer(&genRoot{name: "x", lines: []*genLine{{label: "a"}}}))
+	require.NoError(t, err)
+	assert.Equal(t, bq(`INSERT INTO "gen_roots" ("name", "version") VALUES (?, ?) RETURNING "id"`), pl.first[0].sql)
+	assert.NotNil(t, pl.first[0].scan)
+	assert.Nil(t, pl.first[0].lastID)
+	assert.Equal(t, bq(`INSERT INTO "gen_lines" ("root_id", "label") VALUES (?, ?) RETURNING "id"`), pl.stage(1)[0].sql)
+}
+
+type smallID int8
+
+type scannedID struct{ v int64 }
+
+func (s *scannedID) Scan(src any) error { s.v = src.(int64) * 10; return nil }
+
+// TestAssignID: a generated key is stored in a key field of any integer
+// type it fits, or a sql.Scanner.
+func TestAssignID(t *testing.T) {
+	var i8 smallID
+	require.NoError(t, assignID(&i8, 127))
+	assert.Equal(t, smallID(127), i8)
+	assert.Error(t, assignID(&i8, 128), "too large for an int8")
+	var u uint32
+	require.NoError(t, assignID(&u, 7))
+	assert.Equal(t, uint32(7), u)
+	var s string
+	assert.Error(t, assignID(&s, 7), "not an integer")
+	var sc scannedID
+	require.NoError(t, assignID(&sc, 7))
+	assert.Equal(t, int64(70), sc.v, "a Scanner scans the int64")
+}
+
+// bq returns sql, written with double quotes, with the backticks of MySQL.
+func bq(sql string) string { return strings.ReplaceAll(sql, `"`, "`") }
+
 // TestMySQLStatementBytes: where the database bounds the size of a
 // statement with its arguments formatted in (MySQL's max_allowed_packet),
 // a multi-row INSERT and the key list of a DELETE are split to keep
 // within it, each row counted at the most its arguments can take.
 func TestMySQLStatementBytes(t *testing.T) {
-	small := *mysqlDialect
 	// Every row of an item takes 4 numbers and a 1,000-byte SKU: at most
-	// 2,002 + 4*20 + 4*2 + 4 bytes. 6 rows fit in 20,000 bytes less the
-	// margin, 7 do not.
-	small.maxStmtBytes = stmtMargin + 6*2100
-	s := mysqlStore[*order, orderID](t, &small, orderMapping(t))
+	// 2,002 + 4*20 + 4*2 + 4 bytes. 6 rows fit in 6*2,100 bytes, 7 do not.
+	maxBytes := stmtMargin + 6*2100
+	s := mysqlStore[*order, orderID](t, mysqlDialect, orderMapping(t))
+	s.db.srv.Store(&server{d: mysqlDialect, maxPacket: maxBytes})
 	o := newOrder(1, "alice")
 	for i := 1; i <= 14; i++ {
 		o.items = append(o.items, &item{id: itemID(i), sku: strings.Repeat(string(rune('A'+i)), 1000), quantity: i})
@@ -145,7 +226,7 @@ func TestMySQLStatementBytes(t *testing.T) {
 		for _, a := range st.args {
 			size += argBytes(a)
 		}
-		assert.LessOrEqual(t, size, small.maxStmtBytes-stmtMargin+len(st.sql), "within the bound")
+		assert.LessOrEqual(t, size, maxBytes-stmtMargin+len(st.sql), "within the bound")
 	}
 
 	keys := make([]any, 0, 2000)
@@ -153,14 +234,14 @@ func TestMySQLStatementBytes(t *testing.T) {
 		keys = append(keys, itemID(i))
 	}
 	g := group{refs: []any{orderID(1)}, keys: keys}
-	chunks := g.chunks(&small, s.m.children[0])
+	chunks := g.chunks(mysqlDialect, maxBytes, s.m.children[0])
 	// A key takes at most 20 bytes and its separator: 12,600 / 22 = 572
 	// keys a statement, less the parent's key.
 	require.Greater(t, len(chunks), 1)
 	total := 0
 	for _, c := range chunks {
 		total += len(c.keys)
-		assert.LessOrEqual(t, len(c.keys)*22, small.maxStmtBytes-stmtMargin)
+		assert.LessOrEqual(t, len(c.keys)*22, maxBytes-stmtMargin)
 		assert.Equal(t, []any{orderID(1)}, c.refs)
 	}
 	assert.Equal(t, 2000, total, "every key is in a chunk")
@@ -170,8 +251,6 @@ func TestMySQLStatementBytes(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, got, 2)
 }
-
-type smallID int8
 
 type valued struct{}
 
@@ -213,6 +292,82 @@ func mysqlStmtDB(t *testing.T, opts ...Option) (*DB, *sqlx.DB) {
 	db, err := NewSQL(x, opts...)
 	require.NoError(t, err)
 	return db, x
+}
+
+// TestMySQLGeneratedKeysLive: generated keys at every level on MariaDB, by
+// INSERT ... RETURNING and, on MySQL's path, by LAST_INSERT_ID() of
+// single-row INSERTs, with keys that do not follow each other (another
+// session inserts between the rows).
+func TestMySQLGeneratedKeysLive(t *testing.T) {
+	for _, path := range []struct {
+		name      string
+		opts      []Option
+		returning bool
+	}{
+		{"returning", nil, true},
+		{"last-insert-id", []Option{withMySQLPath()}, false},
+	} {
+		t.Run(path.name, func(t *testing.T) {
+			log := &stmtLog{}
+			db, x := mysqlStmtDB(t, append(path.opts, WithObserver(log.observe))...)
+			ctx := context.Background()
+			x.MustExec("CREATE TABLE gen_roots (id BIGINT AUTO_INCREMENT PRIMARY KEY, name TEXT NOT NULL, version BIGINT NOT NULL)")
+			x.MustExec("CREATE TABLE gen_lines (id BIGINT AUTO_INCREMENT PRIMARY KEY, root_id BIGINT NOT NULL REFERENCES gen_roots (id), label VARCHAR(20) NOT NULL CHECK (label <> ''))")
+			x.MustExec("CREATE TABLE gen_notes (line_id BIGINT NOT NULL REFERENCES gen_lines (id), id BIGINT NOT NULL, text TEXT NOT NULL, PRIMARY KEY (line_id, id))")
+			// Keys that do not follow each other.
+			x.MustExec("SET SESSION auto_increment_increment = 1")
+			x.MustExec("ALTER TABLE gen_lines AUTO_INCREMENT = 1000")
+			m, err := NewMapping[*genRoot](Table{Name: "gen_roots"},
+				Child{Field: "lines", Table: "gen_lines", ParentKey: "root_id", Children: []Child{
+					{Field: "notes", Table: "gen_notes", ParentKey: "line_id", ParentKeyOnly: true},
+				}})
+			require.NoError(t, err)
+			repo, err := NewRepository[*genRoot, int64](db, m)
+			require.NoError(t, err)
+
+			g := &genRoot{name: "first", lines: []*genLine{
+				{label: "a", notes: []genNote{{id: 1, text: "x"}, {id: 2, text: "y"}}},
+				{label: "b", notes: []genNote{{id: 1, text: "z"}}},
+				{label: "c"},
+			}}
+			log.take()
+			require.NoError(t, repo.Save(ctx, g))
+			var inserts []string
+			for _, s := range log.take() {
+				if strings.HasPrefix(s.SQL, "INSERT") {
+					inserts = append(inserts, s.SQL)
+				}
+			}
+			require.Len(t, inserts, 1+3+1, "the root, one INSERT per line, the notes in one")
+			for _, s := range inserts[:4] {
+				assert.Equal(t, path.returning, strings.HasSuffix(s, " RETURNING `id`"), s)
+			}
+			require.NotZero(t, g.id)
+			assert.Equal(t, int64(1000), g.lines[0].id)
+			got, err := repo.Find(ctx, g.id)
+			require.NoError(t, err)
+			assert.Equal(t, g, got, "every key read back is the row's")
+
+			// A new line among gaps: another session takes keys between.
+			got.lines = append(got.lines, &genLine{id: -1, label: "d", notes: []genNote{{id: 1, text: "w"}}}, &genLine{id: -2, label: "e"})
+			x.MustExec("ALTER TABLE gen_lines AUTO_INCREMENT = 2000")
+			require.NoError(t, repo.Save(ctx, got))
+			assert.Equal(t, int64(2000), got.lines[3].id)
+			assert.Equal(t, int64(2001), got.lines[4].id)
+			again, err := NewStore[*genRoot, int64](db, m).Select(ctx, g.id)
+			require.NoError(t, err)
+			assert.Equal(t, got, again)
+
+			// A failed save puts the keys back and leaves nothing.
+			bad := &genRoot{name: "bad", lines: []*genLine{{label: "ok"}, {label: ""}}}
+			require.Error(t, repo.Save(ctx, bad))
+			assert.Zero(t, bad.id)
+			assert.Zero(t, bad.lines[0].id)
+			var n int
+			require.NoError(t, x.Get(&n, "SELECT count(*) FROM gen_roots"))
+			assert.Equal(t, 1, n)
+		})
+	}
 }
 
 // TestMySQLLockedChildrenAtRepeatableRead: in a transaction of InnoDB at
@@ -316,4 +471,38 @@ func TestMySQLTextMatchCollations(t *testing.T) {
 			assert.Equal(t, tt.want, ids, "%s on %s", tt.name, col)
 		}
 	}
+}
+
+// TestMySQLJoinedRepeatableRead: a caller's transaction at InnoDB's
+// default, REPEATABLE READ, joined with InSQLTx, whose level MySQL cannot
+// report: a load locks the root, which reads the latest row, and its
+// children too, which then are the latest as well, never those of the
+// caller's older snapshot.
+func TestMySQLJoinedRepeatableRead(t *testing.T) {
+	db, x := mysqlStmtDB(t)
+	x.MustExec("CREATE TABLE orders (id BIGINT PRIMARY KEY, customer VARCHAR(100) NOT NULL, total_amount BIGINT NOT NULL, total_currency VARCHAR(10) NOT NULL, version BIGINT NOT NULL)")
+	x.MustExec("CREATE TABLE order_items (order_id BIGINT NOT NULL REFERENCES orders (id), id BIGINT NOT NULL, sku VARCHAR(100) NOT NULL, quantity INTEGER NOT NULL, PRIMARY KEY (order_id, id))")
+	repo, err := NewRepository[*order, orderID](db, orderMapping(t))
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, repo.Save(ctx, newOrder(1, "alice", &item{id: 1, sku: "A", quantity: 1})))
+
+	tx, err := x.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+	require.NoError(t, err)
+	defer tx.Rollback()
+	var n int
+	require.NoError(t, tx.QueryRowContext(ctx, "SELECT count(*) FROM order_items").Scan(&n), "takes the snapshot")
+	require.NoError(t, repo.Update(ctx, 1, func(_ context.Context, o *order) error {
+		o.items = append(o.items, &item{id: 2, sku: "B", quantity: 2})
+		return nil
+	}), "another transaction adds an item and commits")
+	require.NoError(t, db.InSQLTx(ctx, tx, func(ctx context.Context) error {
+		o, err := repo.Store().Select(ctx, 1)
+		if err != nil {
+			return err
+		}
+		assert.EqualValues(t, 1, o.version, "the root, locked, is the latest")
+		assert.Len(t, o.items, 2, "and so are its items, locked too")
+		return nil
+	}))
 }

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -39,8 +40,11 @@ type Store[T any, ID comparable] struct {
 	shareSelect string
 	writeSelect string
 	selectChild []string
-	insertRoot  string
-	deleteChild []string
+	// insertRoot is the root's INSERT; insertRootRet, where the root's
+	// key is generated, the same with RETURNING the key.
+	insertRoot    string
+	insertRootRet string
+	deleteChild   []string
 	// deleteRoot is the root's DELETE: checked, unless lockRoot (the
 	// checked SELECT ... FOR UPDATE that precedes the children's DELETEs)
 	// is set.
@@ -111,10 +115,10 @@ func NewStore[T any, ID comparable](db *DB, m *Mapping[T]) *Store[T, ID] {
 		w.p(nil)
 	}
 	w.s(")")
-	if rt.generated {
-		w.s(" RETURNING " + key)
-	}
 	s.insertRoot = w.stmt(noCheck).sql
+	if rt.generated {
+		s.insertRootRet = s.insertRoot + " RETURNING " + key
+	}
 
 	// The rows of each child table under the root with key $1, at any
 	// depth; the children are deleted deepest first.
@@ -366,7 +370,9 @@ func (s *Store[T, ID]) Select(ctx context.Context, id ID) (T, error) {
 // could be the latest root with older children. Where each statement
 // reads the database as of its own start (READ COMMITTED), the locked root
 // keeps every writer of the aggregate out, and the children are read
-// plainly.
+// plainly. A caller's transaction joined ([DB.JoinSQL]) may be at any
+// level, which MySQL cannot tell (it reports the session's, not that of a
+// transaction begun with SET TRANSACTION): its children are locked.
 func (s *Store[T, ID]) kidsLock(ctx context.Context) string {
 	if s.ready() != nil || !s.d.lockReadsLatest {
 		return ""
@@ -479,7 +485,8 @@ func (s *Store[T, ID]) selectAgg(ctx context.Context, op, root, kids string, id 
 
 // Insert writes a new aggregate: the root row, then for each child table
 // one multi-row INSERT of all its rows (more when the dialect's parameter
-// limit requires), all or nothing. When the root's key is generated, an
+// limit, or on MySQL the server's max_allowed_packet, requires), all or
+// nothing. When the root's key is generated, an
 // aggregate whose key is set is stored already, and Insert refuses it with
 // an error wrapping [repository.ErrUntracked], writing nothing.
 func (s *Store[T, ID]) Insert(ctx context.Context, agg T) error {
@@ -495,6 +502,9 @@ func (s *Store[T, ID]) Insert(ctx context.Context, agg T) error {
 			// Stored already: the database made the key.
 			return s.fail("insert", fmt.Errorf("%w: key %v", repository.ErrUntracked, k.Interface()))
 		}
+	}
+	if _, err := s.db.ready(ctx); err != nil {
+		return s.fail("insert", err)
 	}
 	pl, err := s.insertStmts(base)
 	if err != nil {
@@ -540,8 +550,11 @@ func (s *Store[T, ID]) WritesBack() bool {
 // then the inserts of each later stage, built once the keys that the
 // stage before generated are known.
 type savePlan struct {
-	db     *DB
-	d      *dialect
+	db *DB
+	d  *dialect
+	// srv is what the DB knew of its server when the plan was made: its
+	// INSERT ... RETURNING, and the size a statement may take.
+	srv    *server
 	native bool
 	first  []stmt
 	rows   [][]*childRow
@@ -564,8 +577,8 @@ type genKey struct {
 }
 
 // stage returns the inserts of round trip k: for each table, parents
-// first, one multi-row INSERT, or one INSERT ... RETURNING per row where
-// the key is generated.
+// first, one multi-row INSERT, or one INSERT per row where the key is
+// generated (with RETURNING, where the server has it).
 func (pl *savePlan) stage(k int) []stmt {
 	var out []stmt
 	for _, c := range pl.tables {
@@ -579,7 +592,7 @@ func (pl *savePlan) stage(k int) []stmt {
 			continue
 		}
 		if !c.generated {
-			out = inserts(pl.d, out, c, rows, pl.root)
+			out = inserts(pl.d, pl.srv.maxPacket, out, c, rows, pl.root)
 			continue
 		}
 		var keep []*childRow
@@ -592,7 +605,7 @@ func (pl *savePlan) stage(k int) []stmt {
 		}
 		if len(keep) > 0 {
 			// Stored before under another parent: inserted with its key.
-			out = inserts(pl.d, out, c, keep, pl.root)
+			out = inserts(pl.d, pl.srv.maxPacket, out, c, keep, pl.root)
 		}
 	}
 	return out
@@ -605,6 +618,11 @@ func (pl *savePlan) generated(c *child, r *childRow) stmt {
 	cols := c.insertCols()
 	c.insertHead(w, cols, "")
 	c.insertRow(w, cols, r, pl.root)
+	if !pl.srv.d.returning {
+		st := w.stmt(noCheck)
+		st.lastID = pl.lastKey(&c.cols[c.key], r.p)
+		return st
+	}
 	w.s(" RETURNING " + c.cols[c.key].quoted)
 	st := w.stmt(noCheck)
 	st.scan = pl.readKey(&c.cols[c.key], r.p)
@@ -664,6 +682,20 @@ func (pl *savePlan) readKey(kc *column, p unsafe.Pointer) func(rowScanner) error
 	}
 }
 
+// lastKey returns the lastID of an INSERT of one row whose key the
+// database generated, without RETURNING: it sets column kc of the struct
+// at p to the id, the row's AUTO_INCREMENT value.
+func (pl *savePlan) lastKey(kc *column, p unsafe.Pointer) func(id int64) error {
+	return func(id int64) error {
+		if id <= 0 {
+			// LAST_INSERT_ID() is 0 after an INSERT that generated no
+			// value: the key column has no AUTO_INCREMENT.
+			return fmt.Errorf("the INSERT generated no key for %s: is column %s AUTO_INCREMENT?", kc.field, kc.name)
+		}
+		return pl.setKey(kc, p, func(dest any) error { return assignID(dest, id) })
+	}
+}
+
 // setKey sets column kc of the struct at p with read, given the column's
 // destination, remembering what the field held.
 func (pl *savePlan) setKey(kc *column, p unsafe.Pointer, read func(dest any) error) error {
@@ -674,6 +706,25 @@ func (pl *savePlan) setKey(kc *column, p unsafe.Pointer, read func(dest any) err
 		return err
 	}
 	pl.gen = append(pl.gen, genKey{at: at, old: old})
+	return nil
+}
+
+// assignID stores id, a generated key, in dest, a pointer to a key field:
+// a sql.Scanner scans it, an integer field of any size takes it if it
+// fits.
+func assignID(dest any, id int64) error {
+	if sc, ok := dest.(sql.Scanner); ok {
+		return sc.Scan(id)
+	}
+	v := reflect.ValueOf(dest).Elem()
+	switch {
+	case v.CanInt() && !v.OverflowInt(id):
+		v.SetInt(id)
+	case v.CanUint() && id >= 0 && !v.OverflowUint(uint64(id)):
+		v.SetUint(uint64(id))
+	default:
+		return fmt.Errorf("the generated key %d does not fit a key of type %v", id, v.Type())
+	}
 	return nil
 }
 
@@ -704,10 +755,20 @@ func (pl *savePlan) run(ctx context.Context) error {
 	return nil
 }
 
+// server returns what the store's DB knows of its server, once its probe
+// ran (see DB.ready, which Insert and Update call before they plan), or
+// else its dialect alone.
+func (s *Store[T, ID]) server() *server {
+	if srv := s.db.srv.Load(); srv != nil {
+		return srv
+	}
+	return &server{d: s.d}
+}
+
 // newPlan returns an empty save plan for the aggregate at base.
 func (s *Store[T, ID]) newPlan(base unsafe.Pointer) *savePlan {
 	rt := &s.m.root
-	return &savePlan{db: s.db, d: s.d, native: s.wrap, tables: s.m.children, stages: 1,
+	return &savePlan{db: s.db, d: s.d, srv: s.server(), native: s.wrap, tables: s.m.children, stages: 1,
 		rows: make([][]*childRow, len(s.m.children)),
 		root: func() any { return rt.cols[rt.key].value(base) }}
 }
@@ -724,7 +785,11 @@ func (s *Store[T, ID]) insertStmts(base unsafe.Pointer) (*savePlan, error) {
 	st := stmt{sql: s.insertRoot, args: args, rootKey: rt.cols[rt.key].name}
 	stage := 0
 	if rt.generated {
-		st.scan = pl.readKey(&rt.cols[rt.key], base)
+		if pl.srv.d.returning {
+			st.sql, st.scan = s.insertRootRet, pl.readKey(&rt.cols[rt.key], base)
+		} else {
+			st.lastID = pl.lastKey(&rt.cols[rt.key], base)
+		}
 		stage = 1 // the children need the root's key
 	}
 	for _, c := range s.m.top {
@@ -817,11 +882,11 @@ func (c *child) elements(base unsafe.Pointer) ([]unsafe.Pointer, error) {
 }
 
 // inserts appends the multi-row INSERTs of rows into c's table; root reads
-// the root's key. A statement takes as many rows as the dialect's limits
-// allow: its parameters, and where the database bounds the size of a
-// statement with its arguments formatted into it, that size (see
-// argBytes).
-func inserts(d *dialect, stmts []stmt, c *child, rows []*childRow, root func() any) []stmt {
+// the root's key. A statement takes as many rows as the dialect's
+// parameter limit allows and, where maxBytes is not zero (the server
+// bounds the size of a statement with its arguments formatted into it),
+// as fit in maxBytes (see argBytes).
+func inserts(d *dialect, maxBytes int, stmts []stmt, c *child, rows []*childRow, root func() any) []stmt {
 	width := len(c.refCols) + len(c.cols)
 	if c.position != "" {
 		width++
@@ -837,12 +902,12 @@ func inserts(d *dialect, stmts []stmt, c *child, rows []*childRow, root func() a
 		size, n := w.b.Len(), 0
 		for ; n < per && n < len(rows); n++ {
 			vals := c.rowValues(c.cols, rows[n], root)
-			if d.maxStmtBytes > 0 {
+			if maxBytes > 0 {
 				rb := len(", ()")
 				for _, v := range vals {
 					rb += len(", ") + argBytes(v)
 				}
-				if n > 0 && size+rb > d.maxStmtBytes-stmtMargin {
+				if n > 0 && size+rb > maxBytes-stmtMargin {
 					break
 				}
 				size += rb
@@ -858,7 +923,7 @@ func inserts(d *dialect, stmts []stmt, c *child, rows []*childRow, root func() a
 	return stmts
 }
 
-// stmtMargin is what a statement leaves of the dialect's maxStmtBytes for
+// stmtMargin is what a statement leaves of the bound of its size for
 // its text around the rows or keys that are counted, and the packet's
 // header.
 const stmtMargin = 4 << 10
@@ -993,6 +1058,9 @@ func (s *Store[T, ID]) Update(ctx context.Context, agg T, ch repository.Changes)
 	if base == nil {
 		return s.fail("update", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
+	if _, err := s.db.ready(ctx); err != nil {
+		return s.fail("update", err)
+	}
 	pl, err := s.updates(base, &ch)
 	if err != nil {
 		return s.fail("update", err)
@@ -1105,7 +1173,7 @@ func (s *Store[T, ID]) emitUpdate(up *update) (*savePlan, error) {
 	for i := len(s.m.children) - 1; i >= 0; i-- {
 		c, cw := s.m.children[i], &work[i]
 		for _, gn := range cw.gone {
-			for _, g := range gn.g.chunks(s.d, gn.above) {
+			for _, g := range gn.g.chunks(s.d, pl.srv.maxPacket, gn.above) {
 				w.s("DELETE FROM " + c.quoted + " WHERE ")
 				if err := under(w, c, gn.above, g.sel(gn.above)); err != nil {
 					return nil, err
@@ -1115,7 +1183,7 @@ func (s *Store[T, ID]) emitUpdate(up *update) (*savePlan, error) {
 		}
 		own := append(c.refCols[:len(c.refCols):len(c.refCols)], c.cols[c.key].quoted)
 		for _, rg := range cw.removed {
-			for _, g := range rg.chunks(s.d, c) {
+			for _, g := range rg.chunks(s.d, pl.srv.maxPacket, c) {
 				st, err := s.childDelete(w, c, own, g)
 				if err != nil {
 					return nil, err
@@ -1648,7 +1716,7 @@ func (s *Store[T, ID]) DeleteByID(ctx context.Context, id ID, version *int64) er
 	if version != nil && rt.version < 0 {
 		return s.fail("delete", fmt.Errorf("%w: a version is given, and the mapping has no version column", repository.ErrUnsupported))
 	}
-	pl := &savePlan{db: s.db, d: s.d, native: s.wrap, stages: 1, checked: true}
+	pl := &savePlan{db: s.db, d: s.d, srv: s.server(), native: s.wrap, stages: 1, checked: true}
 	if version != nil {
 		pl.versioned, pl.version = true, *version
 	}

@@ -63,17 +63,17 @@ func (g group) sel(c *child) selector {
 }
 
 // chunks splits g, rows of table c, into groups whose statements keep
-// within the dialect's limits: its parameters, and the size of a
-// statement with its arguments formatted into it where the database bounds
-// it (see argBytes); one group where the keys go in one array parameter.
-func (g group) chunks(d *dialect, c *child) []group {
+// within the dialect's parameter limit and, where maxBytes is not zero,
+// the size of a statement with its arguments formatted into it (see
+// argBytes); one group where the keys go in one array parameter.
+func (g group) chunks(d *dialect, maxBytes int, c *child) []group {
 	if d.anyArray && plainKind(c.cols[c.key].typ) {
 		return []group{g}
 	}
 	per := max(d.maxParams-len(g.refs), 1)
 	budget := 0
-	if d.maxStmtBytes > 0 {
-		budget = d.maxStmtBytes - stmtMargin
+	if maxBytes > 0 {
+		budget = maxBytes - stmtMargin
 		for _, v := range g.refs {
 			budget -= argBytes(v)
 		}
@@ -81,7 +81,7 @@ func (g group) chunks(d *dialect, c *child) []group {
 	var out []group
 	for keys := g.keys; len(keys) > 0; {
 		n := min(per, len(keys))
-		if d.maxStmtBytes > 0 {
+		if maxBytes > 0 {
 			size := 0
 			for i, k := range keys[:n] {
 				size += len(", ") + argBytes(k)
