@@ -346,10 +346,10 @@
 // each such row is inserted by an INSERT of its own, and its key is that
 // statement's LAST_INSERT_ID(), never one guessed from the first key of a
 // multi-row INSERT, whose keys need not follow each other
-// (innodb_autoinc_lock_mode 2, Galera). A level below a new parent whose key is
-// generated needs that key: it is inserted in the next round trip, and the
-// save runs in a transaction (its own, the COMMIT sent with its last round
-// trip, or the unit of work's, in one savepoint). So a new aggregate with
+// (innodb_autoinc_lock_mode 2, Galera). A level below a new parent whose
+// key is generated needs that key: it is inserted in the next round trip,
+// and the save runs in a transaction (its own, the COMMIT sent with its
+// last round trip, or the unit of work's, in one savepoint). So a new aggregate with
 // a generated root key and children costs two round trips on pgx, one
 // more for each further level below a generated key; a change that adds
 // rows under existing parents costs none more. When the save fails, or the
