@@ -213,6 +213,15 @@ func (db *DB) openTx(ctx context.Context, kind bool, name, constructor string) (
 // roots to read each aggregate as it stood at one commit (see
 // [Store.Select]), which a read-only transaction cannot do.
 //
+// On MySQL and MariaDB the transaction begins with SET TRANSACTION
+// ISOLATION LEVEL and START TRANSACTION (READ ONLY as asked, WITH
+// CONSISTENT SNAPSHOT at REPEATABLE READ). The levels are PostgreSQL's,
+// LevelReadUncommitted being InnoDB's own, which reads rows not yet
+// committed; the zero level is READ COMMITTED, not InnoDB's default
+// REPEATABLE READ, and a read-only transaction runs at least at
+// REPEATABLE READ, as on PostgreSQL. At REPEATABLE READ a load that
+// locks its root locks its children too (see [Store.SelectForUpdate]).
+//
 // On SQLite every transaction is serializable: any level up to
 // sql.LevelSerializable is accepted, LevelLinearizable is an error.
 // ReadOnly begins the transaction with a deferred BEGIN instead of BEGIN
@@ -221,7 +230,8 @@ func (db *DB) openTx(ctx context.Context, kind bool, name, constructor string) (
 // lock when it runs, and may fail with an error matching
 // [repository.ErrConflict] when another transaction holds it).
 type TxOptions struct {
-	// Isolation is the isolation level; zero is the database's default.
+	// Isolation is the isolation level; zero is the database's default
+	// (READ COMMITTED on MySQL and MariaDB, see above).
 	Isolation sql.IsolationLevel
 	// ReadOnly begins a read-only transaction.
 	ReadOnly bool

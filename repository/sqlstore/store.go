@@ -328,7 +328,8 @@ func (s *Store[T, ID]) fail(op string, err error) error {
 }
 
 // Select loads the aggregate with key id: the root row, then each child
-// table's rows of that root in key order, in one round trip on pgx. It
+// table's rows of that root in key order, in one round trip on pgx and on
+// MySQL. It
 // returns an error wrapping [repository.ErrNotFound] when there is no root
 // row. The aggregate is not tracked: to save a change of it, load it with
 // Find, or attach it with Attach before changing it (saving it untracked
@@ -336,14 +337,17 @@ func (s *Store[T, ID]) fail(op string, err error) error {
 //
 // The aggregate is returned as it stood at one commit. Outside a
 // transaction the statements read one snapshot. In a transaction of
-// PostgreSQL at READ COMMITTED, where each statement reads the database as
-// of its own start, the root row is locked as it is read, in the same
-// batch, before its children are: FOR SHARE, or FOR NO KEY UPDATE for the
-// load of [repository.AggregateRepositorySupport.Update], which writes the
-// root anyway. Every write of an aggregate locks its root first, so none
-// can commit between the root's SELECT and its children's. At REPEATABLE
-// READ and above, and on SQLite, the transaction reads one snapshot, and
-// nothing is locked.
+// PostgreSQL, MySQL or MariaDB at READ COMMITTED, where each statement
+// reads the database as of its own start, the root row is locked as it is
+// read, in the same batch, before its children are: FOR SHARE (LOCK IN
+// SHARE MODE on MySQL), or FOR NO KEY UPDATE (FOR UPDATE on MySQL) for
+// the load of [repository.AggregateRepositorySupport.Update], which writes
+// the root anyway. Every write of an aggregate locks its root first, so
+// none can commit between the root's SELECT and its children's. At
+// REPEATABLE READ and above, and on SQLite, the transaction reads one
+// snapshot, and nothing is locked. In a caller's transaction on MySQL,
+// whose level the server cannot tell, the children of the locked root are
+// read with LOCK IN SHARE MODE too (see [Store.SelectForUpdate]).
 func (s *Store[T, ID]) Select(ctx context.Context, id ID) (T, error) {
 	root := s.selectRoot
 	lk, err := s.rootLock(ctx, lastwrite.IsForWrite(ctx))

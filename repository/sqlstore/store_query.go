@@ -10,15 +10,18 @@ import (
 )
 
 // SelectWhere loads the aggregates that q selects, roots and children, in
-// q's order: on pgx in one round trip (one batch: the roots' SELECT and
-// one SELECT per child table restricted to the selected roots), on
-// database/sql one statement per table; outside a transaction all of them
-// read one snapshot. Inside a PostgreSQL transaction at READ COMMITTED,
-// whose statements each read the database as of their own start, the
-// roots are locked as they are read (SELECT ... FOR SHARE), and the
-// children selected by the keys of the roots read, in a second round
-// trip: no writer of a root read can commit before the transaction ends,
-// so every root comes with its children, as they stood at one commit.
+// q's order: on pgx and on MySQL in one round trip (one batch: the roots'
+// SELECT and one SELECT per child table restricted to the selected
+// roots), elsewhere on database/sql one statement per table; outside a transaction all of them
+// read one snapshot. Inside a transaction of PostgreSQL, MySQL or MariaDB
+// at READ COMMITTED, whose statements each read the database as of their
+// own start, the roots are locked as they are read (SELECT ... FOR SHARE,
+// LOCK IN SHARE MODE on MySQL), and the children selected by the keys of
+// the roots read, in a second round trip: no writer of a root read can
+// commit before the transaction ends, so every root comes with its
+// children, as they stood at one commit. On MySQL the children of a page
+// of roots are selected by the page's query in a derived table, as MySQL
+// takes no LIMIT in the subquery of an IN.
 // The aggregates are not tracked: see [Repository.FindAll] for that.
 func (s *Store[T, ID]) SelectWhere(ctx context.Context, q Query) ([]T, error) {
 	if err := s.ready(); err != nil {
