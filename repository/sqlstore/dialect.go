@@ -72,6 +72,16 @@ type dialect struct {
 	// which is case-sensitive, instead of LIKE, which SQLite runs
 	// case-insensitively for ASCII letters.
 	glob bool
+	// textArgs reports a driver that formats the arguments of a statement
+	// into its text (go-sql-driver/mysql's interpolateParams), taking
+	// every ? of the text for a placeholder: SQL of the caller's may hold
+	// no other ? (placeholder.go).
+	textArgs bool
+	// backslashEscapes and hashComments read SQL of the caller's as MySQL
+	// does: a backslash escapes the next character of a '...' or "..."
+	// literal, and # starts a comment. The dollar signs of PostgreSQL's
+	// $1 and $$...$$ are then nothing special.
+	backslashEscapes, hashComments bool
 	// foldASCII is the expression, with %s for a column, that lowers the
 	// ASCII letters of a text, and no others, for EqualFold.
 	foldASCII string

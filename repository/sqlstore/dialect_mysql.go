@@ -34,6 +34,7 @@ var (
 		lockReadsLatest: true,
 		schema:          mysqlCatalog{},
 		multi:           true, begin: mysqlBegin, aborts: mysqlAborts,
+		textArgs: true, backslashEscapes: true, hashComments: true,
 	}
 	// mariadbDialect is MariaDB 10.5 and later, as its probe finds it:
 	// MySQL's dialect with INSERT ... RETURNING.

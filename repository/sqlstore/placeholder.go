@@ -15,6 +15,15 @@ import (
 // ($1 on PostgreSQL, ?1 on SQLite) are refused with [ErrQuery], and so is
 // a statement whose placeholders and arguments differ in number: nothing
 // is sent.
+//
+// On MySQL and MariaDB the text is read as MySQL and its driver read it: a
+// backslash escapes the next character in '...' and "..." (write a
+// session's text for NO_BACKSLASH_ESCAPES without backslashes before a
+// quote), names are quoted in `...`, # and -- followed by a space start a
+// comment, and comments do not nest. There the driver formats the
+// arguments into the statement's text: ?? is refused with [ErrQuery], as
+// the driver would take its ? for a placeholder; put such a ? in a
+// literal.
 
 // rebind returns text, written with ? placeholders, in the placeholder
 // style of d, after checking that it has n of them and none of another
@@ -32,7 +41,7 @@ func (d *dialect) rebind(text string, n int) (string, error) {
 // args, binding args to them.
 func (w *builder) raw(text string, args []any) error {
 	count := 0
-	err := walkSQL(text, w.s, func() {
+	err := walkSQL(w.d, text, w.s, func() {
 		if count < len(args) {
 			w.p(args[count])
 		}
@@ -47,19 +56,23 @@ func (w *builder) raw(text string, args []any) error {
 	return nil
 }
 
-// walkSQL reads text, SQL with ? placeholders, calling lit with each
-// piece of text between them and param for each placeholder. ?? is a
-// literal ?. It fails with ErrQuery on a numbered placeholder ($1, ?1)
-// outside literals, quoted identifiers and comments.
-func walkSQL(text string, lit func(string), param func()) error {
+// walkSQL reads text, SQL with ? placeholders, as d's database reads it,
+// calling lit with each piece of text between them and param for each
+// placeholder. ?? is a literal ?. It fails with ErrQuery on a numbered
+// placeholder ($1, ?1) outside literals, quoted identifiers and comments,
+// and, where d's driver formats arguments into the text, on ??.
+func walkSQL(d *dialect, text string, lit func(string), param func()) error {
 	start := 0
 	for i := 0; i < len(text); {
 		c := text[i]
 		switch {
-		case c == '\'' || c == '"':
-			i = skipQuoted(text, i, c)
+		case c == '\'' || c == '"' || (c == '`' && d.quoteChar == '`'):
+			i = skipQuoted(d, text, i, c)
 			continue
-		case c == '-' && strings.HasPrefix(text[i:], "--"):
+		case c == '-' && strings.HasPrefix(text[i:], "--") && (!d.hashComments || i+2 >= len(text) || text[i+2] <= ' '),
+			c == '#' && d.hashComments:
+			// MySQL's -- starts a comment only before a space or a
+			// control character.
 			j := strings.IndexByte(text[i:], '\n')
 			if j < 0 {
 				j = len(text) - i
@@ -67,16 +80,19 @@ func walkSQL(text string, lit func(string), param func()) error {
 			i += j
 			continue
 		case c == '/' && strings.HasPrefix(text[i:], "/*"):
-			i = skipComment(text, i)
+			i = skipComment(text, i, !d.hashComments)
 			continue
-		case c == '$' && i+1 < len(text) && isDigit(text[i+1]):
+		case c == '$' && i+1 < len(text) && isDigit(text[i+1]) && !d.hashComments:
 			return fmt.Errorf("%w: %q uses the placeholder %s: write ? for each argument, on every database (sqlstore numbers them for PostgreSQL)", ErrQuery, abbrev(text), numbered(text, i))
-		case c == '$' && (i == 0 || !isIdentByte(text[i-1])):
+		case c == '$' && (i == 0 || !isIdentByte(text[i-1])) && !d.hashComments:
 			if j, ok := skipDollarQuoted(text, i); ok {
 				i = j
 				continue
 			}
 		case c == '?' && i+1 < len(text) && text[i+1] == '?':
+			if d.textArgs {
+				return errTextArgs(d, text)
+			}
 			lit(text[start : i+1])
 			i += 2
 			start = i
@@ -96,11 +112,19 @@ func walkSQL(text string, lit func(string), param func()) error {
 	return nil
 }
 
+// errTextArgs is the error of SQL of the caller's that writes ??, for a
+// driver that formats arguments into the text.
+func errTextArgs(d *dialect, text string) error {
+	return fmt.Errorf("%w: %q writes ??: on %s the driver formats the arguments into the statement's text and takes a ? outside literals, quoted names and comments for a placeholder; put the ? in a literal", ErrQuery, abbrev(text), d.title)
+}
+
 // skipQuoted returns the index after the literal or quoted identifier
 // that starts at i with q; a doubled q is part of it. A backslash escapes
-// the next byte in an escape string (E'...').
-func skipQuoted(text string, i int, q byte) int {
+// the next byte in an escape string (E'...'), and, where d's strings take
+// backslash escapes (MySQL), in every '...' and "...".
+func skipQuoted(d *dialect, text string, i int, q byte) int {
 	escapes := q == '\'' && i > 0 && (text[i-1] == 'E' || text[i-1] == 'e') && (i == 1 || !isIdentByte(text[i-2]))
+	escapes = escapes || (d.backslashEscapes && q != '`')
 	for j := i + 1; j < len(text); j++ {
 		switch text[j] {
 		case '\\':
@@ -119,12 +143,12 @@ func skipQuoted(text string, i int, q byte) int {
 }
 
 // skipComment returns the index after the /* */ comment that starts at i;
-// comments nest, as PostgreSQL has them.
-func skipComment(text string, i int) int {
+// comments nest when nest is set, as PostgreSQL has them (MySQL's do not).
+func skipComment(text string, i int, nest bool) int {
 	depth := 0
 	for j := i; j < len(text); {
 		switch {
-		case strings.HasPrefix(text[j:], "/*"):
+		case strings.HasPrefix(text[j:], "/*") && (nest || depth == 0):
 			depth++
 			j += 2
 		case strings.HasPrefix(text[j:], "*/"):

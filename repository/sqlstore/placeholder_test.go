@@ -49,6 +49,31 @@ func TestRebind(t *testing.T) {
 	}
 }
 
+// TestRebindMySQL: SQL of the caller's is read as MySQL and its driver
+// read it, so that the placeholders sqlstore counts are the ones the
+// driver formats the arguments into.
+func TestRebindMySQL(t *testing.T) {
+	for _, c := range []struct {
+		in, why string
+		n       int
+	}{
+		{`x = 'it\'s ?' AND y = ?`, "a backslash escapes the quote in a literal", 1},
+		{`x = "say \"?\"" AND y = ?`, "and in a double-quoted literal", 1},
+		{"`odd?` = ? AND y = ?", "a name in backticks", 2},
+		{"x = ? # what?\n AND y = ?", "# starts a comment", 2},
+		{"x = 1 --1 AND y = ?", "-- before no space is two minuses", 1},
+		{"x = ? -- what?\n AND y = ?", "-- before a space is a comment", 2},
+		{"/* ? /* ? */ x = ?", "comments do not nest", 1},
+		{"x = $1 AND y = ?", "a dollar sign is nothing special", 1},
+	} {
+		got, err := mysqlDialect.rebind(c.in, c.n)
+		require.NoError(t, err, c.why)
+		assert.Equal(t, c.in, got, c.why)
+	}
+	_, err := mysqlDialect.rebind("data ?? 'k' AND x = ?", 1)
+	assert.ErrorIs(t, err, ErrQuery, "?? would reach the driver as a placeholder")
+}
+
 // TestOwnSQLPlaceholders: Exec, Query, QueryRow and SelectSQL take ? on
 // every backend, and refuse the database's numbered placeholders and a
 // count of arguments that differs from the placeholders' with ErrQuery,
