@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -63,6 +64,9 @@ func toMySQL(q string, indexed map[string][]string) (string, error) {
 	}
 	if len(at) >= 2 && isWord(toks[at[0]], "CREATE") && isWord(toks[at[1]], "TABLE") {
 		return mysqlCreateTable(toks, at, indexed)
+	}
+	if len(at) >= 2 && isWord(toks[at[0]], "DROP") && isWord(toks[at[1]], "INDEX") && !slices.ContainsFunc(at, func(i int) bool { return isWord(toks[i], "ON") }) {
+		return "", errors.New("DROP INDEX without ON: an index of MariaDB is dropped with its table's name")
 	}
 	for k, i := range at {
 		if isWord(toks[i], "REFERENCES") && !afterForeignKey(toks, at[:k]) {
@@ -359,7 +363,10 @@ func mysqlColumn(words []word, key bool) (def, fk string, err error) {
 					j++
 				}
 			}
-			fk = "FOREIGN KEY (" + words[0].s + ") " + joinWords(words[i:j])
+			// An index of its own: InnoDB drops the index it makes for a
+			// foreign key when another index can serve, and then refuses
+			// to drop that one.
+			fk = "INDEX (" + words[0].s + "), FOREIGN KEY (" + words[0].s + ") " + joinWords(words[i:j])
 			i = j
 		case w == "DEFAULT" && i+1 < len(words) && (isWord(words[i+1].s, "now") || isWord(words[i+1].s, "CURRENT_TIMESTAMP")):
 			out = append(out, words[i], sp("CURRENT_TIMESTAMP(6)"))

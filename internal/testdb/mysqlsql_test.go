@@ -23,13 +23,13 @@ func TestToMySQL(t *testing.T) {
 			)`,
 			"CREATE TABLE order_items (order_id BIGINT NOT NULL, id BIGINT NOT NULL, sku VARCHAR(255) COLLATE utf8mb4_bin NOT NULL, note LONGTEXT, " +
 				"quantity INTEGER NOT NULL CHECK (quantity > 0), PRIMARY KEY (order_id, id), UNIQUE (order_id, sku), " +
-				"FOREIGN KEY (order_id) REFERENCES orders (id))"},
+				"INDEX (order_id), FOREIGN KEY (order_id) REFERENCES orders (id))"},
 		{"a text primary key",
 			`CREATE TABLE customers (name TEXT PRIMARY KEY)`,
 			`CREATE TABLE customers (name VARCHAR(255) COLLATE utf8mb4_bin PRIMARY KEY)`},
 		{"a text column that references one",
 			`CREATE TABLE notes (ticket TEXT NOT NULL REFERENCES tickets (uuid) ON DELETE CASCADE, body TEXT NOT NULL)`,
-			`CREATE TABLE notes (ticket VARCHAR(255) COLLATE utf8mb4_bin NOT NULL, body LONGTEXT NOT NULL, FOREIGN KEY (ticket) REFERENCES tickets (uuid) ON DELETE CASCADE)`},
+			`CREATE TABLE notes (ticket VARCHAR(255) COLLATE utf8mb4_bin NOT NULL, body LONGTEXT NOT NULL, INDEX (ticket), FOREIGN KEY (ticket) REFERENCES tickets (uuid) ON DELETE CASCADE)`},
 		{"identities and serials",
 			`CREATE TABLE g (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, n BIGSERIAL UNIQUE, "label" TEXT NOT NULL)`,
 			"CREATE TABLE g (id BIGINT AUTO_INCREMENT PRIMARY KEY, n BIGINT AUTO_INCREMENT UNIQUE, `label` LONGTEXT NOT NULL)"},
@@ -68,6 +68,7 @@ func TestToMySQL(t *testing.T) {
 		{"PostgreSQL's casts", `SELECT a::text FROM t`, "cast"},
 		{"concatenation", `SELECT a || b FROM t`, "||"},
 		{"collations", `CREATE TABLE t (a TEXT COLLATE "C")`, "collation"},
+		{"an index dropped by its name alone", `DROP INDEX orders_customer_once`, "DROP INDEX without ON"},
 	}
 	for _, tt := range refused {
 		t.Run("refused/"+tt.name, func(t *testing.T) {

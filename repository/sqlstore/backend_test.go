@@ -185,13 +185,34 @@ func pgSQLBackend(t testing.TB) *backend {
 // mysqlBackend returns a backend on MariaDB through database/sql, in a
 // database of its own, or skips t without a DSN.
 func mysqlBackend(t testing.TB) *backend {
-	b, _ := mysqlBackendDSN(t)
+	b, _ := mysqlBackendDSN(t, false)
 	return b
 }
 
-// mysqlBackendDSN is mysqlBackend, which also returns the DSN of its
-// database, with the settings of MySQLDSN.
-func mysqlBackendDSN(t testing.TB) (*backend, string) {
+// mysqlPathBackend is mysqlBackend on MySQL's path (withMySQLPath): no
+// INSERT ... RETURNING, which MariaDB has and MySQL has not; the key an
+// INSERT generated is read from its result.
+func mysqlPathBackend(t testing.TB) *backend {
+	b, _ := mysqlBackendDSN(t, true)
+	return b
+}
+
+// forEachBackendAndMySQLPath is forEachBackend, and MariaDB once more on
+// MySQL's path, for the tests where that path differs: the keys that the
+// database generates.
+func forEachBackendAndMySQLPath(t *testing.T, body func(t *testing.T, b *backend)) {
+	forEachBackend(t, body)
+	t.Run("mariadb/mysql-path", func(t *testing.T) { body(t, mysqlPathBackend(t)) })
+}
+
+// returning reports whether b's INSERTs read back the keys they generate
+// with RETURNING.
+func (b *backend) returning() bool { return b.name != "mariadb/mysql-path" }
+
+// mysqlBackendDSN is mysqlBackend, on MySQL's path when mysqlPath is set,
+// which also returns the DSN of its database, with the settings of
+// MySQLDSN.
+func mysqlBackendDSN(t testing.TB, mysqlPath bool) (*backend, string) {
 	dsn, _ := testdb.MySQLDatabase(t, "dddkit_test_", true)
 	dsn, err := MySQLDSN(dsn)
 	require.NoError(t, err)
@@ -203,11 +224,15 @@ func mysqlBackendDSN(t testing.TB) (*backend, string) {
 		r.exec(t, s)
 	}
 	log := &stmtLog{}
-	db, err := NewSQL(x, WithObserver(log.observe))
+	name, opts := "mariadb/database-sql", []Option(nil)
+	if mysqlPath {
+		name, opts = "mariadb/mysql-path", []Option{withMySQLPath()}
+	}
+	db, err := NewSQL(x, append(opts, WithObserver(log.observe))...)
 	require.NoError(t, err)
-	quiet, err := NewSQL(x)
+	quiet, err := NewSQL(x, opts...)
 	require.NoError(t, err)
-	return &backend{name: "mariadb/database-sql", db: db, quiet: quiet, log: log, raw: r}, dsn
+	return &backend{name: name, db: db, quiet: quiet, log: log, raw: r}, dsn
 }
 
 // sqlRaw is raw access through database/sql. Statements are written with

@@ -182,7 +182,7 @@ func TestCondHasNested(t *testing.T) {
 func TestCondHasLayouts(t *testing.T) {
 	for _, layout := range []string{"key-only", "full-path", "mixed"} {
 		t.Run(layout, func(t *testing.T) {
-			forEachBackend(t, func(t *testing.T, b *backend) {
+			forEachBackendAndMySQLPath(t, func(t *testing.T, b *backend) {
 				ctx := context.Background()
 				m := kanbanSchema(t, b, layout)
 				repo, err := NewRepository[*board, int64](b.db, m)

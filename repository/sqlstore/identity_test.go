@@ -16,7 +16,7 @@ import (
 // generated, is not inserted again by Save: it is refused, nothing is
 // written, and its key is left as it was.
 func TestSaveUntrackedStored(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b *backend) {
+	forEachBackendAndMySQLPath(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		m := genSchema(t, b)
 		repo, err := NewRepository[*genRoot, int64](b.db, m)
@@ -201,7 +201,7 @@ func kanbanSchema(t *testing.T, b *backend, layout string) *Mapping[*board] {
 func TestMoveKeepsIdentity(t *testing.T) {
 	for _, layout := range []string{"key-only", "full-path", "mixed", "ddl"} {
 		t.Run(layout, func(t *testing.T) {
-			forEachBackend(t, func(t *testing.T, b *backend) {
+			forEachBackendAndMySQLPath(t, func(t *testing.T, b *backend) {
 				testMoves(t, b, layout)
 			})
 		})

@@ -297,7 +297,7 @@ func TestJoinBadInput(t *testing.T) {
 // insert a child, or the whole aggregate, a second time under new
 // generated keys. Once told, they save as usual.
 func TestJoinUnfinished(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b *backend) {
+	forEachBackendAndMySQLPath(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		b.raw.exec(t, `CREATE TABLE flats (id BIGINT PRIMARY KEY)`)
 		if !b.sqlite() {

@@ -99,7 +99,7 @@ func TestUpdateOrCreateConcurrent(t *testing.T) {
 // the aggregate the identity asked for, and a set generated key on an
 // aggregate not loaded is refused with ErrUntracked; nothing is written.
 func TestUpdateOrCreateGeneratedKey(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b *backend) {
+	forEachBackendAndMySQLPath(t, func(t *testing.T, b *backend) {
 		ctx := context.Background()
 		m := kanbanSchema(t, b, "key-only")
 		repo, err := NewRepository[*board, int64](b.db, m)

@@ -87,7 +87,7 @@ func (b *backend) database() Database {
 // TestDDLPassesCheck applies the DDL of a mapping to an empty database,
 // checks the schema, and saves and loads an aggregate through it.
 func TestDDLPassesCheck(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b *backend) {
+	forEachBackendAndMySQLPath(t, func(t *testing.T, b *backend) {
 		m := shelfMapping(t, "")
 		ddl, err := m.DDL(b.database())
 		require.NoError(t, err)
@@ -255,7 +255,7 @@ type screw struct {
 // TestDDLGeneratedChild applies the DDL of a generated child key with
 // levels below it, and round-trips an aggregate through it.
 func TestDDLGeneratedChild(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b *backend) {
+	forEachBackendAndMySQLPath(t, func(t *testing.T, b *backend) {
 		m, err := NewMapping[*kit](Table{Name: "kits"},
 			Child{Field: "parts", Table: "kit_parts", ParentKey: "kit_id", Children: []Child{
 				{Field: "screws", Table: "part_screws", ParentKey: "part_id"},
