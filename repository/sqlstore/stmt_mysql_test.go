@@ -9,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/dddkit/dddkit/repository"
 	"github.com/jmoiron/sqlx"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -505,4 +506,28 @@ func TestMySQLJoinedRepeatableRead(t *testing.T) {
 		assert.Len(t, o.items, 2, "and so are its items, locked too")
 		return nil
 	}))
+}
+
+// TestMySQLGeneratedKeyNotInteger: without INSERT ... RETURNING, a key
+// that the database generates is read with LAST_INSERT_ID(), an
+// AUTO_INCREMENT integer: a generated key of another type (a UUID made by
+// a DEFAULT) is refused before anything is sent, on insert and on update,
+// as its row would be committed with its key unread.
+func TestMySQLGeneratedKeyNotInteger(t *testing.T) {
+	m, err := NewMapping[*uuidRoot](Table{Name: "uuid_roots"})
+	require.NoError(t, err)
+	db := &DB{sql: new(sqlx.DB), dialect: mysqlDialect}
+	db.srv.Store(&server{d: mysqlDialect})
+	s := NewStore[*uuidRoot, string](db, m)
+	err = s.Insert(context.Background(), &uuidRoot{name: "x"})
+	require.ErrorIs(t, err, ErrMapping)
+	assert.Contains(t, err.Error(), "LAST_INSERT_ID()")
+	err = s.Update(context.Background(), &uuidRoot{id: "u", name: "x"}, repository.Changes{})
+	require.ErrorIs(t, err, ErrMapping)
+
+	// MariaDB's RETURNING reads it back.
+	db.srv.Store(&server{d: mariadbDialect})
+	pl, err := NewStore[*uuidRoot, string](db, m).insertStmts(unsafe.Pointer(&uuidRoot{name: "x"}))
+	require.NoError(t, err)
+	assert.True(t, strings.HasSuffix(pl.first[0].sql, " RETURNING `id`"))
 }

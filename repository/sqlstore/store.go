@@ -507,7 +507,7 @@ func (s *Store[T, ID]) Insert(ctx context.Context, agg T) error {
 			return s.fail("insert", fmt.Errorf("%w: key %v", repository.ErrUntracked, k.Interface()))
 		}
 	}
-	if _, err := s.db.ready(ctx); err != nil {
+	if err := s.planned(ctx); err != nil {
 		return s.fail("insert", err)
 	}
 	pl, err := s.insertStmts(base)
@@ -757,6 +757,30 @@ func (pl *savePlan) run(ctx context.Context) error {
 		sc.OnRollback(pl.restore)
 	}
 	return nil
+}
+
+// planned makes the store's DB ready to plan a save (see DB.ready, which
+// probes its server once), and checks that its server can make the keys
+// that the mapping leaves to it: without INSERT ... RETURNING (MySQL), a
+// generated key is read from LAST_INSERT_ID(), an AUTO_INCREMENT integer,
+// and a key of another type is refused before anything is sent (its
+// INSERT would be committed with the key unread).
+func (s *Store[T, ID]) planned(ctx context.Context) error {
+	srv, err := s.db.ready(ctx)
+	if err != nil || srv.d.returning {
+		return err
+	}
+	for _, tb := range s.m.tables() {
+		if kc := &tb.cols[tb.key]; tb.generated && !intKind(kc.typ) {
+			return fmt.Errorf("%w %v: the key %s of %s is generated, and of type %v: %s has no INSERT ... RETURNING, and reads a generated key with LAST_INSERT_ID(), an AUTO_INCREMENT integer: make the key an integer, or make it in Go", ErrMapping, reflect.TypeFor[T](), kc.field, tb.name, kc.typ, srv.d.title)
+		}
+	}
+	return nil
+}
+
+// intKind reports whether t is an integer type, named or not.
+func intKind(t reflect.Type) bool {
+	return sameKindFamily(t.Kind(), reflect.Int64)
 }
 
 // server returns what the store's DB knows of its server, once its probe
@@ -1062,7 +1086,7 @@ func (s *Store[T, ID]) Update(ctx context.Context, agg T, ch repository.Changes)
 	if base == nil {
 		return s.fail("update", fmt.Errorf("%w: nil aggregate", repository.ErrUnsupported))
 	}
-	if _, err := s.db.ready(ctx); err != nil {
+	if err := s.planned(ctx); err != nil {
 		return s.fail("update", err)
 	}
 	pl, err := s.updates(base, &ch)
