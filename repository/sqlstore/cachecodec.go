@@ -74,6 +74,9 @@ const (
 type cacheState struct {
 	fp  uint64
 	hex string
+	// plan decodes an entry straight into an aggregate; nil when a
+	// column is of a type it leaves to the replay.
+	plan *decodePlan
 }
 
 // cacheState returns the codec state of s, computed on first use.
@@ -86,7 +89,7 @@ func (s *Store[T, ID]) cacheState() (*cacheState, error) {
 	}
 	h := fnv.New64a()
 	_, _ = io.WriteString(h, s.m.describe())
-	c := &cacheState{fp: h.Sum64()}
+	c := &cacheState{fp: h.Sum64(), plan: newDecodePlan(&s.m.root, s.m.top)}
 	c.hex = fmt.Sprintf("%016x", c.fp)
 	s.cache.Store(c)
 	return c, nil
@@ -342,13 +345,21 @@ func (e *rowEncoder) value(v any) error {
 var ErrCacheEntry = errors.New("not a cache entry of this mapping")
 
 // Decode returns the aggregate that b, written by [Store.Encode] with the
-// same mapping, holds: the rows replayed through the loader of a load
-// from the database, with database/sql's conversions into the fields and
-// the mapping's readers of JSON and array columns, so that it equals what
-// a load of those rows returns. It is new, and not tracked. It fails
-// with an error wrapping [ErrCacheEntry] when b was written for another
-// mapping or format, or is cut short or corrupted, and with the error of
-// a column's reader (a sql.Scanner's, say) that refuses its value.
+// same mapping, holds: what a load of those rows from the database
+// through database/sql returns, with database/sql's conversions into the
+// fields and the mapping's readers of JSON and array columns. It is new,
+// and not tracked. It fails with an error wrapping [ErrCacheEntry] when b
+// was written for another mapping or format, or is cut short or
+// corrupted, and with the error of a column's reader (a sql.Scanner's,
+// say) that refuses its value.
+//
+// The rows are read straight into the fields, with the conversions that
+// database/sql applies to the values and field types that Encode writes;
+// a mapping with a column of another type (one database/sql converts
+// through reflection, such as an integer type that implements
+// driver.Valuer only), and a value Decode leaves to database/sql, have
+// the rows replayed through database/sql itself and the store's loader,
+// as a load reads them.
 func (s *Store[T, ID]) Decode(b []byte) (T, error) {
 	var zero T
 	c, err := s.cacheState()
@@ -358,6 +369,22 @@ func (s *Store[T, ID]) Decode(b []byte) (T, error) {
 	if len(b) < 9 || b[0] != cacheFormat || binary.LittleEndian.Uint64(b[1:9]) != c.fp {
 		return zero, s.fail("decode", fmt.Errorf("%w: another format or mapping", ErrCacheEntry))
 	}
+	if c.plan != nil {
+		if p, err := c.plan.decode(b[9:]); err == nil {
+			return reflect.NewAt(s.m.root.typ, p).Interface().(T), nil
+		}
+		// Whatever the direct decoder refuses, the replay decides: it
+		// converts what the direct decoder does not, and its errors are
+		// those of a load.
+	}
+	return s.decodeReplay(b)
+}
+
+// decodeReplay is Decode through the replay of the rows: the rows handed
+// to database/sql by a driver of their own, and read by the loader of a
+// load from the database.
+func (s *Store[T, ID]) decodeReplay(b []byte) (T, error) {
+	var zero T
 	d := rowDecoder{b: b[9:]}
 	rt := &s.m.root
 	root := make([]any, len(rt.cols))
@@ -685,5 +712,496 @@ func (r *replayRows) NextResultSet() error {
 	}
 	r.set++
 	r.row = 0
+	return nil
+}
+
+// The direct decoder. A decodePlan reads an entry straight into a new
+// aggregate, without boxing its values, without database/sql and without
+// the loader's matching of rows to their parents by key: the entry holds
+// each element's row and collections where they belong. Each column's
+// setter applies what database/sql's conversion (convertAssign) does
+// with the values Encode writes for a field of that type, and leaves
+// every other value to the replay (errReplay); a column of a type whose
+// conversion it does not know leaves the whole mapping to the replay (no
+// plan). The replay stays the reference: the tests hold the two to the
+// same results.
+
+// errReplay is the direct decoder's refusal of a value it leaves to the
+// replay.
+var errReplay = errors.New("sqlstore: left to the replay")
+
+// setter reads one value of d into the field at p.
+type setter func(d *rowDecoder, p unsafe.Pointer) error
+
+// decodePlan is the direct decoder of a mapping.
+type decodePlan struct {
+	root tablePlan
+	top  []*childPlan
+	// tables is the number of child tables, for the keys of ownKeys.
+	tables int
+}
+
+// tablePlan reads the rows of a table.
+type tablePlan struct {
+	tb   *table
+	sets []setter // per column
+}
+
+// childPlan reads the collections of a child table.
+type childPlan struct {
+	tablePlan
+	c    *child
+	kids []*childPlan
+	// size is the element struct's size, for slices of structs.
+	size uintptr
+}
+
+// newDecodePlan returns the direct decoder of the mapping whose root
+// table is root and whose top collections are top, or nil when a column
+// is of a type it leaves to the replay.
+func newDecodePlan(root *table, top []*child) *decodePlan {
+	rp, ok := newTablePlan(root)
+	if !ok {
+		return nil
+	}
+	p := &decodePlan{root: rp}
+	var kids func(cs []*child) ([]*childPlan, bool)
+	kids = func(cs []*child) ([]*childPlan, bool) {
+		var out []*childPlan
+		for _, c := range cs {
+			tp, ok := newTablePlan(&c.table)
+			if !ok {
+				return nil, false
+			}
+			cp := &childPlan{tablePlan: tp, c: c, size: c.typ.Size()}
+			if cp.kids, ok = kids(c.kids); !ok {
+				return nil, false
+			}
+			p.tables = max(p.tables, c.index+1)
+			out = append(out, cp)
+		}
+		return out, true
+	}
+	if p.top, ok = kids(top); !ok {
+		return nil
+	}
+	return p
+}
+
+func newTablePlan(tb *table) (tablePlan, bool) {
+	p := tablePlan{tb: tb, sets: make([]setter, len(tb.cols))}
+	for i := range tb.cols {
+		c := &tb.cols[i]
+		if p.sets[i] = newSetter(c.typ, c.codec, 0); p.sets[i] == nil {
+			return tablePlan{}, false
+		}
+	}
+	return p, true
+}
+
+var (
+	stringType = reflect.TypeFor[string]()
+	bytesType  = reflect.TypeFor[[]byte]()
+	byteType   = reflect.TypeFor[byte]()
+	rawType    = reflect.TypeFor[sql.RawBytes]()
+)
+
+// newSetter returns the setter of a field of type t stored with codec,
+// behind depth pointers, or nil when the direct decoder leaves the type to
+// the replay.
+func newSetter(t reflect.Type, cd codec, depth int) setter {
+	switch cd {
+	case codecJSON:
+		return func(d *rowDecoder, p unsafe.Pointer) error {
+			dest := jsonDest{reflect.NewAt(t, p).Interface()}
+			switch tag, err := d.tag(); {
+			case err != nil:
+				return err
+			case tag == tagNull:
+				return dest.Scan(nil)
+			case tag == tagString:
+				b, err := d.bytes()
+				if err != nil {
+					return err
+				}
+				return dest.Scan(b) // as the text: json.Unmarshal keeps none of it
+			}
+			return errReplay
+		}
+	case codecArray:
+		return func(d *rowDecoder, p unsafe.Pointer) error {
+			dest := arrayDest{reflect.NewAt(t, p).Interface()}
+			switch tag, err := d.tag(); {
+			case err != nil:
+				return err
+			case tag == tagNull:
+				return dest.Scan(nil)
+			case tag == tagString:
+				b, err := d.bytes()
+				if err != nil {
+					return err
+				}
+				return dest.Scan(string(b))
+			}
+			return errReplay
+		}
+	}
+	if reflect.PointerTo(t).Implements(scannerType) {
+		// database/sql hands the value to the Scanner: so does this, boxed
+		// as the replay's driver hands it.
+		return func(d *rowDecoder, p unsafe.Pointer) error {
+			v, err := d.value()
+			if err != nil {
+				return err
+			}
+			return reflect.NewAt(t, p).Interface().(sql.Scanner).Scan(v)
+		}
+	}
+	switch {
+	case t == typeinfo.TimeType():
+		// A time.Time, or the one behind a *time.Time: the loader sets
+		// both to UTC (timeCols), so the zone is read and dropped.
+		return setTime
+	case t == rawType:
+		return nil // database/sql's own buffer
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		if depth > 0 {
+			return nil
+		}
+		et := t.Elem()
+		elem := newSetter(et, codecPlain, depth+1)
+		if elem == nil {
+			return nil
+		}
+		// NULL is a nil pointer; another value goes into a new one.
+		return func(d *rowDecoder, p unsafe.Pointer) error {
+			if len(d.b) > 0 && d.b[0] == tagNull {
+				d.b = d.b[1:]
+				*(*unsafe.Pointer)(p) = nil
+				return nil
+			}
+			np := reflect.New(et).UnsafePointer()
+			if err := elem(d, np); err != nil {
+				return err
+			}
+			*(*unsafe.Pointer)(p) = np
+			return nil
+		}
+	case reflect.String:
+		// A string or []byte is set (assigned, or converted to a string
+		// type); database/sql refuses NULL, and writes other values as
+		// text into a *string only.
+		return func(d *rowDecoder, p unsafe.Pointer) error {
+			switch tag, err := d.tag(); {
+			case err != nil:
+				return err
+			case tag == tagString || tag == tagBytes:
+				b, err := d.bytes()
+				if err != nil {
+					return err
+				}
+				*(*string)(p) = string(b)
+				return nil
+			}
+			return errReplay
+		}
+	case reflect.Bool:
+		return func(d *rowDecoder, p unsafe.Pointer) error {
+			switch tag, err := d.tag(); {
+			case err != nil:
+				return err
+			case tag == tagFalse || tag == tagTrue:
+				*(*bool)(p) = tag == tagTrue
+				return nil
+			}
+			return errReplay
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		// An int64 is assigned, or converted to another int64 type, or
+		// written as text and parsed at the field's size: the same value,
+		// or an error (left to the replay) when it does not fit.
+		bits := t.Bits()
+		lo, hi := int64(math.MinInt64)>>(64-bits), int64(math.MaxInt64)>>(64-bits)
+		return func(d *rowDecoder, p unsafe.Pointer) error {
+			switch tag, err := d.tag(); {
+			case err != nil:
+				return err
+			case tag == tagInt:
+				v, err := d.varint()
+				if err != nil {
+					return err
+				}
+				if v < lo || v > hi {
+					return errReplay
+				}
+				switch bits {
+				case 8:
+					*(*int8)(p) = int8(v)
+				case 16:
+					*(*int16)(p) = int16(v)
+				case 32:
+					*(*int32)(p) = int32(v)
+				default:
+					*(*int64)(p) = v
+				}
+				return nil
+			}
+			return errReplay
+		}
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		// An int64 at or above zero, or a uint64 above the range of int64,
+		// parsed at the field's size, or assigned or converted.
+		bits := t.Bits()
+		hi := uint64(math.MaxUint64) >> (64 - bits)
+		return func(d *rowDecoder, p unsafe.Pointer) error {
+			var v uint64
+			switch tag, err := d.tag(); {
+			case err != nil:
+				return err
+			case tag == tagInt:
+				n, err := d.varint()
+				if err != nil {
+					return err
+				}
+				if n < 0 {
+					return errReplay
+				}
+				v = uint64(n)
+			case tag == tagUint:
+				if v, err = d.uvarint(); err != nil {
+					return err
+				}
+			default:
+				return errReplay
+			}
+			if v > hi {
+				return errReplay
+			}
+			switch bits {
+			case 8:
+				*(*uint8)(p) = uint8(v)
+			case 16:
+				*(*uint16)(p) = uint16(v)
+			case 32:
+				*(*uint32)(p) = uint32(v)
+			default:
+				*(*uint64)(p) = v
+			}
+			return nil
+		}
+	case reflect.Float32, reflect.Float64:
+		bits := t.Bits()
+		return func(d *rowDecoder, p unsafe.Pointer) error {
+			switch tag, err := d.tag(); {
+			case err != nil:
+				return err
+			case tag == tagFloat:
+				if len(d.b) < 8 {
+					return errCut("a float")
+				}
+				v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+				d.b = d.b[8:]
+				if bits == 64 {
+					*(*float64)(p) = v
+					return nil
+				}
+				// A float32: database/sql writes the float64 as text and
+				// parses it at 32 bits.
+				f, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', -1, 64), 32)
+				if err != nil {
+					return errReplay
+				}
+				*(*float32)(p) = float32(f)
+				return nil
+			}
+			return errReplay
+		}
+	case reflect.Slice:
+		if t.Elem() != byteType {
+			return nil
+		}
+		// A []byte is copied; NULL and a string set a []byte only, not a
+		// type of its own.
+		exact := t == bytesType
+		return func(d *rowDecoder, p unsafe.Pointer) error {
+			switch tag, err := d.tag(); {
+			case err != nil:
+				return err
+			case tag == tagBytes || (exact && tag == tagString):
+				b, err := d.bytes()
+				if err != nil {
+					return err
+				}
+				*(*[]byte)(p) = append(make([]byte, 0, len(b)), b...)
+				return nil
+			case exact && tag == tagNull:
+				*(*[]byte)(p) = nil
+				return nil
+			}
+			return errReplay
+		}
+	}
+	return nil
+}
+
+// setTime reads a time into the time.Time at p, in UTC.
+func setTime(d *rowDecoder, p unsafe.Pointer) error {
+	tag, err := d.tag()
+	if err != nil {
+		return err
+	}
+	if tag != tagTimeUTC && tag != tagTimeLocal && tag != tagTimeZone {
+		return errReplay
+	}
+	sec, err := d.varint()
+	if err != nil {
+		return err
+	}
+	ns, err := d.uvarint()
+	if err != nil {
+		return err
+	}
+	if ns >= 1e9 {
+		return fmt.Errorf("%w: %d nanoseconds", ErrCacheEntry, ns)
+	}
+	if tag == tagTimeZone {
+		off, err := d.varint()
+		if err != nil {
+			return err
+		}
+		if _, err := d.bytes(); err != nil {
+			return err
+		}
+		if off < math.MinInt32 || off > math.MaxInt32 {
+			return fmt.Errorf("%w: zone offset %d", ErrCacheEntry, off)
+		}
+	}
+	*(*time.Time)(p) = time.Unix(sec, int64(ns)).UTC()
+	return nil
+}
+
+// tag reads the tag of the next value.
+func (d *rowDecoder) tag() (byte, error) {
+	if len(d.b) == 0 {
+		return 0, errCut("a row")
+	}
+	t := d.b[0]
+	d.b = d.b[1:]
+	return t, nil
+}
+
+// row reads a row of p's table into the struct at base. Its times are in
+// UTC, as the loader sets them (setTime).
+func (p *tablePlan) row(d *rowDecoder, base unsafe.Pointer) error {
+	for i, set := range p.sets {
+		if err := set(d, unsafe.Add(base, p.tb.cols[i].offset)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decode reads the entry b (past its header) into a new aggregate, and
+// returns the pointer to its root struct.
+func (p *decodePlan) decode(b []byte) (unsafe.Pointer, error) {
+	d := rowDecoder{b: b}
+	base := reflect.New(p.root.tb.typ).UnsafePointer()
+	if err := p.root.row(&d, base); err != nil {
+		return nil, err
+	}
+	var owned []map[any]struct{}
+	if err := p.kids(&d, p.top, base, &owned); err != nil {
+		return nil, err
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes past its end", ErrCacheEntry, len(d.b))
+	}
+	return base, nil
+}
+
+// kids reads the collections kids of the struct at base. owned holds, per
+// table whose key a table below refers to alone, the keys read.
+func (p *decodePlan) kids(d *rowDecoder, kids []*childPlan, base unsafe.Pointer, owned *[]map[any]struct{}) error {
+	for _, k := range kids {
+		c := k.c
+		n, err := d.uvarint()
+		if err != nil {
+			return err
+		}
+		if n > uint64(len(d.b)) {
+			return fmt.Errorf("%w: %d elements in %d bytes", ErrCacheEntry, n, len(d.b))
+		}
+		// Two elements of one identity (the loader matches rows to their
+		// parents by key) are left to the replay, whose loader decides.
+		var seen map[any]struct{}
+		if c.ownKeys {
+			if *owned == nil {
+				*owned = make([]map[any]struct{}, p.tables)
+			}
+			if (*owned)[c.index] == nil {
+				(*owned)[c.index] = map[any]struct{}{}
+			}
+			seen = (*owned)[c.index]
+		} else if len(k.kids) > 0 && n > 1 {
+			seen = make(map[any]struct{}, n)
+		}
+		elem := func(ep unsafe.Pointer) error {
+			if err := k.row(d, ep); err != nil {
+				return err
+			}
+			if seen != nil {
+				key := c.keyOf(ep)
+				if _, dup := seen[key]; dup {
+					return errReplay
+				}
+				seen[key] = struct{}{}
+			}
+			return p.kids(d, k.kids, ep, owned)
+		}
+		field := unsafe.Add(base, c.offset)
+		if c.collType.Kind() == reflect.Map {
+			m := reflect.MakeMapWithSize(c.collType, int(n))
+			for range n {
+				ev := reflect.New(c.typ)
+				ep := ev.UnsafePointer()
+				if err := elem(ep); err != nil {
+					return err
+				}
+				at := ep
+				if c.ptr {
+					at = unsafe.Pointer(&ep)
+				}
+				id, _ := c.ident.Read(at)
+				val := ev
+				if !c.ptr {
+					val = ev.Elem()
+				}
+				m.SetMapIndex(reflect.ValueOf(id), val)
+			}
+			reflect.NewAt(c.collType, field).Elem().Set(m)
+			continue
+		}
+		if n == 0 {
+			continue // a nil slice, as a load leaves it
+		}
+		s := reflect.MakeSlice(c.collType, int(n), int(n))
+		at := s.UnsafePointer()
+		for i := range uintptr(n) {
+			if !c.ptr {
+				if err := elem(unsafe.Add(at, i*k.size)); err != nil {
+					return err
+				}
+				continue
+			}
+			ep := reflect.New(c.typ).UnsafePointer()
+			if err := elem(ep); err != nil {
+				return err
+			}
+			*(*unsafe.Pointer)(unsafe.Add(at, i*unsafe.Sizeof(ep))) = ep
+		}
+		reflect.NewAt(c.collType, field).Elem().Set(s)
+	}
 	return nil
 }

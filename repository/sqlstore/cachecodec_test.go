@@ -160,6 +160,9 @@ func roundTrip[T any, ID comparable](t *testing.T, s *Store[T, ID], loaded T) []
 	require.NoError(t, err)
 	assert.True(t, same, "decoded:\n%+v\nloaded:\n%+v", got, loaded)
 	assert.True(t, reflect.DeepEqual(loaded, got), "decoded:\n%+v\nloaded:\n%+v", got, loaded)
+	// Read straight into the fields, as the replay through database/sql
+	// reads it.
+	assert.True(t, differ(t, s, b, "a loaded aggregate"), "the direct decoder reads it: %s", firstRefused(s, b))
 	// What is decoded encodes to as many bytes (in another order where
 	// a collection is a map), which decode to the same aggregate.
 	again, err := s.Encode(got)

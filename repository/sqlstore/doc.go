@@ -1019,9 +1019,12 @@
 // A cache holds what the mapping reads: [Store.Encode] writes an
 // aggregate, as a load returned it, as the rows of its tables (each
 // column's value as the store writes it, in a compact binary form), and
-// [Store.Decode] replays those rows through the store's own loader, with
-// database/sql's conversions, into an aggregate equal to the load, its
-// unexported fields, value objects, JSON and array columns included.
+// [Store.Decode] reads those rows back, with database/sql's conversions,
+// into an aggregate equal to the load, its unexported fields, value
+// objects, JSON and array columns included: straight into the fields for
+// the field types whose conversion it knows (a 100-item order in about 10
+// µs, a tenth of the replay), and otherwise by replaying them through
+// database/sql and the store's own loader.
 // [Store.Fingerprint] digests the mapping, for a cache to key its entries
 // by: a deploy that changes the mapping reads none of the entries written
 // before it. An entry is about a third of the size of the rows in
