@@ -189,6 +189,10 @@ func mysqlBackend(t testing.TB) *backend {
 	return b
 }
 
+// withMySQLPath is an Option of tests: on MariaDB, the DB takes MySQL's
+// dialect, without INSERT ... RETURNING.
+func withMySQLPath() Option { return func(db *DB) { db.mysqlPath = true } }
+
 // mysqlPathBackend is mysqlBackend on MySQL's path (withMySQLPath): no
 // INSERT ... RETURNING, which MariaDB has and MySQL has not; the key an
 // INSERT generated is read from its result.

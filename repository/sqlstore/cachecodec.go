@@ -800,10 +800,9 @@ func newTablePlan(tb *table) (tablePlan, bool) {
 }
 
 var (
-	stringType = reflect.TypeFor[string]()
-	bytesType  = reflect.TypeFor[[]byte]()
-	byteType   = reflect.TypeFor[byte]()
-	rawType    = reflect.TypeFor[sql.RawBytes]()
+	bytesType = reflect.TypeFor[[]byte]()
+	byteType  = reflect.TypeFor[byte]()
+	rawType   = reflect.TypeFor[sql.RawBytes]()
 )
 
 // newSetter returns the setter of a field of type t stored with codec,

@@ -85,10 +85,6 @@ type DB struct {
 	mysqlPath bool
 }
 
-// withMySQLPath is an Option of tests: on MariaDB, the DB takes MySQL's
-// dialect, without INSERT ... RETURNING.
-func withMySQLPath() Option { return func(db *DB) { db.mysqlPath = true } }
-
 // ready returns what db knows of its server, probing it first at the
 // first use of a DB whose dialect has a probe. A probe that failed is
 // tried again by the next call: it may have failed for a passing reason

@@ -176,7 +176,7 @@ var (
 	myConstraintRE = regexp.MustCompile("(?:CONSTRAINT `([^`]+)`|[Cc]onstraint '([^']+)')")
 	// myFKColumnsRE reads the columns of a foreign key: "FOREIGN KEY
 	// (`a`, `b`) REFERENCES".
-	myFKColumnsRE = regexp.MustCompile("FOREIGN KEY \\(([^)]*)\\)")
+	myFKColumnsRE = regexp.MustCompile(`FOREIGN KEY \(([^)]*)\)`)
 )
 
 // mysqlClassify classifies me, the error of MySQL in err, raised by
