@@ -50,7 +50,24 @@ type Contender struct {
 	Saver func(ctx context.Context, dsn string, maxConns int32) (Saver, error)
 	// Loader opens the contender's load; nil when it does not load.
 	Loader func(ctx context.Context, dsn string, maxConns int32) (Loader, error)
+	// LoadNote says how the load works.
+	LoadNote string
 }
+
+// LoadName is the name the report prints for the contender's load:
+// [DddkitFind] for dddkit's.
+func (c Contender) LoadName() string {
+	if c.Name == DddkitSave {
+		return DddkitFind
+	}
+	return c.Name
+}
+
+// DddkitFind is the name of the reference contender of the load.
+const DddkitFind = "dddkit Find"
+
+// Hand is the name of the hand-written contender, the floor.
+const Hand = "hand-written SQL"
 
 // DddkitSave is the name of the reference contender: ratios are computed
 // against it.
@@ -60,19 +77,20 @@ const DddkitSave = "dddkit Save"
 func Contenders() []Contender {
 	return []Contender{
 		{Name: DddkitSave, Note: "snapshot diff, only the changed rows and columns, one pgx.Batch",
-			Saver: openDddkitSave, Loader: openDddkitLoad},
+			Saver: openDddkitSave, Loader: openDddkitLoad,
+			LoadNote: "Find: both SELECTs in one pgx.Batch in a read-only snapshot, and the snapshot copy"},
 		{Name: "dddkit Update", Note: "Update(ctx, id, fn): load, change and save in one transaction (the load is timed too)",
 			Saver: openDddkitUpdate},
-		{Name: "hand-written SQL", Note: "floor: exactly the needed statements in one pgx.Batch",
-			Saver: openHand, Loader: openHandLoad},
+		{Name: Hand, Note: "floor: exactly the needed statements in one pgx.Batch",
+			Saver: openHand, Loader: openHandLoad, LoadNote: "floor: both SELECTs in one pgx.Batch, scanned by hand"},
 		{Name: "naive", Note: "in a transaction: root UPDATE, then one upsert per item and a DELETE of the others, one round trip each",
 			Saver: openNaive},
 		{Name: "delete and reinsert", Note: "Spring Data JDBC style: root UPDATE, DELETE of all items, one multi-row INSERT of all, one pgx.Batch",
 			Saver: openReinsert},
 		{Name: "GORM", Note: "Save with FullSaveAssociations (upsert of every item) and a DELETE of the others, in a transaction; version written, not checked",
-			Saver: openGORM, Loader: openGORMLoad},
+			Saver: openGORM, Loader: openGORMLoad, LoadNote: "First with Preload(\"Items\")"},
 		{Name: "bun", Note: "in RunInTx: root UPDATE with version check, bulk upsert of every item, DELETE of the others",
-			Saver: openBun, Loader: openBunLoad},
+			Saver: openBun, Loader: openBunLoad, LoadNote: "NewSelect with Relation(\"Items\")"},
 	}
 }
 

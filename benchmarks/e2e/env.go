@@ -1,11 +1,13 @@
-// Package e2e runs the end-to-end benchmarks on PostgreSQL: saving an order
-// after a change and loading it, by dddkit and by the other ways a Go
-// program persists an aggregate (hand-written SQL, a naive save, a
-// delete-and-reinsert of the children, GORM, bun). Every contender works
-// on its own connection pool with the same session settings, on its own
-// order, in one schema created for the run and dropped afterwards; after
-// the run the rows of each contender's order are compared with the state
-// it should have.
+// Package e2e runs the end-to-end benchmarks on PostgreSQL and MariaDB:
+// saving an order after a change and loading it, by dddkit and by the
+// other ways a Go program persists an aggregate (on PostgreSQL:
+// hand-written SQL, a naive save, a delete-and-reinsert of the children,
+// GORM, bun; on MariaDB: hand-written SQL through the same driver). Every
+// contender works on its own connection pool with the same session
+// settings, on its own order, in one schema (PostgreSQL) or database
+// (MariaDB) created for the run and dropped afterwards; after the run the
+// rows of each contender's order are compared with the state it should
+// have.
 package e2e
 
 import (
@@ -218,6 +220,46 @@ func (e *Env) Setting(ctx context.Context, name string) (string, error) {
 	var v string
 	err = c.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&v)
 	return v, err
+}
+
+// Name implements [Backend].
+func (e *Env) Name() string { return "PostgreSQL" }
+
+// Contenders implements [Backend].
+func (e *Env) Contenders() []Contender { return Contenders() }
+
+// Insert implements [Backend].
+func (e *Env) Insert(ctx context.Context, o *model.Order) error {
+	pool, err := newPool(ctx, e.DSN(""), 1)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return insertPlain(ctx, pool, o)
+}
+
+func (e *Env) newCounter() (counter, error) { return NewProxy(e.ServerAddr()) }
+
+// rowsWritten makes the contender's connection (the only one) publish its
+// statistics and returns the schema's row counts, or -1.
+func (e *Env) rowsWritten(ctx context.Context, x execer) int64 {
+	if err := x.Exec(ctx, "SELECT pg_stat_force_next_flush()"); err != nil {
+		return -1
+	}
+	// The backend flushes when it goes idle, right after that statement.
+	var last int64 = -1
+	for range 20 {
+		time.Sleep(25 * time.Millisecond)
+		n, err := e.RowCounts(ctx)
+		if err != nil {
+			return -1
+		}
+		if n == last {
+			return n
+		}
+		last = n
+	}
+	return last
 }
 
 // newPool opens a pgx pool of at most maxConns connections on dsn.

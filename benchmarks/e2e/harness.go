@@ -16,8 +16,8 @@ import (
 type Options struct {
 	// Sizes are the numbers of items of the saved orders.
 	Sizes []int
-	// LoadSize is the number of items of the loaded order.
-	LoadSize int
+	// LoadSizes are the numbers of items of the loaded orders.
+	LoadSizes []int
 	// Workloads are the changes made before each save.
 	Workloads []model.Workload
 	// Rounds is the number of rounds: in each, every contender runs in
@@ -34,7 +34,8 @@ type Options struct {
 	Warmup int
 	// CountOps is the number of operations of the counting pass.
 	CountOps int
-	// Contenders are the contenders to run (all when nil).
+	// Contenders are the contenders to run (all those of the backend
+	// when nil).
 	Contenders []Contender
 	// Log receives progress lines (none when nil).
 	Log io.Writer
@@ -42,6 +43,8 @@ type Options struct {
 
 // Result is the outcome of one contender on one benchmark.
 type Result struct {
+	// DB names the server: "PostgreSQL" or "MariaDB".
+	DB string
 	// Op is "save" or "load".
 	Op string
 	// Items is the number of items of the order.
@@ -63,8 +66,9 @@ type Result struct {
 	// operation, measured in the counting pass.
 	Allocs, Bytes float64
 	// Trips and Stmts are the round trips and statements per operation
-	// counted by the [Proxy]; Rows is the rows inserted, updated and
-	// deleted per operation by PostgreSQL's statistics (negative when
+	// counted by the proxy ([Proxy], [MySQLProxy]); Rows is the rows
+	// inserted, updated and deleted per operation, by PostgreSQL's
+	// statistics or by the affected rows MariaDB reports (negative when
 	// unknown).
 	Trips, Stmts, Rows float64
 	// Err reports a failed operation, or a database left in the wrong
@@ -79,11 +83,11 @@ func (o *Options) logf(format string, args ...any) {
 	}
 }
 
-func (o *Options) contenders() []Contender {
+func (o *Options) contenders(b Backend) []Contender {
 	if o.Contenders != nil {
 		return o.Contenders
 	}
-	return Contenders()
+	return b.Contenders()
 }
 
 // saveRun is one contender's save state in a run.
@@ -126,7 +130,7 @@ func (r *saveRun) step(ctx context.Context, w model.Workload, timed, counted boo
 	return err
 }
 
-func setupSave(ctx context.Context, e *Env, c Contender, dsn string, maxConns int32, n int) (*saveRun, error) {
+func setupSave(ctx context.Context, e Backend, c Contender, dsn string, maxConns int32, n int) (*saveRun, error) {
 	s, err := c.Saver(ctx, dsn, maxConns)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
@@ -148,7 +152,7 @@ func setupSave(ctx context.Context, e *Env, c Contender, dsn string, maxConns in
 // RunSaves runs the save benchmark: for each size and workload, the timed
 // rounds, then the counting pass, then the check of every contender's
 // stored order.
-func RunSaves(ctx context.Context, e *Env, opts Options) []Result {
+func RunSaves(ctx context.Context, e Backend, opts Options) []Result {
 	var out []Result
 	for _, n := range opts.Sizes {
 		for _, w := range opts.Workloads {
@@ -158,16 +162,16 @@ func RunSaves(ctx context.Context, e *Env, opts Options) []Result {
 	return out
 }
 
-func runSaves(ctx context.Context, e *Env, opts Options, n int, w model.Workload) []Result {
+func runSaves(ctx context.Context, e Backend, opts Options, n int, w model.Workload) []Result {
 	var runs []*saveRun
 	var results []Result
-	cs := opts.contenders()
+	cs := opts.contenders(e)
 	failed := make([]*Result, 0)
 	for _, c := range cs {
 		if c.Saver == nil {
 			continue
 		}
-		res := &Result{Op: "save", Items: n, Workload: w.String(), Contender: c.Name, Note: c.Note, Trips: -1, Stmts: -1, Rows: -1}
+		res := &Result{DB: e.Name(), Op: "save", Items: n, Workload: w.String(), Contender: c.Name, Note: c.Note, Trips: -1, Stmts: -1, Rows: -1}
 		r, err := setupSave(ctx, e, c, e.DSN(""), 4, n)
 		if err != nil {
 			res.Err = err
@@ -183,7 +187,7 @@ func runSaves(ctx context.Context, e *Env, opts Options, n int, w model.Workload
 		runs = append(runs, r)
 	}
 	for round := range opts.Rounds {
-		opts.logf("save, %d items, %s: round %d of %d", n, w, round+1, opts.Rounds)
+		opts.logf("%s save, %d items, %s: round %d of %d", e.Name(), n, w, round+1, opts.Rounds)
 		for i := range runs {
 			r := runs[(i+round)%len(runs)]
 			if r.res.Err != nil {
@@ -219,15 +223,15 @@ func runSaves(ctx context.Context, e *Env, opts Options, n int, w model.Workload
 
 // countSaves runs each contender through the counting proxy, on one
 // connection, and fills in the round trips, statements and rows per save.
-func countSaves(ctx context.Context, e *Env, opts Options, n int, w model.Workload, results []Result) {
-	p, err := NewProxy(e.ServerAddr())
+func countSaves(ctx context.Context, e Backend, opts Options, n int, w model.Workload, results []Result) {
+	p, err := e.newCounter()
 	if err != nil {
 		opts.logf("counting proxy: %v", err)
 		return
 	}
 	defer p.Close()
 	byName := map[string]Contender{}
-	for _, c := range opts.contenders() {
+	for _, c := range opts.contenders(e) {
 		byName[c.Name] = c
 	}
 	for i := range results {
@@ -235,7 +239,7 @@ func countSaves(ctx context.Context, e *Env, opts Options, n int, w model.Worklo
 		if res.Err != nil {
 			continue
 		}
-		opts.logf("save, %d items, %s: counting %s", n, w, res.Contender)
+		opts.logf("%s save, %d items, %s: counting %s", e.Name(), n, w, res.Contender)
 		r, err := setupSave(ctx, e, byName[res.Contender], e.DSN(p.Addr()), 1, n)
 		if err != nil {
 			res.Err = fmt.Errorf("counting pass: %w", err)
@@ -247,15 +251,15 @@ func countSaves(ctx context.Context, e *Env, opts Options, n int, w model.Worklo
 				res.Err = fmt.Errorf("counting pass: %w", err)
 			}
 		}
-		rows0 := flushedRows(ctx, e, r.s)
+		rows0 := e.rowsWritten(ctx, r.s)
 		p.Start()
 		for range opts.CountOps {
 			if err := r.step(ctx, w, false, true); err != nil && res.Err == nil {
 				res.Err = fmt.Errorf("counting pass: %w", err)
 			}
 		}
-		trips, stmts := p.Stop()
-		rows1 := flushedRows(ctx, e, r.s)
+		cnt := p.Stop()
+		rows1 := e.rowsWritten(ctx, r.s)
 		if res.Err == nil {
 			if err := e.Check(ctx, r.ref); err != nil {
 				res.Err, res.Wrong = fmt.Errorf("counting pass: %w", err), true
@@ -263,52 +267,43 @@ func countSaves(ctx context.Context, e *Env, opts Options, n int, w model.Worklo
 		}
 		_ = r.s.Close()
 		ops := float64(max(1, opts.CountOps))
-		res.Trips, res.Stmts = float64(trips)/ops, float64(stmts)/ops
+		res.Trips, res.Stmts = perOp(cnt.Trips, ops), perOp(cnt.Stmts, ops)
 		res.Allocs, res.Bytes = r.res.Allocs/ops, r.res.Bytes/ops
-		if rows0 >= 0 && rows1 >= 0 {
+		switch {
+		case cnt.Rows >= 0:
+			res.Rows = float64(cnt.Rows) / ops
+		case rows0 >= 0 && rows1 >= 0:
 			res.Rows = float64(rows1-rows0) / ops
 		}
 	}
 }
 
-// flushedRows makes the contender's connection (the only one) publish its
-// statistics and returns the schema's row counts, or -1.
-func flushedRows(ctx context.Context, e *Env, x interface {
-	Exec(context.Context, string) error
-}) int64 {
-	if err := x.Exec(ctx, "SELECT pg_stat_force_next_flush()"); err != nil {
+// perOp divides a count by ops, keeping an unknown count (negative) so.
+func perOp(n int64, ops float64) float64 {
+	if n < 0 {
 		return -1
 	}
-	// The backend flushes when it goes idle, right after that statement.
-	var last int64 = -1
-	for range 20 {
-		time.Sleep(25 * time.Millisecond)
-		n, err := e.RowCounts(ctx)
-		if err != nil {
-			return -1
-		}
-		if n == last {
-			return n
-		}
-		last = n
-	}
-	return last
+	return float64(n) / ops
 }
 
-// RunLoads runs the load benchmark on one order of opts.LoadSize items.
-func RunLoads(ctx context.Context, e *Env, opts Options) []Result {
-	n := opts.LoadSize
-	want := model.New(e.NewOrderID(), n)
-	pool, err := newPool(ctx, e.DSN(""), 1)
-	if err == nil {
-		err = insertPlain(ctx, pool, want)
-		pool.Close()
+// RunLoads runs the load benchmark on an order of each of
+// opts.LoadSizes items.
+func RunLoads(ctx context.Context, e Backend, opts Options) []Result {
+	var out []Result
+	for _, n := range opts.LoadSizes {
+		out = append(out, runLoads(ctx, e, opts, n)...)
 	}
-	if err != nil {
-		return []Result{{Op: "load", Items: n, Contender: "all", Err: err}}
+	return out
+}
+
+func runLoads(ctx context.Context, e Backend, opts Options, n int) []Result {
+	want := model.New(e.NewOrderID(), n)
+	if err := e.Insert(ctx, want); err != nil {
+		return []Result{{DB: e.Name(), Op: "load", Items: n, Contender: "all", Err: err}}
 	}
 	type loadRun struct {
 		l   Loader
+		c   Contender
 		res *Result
 	}
 	var runs []*loadRun
@@ -341,35 +336,25 @@ func RunLoads(ctx context.Context, e *Env, opts Options) []Result {
 			r.res.Err = err
 		}
 	}
-	for _, c := range opts.contenders() {
+	for _, c := range opts.contenders(e) {
 		if c.Loader == nil {
 			continue
 		}
-		res := &Result{Op: "load", Items: n, Contender: c.Name, Note: c.Note, Trips: -1, Stmts: -1, Rows: -1}
-		switch c.Name {
-		case DddkitSave:
-			res.Contender, res.Note = DddkitFind, "Find: both SELECTs in one pgx.Batch in a read-only snapshot, and the snapshot copy"
-		case "hand-written SQL":
-			res.Note = "floor: both SELECTs in one pgx.Batch, scanned by hand"
-		case "GORM":
-			res.Note = "First with Preload(\"Items\")"
-		case "bun":
-			res.Note = "NewSelect with Relation(\"Items\")"
-		}
+		res := &Result{DB: e.Name(), Op: "load", Items: n, Contender: c.LoadName(), Note: c.LoadNote, Trips: -1, Stmts: -1, Rows: -1}
 		l, err := c.Loader(ctx, e.DSN(""), 4)
 		if err != nil {
 			res.Err = err
 			results = append(results, *res)
 			continue
 		}
-		r := &loadRun{l: l, res: res}
+		r := &loadRun{l: l, c: c, res: res}
 		for range opts.Warmup {
 			one(r, false, false)
 		}
 		runs = append(runs, r)
 	}
 	for round := range opts.Rounds {
-		opts.logf("load, %d items: round %d of %d", n, round+1, opts.Rounds)
+		opts.logf("%s load, %d items: round %d of %d", e.Name(), n, round+1, opts.Rounds)
 		for i := range runs {
 			r := runs[(i+round)%len(runs)]
 			start := time.Now()
@@ -383,22 +368,20 @@ func RunLoads(ctx context.Context, e *Env, opts Options) []Result {
 		summarize(r.res)
 	}
 	// The counting pass.
-	p, err := NewProxy(e.ServerAddr())
-	if err == nil {
+	p, err := e.newCounter()
+	if err != nil {
+		opts.logf("counting proxy: %v", err)
+	} else {
 		defer p.Close()
 	}
-	byName := map[string]Contender{}
-	for _, c := range opts.contenders() {
-		byName[c.Name] = c
-	}
-	byName[DddkitFind] = byName[DddkitSave]
 	for _, r := range runs {
 		if err != nil || r.res.Err != nil {
 			continue
 		}
-		opts.logf("load, %d items: counting %s", n, r.res.Contender)
-		l, lerr := byName[r.res.Contender].Loader(ctx, e.DSN(p.Addr()), 1)
+		opts.logf("%s load, %d items: counting %s", e.Name(), n, r.res.Contender)
+		l, lerr := r.c.Loader(ctx, e.DSN(p.Addr()), 1)
 		if lerr != nil {
+			r.res.Err = fmt.Errorf("counting pass: %w", lerr)
 			continue
 		}
 		r.l = l
@@ -409,10 +392,10 @@ func RunLoads(ctx context.Context, e *Env, opts Options) []Result {
 		for range opts.CountOps {
 			one(r, false, true)
 		}
-		trips, stmts := p.Stop()
+		cnt := p.Stop()
 		_ = l.Close()
 		ops := float64(max(1, opts.CountOps))
-		r.res.Trips, r.res.Stmts = float64(trips)/ops, float64(stmts)/ops
+		r.res.Trips, r.res.Stmts = perOp(cnt.Trips, ops), perOp(cnt.Stmts, ops)
 		r.res.Allocs, r.res.Bytes = r.res.Allocs/ops, r.res.Bytes/ops
 	}
 	for _, r := range runs {
@@ -420,9 +403,6 @@ func RunLoads(ctx context.Context, e *Env, opts Options) []Result {
 	}
 	return results
 }
-
-// DddkitFind is the name of the reference contender of the load.
-const DddkitFind = "dddkit Find"
 
 // summarize computes the median and the 95th percentile of res.
 func summarize(res *Result) {

@@ -51,10 +51,11 @@ func (p *Proxy) Start() {
 }
 
 // Stop stops counting and returns the round trips and statements counted
-// since Start.
-func (p *Proxy) Stop() (trips, stmts int64) {
+// since Start (the PostgreSQL protocol does not report the rows written:
+// Rows is -1).
+func (p *Proxy) Stop() Counts {
 	p.counting.Store(false)
-	return p.trips.Load(), p.stmts.Load()
+	return Counts{Trips: p.trips.Load(), Stmts: p.stmts.Load(), Rows: -1}
 }
 
 // Close stops the proxy and closes its connections.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/dddkit/dddkit/benchmarks/e2e"
 	"github.com/dddkit/dddkit/benchmarks/internal/model"
@@ -15,8 +16,35 @@ import (
 // (Okabe and Ito), dddkit's first.
 var palette = []string{"#D55E00", "#E69F00", "#009E73", "#0072B2", "#000000", "#CC79A7", "#999999", "#F0E442"}
 
+// series is the line of one contender on one database.
+type series struct {
+	db, contender string
+}
+
+// label names a series in the legend.
+func (s series) label() string { return s.contender }
+
+// dash is the stroke pattern of a database's lines: PostgreSQL's solid,
+// MariaDB's dashed.
+func dash(db string) string {
+	if db == "PostgreSQL" {
+		return ""
+	}
+	return ` stroke-dasharray="8 4"`
+}
+
+// marker draws a point of a database's line: PostgreSQL's a circle,
+// MariaDB's a square.
+func marker(db string, x, y float64, colour string) string {
+	if db == "PostgreSQL" {
+		return fmt.Sprintf(`<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/>`, x, y, colour)
+	}
+	return fmt.Sprintf(`<rect x="%.1f" y="%.1f" width="7" height="7" fill="%s"/>`, x-3.5, y-3.5, colour)
+}
+
 // chart draws the median save latency against the order size, one panel
-// per workload and one line per contender, on logarithmic axes.
+// per workload and one line per contender and database (a contender has
+// the same colour on each database), on logarithmic axes.
 func chart(saves []e2e.Result) []byte {
 	const (
 		W, H             = 1090, 470
@@ -24,12 +52,20 @@ func chart(saves []e2e.Result) []byte {
 		top, left, gap   = 60, 80, 70
 		legendX, legendW = left + 2*panelW + gap + 30, 220
 	)
-	var names []string
+	var names []string // contenders, in order of appearance: their colours
+	var lines []series
+	var dbs []string
 	var sizes []int
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, r := range saves {
 		if !slices.Contains(names, r.Contender) {
 			names = append(names, r.Contender)
+		}
+		if s := (series{r.DB, r.Contender}); !slices.Contains(lines, s) {
+			lines = append(lines, s)
+		}
+		if !slices.Contains(dbs, r.DB) {
+			dbs = append(dbs, r.DB)
 		}
 		if !slices.Contains(sizes, r.Items) {
 			sizes = append(sizes, r.Items)
@@ -61,7 +97,14 @@ func chart(saves []e2e.Result) []byte {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif" font-size="13">`, W, H, W, H)
 	p(`<rect width="100%%" height="100%%" fill="white"/>`)
-	p(`<text x="%d" y="28" font-size="17" font-weight="bold">Save latency on PostgreSQL against order size (median, log scales)</text>`, left)
+	p(`<text x="%d" y="28" font-size="17" font-weight="bold">Save latency on %s against order size (median, log scales)</text>`, left, esc(strings.Join(dbs, " and ")))
+	colour := func(contender string) string { return palette[slices.Index(names, contender)%len(palette)] }
+	width := func(contender string) float64 {
+		if slices.Index(names, contender) == 0 {
+			return 3.5
+		}
+		return 2
+	}
 	for pi, w := range []model.Workload{model.OneItem, model.TenPercent} {
 		x0 := float64(left + pi*(panelW+gap))
 		y0 := float64(top)
@@ -96,52 +139,59 @@ func chart(saves []e2e.Result) []byte {
 			p(`<text x="%.1f" y="%.0f" text-anchor="middle" fill="#444">%s</text>`, x, y0+panelH+18, num(fmt.Sprint(n)))
 		}
 		p(`<text x="%.0f" y="%.0f" text-anchor="middle">items in the order</text>`, x0+panelW/2, y0+panelH+40)
-		for ci, name := range names {
-			var pts []string
-			wrong := false
+		for _, l := range lines {
+			var pts [][2]float64
 			for _, r := range saves {
-				if r.Contender == name && r.Workload == w.String() && r.Median > 0 {
-					pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(r.Items), py(float64(r.Median.Nanoseconds())/1e3)))
-					wrong = wrong || r.Wrong
+				if r.DB == l.db && r.Contender == l.contender && r.Workload == w.String() && r.Median > 0 {
+					pts = append(pts, [2]float64{px(r.Items), py(float64(r.Median.Nanoseconds()) / 1e3)})
 				}
 			}
 			if len(pts) == 0 {
 				continue
 			}
-			width, dash := 2.0, ""
-			if ci == 0 {
-				width = 3.5
-			}
-			if wrong {
-				dash = ` stroke-dasharray="4 3"`
-			}
-			p(`<polyline points="%s" fill="none" stroke="%s" stroke-width="%.1f"%s/>`, join(pts), palette[ci%len(palette)], width, dash)
+			var ps []string
 			for _, pt := range pts {
-				var x, y float64
-				fmt.Sscanf(pt, "%f,%f", &x, &y)
-				p(`<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/>`, x, y, palette[ci%len(palette)])
+				ps = append(ps, fmt.Sprintf("%.1f,%.1f", pt[0], pt[1]))
+			}
+			c := colour(l.contender)
+			p(`<polyline points="%s" fill="none" stroke="%s" stroke-width="%.1f"%s/>`, join(ps), c, width(l.contender), dash(l.db))
+			for _, pt := range pts {
+				p("%s", marker(l.db, pt[0], pt[1], c))
 			}
 		}
 	}
-	p(`<text x="%d" y="%d" font-weight="bold">contender</text>`, legendX, top+4)
-	for ci, name := range names {
-		y := top + 28 + ci*24
-		label := name
-		for _, r := range saves {
-			if r.Contender == name && r.Wrong {
-				label += " (WRONG)"
-				break
+	y := top + 4
+	for _, db := range dbs {
+		p(`<text x="%d" y="%d" font-weight="bold">%s</text>`, legendX, y, esc(db))
+		y += 24
+		for _, l := range lines {
+			if l.db != db {
+				continue
 			}
+			label := l.label()
+			for _, r := range saves {
+				if r.DB == l.db && r.Contender == l.contender && r.Wrong {
+					label += " (WRONG)"
+					break
+				}
+			}
+			c := colour(l.contender)
+			p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="%.1f"%s/>`, legendX, y-4, legendX+28, y-4, c, width(l.contender), dash(l.db))
+			p("%s", marker(l.db, float64(legendX+14), float64(y-4), c))
+			p(`<text x="%d" y="%d">%s</text>`, legendX+36, y, esc(label))
+			y += 22
 		}
-		width := 2.0
-		if ci == 0 {
-			width = 3.5
-		}
-		p(`<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="%.1f"/>`, legendX, y-4, legendX+28, y-4, palette[ci%len(palette)], width)
-		p(`<text x="%d" y="%d">%s</text>`, legendX+36, y, esc(label))
+		y += 10
 	}
 	_ = legendW
-	p(`<text x="%d" y="%d" fill="#444" font-size="11">median of the timed saves; synchronous_commit = off for every contender</text>`, left, H-14)
+	note := "median of the timed saves"
+	if slices.Contains(dbs, "PostgreSQL") {
+		note += "; synchronous_commit = off for every PostgreSQL contender"
+	}
+	if slices.Contains(dbs, "MariaDB") {
+		note += "; MariaDB with the server's commit settings for every contender"
+	}
+	p(`<text x="%d" y="%d" fill="#444" font-size="11">%s</text>`, left, H-14, esc(note))
 	p(`</svg>`)
 	return b.Bytes()
 }

@@ -1,13 +1,15 @@
 // Command report runs every benchmark of this module (the in-memory
-// snapshot and change detection benchmarks, and, when
-// DDDKIT_TEST_POSTGRES_DSN is set, the saves and loads on PostgreSQL),
-// prints one markdown table of every figure with its ratio to dddkit's,
+// snapshot and change detection benchmarks, the saves and loads on
+// PostgreSQL when DDDKIT_TEST_POSTGRES_DSN is set, and on MariaDB when
+// DDDKIT_TEST_MYSQL_DSN is set), prints one markdown table of every
+// figure with its ratios to dddkit's and to the hand-written floor,
 // followed by the targets met and missed, and writes an SVG chart of the
 // save latency against the order size.
 //
 // Usage, from the benchmarks directory:
 //
-//	DDDKIT_TEST_POSTGRES_DSN='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' go run ./cmd/report
+//	DDDKIT_TEST_POSTGRES_DSN='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' \
+//	DDDKIT_TEST_MYSQL_DSN='root@tcp(127.0.0.1:3306)/test' go run ./cmd/report
 //
 // Flags set the number of rounds and the time of each turn; -quick runs a
 // short version to check that everything works.
@@ -41,14 +43,15 @@ func main() {
 		only      = flag.String("only", "", `run only "cpu" or "e2e"`)
 		cpuRounds = flag.Int("cpu-rounds", 15, "rounds of the in-memory benchmarks (the median is reported)")
 		cpuTime   = flag.Duration("cpu-benchtime", 40*time.Millisecond, "time of one in-memory benchmark in a round")
-		rounds    = flag.Int("rounds", 40, "rounds of the PostgreSQL benchmarks")
+		rounds    = flag.Int("rounds", 40, "rounds of the database benchmarks")
 		budget    = flag.Duration("budget", 40*time.Millisecond, "time of a contender's turn in a round")
 		maxOps    = flag.Int("max-ops", 20, "operations of a contender's turn at most")
 		warmup    = flag.Int("warmup", 5, "untimed operations before the first round")
 		countOps  = flag.Int("count-ops", 10, "operations of the counting pass")
 		svgPath   = flag.String("svg", "../docs/benchmarks-save.svg", "where to write the chart (empty: nowhere)")
 		mdPath    = flag.String("md", "", "also write the report to this file")
-		filter    = flag.String("contenders", "", "run only the PostgreSQL contenders whose names contain one of these comma-separated words")
+		filter    = flag.String("contenders", "", "run only the database contenders whose names contain one of these comma-separated words")
+		dbs       = flag.String("db", "postgres,mariadb", "the comma-separated databases to run on (postgres, mariadb), each when its DSN is set")
 		sizes     = flag.String("sizes", "100,1000", "the comma-separated sizes of the saved orders")
 	)
 	flag.Parse()
@@ -67,51 +70,40 @@ func main() {
 	}
 	var saves []e2e.Result
 	if *only == "" || *only == "e2e" {
-		dsn := os.Getenv(e2e.DSNVar)
-		if dsn == "" {
-			fmt.Fprintf(os.Stderr, "report: %s is not set: the PostgreSQL benchmarks are skipped\n", e2e.DSNVar)
-		} else {
-			env, err := e2e.Open(ctx, dsn)
-			if err != nil {
-				fatal(err)
+		opts := e2e.Options{
+			Sizes:     parseSizes(*sizes),
+			LoadSizes: parseSizes(*sizes),
+			Workloads: []model.Workload{model.OneItem, model.TenPercent},
+			Rounds:    *rounds, Budget: *budget, MaxOps: *maxOps, Warmup: *warmup, CountOps: *countOps,
+			Log: os.Stderr,
+		}
+		want := strings.Split(*dbs, ",")
+		var backends []e2e.Backend
+		if slices.Contains(want, "postgres") {
+			if b, lines := openPostgres(ctx); b != nil {
+				backends = append(backends, b)
+				info = append(info, lines...)
 			}
-			if v, err := env.ServerVersion(ctx); err == nil {
-				info = append(info, "PostgreSQL: "+v)
-			} else {
-				fmt.Fprintln(os.Stderr, "report: server version:", err)
+		}
+		if slices.Contains(want, "mariadb") {
+			if b, lines := openMariaDB(ctx); b != nil {
+				backends = append(backends, b)
+				info = append(info, lines...)
 			}
-			if v, err := env.Setting(ctx, "synchronous_commit"); err == nil {
-				info = append(info, "commit settings, on every connection of every contender: synchronous_commit = "+v+
-					" (checked on a connection opened with the contenders' URL)")
-			}
-			if v, err := env.Setting(ctx, "fsync"); err == nil {
-				info = append(info, "server: fsync = "+v)
-			}
-			opts := e2e.Options{
-				Sizes:     parseSizes(*sizes),
-				LoadSize:  1000,
-				Workloads: []model.Workload{model.OneItem, model.TenPercent},
-				Rounds:    *rounds, Budget: *budget, MaxOps: *maxOps, Warmup: *warmup, CountOps: *countOps,
-				Log: os.Stderr,
-			}
+		}
+		for _, b := range backends {
+			o := opts
 			if *filter != "" {
-				opts.Contenders = []e2e.Contender{}
-				for _, c := range e2e.Contenders() {
-					for _, f := range strings.Split(*filter, ",") {
-						if f != "" && strings.Contains(c.Name, f) {
-							opts.Contenders = append(opts.Contenders, c)
-							break
-						}
-					}
-				}
+				o.Contenders = filterContenders(b.Contenders(), *filter)
 			}
-			saves = e2e.RunSaves(ctx, env, opts)
-			loads := e2e.RunLoads(ctx, env, opts)
-			if err := env.Close(ctx); err != nil {
-				fmt.Fprintln(os.Stderr, "report: drop the schema:", err)
+			s := e2e.RunSaves(ctx, b, o)
+			l := e2e.RunLoads(ctx, b, o)
+			if err := b.Close(ctx); err != nil {
+				fmt.Fprintf(os.Stderr, "report: drop the %s schema or database: %v\n", b.Name(), err)
 			}
-			rows = append(rows, e2eRows(saves, e2e.DddkitSave)...)
-			rows = append(rows, e2eRows(loads, e2e.DddkitFind)...)
+			saves = append(saves, s...)
+			rows = append(rows, e2eRows(s, e2e.DddkitSave)...)
+			rows = append(rows, e2eRows(l, e2e.DddkitFind)...)
 		}
 	}
 	var out strings.Builder
@@ -128,6 +120,79 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "report: wrote", *svgPath)
 	}
+}
+
+// openPostgres opens the PostgreSQL backend, or says why not, and
+// describes it.
+func openPostgres(ctx context.Context) (e2e.Backend, []string) {
+	dsn := os.Getenv(e2e.DSNVar)
+	if dsn == "" {
+		fmt.Fprintf(os.Stderr, "report: %s is not set: the PostgreSQL benchmarks are skipped\n", e2e.DSNVar)
+		return nil, nil
+	}
+	env, err := e2e.Open(ctx, dsn)
+	if err != nil {
+		fatal(err)
+	}
+	var info []string
+	if v, err := env.ServerVersion(ctx); err == nil {
+		info = append(info, "PostgreSQL: "+v)
+	} else {
+		fmt.Fprintln(os.Stderr, "report: server version:", err)
+	}
+	if v, err := env.Setting(ctx, "synchronous_commit"); err == nil {
+		info = append(info, "PostgreSQL commit settings, on every connection of every contender: synchronous_commit = "+v+
+			" (checked on a connection opened with the contenders' URL)")
+	}
+	if v, err := env.Setting(ctx, "fsync"); err == nil {
+		info = append(info, "PostgreSQL server: fsync = "+v)
+	}
+	return env, info
+}
+
+// openMariaDB opens the MariaDB backend, or says why not, and describes
+// it.
+func openMariaDB(ctx context.Context) (e2e.Backend, []string) {
+	dsn := os.Getenv(e2e.MySQLDSNVar)
+	if dsn == "" {
+		fmt.Fprintf(os.Stderr, "report: %s is not set: the MariaDB benchmarks are skipped\n", e2e.MySQLDSNVar)
+		return nil, nil
+	}
+	env, err := e2e.OpenMySQL(ctx, dsn)
+	if err != nil {
+		fatal(err)
+	}
+	var info []string
+	if v, err := env.ServerVersion(ctx); err == nil {
+		info = append(info, "MariaDB: "+v+", through go-sql-driver/mysql with the DSN of sqlstore.MySQLDSN for every contender")
+	} else {
+		fmt.Fprintln(os.Stderr, "report: server version:", err)
+	}
+	var vars []string
+	for _, name := range []string{"innodb_flush_log_at_trx_commit", "sync_binlog", "log_bin"} {
+		if v, err := env.Variable(ctx, name); err == nil {
+			vars = append(vars, name+" = "+v)
+		}
+	}
+	if len(vars) > 0 {
+		info = append(info, "MariaDB server (global settings, the server's own): "+strings.Join(vars, ", "))
+	}
+	return env, info
+}
+
+// filterContenders keeps the contenders whose names contain one of the
+// comma-separated words of filter.
+func filterContenders(cs []e2e.Contender, filter string) []e2e.Contender {
+	out := []e2e.Contender{}
+	for _, c := range cs {
+		for _, f := range strings.Split(filter, ",") {
+			if f != "" && strings.Contains(c.Name, f) {
+				out = append(out, c)
+				break
+			}
+		}
+	}
+	return out
 }
 
 func parseSizes(s string) []int {
@@ -182,7 +247,12 @@ type row struct {
 	check, note                   string
 	ref                           bool // dddkit's figure, the denominator of the group
 	ratio                         float64
+	floorRatio                    float64 // to the hand-written floor of the group; 0 when it has none
 }
+
+// isFloor reports whether a contender is the hand-written floor of its
+// group.
+func isFloor(contender string) bool { return strings.HasPrefix(contender, "hand-written") }
 
 // figure is what the ratios compare: the CPU time per operation of an
 // in-memory case, the median latency of an operation on PostgreSQL.
@@ -263,7 +333,7 @@ func runCPU(rounds int) []row {
 func e2eRows(rs []e2e.Result, ref string) []row {
 	var rows []row
 	for _, x := range rs {
-		r := row{group: "PostgreSQL " + x.Op, items: fmt.Sprint(x.Items), kase: x.Workload, contender: x.Contender,
+		r := row{group: x.DB + " " + x.Op, items: fmt.Sprint(x.Items), kase: x.Workload, contender: x.Contender,
 			median: float64(x.Median.Nanoseconds()), p95: float64(x.P95.Nanoseconds()), cpu: float64(x.CPUMedian.Nanoseconds()),
 			bytes: x.Bytes, allocs: x.Allocs, trips: x.Trips, stmts: x.Stmts, rowsWritten: x.Rows, check: "ok",
 			ref: x.Contender == ref}
@@ -286,18 +356,25 @@ func e2eRows(rs []e2e.Result, ref string) []row {
 }
 
 // ratios sets each row's ratio to the dddkit row of its group, size and
-// case.
+// case, and to the hand-written floor's.
 func ratios(rows []row) {
 	refs := map[string]float64{}
+	floors := map[string]float64{}
 	key := func(r row) string { return r.group + "|" + r.items + "|" + r.kase }
 	for _, r := range rows {
 		if r.ref && r.figure() > 0 {
 			refs[key(r)] = r.figure()
 		}
+		if isFloor(r.contender) && r.figure() > 0 {
+			floors[key(r)] = r.figure()
+		}
 	}
 	for i := range rows {
 		if d := refs[key(rows[i])]; d > 0 && rows[i].figure() > 0 {
 			rows[i].ratio = rows[i].figure() / d
+		}
+		if d := floors[key(rows[i])]; d > 0 && rows[i].figure() > 0 {
+			rows[i].floorRatio = rows[i].figure() / d
 		}
 	}
 }
@@ -308,10 +385,10 @@ func writeReport(w io.Writer, info []string, rows []row) {
 		fmt.Fprintf(w, "- %s\n", s)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| benchmark | items | case | contender | CPU/op | median | p95 | ratio to dddkit | B/op | allocs/op | round trips | statements | rows written | check |")
-	fmt.Fprintln(w, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintln(w, "| benchmark | items | case | contender | CPU/op | median | p95 | ratio to dddkit | ratio to floor | B/op | allocs/op | round trips | statements | rows written | check |")
+	fmt.Fprintln(w, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range rows {
-		cpuT, med, p95, ratio := "–", "–", "–", "–"
+		cpuT, med, p95, ratio, floor := "–", "–", "–", "–", "–"
 		if r.cpu > 0 {
 			cpuT = dur(r.cpu)
 		}
@@ -324,6 +401,9 @@ func writeReport(w io.Writer, info []string, rows []row) {
 		if r.ratio > 0 {
 			ratio = fmtRatio(r.ratio)
 		}
+		if r.floorRatio > 0 {
+			floor = fmtRatio(r.floorRatio)
+		}
 		name := r.contender
 		if r.ref {
 			name = "**" + name + "**"
@@ -332,8 +412,8 @@ func writeReport(w io.Writer, info []string, rows []row) {
 		if check != "ok" {
 			check = "**" + check + "**"
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			r.group, num(r.items), r.kase, name, cpuT, med, p95, ratio, count(r.bytes), count(r.allocs),
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			r.group, num(r.items), r.kase, name, cpuT, med, p95, ratio, floor, count(r.bytes), count(r.allocs),
 			perOp(r.trips), perOp(r.stmts), perOp(r.rowsWritten), check)
 	}
 	fmt.Fprintln(w)
@@ -421,7 +501,7 @@ func find(rows []row, group, items, kase, contender string) (row, bool) {
 }
 
 func writeTargets(w io.Writer, rows []row) {
-	fmt.Fprintln(w, "Targets (ratios from this run: of the CPU time per operation in memory, of the median latency on PostgreSQL):")
+	fmt.Fprintln(w, "Targets (ratios from this run: of the CPU time per operation in memory, of the median latency on a database):")
 	fmt.Fprintln(w)
 	verdict := func(ok bool) string {
 		if ok {
@@ -465,6 +545,18 @@ func writeTargets(w io.Writer, rows []row) {
 		}
 		if x, _, ok := ratio("PostgreSQL save", "1000", wl.String(), "GORM", e2e.DddkitSave); ok {
 			fmt.Fprintf(w, "- save of 1,000 items (%s) at least 25x faster than GORM's full save: %s (GORM takes %s the time)\n", wl, verdict(x >= 25), fmtRatio(x))
+		}
+	}
+	for _, n := range []string{"100", "1000"} {
+		for _, wl := range []model.Workload{model.OneItem, model.TenPercent} {
+			x, a, ok := ratio("MariaDB save", n, wl.String(), e2e.DddkitSave, e2e.Hand)
+			if !ok {
+				continue
+			}
+			h, _ := find(rows, "MariaDB save", n, wl.String(), e2e.Hand)
+			trips := a.trips >= 0 && a.trips == h.trips
+			fmt.Fprintf(w, "- MariaDB save of %s items (%s) within 1.3x of hand-written SQL, in the same number of round trips: %s (%s, medians; %s round trips against %s)\n",
+				num(n), wl, verdict(x <= 1.3 && trips), fmtRatio(x), perOp(a.trips), perOp(h.trips))
 		}
 	}
 }
