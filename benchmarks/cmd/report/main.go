@@ -555,7 +555,7 @@ func writeTargets(w io.Writer, rows []row) {
 			}
 			h, _ := find(rows, "MariaDB save", n, wl.String(), e2e.Hand)
 			trips := a.trips >= 0 && a.trips == h.trips
-			fmt.Fprintf(w, "- MariaDB save of %s items (%s) within 1.3x of hand-written SQL, in the same number of round trips: %s (%s, medians; %s round trips against %s)\n",
+			fmt.Fprintf(w, "- MariaDB save of %s items (%s) within 1.3x of hand-written SQL, in the same number of round trips: %s (%s, medians; round trips per save: dddkit %s, hand-written %s)\n",
 				num(n), wl, verdict(x <= 1.3 && trips), fmtRatio(x), perOp(a.trips), perOp(h.trips))
 		}
 	}
