@@ -129,6 +129,12 @@ type dialect struct {
 	// back whole, not to a savepoint: the server rolled it back, or rolled
 	// back the failed statement alone while it holds the earlier ones.
 	aborts func(err error) bool
+	// rolledBack, when set, reports an error after which the server has
+	// rolled back the whole transaction, or left it in a state unknown,
+	// where the statements sent next run outside it: in a caller's
+	// transaction, which the DB does not end, the unit of work then
+	// refuses further statements (see ErrTxRolledBack).
+	rolledBack func(err error, srv *server) bool
 	// probe, when set, reads what the DB needs to know of its server and
 	// session, once, at the first use of the DB (see DB.ready).
 	probe func(ctx context.Context, db *DB) (*server, error)
@@ -151,6 +157,9 @@ type server struct {
 	// from LAST_INSERT_ID() (innodb_autoinc_lock_mode 0 or 1 and
 	// auto_increment_increment 1).
 	consecutiveIDs bool
+	// rollbackOnTimeout: a lock wait timeout rolls the whole transaction
+	// back (innodb_rollback_on_timeout), not the statement alone.
+	rollbackOnTimeout bool
 }
 
 // dialectFor returns the dialect of a database/sql driver name.

@@ -33,7 +33,7 @@ var (
 		foldASCII: mysqlFoldASCII, exactText: " COLLATE utf8mb4_bin", likeEscape: '!', padSpace: true,
 		lockReadsLatest: true,
 		schema:          mysqlCatalog{},
-		multi:           true, begin: mysqlBegin, aborts: mysqlAborts,
+		multi:           true, begin: mysqlBegin, aborts: mysqlAborts, rolledBack: mysqlRolledBack,
 		textArgs: true, backslashEscapes: true, hashComments: true,
 	}
 	// mariadbDialect is MariaDB 10.5 and later, as its probe finds it:
@@ -161,6 +161,27 @@ func mysqlAborts(err error) bool {
 	return myFatal[me.Number]
 }
 
+// mysqlRolledBack reports whether err, met in a transaction, says that the
+// server rolled the whole transaction back, or that the state of its
+// session is unknown: a deadlock, a write conflict under snapshot
+// isolation, a lock wait timeout when the server rolls back on one
+// (innodb_rollback_on_timeout), an error that ends the session, or an
+// answer that never came. The statements sent after it run outside any
+// transaction.
+func mysqlRolledBack(err error, srv *server) bool {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return !failed(err, false)
+	}
+	switch me.Number {
+	case myDeadlock, myRecordChanged:
+		return true
+	case myLockWaitTimeout:
+		return srv == nil || srv.rollbackOnTimeout
+	}
+	return myFatal[me.Number]
+}
+
 var (
 	// myKeyRE reads the key of a duplicate entry: "Duplicate entry '1-a'
 	// for key 'order_id'" (MariaDB), "... for key 'order_items.order_id'"
@@ -245,21 +266,22 @@ func mysqlProbe(ctx context.Context, db *DB) (*server, error) {
 	}
 	defer rows.Close()
 	var (
-		one              int64
-		two              string
-		version, mode    string
-		zone             string
-		packet           int64
-		autocommit       int64
-		increment, mode2 int64
-		stamp            any
-		matched          int64
+		one               int64
+		two               string
+		version, mode     string
+		zone              string
+		packet            int64
+		autocommit        int64
+		increment, mode2  int64
+		rollbackOnTimeout int64
+		stamp             any
+		matched           int64
 	)
 	steps := []func() error{
 		func() error { return rows.Scan(&one) },
 		func() error { return rows.Scan(&two) },
 		func() error {
-			return rows.Scan(&version, &mode, &zone, &packet, &autocommit, &increment, &mode2, &stamp)
+			return rows.Scan(&version, &mode, &zone, &packet, &autocommit, &increment, &mode2, &stamp, &rollbackOnTimeout)
 		},
 		func() error { return rows.Scan(&matched) },
 	}
@@ -306,7 +328,8 @@ func mysqlProbe(ctx context.Context, db *DB) (*server, error) {
 		return nil, fmt.Errorf("sqlstore: the MySQL session lacks %s: open the database with the DSN of sqlstore.MySQLDSN", strings.Join(problems, "; and "))
 	}
 	srv := &server{d: mysqlDialect, maxPacket: int(min(packet, mysqlDriverPacket)) - mysqlPacketSlack,
-		consecutiveIDs: increment == 1 && (mode2 == 0 || mode2 == 1)}
+		consecutiveIDs:    increment == 1 && (mode2 == 0 || mode2 == 1),
+		rollbackOnTimeout: rollbackOnTimeout != 0}
 	if mariadbReturning(version) && !db.mysqlPath {
 		srv.d = mariadbDialect
 	}
@@ -324,7 +347,7 @@ const mysqlPacketSlack = 1024
 // temporary table.
 const mysqlProbeSQL = "SELECT ?; SELECT ?; " +
 	"SELECT VERSION(), @@sql_mode, @@time_zone, @@max_allowed_packet, @@autocommit, " +
-	"@@auto_increment_increment, @@innodb_autoinc_lock_mode, CAST('2000-01-02 03:04:05' AS DATETIME); " +
+	"@@auto_increment_increment, @@innodb_autoinc_lock_mode, CAST('2000-01-02 03:04:05' AS DATETIME), @@innodb_rollback_on_timeout; " +
 	"DROP TEMPORARY TABLE IF EXISTS dddkit_probe; CREATE TEMPORARY TABLE dddkit_probe (a INT); " +
 	"INSERT INTO dddkit_probe VALUES (1); UPDATE dddkit_probe SET a = 1; SELECT ROW_COUNT(); " +
 	"DROP TEMPORARY TABLE dddkit_probe"

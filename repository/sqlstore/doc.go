@@ -982,7 +982,19 @@
 //
 // The DB never commits or rolls back such a transaction. A failed save is
 // rolled back to its savepoint at once, so that the transaction stays
-// usable for the service's statements. Once told, the context's operations,
+// usable for the service's statements. Unless the server rolled back the
+// whole transaction: on MySQL and MariaDB a deadlock (error 1213) does,
+// where PostgreSQL aborts the savepoint alone, and so do a write conflict
+// under snapshot isolation, a lock wait timeout under
+// innodb_rollback_on_timeout, and an error that ends the session. Then
+// what the transaction held is gone, the service's statements and the
+// earlier saves alike, and what is sent on it next runs outside any
+// transaction: the operation fails with an error matching
+// [ErrTxRolledBack] (and [repository.ErrConflict] after a conflict), the
+// further operations of the context fail with it, [Joined.Committed]
+// drops the snapshots instead of advancing them, and [DB.InSQLTx] rolls
+// back and returns it. Roll the transaction back, and run the unit of
+// work again. Once told, the context's operations,
 // and [DB.InTx] and Update with it, fail with [ErrTxDone]. Until told, the
 // aggregates saved in it cannot be saved or removed elsewhere: Save and
 // Remove fail with an error wrapping [repository.ErrUnfinished], rather

@@ -123,7 +123,10 @@ func (db *DB) join(ctx context.Context, name string, t *txState) (context.Contex
 // Committed tells j that the caller's transaction committed: the
 // snapshots of the aggregates saved in it advance, and the context of j
 // can no longer be used (its operations, and [DB.InTx] with it, fail with
-// [ErrTxDone]). Only the first of Committed and RolledBack counts.
+// [ErrTxDone]). Only the first of Committed and RolledBack counts. After
+// an operation in it failed with [ErrTxRolledBack], the transaction
+// committed nothing of the unit of work, and Committed drops its
+// snapshots, as RolledBack does.
 func (j *Joined) Committed() { j.end(true) }
 
 // RolledBack tells j that the caller's transaction rolled back, or that
@@ -140,15 +143,27 @@ func (j *Joined) end(committed bool) {
 	j.t.mu.Lock()
 	done := j.t.done
 	j.t.done = true
+	lost := j.t.doomed != nil && j.t.caller
 	j.t.mu.Unlock()
 	if done {
 		return
 	}
-	if committed {
+	if committed && !lost {
 		j.sc.Commit()
 	} else {
 		j.sc.Rollback()
 	}
+}
+
+// lost returns the error after which the server rolled back the caller's
+// transaction of j, or nil.
+func (j *Joined) lost() error {
+	j.t.mu.Lock()
+	defer j.t.mu.Unlock()
+	if j.t.doomed == nil {
+		return nil
+	}
+	return j.t.doomedErr()
 }
 
 // InPGXTx runs fn in tx, a transaction the caller began on db's database
@@ -184,7 +199,10 @@ func (db *DB) InPGXTx(ctx context.Context, tx pgx.Tx, fn func(ctx context.Contex
 
 // InSQLTx is [DB.InPGXTx] for a DB of [NewSQL] or [NewSQLDB], and tx a
 // database/sql transaction of the same database (for an *sqlx.Tx, its
-// embedded *sql.Tx), as [DB.JoinSQL] joins it.
+// embedded *sql.Tx), as [DB.JoinSQL] joins it. When an operation in fn
+// failed with [ErrTxRolledBack] (the server rolled tx back, on MySQL and
+// MariaDB), InSQLTx rolls tx back and returns an error matching it, even
+// when fn returned nil.
 func (db *DB) InSQLTx(ctx context.Context, tx *sql.Tx, fn func(ctx context.Context) error) error {
 	if fn == nil {
 		return errors.New("sqlstore: InSQLTx: nil function")
@@ -215,6 +233,13 @@ func inCallerTx(ctx, jctx context.Context, j *Joined, fn func(context.Context) e
 	returned = true
 	if err == nil && ctx.Err() != nil {
 		err = fmt.Errorf("sqlstore: not committed: %w", ctx.Err())
+	}
+	if err == nil {
+		if lost := j.lost(); lost != nil {
+			// The server rolled the transaction back: a COMMIT would
+			// commit only what ran after, outside it.
+			err = fmt.Errorf("sqlstore: not committed: %w", lost)
+		}
 	}
 	if err != nil {
 		rerr := rollback()

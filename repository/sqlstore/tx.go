@@ -89,6 +89,23 @@ func (t *txState) commitRefused() error {
 	return nil
 }
 
+// ErrTxRolledBack is returned by an operation run in a caller's
+// transaction ([DB.JoinSQL], [DB.InSQLTx]) after which the server rolled
+// that transaction back whole, on its own: on MySQL and MariaDB, a
+// deadlock (error 1213), a write conflict under snapshot isolation
+// (1020), a lock wait timeout (1205) when the server has
+// innodb_rollback_on_timeout, or an error that ends the session. What
+// was written in the transaction, by the DB's saves and by the caller's
+// statements, is gone, and the statements sent on it next run outside
+// any transaction, each committed on its own. The caller must roll the
+// transaction back and run the unit of work again: the error also
+// matches [repository.ErrConflict] when a conflict caused it. The unit of
+// work refuses its further operations with it, [Joined.Committed] drops
+// the snapshots staged in it as [Joined.RolledBack] does, and
+// [DB.InSQLTx] rolls back and returns it, even when its function
+// returned nil.
+var ErrTxRolledBack = errors.New("the server rolled back the caller's transaction, which must be rolled back")
+
 // ErrTxDone is returned by an operation run with the context of a unit of
 // work of [DB.InTx] that has already ended (committed or rolled back): the
 // context was kept past the end of the function InTx ran.
@@ -406,6 +423,9 @@ func (t *txState) release() {
 // failed operation. The savepoint itself is left: the caller releases it
 // or ends the transaction.
 func (t *txState) restoreSavepoint(ctx context.Context) error {
+	if t.doomed != nil {
+		return t.doomedErr() // no savepoint is left
+	}
 	var err error
 	if t.pgx != nil {
 		_, err = t.pgxBatch(ctx, t.pgx, t.pgx.Conn().PgConn(), nil, controls(sqlRollbackTo))
@@ -455,6 +475,9 @@ func (t *txState) open(ctx context.Context) error {
 	if t.done || t.committed {
 		return ErrTxDone
 	}
+	if t.doomed != nil {
+		return t.doomedErr()
+	}
 	if (t.pgx != nil || t.sql != nil && t.sql.begin == nil) && !t.restore {
 		return nil
 	}
@@ -474,7 +497,8 @@ func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic, mayCommit
 	if t.doomed != nil {
 		return t.doomedErr()
 	}
-	if _, err := t.db.ready(ctx); err != nil {
+	srv, err := t.db.ready(ctx)
+	if err != nil {
 		return err
 	}
 	last := atomic && mayCommit && lastwrite.IsLast(ctx, t.owner)
@@ -495,7 +519,6 @@ func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic, mayCommit
 	}
 
 	var n int
-	var err error
 	db := t.db
 	if db.pgx != nil {
 		if last {
@@ -517,6 +540,14 @@ func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic, mayCommit
 			return t.multiRun(ctx, pre, post, stmts, atomic, last, folded)
 		}
 		n, err = db.sqlTrip(ctx, t.sql.on(), pre, stmts, post)
+		if err != nil && t.caller && db.dialect.rolledBack != nil && db.dialect.rolledBack(err, srv) {
+			// The server rolled back the caller's transaction, its
+			// savepoint with it: what was saved in it is gone, and
+			// what the caller sends next runs outside it.
+			err = fmt.Errorf("%w: %w", ErrTxRolledBack, err)
+			t.doomed = err
+			return err
+		}
 		if err != nil && last {
 			// The save ran without a savepoint: what ran of it stays in
 			// the transaction, which must not commit.
