@@ -9,6 +9,7 @@ import (
 
 	"github.com/dddkit/dddkit/ddd"
 	"github.com/dddkit/dddkit/diff"
+	"github.com/dddkit/dddkit/internal/handoff"
 	"github.com/dddkit/dddkit/internal/lastwrite"
 	"github.com/dddkit/dddkit/internal/typeinfo"
 	"github.com/dddkit/dddkit/tracking"
@@ -228,18 +229,41 @@ func (s *AggregateRepositorySupport[T, ID]) FindForUpdate(ctx context.Context, i
 // load selects the aggregate with identity id through sel and tracks it.
 func (s *AggregateRepositorySupport[T, ID]) load(ctx context.Context, op string, id ID, sel func(context.Context, ID) (T, error)) (T, error) {
 	var zero T
-	agg, err := sel(ctx, id)
+	var slot *handoff.Slot
+	sctx := ctx
+	if _, ok := s.hooks.(handoff.Offerer); ok {
+		sctx, slot = handoff.With(ctx)
+	}
+	agg, err := sel(sctx, id)
 	if err != nil {
 		return zero, opError(op, err)
 	}
 	if typeinfo.IsNil(agg) {
 		return zero, opError(op, fmt.Errorf("%w: %v", ErrNotFound, id))
 	}
-	if err := s.tracker.Attach(noScope(ctx), agg); err != nil {
+	if err := s.attachLoaded(ctx, agg, slot); err != nil {
 		return zero, opError(op, err)
 	}
 	tracking.Remember(ctx, s.id(agg), agg)
 	return agg, nil
+}
+
+// attachLoaded starts tracking agg, just loaded: with the snapshot the
+// outermost hooks offered in slot for it, if any (a cache's kept copy,
+// which needs no copying), else with a copy of it.
+func (s *AggregateRepositorySupport[T, ID]) attachLoaded(ctx context.Context, agg T, slot *handoff.Slot) error {
+	if snap, ok := slot.Take(s.hooks, agg); ok {
+		if snap, ok := snap.(T); ok && !typeinfo.IsNil(snap) {
+			// The snapshot is a new root struct that shares the rest of
+			// the offered one, as the snapshot after a save shares what
+			// did not change.
+			p, err := s.tracker.Prepare(agg, snap, diff.Result{})
+			if err == nil {
+				return p.Commit(noScope(ctx))
+			}
+		}
+	}
+	return s.tracker.Attach(noScope(ctx), agg)
 }
 
 // Attach starts tracking agg, loaded by a query of the concrete repository's

@@ -7,7 +7,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dddkit/dddkit/cache/rediscache"
+	"github.com/dddkit/dddkit/internal/testdb"
 	"github.com/dddkit/dddkit/repository/sqlstore"
+	"github.com/dddkit/dddkit/tracking"
 )
 
 // BenchmarkFind finds an order of n items through the repository, on
@@ -15,7 +18,10 @@ import (
 //
 //   - from=postgres: without the cache;
 //   - from=redis: with the cache, a hit each time (Redis, decoding, and
-//     the snapshot that every Find takes).
+//     the snapshot that every Find takes);
+//   - from=near: with the near cache, a hit each time (a copy of the
+//     aggregate it keeps, which is the copy's snapshot);
+//   - op=copy: tracking.Copy of the aggregate, for scale.
 //
 // BenchmarkSave saves a change of one item of the same order, without
 // and with the cache (whose save adds an invalidation after the commit).
@@ -48,6 +54,35 @@ func BenchmarkFind(b *testing.B) {
 					b.Fatalf("not a hit: %v", k)
 				}
 			}
+			near := e.orders(b, e.cache(cachingClient(b, testdb.RedisAddr(b)), rediscache.WithNear(0, 0)))
+			for range 2 { // a hit from Redis, then in the process
+				_, err := near.Find(ctx, 1)
+				require.NoError(b, err)
+			}
+			e.events.take()
+			b.Run("from=near", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := near.Find(ctx, 1); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			for _, k := range e.events.take() {
+				if k != rediscache.NearHit {
+					b.Fatalf("not a near hit: %v", k)
+				}
+			}
+			o, err := plain.Find(ctx, 1)
+			require.NoError(b, err)
+			b.Run("op=copy", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := tracking.Copy(o); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		})
 	}
 }

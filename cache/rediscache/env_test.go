@@ -77,12 +77,19 @@ type env struct {
 	redis  rueidis.Client
 	prefix string
 	events *events
+	// near: the caches have a near cache, on nearRedis, a client with
+	// client-side caching on.
+	near      bool
+	nearRedis rueidis.Client
 }
 
 // events records what the cache reports.
 type events struct {
 	mu  sync.Mutex
 	all []rediscache.Event
+	// nearAsHit: take reports a near hit as a hit, for the tests that run
+	// with and without a near cache.
+	nearAsHit bool
 }
 
 func (e *events) observe(_ context.Context, ev rediscache.Event) {
@@ -98,6 +105,9 @@ func (e *events) take() []rediscache.Kind {
 	out := make([]rediscache.Kind, len(e.all))
 	for i, ev := range e.all {
 		out[i] = ev.Kind
+		if e.nearAsHit && ev.Kind == rediscache.NearHit {
+			out[i] = rediscache.Hit
+		}
 	}
 	e.all = nil
 	return out
@@ -118,11 +128,29 @@ func (e *events) failures() []error {
 }
 
 // forEachDB runs body on SQLite and, when configured, PostgreSQL and
-// MariaDB.
+// MariaDB, with the Redis cache alone and with a near cache in front of
+// it (where a near hit is taken as a hit).
 func forEachDB(t *testing.T, body func(t *testing.T, e *env)) {
-	t.Run("sqlite", func(t *testing.T) { body(t, sqliteEnv(t)) })
-	t.Run("postgres", func(t *testing.T) { body(t, pgEnv(t)) })
-	t.Run("mariadb", func(t *testing.T) { body(t, mysqlEnv(t)) })
+	forEachDBTier(t, []bool{false, true}, body)
+}
+
+// forEachDBTier is forEachDB, with a near cache or not as near says.
+func forEachDBTier(t *testing.T, near []bool, body func(t *testing.T, e *env)) {
+	for _, n := range near {
+		tier := func(e *env) *env {
+			e.near, e.events.nearAsHit = n, n
+			return e
+		}
+		name := "redis"
+		if n {
+			name = "near"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Run("sqlite", func(t *testing.T) { body(t, tier(sqliteEnv(t))) })
+			t.Run("postgres", func(t *testing.T) { body(t, tier(pgEnv(t))) })
+			t.Run("mariadb", func(t *testing.T) { body(t, tier(mysqlEnv(t))) })
+		})
+	}
 }
 
 func sqliteEnv(t testing.TB) *env {
@@ -209,6 +237,7 @@ func redisFor(t testing.TB, e *env) {
 	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
 	require.NoError(t, err)
 	e.redis = c
+	e.nearRedis = cachingClient(t, addr)
 	e.prefix = testdb.Name("dddkit-test:") + ":"
 	e.events = &events{}
 	t.Cleanup(func() {
@@ -233,12 +262,32 @@ func redisFor(t testing.TB, e *env) {
 	})
 }
 
+// cachingClient returns a new client of the test's Redis with rueidis'
+// client-side caching on, closed when t ends; tracking holds more options
+// of CLIENT TRACKING (NOLOOP, say).
+func cachingClient(t testing.TB, addr string, tracking ...string) rueidis.Client {
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, ClientTrackingOptions: tracking})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	return c
+}
+
 // cache returns a cache of client (e's own when nil) under e's prefix.
+//
+// With e.near, the cache has a near cache, and client (when given) must
+// have client-side caching on.
 func (e *env) cache(client rueidis.Client, opts ...rediscache.Option) *rediscache.Cache {
+	first := []rediscache.Option{rediscache.WithPrefix(e.prefix), rediscache.WithObserver(e.events.observe)}
+	if e.near {
+		first = append(first, rediscache.WithNear(0, 0))
+	}
 	if client == nil {
 		client = e.redis
+		if e.near {
+			client = e.nearRedis
+		}
 	}
-	return rediscache.New(client, append([]rediscache.Option{rediscache.WithPrefix(e.prefix), rediscache.WithObserver(e.events.observe)}, opts...)...)
+	return rediscache.New(client, append(first, opts...)...)
 }
 
 // orders returns a repository of orders behind c, with more options
@@ -385,9 +434,10 @@ func privateRedis(t *testing.T) string {
 }
 
 // proxyClient returns a client of Redis through p, on one connection, so
-// that the test knows when it is connected again after a cut.
-func proxyClient(t *testing.T, p *proxy) rueidis.Client {
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{p.addr()}, DisableCache: true, PipelineMultiplex: -1})
+// that the test knows when it is connected again after a cut; with
+// client-side caching on with e.near.
+func (e *env) proxyClient(t *testing.T, p *proxy) rueidis.Client {
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{p.addr()}, DisableCache: !e.near, PipelineMultiplex: -1})
 	require.NoError(t, err)
 	return c
 }

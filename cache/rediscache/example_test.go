@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/redis/rueidis"
@@ -63,4 +64,46 @@ func Example() {
 		log.Fatal(err)
 	}
 	fmt.Println(cart.version)
+}
+
+// ExampleWithNear adds a near cache: the client keeps its client-side
+// caching on (no DisableCache), and a Find that the process holds costs no
+// call to Redis. It needs a Redis server, so it is compiled but not run.
+func ExampleWithNear() {
+	client, err := rueidis.NewClient(rueidis.ClientOption{
+		InitAddress:       []string{"127.0.0.1:6379"},
+		CacheSizeEachConn: 64 << 20, // bytes of entries kept per connection
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	cache := rediscache.New(client,
+		rediscache.WithPrefix("shop:"),
+		rediscache.WithNear(10000, time.Minute), // at most 10,000 aggregates, each for a minute
+		rediscache.WithObserver(func(_ context.Context, e rediscache.Event) {
+			if e.Kind == rediscache.NearHit {
+				log.Print("found in the process: ", e.Key)
+			}
+		}))
+
+	x := sqlx.MustOpen("sqlite", "file:shop.db")
+	defer x.Close()
+	db, err := sqlstore.NewSQL(x)
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := sqlstore.NewMapping[*Cart](sqlstore.Table{Name: "carts"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	carts, err := sqlstore.NewRepository[*Cart, int64](db, m, rediscache.Wrap[*Cart, int64](cache))
+	if err != nil {
+		log.Fatal(err)
+	}
+	cart, err := carts.Find(context.Background(), 1) // a copy of its own, tracked as any load
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cart.owner)
 }

@@ -1,7 +1,9 @@
 package rediscache
 
 import (
+	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 
@@ -53,4 +55,49 @@ func TestParseEntry(t *testing.T) {
 		_, _, ok := parseEntry(bad)
 		assert.False(t, ok, "%q", bad)
 	}
+}
+
+// TestNearState: the near cache keeps at most size aggregates, none past
+// its TTL, and only for the entry it was decoded from; a write of this
+// process refuses older entries (every entry, without a version) for a
+// TTL, a removed version stays refused after a new write of a lower one,
+// and past maxFloors writes every entry is refused for a TTL.
+func TestNearState(t *testing.T) {
+	n := &near{size: 2, ttl: time.Hour}
+	n.put("a", "V1\na", 1)
+	n.put("b", "V1\nb", 2)
+	n.put("c", "V1\nc", 3)
+	assert.Len(t, n.masters, 2, "bounded in count")
+	got, ok := n.get("c", "V1\nc")
+	assert.True(t, ok)
+	assert.Equal(t, 3, got)
+	_, ok = n.get("c", "V2\nc")
+	assert.False(t, ok, "another entry: not the aggregate of this one")
+	m := n.masters["c"]
+	m.until = time.Now().Add(-time.Second)
+	n.masters["c"] = m
+	_, ok = n.get("c", "V1\nc")
+	assert.False(t, ok, "bounded in age")
+
+	assert.True(t, n.usable("k", 0, true))
+	n.written("k", 0, true)
+	assert.Empty(t, n.floors, "version 0: nothing to refuse")
+	n.written("k", 5, true)
+	assert.False(t, n.usable("k", 4, true))
+	assert.True(t, n.usable("k", 5, true))
+	n.written("k", 1, true) // removed at 5, then created again
+	assert.False(t, n.usable("k", 4, true))
+	n.written("u", 0, false)
+	assert.False(t, n.usable("u", 0, false), "without a version, no entry after a write")
+	f := n.floors["k"]
+	f.until = time.Now().Add(-time.Second)
+	n.floors["k"] = f
+	assert.True(t, n.usable("k", 4, true), "for a TTL")
+
+	for i := range maxFloors + 1 {
+		n.written(strconv.Itoa(i), 1, true)
+	}
+	assert.False(t, n.usable("other", 9, true), "past maxFloors, no entry for a TTL")
+	var nilNear *near
+	nilNear.written("k", 1, true) // without a near cache: nothing
 }

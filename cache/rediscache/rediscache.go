@@ -64,10 +64,20 @@
 // safe. Nothing is written through: what the database holds after a write
 // (a time truncated to its precision, say) is read back by the next load.
 //
+// # A near cache
+//
+// With [WithNear], the cache keeps what this process read from Redis in
+// the process too, and Redis tells it when an entry changes (rueidis'
+// client-side caching): a Find it holds costs no network round trip, and
+// returns a copy of an aggregate decoded once. Another process's write
+// reaches it within the invalidation delay (a fraction of a millisecond
+// on one machine); a write of this process reaches it at once. See
+// WithNear for what it keeps of the guarantees.
+//
 // # When Redis fails
 //
 // Every call to Redis is bounded by a timeout (50 ms by default,
-// [WithTimeout]); a load makes at most two. A load whose call fails or
+// [WithTimeout]); a load makes at most two (three with a near cache). A load whose call fails or
 // times out reads the database, and a save never fails because of Redis.
 // A failed invalidation is reported to the observer ([WithObserver]), and
 // bounded by the TTL: until the entry expires, or an invalidation of it
@@ -144,6 +154,8 @@ type Cache struct {
 	timeout time.Duration
 	observe func(ctx context.Context, e Event)
 
+	near *near // nil without WithNear
+
 	mu       sync.Mutex
 	suspects map[string]suspect // by key: entries that failed to invalidate
 	distrust time.Time          // every entry, until then, when suspects overflowed
@@ -199,8 +211,8 @@ func WithObserver(f func(ctx context.Context, e Event)) Option {
 }
 
 // New returns a cache on client, which the caller keeps and closes. The
-// cache sends commands with Do and scripts with EVALSHA; it does not use
-// rueidis' client-side caching.
+// cache sends commands with Do and scripts with EVALSHA, and, with
+// [WithNear], reads with DoCache, rueidis' client-side caching.
 func New(client rueidis.Client, opts ...Option) *Cache {
 	c := &Cache{client: client, prefix: DefaultPrefix, ttl: DefaultTTL, jitter: DefaultTTL / 10, timeout: DefaultTimeout}
 	for _, o := range opts {
@@ -234,6 +246,9 @@ const (
 	// be encoded or decoded (Err says which); the database was read, or
 	// the invalidation will be bounded by the TTL.
 	Failed
+	// NearHit: the aggregate was read from the near cache ([WithNear]),
+	// in the process, with no call to Redis.
+	NearHit
 )
 
 func (k Kind) String() string {
@@ -252,6 +267,8 @@ func (k Kind) String() string {
 		return "invalidated"
 	case Failed:
 		return "failed"
+	case NearHit:
+		return "near hit"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -296,8 +313,11 @@ func Wrap[T any, ID comparable](c *Cache) repository.Option {
 			return broken[T, ID]{err}
 		}
 		if d, ok := next.(repository.IDDeleter[ID]); ok {
-			return &deleter[T, ID]{hooks: h, del: d}
+			dd := &deleter[T, ID]{hooks: h, del: d}
+			h.self = dd
+			return dd
 		}
+		h.self = h
 		return h
 	})
 }
@@ -310,6 +330,8 @@ type hooks[T any, ID comparable] struct {
 	space   string // the keys' prefix, fingerprint and separator
 	id      func(T) ID
 	version *typeinfo.Field // nil without a version
+	// self is what Wrap returns: h, or the deleter around it.
+	self repository.Hooks[T, ID]
 }
 
 func newHooks[T any, ID comparable](c *Cache, next repository.Hooks[T, ID]) (*hooks[T, ID], error) {
@@ -370,6 +392,10 @@ func identity[T any, ID comparable](rt reflect.Type) (func(T) ID, error) {
 
 // Unwrap returns the hooks the cache is in front of.
 func (h *hooks[T, ID]) Unwrap() repository.Hooks[T, ID] { return h.next }
+
+// OffersSnapshots says that a near hit offers the kept aggregate as the
+// snapshot of the copy it returns (package internal/handoff).
+func (h *hooks[T, ID]) OffersSnapshots() {}
 
 // key returns the key of the aggregate with identity id.
 func (h *hooks[T, ID]) key(id ID) string {
@@ -501,6 +527,15 @@ func (h *hooks[T, ID]) Select(ctx context.Context, id ID) (T, error) {
 	if lastwrite.IsForWrite(ctx) || inUnit(ctx) {
 		c.report(ctx, Bypass, key, nil)
 		return h.next.Select(ctx, id)
+	}
+	if c.near != nil {
+		agg, st := h.nearSelect(ctx, key)
+		switch st {
+		case nearHit:
+			return agg, nil
+		case nearFailed:
+			return h.next.Select(ctx, id)
+		}
 	}
 	tok := newToken()
 	res, err := c.call(ctx, getScript, []string{key}, []string{tok, strconv.FormatInt(leaseTTL.Milliseconds(), 10)}).ToString()
@@ -667,14 +702,26 @@ func (h *hooks[T, ID]) written(ctx context.Context, id ID, floor int64, err erro
 		return // an insert whose generated key was never set
 	}
 	key := h.key(id)
+	// The near cache of this process is told first, and whatever the
+	// outcome: a write that committed version floor, or may have,
+	// leaves no older entry to this process, while the invalidation
+	// Redis sends it may still be on its way.
+	c, versioned := h.c, h.version != nil
 	if err != nil {
 		// Nothing committed, or not known: dropping is safe either way.
+		c.near.written(key, floor, versioned)
 		h.invalidate(ctx, key, 0)
 		return
 	}
-	repository.AfterCommit(ctx, func() { h.invalidate(ctx, key, floor) })
+	repository.AfterCommit(ctx, func() {
+		c.near.written(key, floor, versioned)
+		h.invalidate(ctx, key, floor)
+	})
 	if sc, ok := tracking.FromContext(ctx); ok && !sc.Done() {
-		sc.OnRollback(func() { h.invalidate(ctx, key, 0) })
+		sc.OnRollback(func() {
+			c.near.written(key, floor, versioned)
+			h.invalidate(ctx, key, 0)
+		})
 	}
 }
 
