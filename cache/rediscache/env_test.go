@@ -276,6 +276,9 @@ func cachingClient(t testing.TB, addr string, tracking ...string) rueidis.Client
 //
 // With e.near, the cache has a near cache, and client (when given) must
 // have client-side caching on.
+// testTimeout is the Redis timeout of the tests' caches.
+const testTimeout = time.Second
+
 func (e *env) cache(client rueidis.Client, opts ...rediscache.Option) *rediscache.Cache {
 	first := []rediscache.Option{rediscache.WithPrefix(e.prefix), rediscache.WithObserver(e.events.observe)}
 	if e.near {
