@@ -408,22 +408,35 @@ func (p *proxy) resume() {
 // tests of other packages that share the server of DDDKIT_TEST_REDIS_ADDR
 // (CLIENT PAUSE holds every client of a server).
 func privateRedis(t *testing.T) string {
+	return startRedis(t, freeAddr(t))
+}
+
+// freeAddr returns an address of the loopback interface that nothing
+// listens on.
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+// startRedis starts a Redis server of the test's own at addr, stopped
+// when t ends.
+func startRedis(t *testing.T, addr string) string {
 	testdb.RedisAddr(t)
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Skip("redis-server is not installed: skipping what needs a Redis server of its own")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	_, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	for range 500 {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {

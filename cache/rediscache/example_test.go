@@ -107,3 +107,16 @@ func ExampleWithNear() {
 	}
 	fmt.Println(cart.owner)
 }
+
+// ExampleDial makes the cache and its client at once: the service starts
+// even while Redis is down, reading the database until Redis is up. It
+// needs a Redis server to be of use, so it is compiled but not run.
+func ExampleDial() {
+	cache, err := rediscache.Dial(rueidis.ClientOption{InitAddress: []string{"127.0.0.1:6379"}, DisableCache: true},
+		rediscache.WithPrefix("shop:"))
+	if err != nil {
+		log.Fatal(err) // options rueidis refuses, not Redis being down
+	}
+	defer cache.Close() // closes the client Dial made
+	fmt.Println("started")
+}

@@ -114,8 +114,13 @@ const (
 func (h *hooks[T, ID]) nearSelect(ctx context.Context, key string) (T, nearState) {
 	var zero T
 	c, n := h.c, h.c.near
+	client, err := c.redis()
+	if err != nil {
+		c.report(ctx, Failed, key, fmt.Errorf("rediscache: near get: %w", err))
+		return zero, nearFailed
+	}
 	cctx, cancel := context.WithTimeout(ctx, c.timeout)
-	res := c.client.DoCache(cctx, c.client.B().Get().Key(key).Cache(), n.ttl)
+	res := client.DoCache(cctx, client.B().Get().Key(key).Cache(), n.ttl)
 	cancel()
 	raw, err := res.ToString()
 	if err != nil {

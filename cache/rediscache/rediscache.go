@@ -86,6 +86,13 @@
 // version than it committed itself; other processes may read it until it
 // expires.
 //
+// # Starting while Redis is down
+//
+// rueidis.NewClient fails when Redis cannot be reached, so that a service
+// that makes its client so cannot start without Redis. [Dial] makes the
+// client itself: when Redis is down, it returns a cache that reads the
+// database, and connects in the background once Redis is up.
+//
 // # Package or module
 //
 // The cache is a package of the dddkit module, not a module of its own.
@@ -102,10 +109,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -146,7 +155,7 @@ const (
 // Cache is a Redis cache of aggregates, shared by the repositories that
 // [Wrap] puts it in front of. It is safe for concurrent use.
 type Cache struct {
-	client  rueidis.Client
+	client  atomic.Pointer[rueidis.Client] // nil until Dial connects
 	prefix  string
 	version string
 	ttl     time.Duration
@@ -155,6 +164,12 @@ type Cache struct {
 	observe func(ctx context.Context, e Event)
 
 	near *near // nil without WithNear
+	// owned: the client was made by Dial, and Close closes it.
+	owned bool
+	// dialing is closed by Close, for the connecting of Dial to stop.
+	dialing chan struct{}
+	dialMu  sync.Mutex // guards closed, and the storing of the client by redial
+	closed  bool
 
 	mu       sync.Mutex
 	suspects map[string]suspect // by key: entries that failed to invalidate
@@ -213,12 +228,117 @@ func WithObserver(f func(ctx context.Context, e Event)) Option {
 // New returns a cache on client, which the caller keeps and closes. The
 // cache sends commands with Do and scripts with EVALSHA, and, with
 // [WithNear], reads with DoCache, rueidis' client-side caching.
+//
+// rueidis.NewClient fails when it cannot reach Redis: a service that must
+// start while Redis is down makes its cache with [Dial].
 func New(client rueidis.Client, opts ...Option) *Cache {
-	c := &Cache{client: client, prefix: DefaultPrefix, ttl: DefaultTTL, jitter: DefaultTTL / 10, timeout: DefaultTimeout}
+	c := newCache(opts)
+	if client != nil {
+		c.client.Store(&client)
+	}
+	return c
+}
+
+func newCache(opts []Option) *Cache {
+	c := &Cache{prefix: DefaultPrefix, ttl: DefaultTTL, jitter: DefaultTTL / 10, timeout: DefaultTimeout}
 	for _, o := range opts {
 		o(c)
 	}
 	return c
+}
+
+// Dial returns a cache on a client of opt that it makes itself, and
+// closes with [Cache.Close]: a service starts whether Redis is up or not.
+// It tries to connect at once, for as long as opt's dial timeout; when it
+// cannot reach Redis (a network error: refused, unreachable, a name not
+// resolved), it returns the cache all the same, which reads the database
+// and reports each load as Failed, and tries again in the background,
+// every second at first and every 30 seconds at most, until it connects
+// or is closed; once connected, the client reconnects by itself. Other
+// errors (options that rueidis refuses, a password Redis refuses) are
+// returned.
+func Dial(opt rueidis.ClientOption, opts ...Option) (*Cache, error) {
+	c := newCache(opts)
+	c.owned = true
+	client, err := rueidis.NewClient(opt)
+	if err == nil {
+		c.client.Store(&client)
+		return c, nil
+	}
+	if !unreachable(err) {
+		return nil, fmt.Errorf("rediscache: dial: %w", err)
+	}
+	c.report(context.Background(), Failed, "", fmt.Errorf("rediscache: dial: %w", err))
+	c.dialing = make(chan struct{})
+	go c.redial(opt)
+	return c, nil
+}
+
+// unreachable reports whether err, of rueidis.NewClient, says that Redis
+// could not be reached.
+func unreachable(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// redial tries to connect until it does, or the cache is closed.
+func (c *Cache) redial(opt rueidis.ClientOption) {
+	const first, most = time.Second, 30 * time.Second
+	wait := first
+	for {
+		select {
+		case <-c.dialing:
+			return
+		case <-time.After(wait):
+		}
+		client, err := rueidis.NewClient(opt)
+		if err != nil {
+			c.report(context.Background(), Failed, "", fmt.Errorf("rediscache: dial: %w", err))
+			wait = min(2*wait, most)
+			continue
+		}
+		c.dialMu.Lock()
+		closed := c.closed
+		if !closed {
+			c.client.Store(&client)
+		}
+		c.dialMu.Unlock()
+		if closed {
+			client.Close()
+		}
+		return
+	}
+}
+
+// Close closes the client that [Dial] made, and stops its connecting; it
+// leaves alone the client given to [New], which its owner closes.
+func (c *Cache) Close() {
+	c.dialMu.Lock()
+	if c.closed {
+		c.dialMu.Unlock()
+		return
+	}
+	c.closed = true
+	if c.dialing != nil {
+		close(c.dialing)
+	}
+	p := c.client.Load()
+	c.dialMu.Unlock()
+	if c.owned && p != nil {
+		(*p).Close()
+	}
+}
+
+// errNotConnected is the failure of every call to Redis while Dial has
+// not connected.
+var errNotConnected = errors.New("rediscache: not connected to Redis")
+
+// redis returns the client, or errNotConnected.
+func (c *Cache) redis() (rueidis.Client, error) {
+	if p := c.client.Load(); p != nil {
+		return *p, nil
+	}
+	return nil, errNotConnected
 }
 
 // Kind is what an [Event] reports.
@@ -509,9 +629,13 @@ return 1
 
 // call runs a script with the cache's timeout.
 func (c *Cache) call(ctx context.Context, s *rueidis.Lua, keys, args []string) rueidis.RedisResult {
+	client, err := c.redis()
+	if err != nil {
+		return rueidis.NewErrorResult(err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	return s.Exec(ctx, c.client, keys, args)
+	return s.Exec(ctx, client, keys, args)
 }
 
 // newToken returns a lease token.

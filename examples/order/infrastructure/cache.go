@@ -15,7 +15,9 @@ import (
 // OpenCache connects to the Redis server of url (redis://host:6379/0, as
 // rueidis.ParseURL reads it) and returns a cache of orders whose keys
 // start with prefix and live for ttl (0: the cache's default), observed
-// by observe (which may be nil). closeCache closes the connection.
+// by observe (which may be nil). closeCache closes the connection. When
+// Redis is down, it returns the cache all the same: the orders are read
+// from the database until it connects (see rediscache.Dial).
 // Give [CacheOrders] of it to [NewOrderRepository].
 func OpenCache(url, prefix string, ttl time.Duration, observe func(rediscache.Event)) (c *rediscache.Cache, closeCache func(), err error) {
 	opt, err := rueidis.ParseURL(url)
@@ -23,15 +25,15 @@ func OpenCache(url, prefix string, ttl time.Duration, observe func(rediscache.Ev
 		return nil, nil, fmt.Errorf("open Redis: %w", err)
 	}
 	opt.DisableCache = true
-	client, err := rueidis.NewClient(opt)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open Redis: %w", err)
-	}
 	opts := []rediscache.Option{rediscache.WithPrefix(prefix), rediscache.WithTTL(ttl, ttl/10)}
 	if observe != nil {
 		opts = append(opts, rediscache.WithObserver(func(_ context.Context, e rediscache.Event) { observe(e) }))
 	}
-	return rediscache.New(client, opts...), client.Close, nil
+	c, err = rediscache.Dial(opt, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open Redis: %w", err)
+	}
+	return c, c.Close, nil
 }
 
 // CacheOrders is the option of [NewOrderRepository] that puts c in front
