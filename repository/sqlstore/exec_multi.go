@@ -46,6 +46,10 @@ const multiCheckFailed = "dddkit: check failed"
 // multiMarker is the prefix of the name of the column of a marker.
 const multiMarker = "dddkit_"
 
+// multiConnID reads the id of the connection, first in a round trip
+// that a guard watches.
+const multiConnID = "SELECT CONNECTION_ID() AS dddkit_conn"
+
 // errNoMarker is the error of a round trip whose results do not match its
 // statements.
 var errNoMarker = errors.New("the results of the round trip do not match its statements")
@@ -54,9 +58,8 @@ var errNoMarker = errors.New("the results of the round trip do not match its sta
 func (s *stmt) query() bool { return s.scan != nil || s.head != nil || s.check == checkRow }
 
 // trailer returns the statements that follow s, the i-th of its round
-// trip, in a multi-statement round trip; withID adds the connection's id
-// to its marker.
-func (s *stmt) trailer(i int, withID bool) string {
+// trip, in a multi-statement round trip.
+func (s *stmt) trailer(i int) string {
 	var b strings.Builder
 	count := "ROW_COUNT()"
 	if s.check == checkRow {
@@ -77,9 +80,6 @@ func (s *stmt) trailer(i int, withID bool) string {
 	if s.lastID != nil {
 		b.WriteString(", LAST_INSERT_ID()")
 	}
-	if withID {
-		b.WriteString(", CONNECTION_ID()")
-	}
 	return b.String()
 }
 
@@ -99,7 +99,10 @@ func (db *DB) sqlMulti(ctx context.Context, c sqlConn, stmts []stmt, max int) (i
 		k, size := 0, 0
 		for done+k < len(stmts) {
 			s := &stmts[done+k]
-			n := len(s.sql) + len(s.trailer(k, k == 0)) + 2
+			n := len(s.sql) + len(s.trailer(k)) + 2
+			if k == 0 {
+				n += len(multiConnID) + 2
+			}
 			for _, a := range s.args {
 				n += argSize(a)
 			}
@@ -176,12 +179,17 @@ func (db *DB) multiTrip(ctx context.Context, c sqlConn, stmts []stmt) (int, erro
 	g, _ := ctx.Value(guardKey{}).(*tripGuard)
 	var text strings.Builder
 	var args []any
+	if g != nil {
+		// The connection's id comes first, so that the guard can
+		// interrupt the first statement too.
+		text.WriteString(multiConnID + ";\n")
+	}
 	for i := range stmts {
 		if i > 0 {
 			text.WriteString(";\n")
 		}
 		text.WriteString(stmts[i].sql)
-		text.WriteString(stmts[i].trailer(i, i == 0 && g != nil))
+		text.WriteString(stmts[i].trailer(i))
 		args = append(args, stmts[i].args...)
 	}
 	var connID chan int64 // the connection's, once its first marker is read
@@ -211,6 +219,19 @@ func (db *DB) multiTrip(ctx context.Context, c sqlConn, stmts []stmt) (int, erro
 	// must still be closed, which reads what is left of the results and
 	// frees the connection.
 	defer rows.Close()
+	if connID != nil {
+		var conn int64
+		if !rows.Next() {
+			return fail(orNoMarker(rows.Err()))
+		}
+		if err := rows.Scan(&conn); err != nil {
+			return fail(err)
+		}
+		connID <- conn
+		if !rows.NextResultSet() {
+			return fail(orNoMarker(rows.Err()))
+		}
+	}
 	own := false // the result of statement i was read
 	for i < len(stmts) {
 		s := &stmts[i]
@@ -232,22 +253,16 @@ func (db *DB) multiTrip(ctx context.Context, c sqlConn, stmts []stmt) (int, erro
 			}
 			continue
 		}
-		var n, id, conn int64
+		var n, id int64
 		dest := []any{&n}
 		if s.lastID != nil {
 			dest = append(dest, &id)
-		}
-		if i == 0 && g != nil {
-			dest = append(dest, &conn)
 		}
 		if !rows.Next() {
 			return fail(orNoMarker(rows.Err()))
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return fail(err)
-		}
-		if connID != nil && i == 0 {
-			connID <- conn
 		}
 		if s.affected != nil && !s.query() {
 			*s.affected = n
