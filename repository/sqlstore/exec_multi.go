@@ -441,7 +441,7 @@ func (t *txState) multiRun(ctx context.Context, pre, post []string, stmts []stmt
 	switch {
 	case db.dialect.aborts(err) || !failed(err, false):
 		t.doomed = err
-	case last:
+	case last || t.staged:
 		t.partial = err
 	default:
 		t.failedAfter(ctx, err, atomic, n, len(pre))

@@ -45,3 +45,51 @@ func TestFailedLastSaveNeverCommits(t *testing.T) {
 		assert.Equal(t, 3, got.item(3).quantity)
 	})
 }
+
+// TestFailedLastStagedSaveNeverCommits is TestFailedLastSaveNeverCommits
+// for a save of several round trips (generated keys): one of its stages
+// fails after the stages before it ran, each without a savepoint. The
+// unit of work refuses its COMMIT too.
+func TestFailedLastStagedSaveNeverCommits(t *testing.T) {
+	forEachBackendAndMySQLPath(t, func(t *testing.T, b *backend) {
+		ctx := context.Background()
+		m := genSchema(t, b)
+		// A note's text must not be empty either.
+		b.raw.exec(t, `DROP TABLE gen_notes`)
+		b.raw.exec(t, `CREATE TABLE gen_notes (line_id BIGINT NOT NULL REFERENCES gen_lines (id), id BIGINT NOT NULL, text TEXT NOT NULL CHECK (text <> ''), PRIMARY KEY (line_id, id))`)
+		repo, err := NewRepository[*genRoot, int64](b.db, m)
+		require.NoError(t, err)
+		for _, c := range []struct {
+			name string
+			line *genLine
+		}{
+			// The root's UPDATE runs, then the line's INSERT fails its
+			// CHECK, in the first stage: the notes' stage never runs.
+			{"first stage", &genLine{id: -1, label: "", notes: []genNote{{id: 1, text: "x"}}}},
+			// The root's UPDATE and the line's INSERT run in the first
+			// stage, then the note's INSERT fails its CHECK in the
+			// second.
+			{"second stage", &genLine{id: -1, label: "b", notes: []genNote{{id: 1, text: ""}}}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				g := &genRoot{name: "first", lines: []*genLine{{label: "a"}}}
+				require.NoError(t, repo.Save(ctx, g))
+				var saveErr error
+				err := b.db.InTx(ctx, func(ctx context.Context) error {
+					o, err := repo.FindForUpdate(ctx, g.id)
+					require.NoError(t, err)
+					o.name = "changed"
+					o.lines = append(o.lines, c.line)
+					saveErr = repo.Save(b.db.CommitWith(ctx), o)
+					return nil // the error ignored
+				})
+				require.ErrorIs(t, saveErr, repository.ErrConstraint)
+				require.Error(t, err, "the unit of work must not commit")
+				assert.NotErrorIs(t, err, repository.ErrOutcomeUnknown)
+				got, err := NewStore[*genRoot, int64](b.quiet, m).Select(ctx, g.id)
+				require.NoError(t, err)
+				assert.Equal(t, g, got, "nothing of the failed save was committed")
+			})
+		}
+	})
+}

@@ -71,6 +71,10 @@ type txState struct {
 	// had run: they cannot be undone alone, so the COMMIT fails with it,
 	// and end rolls back. Loads may still run.
 	partial error
+	// staged is set while a stage of the last save of the unit of work
+	// runs before its final one: without a savepoint too, so that its
+	// failure, once sent, leaves the unit of work partial.
+	staged bool
 }
 
 // doomedErr is the error of an operation in a doomed transaction.
@@ -548,7 +552,7 @@ func (t *txState) runLocked(ctx context.Context, stmts []stmt, atomic, mayCommit
 			t.doomed = err
 			return err
 		}
-		if err != nil && last {
+		if err != nil && (last || t.staged) {
 			// The save ran without a savepoint: what ran of it stays in
 			// the transaction, which must not commit.
 			t.partial = err
@@ -599,7 +603,7 @@ func (t *txState) runStages(ctx context.Context, first []stmt, n int, later func
 			stmts = later(k)
 		}
 		if last {
-			if err := t.runSave(ctx, stmts, k == n-1, k == n-1); err != nil {
+			if err := t.runStage(ctx, stmts, k, n); err != nil {
 				return err
 			}
 			continue
@@ -625,4 +629,24 @@ func (t *txState) runStages(ctx context.Context, first []stmt, n int, later func
 		}
 	}
 	return nil
+}
+
+// runStage runs stage k of n of the last save of the unit of work that
+// began t, without a savepoint, the COMMIT with the final stage. When it
+// fails, the unit of work is partial (its COMMIT is refused) unless nothing
+// of the save ran: the stages before k ran, and stage k was sent.
+func (t *txState) runStage(ctx context.Context, stmts []stmt, k, n int) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done || t.committed {
+		return ErrTxDone
+	}
+	final := k == n-1
+	t.staged = !final
+	err := t.runLocked(ctx, stmts, final, final)
+	t.staged = false
+	if err != nil && k > 0 && t.doomed == nil && t.partial == nil && !t.committed {
+		t.partial = err
+	}
+	return err
 }
