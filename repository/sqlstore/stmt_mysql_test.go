@@ -531,3 +531,35 @@ func TestMySQLGeneratedKeyNotInteger(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, strings.HasSuffix(pl.first[0].sql, " RETURNING `id`"))
 }
+
+type narrowRoot struct {
+	id   int32  `db:"id,generated"`
+	name string `db:"name"`
+}
+
+func (n *narrowRoot) ID() int32 { return n.id }
+
+// TestMySQLGeneratedKeyNarrow: on MySQL's path a generated key is read
+// with LAST_INSERT_ID() once the server ran the whole round trip, its
+// COMMIT included, so a key field narrower than 64 bits is refused before
+// anything is sent: a key it cannot hold would leave the row committed
+// while the save fails, and a retry would insert it again.
+func TestMySQLGeneratedKeyNarrow(t *testing.T) {
+	db, x := mysqlStmtDB(t, withMySQLPath())
+	ctx := context.Background()
+	x.MustExec("CREATE TABLE narrow_roots (id BIGINT AUTO_INCREMENT PRIMARY KEY, name TEXT NOT NULL)")
+	x.MustExec("ALTER TABLE narrow_roots AUTO_INCREMENT = 2147483648") // past an int32
+	m, err := NewMapping[*narrowRoot](Table{Name: "narrow_roots"})
+	require.NoError(t, err)
+	repo, err := NewRepository[*narrowRoot, int32](db, m)
+	require.NoError(t, err)
+	n := &narrowRoot{name: "x"}
+	err = repo.Save(ctx, n)
+	require.ErrorIs(t, err, ErrMapping)
+	assert.NotErrorIs(t, err, repository.ErrOutcomeUnknown)
+	assert.Contains(t, err.Error(), "64-bit")
+	var rows int
+	require.NoError(t, x.Get(&rows, "SELECT count(*) FROM narrow_roots"))
+	assert.Zero(t, rows, "nothing was sent")
+	assert.Zero(t, n.id)
+}

@@ -763,8 +763,10 @@ func (pl *savePlan) run(ctx context.Context) error {
 // probes its server once), and checks that its server can make the keys
 // that the mapping leaves to it: without INSERT ... RETURNING (MySQL), a
 // generated key is read from LAST_INSERT_ID(), an AUTO_INCREMENT integer,
-// and a key of another type is refused before anything is sent (its
-// INSERT would be committed with the key unread).
+// and a key of another type, or an integer narrower than 64 bits, is
+// refused before anything is sent: the client reads the key once the
+// server ran the whole round trip, its COMMIT included, and a key it
+// cannot hold would leave the row committed with its key unread.
 func (s *Store[T, ID]) planned(ctx context.Context) error {
 	srv, err := s.db.ready(ctx)
 	if err != nil || srv.d.returning {
@@ -773,6 +775,9 @@ func (s *Store[T, ID]) planned(ctx context.Context) error {
 	for _, tb := range s.m.tables() {
 		if kc := &tb.cols[tb.key]; tb.generated && !intKind(kc.typ) {
 			return fmt.Errorf("%w %v: the key %s of %s is generated, and of type %v: %s has no INSERT ... RETURNING, and reads a generated key with LAST_INSERT_ID(), an AUTO_INCREMENT integer: make the key an integer, or make it in Go", ErrMapping, reflect.TypeFor[T](), kc.field, tb.name, kc.typ, srv.d.title)
+		}
+		if kc := &tb.cols[tb.key]; tb.generated && kc.typ.Size() < 8 {
+			return fmt.Errorf("%w %v: the key %s of %s is generated, and of type %v: %s has no INSERT ... RETURNING, and reads a generated key with LAST_INSERT_ID(), a 64-bit integer, after the round trip that may commit its row: make the key a 64-bit integer (int64 or uint64)", ErrMapping, reflect.TypeFor[T](), kc.field, tb.name, kc.typ, srv.d.title)
 		}
 	}
 	return nil
