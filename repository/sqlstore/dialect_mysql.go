@@ -290,9 +290,10 @@ func mysqlProbe(ctx context.Context, db *DB) (*server, error) {
 		if i > 0 && !rows.NextResultSet() {
 			err := rows.Err()
 			var me *mysql.MySQLError
-			if i == len(steps)-1 && errors.As(err, &me) && (me.Number == 1044 || me.Number == 1142 || me.Number == 1227) {
-				// No privilege to create a temporary table: the check of
-				// clientFoundRows is skipped.
+			if i == len(steps)-1 && errors.As(err, &me) && (me.Number == 1044 || me.Number == 1142 || me.Number == 1227 || me.Number == 1046) {
+				// No privilege to create a temporary table, or no
+				// database to create it in (a DSN that names none): the
+				// check of clientFoundRows is skipped.
 				tempTable = false
 				break
 			}

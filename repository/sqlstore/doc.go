@@ -102,7 +102,7 @@
 // its column, or out of its range, with a warning, and the save
 // succeeds), and autocommit on. The UPDATE that checks clientFoundRows
 // runs on a temporary table, and is skipped without the privilege to
-// create one. The same round trip reads the server's version (MariaDB
+// create one, or when the DSN names no database to create it in. The same round trip reads the server's version (MariaDB
 // 10.5 and later has INSERT ... RETURNING) and max_allowed_packet. A
 // failed read is tried again by the next use.
 //

@@ -558,6 +558,27 @@ func TestMySQLProbe(t *testing.T) {
 		})
 	}
 
+	// A DSN that names no database: the check of clientFoundRows, on a
+	// temporary table, is skipped, and the DB runs.
+	t.Run("no database", func(t *testing.T) {
+		c := cfg.Clone()
+		c.DBName = ""
+		x, err := sqlx.Open("mysql", c.FormatDSN())
+		require.NoError(t, err)
+		defer x.Close()
+		db, err := NewSQL(x)
+		require.NoError(t, err)
+		ctx := context.Background()
+		_, err = db.Exec(ctx, "CREATE TABLE "+cfg.DBName+".nodb (a INT)")
+		require.NoError(t, err)
+		n, err := db.Exec(ctx, "INSERT INTO "+cfg.DBName+".nodb (a) VALUES (?), (?)", 1, 2)
+		require.NoError(t, err)
+		assert.EqualValues(t, 2, n)
+		var sum int
+		require.NoError(t, db.QueryRow(ctx, "SELECT SUM(a) FROM "+cfg.DBName+".nodb").Scan(&sum))
+		assert.Equal(t, 3, sum)
+	})
+
 	x, err := sqlx.Open("mysql", base)
 	require.NoError(t, err)
 	defer x.Close()
