@@ -276,12 +276,13 @@ func mysqlProbe(ctx context.Context, db *DB) (*server, error) {
 		rollbackOnTimeout int64
 		stamp             any
 		matched           int64
+		csClient, csConn  string
 	)
 	steps := []func() error{
 		func() error { return rows.Scan(&one) },
 		func() error { return rows.Scan(&two) },
 		func() error {
-			return rows.Scan(&version, &mode, &zone, &packet, &autocommit, &increment, &mode2, &stamp, &rollbackOnTimeout)
+			return rows.Scan(&version, &mode, &zone, &packet, &autocommit, &increment, &mode2, &stamp, &rollbackOnTimeout, &csClient, &csConn)
 		},
 		func() error { return rows.Scan(&matched) },
 	}
@@ -322,6 +323,11 @@ func mysqlProbe(ctx context.Context, db *DB) (*server, error) {
 	if autocommit != 1 {
 		problems = append(problems, "autocommit=1: the session begins a transaction with every statement")
 	}
+	for _, cs := range []struct{ name, value string }{{"character_set_client", csClient}, {"character_set_connection", csConn}} {
+		if mysqlUnsafeCharset(cs.value) {
+			problems = append(problems, fmt.Sprintf("a charset in which the driver can escape the values it interpolates (utf8mb4): the session's %s is %s, in which a character's second byte may be a backslash or a quote", cs.name, cs.value))
+		}
+	}
 	if tempTable && matched != 1 {
 		problems = append(problems, "clientFoundRows=true: an UPDATE reports the rows it changed, not those it matched")
 	}
@@ -348,10 +354,23 @@ const mysqlPacketSlack = 1024
 // temporary table.
 const mysqlProbeSQL = "SELECT ?; SELECT ?; " +
 	"SELECT VERSION(), @@sql_mode, @@time_zone, @@max_allowed_packet, @@autocommit, " +
-	"@@auto_increment_increment, @@innodb_autoinc_lock_mode, CAST('2000-01-02 03:04:05' AS DATETIME), @@innodb_rollback_on_timeout; " +
+	"@@auto_increment_increment, @@innodb_autoinc_lock_mode, CAST('2000-01-02 03:04:05' AS DATETIME), @@innodb_rollback_on_timeout, " +
+	"@@character_set_client, @@character_set_connection; " +
 	"DROP TEMPORARY TABLE IF EXISTS dddkit_probe; CREATE TEMPORARY TABLE dddkit_probe (a INT); " +
 	"INSERT INTO dddkit_probe VALUES (1); UPDATE dddkit_probe SET a = 1; SELECT ROW_COUNT(); " +
 	"DROP TEMPORARY TABLE dddkit_probe"
+
+// mysqlUnsafeCharset reports whether cs, a charset of the session, is one
+// in which a byte of a multibyte character may be an ASCII byte (a
+// backslash or a quote), so that escaping byte by byte, as the driver does
+// when it interpolates values, is unsound.
+func mysqlUnsafeCharset(cs string) bool {
+	switch strings.ToLower(cs) {
+	case "big5", "cp932", "gb2312", "gbk", "gb18030", "sjis":
+		return true
+	}
+	return false
+}
 
 // mysqlProbeError is the error of a probe that failed with err: one that
 // names the DSN to use when the server refused it.

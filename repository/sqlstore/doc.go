@@ -100,11 +100,14 @@
 // options above, a strict sql_mode (STRICT_TRANS_TABLES or
 // STRICT_ALL_TABLES: without one the server cuts a value too long for
 // its column, or out of its range, with a warning, and the save
-// succeeds), and autocommit on. The UPDATE that checks clientFoundRows
-// runs on a temporary table, and is skipped without the privilege to
-// create one, or when the DSN names no database to create it in. The same round trip reads the server's version (MariaDB
-// 10.5 and later has INSERT ... RETURNING) and max_allowed_packet. A
-// failed read is tried again by the next use.
+// succeeds), autocommit on, and a session charset (character_set_client
+// and character_set_connection) in which values can be escaped byte by
+// byte (see below). The UPDATE that checks clientFoundRows runs on a
+// temporary table, and is skipped without the privilege to create one, or
+// when the DSN names no database to create it in. The same round trip
+// reads the server's version (MariaDB 10.5 and later has INSERT ...
+// RETURNING) and max_allowed_packet. A failed read is tried again by the
+// next use.
 //
 // Values in the text of statements. The package sends every value as a
 // bind parameter, never as SQL it writes; on MySQL the driver then formats
@@ -117,10 +120,14 @@
 // reports in the status of every answer, and the driver follows), by a
 // doubled quote. Byte-wise escaping is sound only in a charset in which no
 // byte of a multibyte character is an ASCII byte, as utf8mb4 and latin1
-// are: in big5, cp932, gb2312, gbk and sjis a character's second byte may
-// be a backslash, and the driver refuses interpolateParams with those
-// charsets and their collations (so does MySQLDSN). Do not change the
-// charset of a connection with SET NAMES: the driver would not know it.
+// are: in big5, cp932, gb18030, gb2312, gbk and sjis a character's second
+// byte may be a backslash, and the driver refuses interpolateParams with
+// those charsets and their collations (so does MySQLDSN). A server may
+// still give the session one of them (init_connect='SET NAMES gbk', or
+// skip-character-set-client-handshake with such a default): the first use
+// of a DB refuses a session whose character_set_client or
+// character_set_connection is one of them. Do not change the charset of a
+// connection with SET NAMES: the driver would not know it.
 // An operation whose text, its values escaped, could exceed the server's
 // max_allowed_packet is sent in several round trips of one transaction;
 // a single statement larger than that goes alone, as the driver sends it

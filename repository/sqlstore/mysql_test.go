@@ -542,6 +542,10 @@ func TestMySQLProbe(t *testing.T) {
 		{"not strict", func(c *mysql.Config) { c.Params["sql_mode"] = "'NO_ENGINE_SUBSTITUTION'" }, "a strict sql_mode"},
 		{"another time zone", func(c *mysql.Config) { c.Params["time_zone"] = "'+02:00'" }, `time_zone='+00:00': the session's time zone is "+02:00"`},
 		{"autocommit off", func(c *mysql.Config) { c.Params["autocommit"] = "0" }, "autocommit=1"},
+		// The driver refuses charset=gbk with interpolateParams, but a
+		// session variable set by the DSN, or by the server, escapes it.
+		{"client charset gbk", func(c *mysql.Config) { c.Params["character_set_client"] = "gbk" }, "the session's character_set_client is gbk"},
+		{"connection charset big5", func(c *mysql.Config) { c.Params["character_set_connection"] = "big5" }, "the session's character_set_connection is big5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := cfg.Clone()
