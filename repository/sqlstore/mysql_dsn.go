@@ -63,8 +63,9 @@ var mysqlNeeds = []struct {
 // interpolates (big5, cp932, gb2312, gbk, sjis), and a maxAllowedPacket
 // below the driver's default of 64 MiB, on which a DB plans the size of
 // its round trips (0, the server's value read at each connection, is
-// accepted). A DB checks the settings of its connections when it first
-// uses them, whatever DSN they were opened with.
+// accepted). A DB checks the settings of the session once, on one of its
+// connections, the first time it is used, whatever DSN it was opened with
+// (see the package's documentation).
 func MySQLDSN(dsn string) (string, error) {
 	cfg, explicit, err := parseMySQLDSN(dsn)
 	if err != nil {
@@ -152,8 +153,10 @@ func parseMySQLURL(dsn string) (*mysql.Config, map[string]string, error) {
 	for k, vs := range q {
 		explicit[k] = vs[len(vs)-1]
 	}
-	// The driver's parser reads the parameters, escaped as it expects.
-	cfg, err := mysql.ParseDSN("/?" + q.Encode())
+	// The driver's parser reads the parameters, escaped as it expects: it
+	// unescapes the values of session variables, but not the list of
+	// charsets, whose commas stay as they are.
+	cfg, err := mysql.ParseDSN("/?" + strings.ReplaceAll(q.Encode(), "%2C", ","))
 	if err != nil {
 		return nil, nil, fmt.Errorf("invalid URL parameters: %w", err)
 	}

@@ -27,6 +27,8 @@ func TestMySQLDSN(t *testing.T) {
 			"root@tcp(127.0.0.1:3306)/test?parseTime=1&clientFoundRows=true&loc=UTC&time_zone=%27%2B00%3A00%27", "root@tcp(127.0.0.1:3306)/test?" + mysqlNeeded},
 		{"a time_zone of UTC by name is kept",
 			"root@tcp(127.0.0.1:3306)/test?time_zone=%27UTC%27", "root@tcp(127.0.0.1:3306)/test?clientFoundRows=true&interpolateParams=true&multiStatements=true&parseTime=true&time_zone=%27UTC%27"},
+		{"a URL keeps the commas of its charset list, which the driver does not unescape",
+			"mysql://root@127.0.0.1/test?charset=utf8mb4,utf8", "root@tcp(127.0.0.1:3306)/test?clientFoundRows=true&charset=utf8mb4,utf8&interpolateParams=true&multiStatements=true&parseTime=true&time_zone=%27%2B00%3A00%27"},
 		{"a URL becomes a DSN",
 			"mysql://root@127.0.0.1:3306/test", "root@tcp(127.0.0.1:3306)/test?" + mysqlNeeded},
 		{"a URL without a port is on 3306",
