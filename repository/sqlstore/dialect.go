@@ -152,11 +152,6 @@ type server struct {
 	// maxPacket is the most bytes one round trip may carry; 0 is no
 	// limit.
 	maxPacket int
-	// consecutiveIDs reports that the keys an AUTO_INCREMENT column
-	// generates for the rows of one multi-row INSERT follow each other,
-	// from LAST_INSERT_ID() (innodb_autoinc_lock_mode 0 or 1 and
-	// auto_increment_increment 1).
-	consecutiveIDs bool
 	// rollbackOnTimeout: a lock wait timeout rolls the whole transaction
 	// back (innodb_rollback_on_timeout), not the statement alone.
 	rollbackOnTimeout bool

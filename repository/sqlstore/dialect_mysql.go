@@ -272,7 +272,6 @@ func mysqlProbe(ctx context.Context, db *DB) (*server, error) {
 		zone              string
 		packet            int64
 		autocommit        int64
-		increment, mode2  int64
 		rollbackOnTimeout int64
 		stamp             any
 		matched           int64
@@ -282,7 +281,7 @@ func mysqlProbe(ctx context.Context, db *DB) (*server, error) {
 		func() error { return rows.Scan(&one) },
 		func() error { return rows.Scan(&two) },
 		func() error {
-			return rows.Scan(&version, &mode, &zone, &packet, &autocommit, &increment, &mode2, &stamp, &rollbackOnTimeout, &csClient, &csConn)
+			return rows.Scan(&version, &mode, &zone, &packet, &autocommit, &stamp, &rollbackOnTimeout, &csClient, &csConn)
 		},
 		func() error { return rows.Scan(&matched) },
 	}
@@ -335,7 +334,6 @@ func mysqlProbe(ctx context.Context, db *DB) (*server, error) {
 		return nil, fmt.Errorf("sqlstore: the MySQL session lacks %s: open the database with the DSN of sqlstore.MySQLDSN", strings.Join(problems, "; and "))
 	}
 	srv := &server{d: mysqlDialect, maxPacket: int(min(packet, mysqlDriverPacket)) - mysqlPacketSlack,
-		consecutiveIDs:    increment == 1 && (mode2 == 0 || mode2 == 1),
 		rollbackOnTimeout: rollbackOnTimeout != 0}
 	if mariadbReturning(version) && !db.mysqlPath {
 		srv.d = mariadbDialect
@@ -354,7 +352,7 @@ const mysqlPacketSlack = 1024
 // temporary table.
 const mysqlProbeSQL = "SELECT ?; SELECT ?; " +
 	"SELECT VERSION(), @@sql_mode, @@time_zone, @@max_allowed_packet, @@autocommit, " +
-	"@@auto_increment_increment, @@innodb_autoinc_lock_mode, CAST('2000-01-02 03:04:05' AS DATETIME), @@innodb_rollback_on_timeout, " +
+	"CAST('2000-01-02 03:04:05' AS DATETIME), @@innodb_rollback_on_timeout, " +
 	"@@character_set_client, @@character_set_connection; " +
 	"DROP TEMPORARY TABLE IF EXISTS dddkit_probe; CREATE TEMPORARY TABLE dddkit_probe (a INT); " +
 	"INSERT INTO dddkit_probe VALUES (1); UPDATE dddkit_probe SET a = 1; SELECT ROW_COUNT(); " +
