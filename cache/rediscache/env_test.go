@@ -81,6 +81,10 @@ type env struct {
 	// client-side caching on.
 	near      bool
 	nearRedis rueidis.Client
+	// dsn and schema are the database's, for other processes: on
+	// PostgreSQL, its DSN and schema; on MariaDB (mysql), its DSN.
+	dsn, schema string
+	mysql       bool
 }
 
 // events records what the cache reports.
@@ -173,6 +177,7 @@ func sqliteEnv(t testing.TB) *env {
 func pgEnv(t testing.TB) *env {
 	e := &env{name: "postgres"}
 	dsn, sch := testdb.Schema(t, "dddkit_cache_", true)
+	e.dsn, e.schema = dsn, sch
 	redisFor(t, e)
 	cfg, err := pgxpool.ParseConfig(dsn)
 	require.NoError(t, err)
@@ -196,6 +201,7 @@ func mysqlEnv(t *testing.T) *env {
 	redisFor(t, e)
 	dsn, err := sqlstore.MySQLDSN(dsn)
 	require.NoError(t, err)
+	e.dsn, e.mysql = dsn, true
 	x, err := sqlx.Open("mysql", dsn)
 	require.NoError(t, err)
 	t.Cleanup(func() { x.Close() })
