@@ -23,7 +23,7 @@ func TestDialRedisDown(t *testing.T) {
 	addr := freeAddr(t) // nothing listens there yet
 	start := time.Now()
 	c, err := rediscache.Dial(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true},
-		rediscache.WithPrefix(e.prefix), rediscache.WithObserver(e.events.observe))
+		rediscache.WithPrefix(e.prefix), rediscache.WithObserver(e.events.observe), rediscache.WithTimeout(5*time.Second))
 	require.NoError(t, err, "Redis down does not keep the service from starting")
 	defer c.Close()
 	repo := e.orders(t, c)
@@ -67,7 +67,7 @@ func TestDial(t *testing.T) {
 	e := sqliteEnv(t)
 	ctx := context.Background()
 	c, err := rediscache.Dial(rueidis.ClientOption{InitAddress: []string{testdb.RedisAddr(t)}, DisableCache: true},
-		rediscache.WithPrefix(e.prefix), rediscache.WithObserver(e.events.observe))
+		rediscache.WithPrefix(e.prefix), rediscache.WithObserver(e.events.observe), rediscache.WithTimeout(5*time.Second))
 	require.NoError(t, err)
 	repo := e.orders(t, c)
 	require.NoError(t, repo.Save(ctx, &order{id: 1, status: "new"}))

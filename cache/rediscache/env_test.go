@@ -286,7 +286,10 @@ func cachingClient(t testing.TB, addr string, tracking ...string) rueidis.Client
 const testTimeout = time.Second
 
 func (e *env) cache(client rueidis.Client, opts ...rediscache.Option) *rediscache.Cache {
-	first := []rediscache.Option{rediscache.WithPrefix(e.prefix), rediscache.WithObserver(e.events.observe)}
+	// A timeout far above what a call takes, even under load, for the
+	// tests that expect calls to succeed; those that expect them to time
+	// out give their own.
+	first := []rediscache.Option{rediscache.WithPrefix(e.prefix), rediscache.WithObserver(e.events.observe), rediscache.WithTimeout(5 * time.Second)}
 	if e.near {
 		first = append(first, rediscache.WithNear(0, 0))
 	}

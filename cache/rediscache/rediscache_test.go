@@ -232,12 +232,17 @@ func TestReadYourWrites(t *testing.T) {
 		p := newProxy(t, testdb.RedisAddr(t))
 		client := e.proxyClient(t, p)
 		defer client.Close()
-		repo := e.orders(t, e.cache(client))
+		// Long enough for a call to succeed under load, short enough for
+		// the test to wait for the one that times out.
+		repo := e.orders(t, e.cache(client, rediscache.WithTimeout(500*time.Millisecond)))
 		require.NoError(t, repo.Save(ctx, &order{id: 1, status: "new"}))
-		for range 2 {
+		for range 100 {
 			o, err := repo.Find(ctx, 1)
 			require.NoError(t, err)
 			assert.Equal(t, int64(0), o.version)
+			if strings.HasPrefix(e.held(t, 1), "V0\n") {
+				break
+			}
 		}
 		require.True(t, strings.HasPrefix(e.held(t, 1), "V0\n"))
 
@@ -447,7 +452,7 @@ func TestRedisOutage(t *testing.T) {
 				p := newProxy(t, addr)
 				client := e.proxyClient(t, p)
 				defer client.Close()
-				const timeout = 50 * time.Millisecond
+				const timeout = 200 * time.Millisecond // what a call takes under load, and far less than the outage
 				repo := e.orders(t, e.cache(client, rediscache.WithTimeout(timeout)))
 				require.NoError(t, repo.Save(ctx, &order{id: 1, status: "new"}))
 				_, err := repo.Find(ctx, 1)
