@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,6 +86,20 @@ type env struct {
 	// PostgreSQL, its DSN and schema; on MariaDB (mysql), its DSN.
 	dsn, schema string
 	mysql       bool
+	// caches are those of cache, which settle waits for.
+	mu     sync.Mutex
+	caches []*rediscache.Cache
+}
+
+// settle waits for the invalidations under way of the caches of e: a
+// write returns before its invalidation ends.
+func (e *env) settle() {
+	e.mu.Lock()
+	caches := slices.Clone(e.caches)
+	e.mu.Unlock()
+	for _, c := range caches {
+		c.Wait()
+	}
 }
 
 // events records what the cache reports.
@@ -94,6 +109,8 @@ type events struct {
 	// nearAsHit: take reports a near hit as a hit, for the tests that run
 	// with and without a near cache.
 	nearAsHit bool
+	// settle, when set, is called by take first.
+	settle func()
 }
 
 func (e *events) observe(_ context.Context, ev rediscache.Event) {
@@ -104,6 +121,9 @@ func (e *events) observe(_ context.Context, ev rediscache.Event) {
 
 // take returns the kinds reported since the last take.
 func (e *events) take() []rediscache.Kind {
+	if e.settle != nil {
+		e.settle()
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	out := make([]rediscache.Kind, len(e.all))
@@ -245,7 +265,7 @@ func redisFor(t testing.TB, e *env) {
 	e.redis = c
 	e.nearRedis = cachingClient(t, addr)
 	e.prefix = testdb.Name("dddkit-test:") + ":"
-	e.events = &events{}
+	e.events = &events{settle: e.settle}
 	t.Cleanup(func() {
 		defer c.Close()
 		ctx := context.Background()
@@ -299,7 +319,11 @@ func (e *env) cache(client rueidis.Client, opts ...rediscache.Option) *rediscach
 			client = e.nearRedis
 		}
 	}
-	return rediscache.New(client, append(first, opts...)...)
+	c := rediscache.New(client, append(first, opts...)...)
+	e.mu.Lock()
+	e.caches = append(e.caches, c)
+	e.mu.Unlock()
+	return c
 }
 
 // orders returns a repository of orders behind c, with more options
@@ -314,6 +338,13 @@ func (e *env) orders(t testing.TB, c *rediscache.Cache, opts ...repository.Optio
 // key returns what Redis holds at the key of the order or counter id
 // (which the prefix starts), or "" when nothing.
 func (e *env) held(t testing.TB, id int64) string {
+	t.Helper()
+	e.settle()
+	return e.peek(t, id)
+}
+
+// peek is held without waiting for the invalidations under way.
+func (e *env) peek(t testing.TB, id int64) string {
 	t.Helper()
 	ctx := context.Background()
 	keys, err := e.redis.Do(ctx, e.redis.B().Keys().Pattern(e.prefix+"*:"+strconv.FormatInt(id, 10)).Build()).AsStrSlice()

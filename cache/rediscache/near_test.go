@@ -128,6 +128,7 @@ func TestNearReadYourWrites(t *testing.T) {
 		cache := e.cache(client)
 		repo := e.orders(t, cache)
 		require.NoError(t, repo.Save(ctx, &order{id: 1, status: "new"}))
+		e.settle() // its invalidation ended
 		// Filled by a cache without a near cache: the near cache's client
 		// would not hear of its own fill either.
 		_, err := e.orders(t, rediscache.New(e.redis, rediscache.WithPrefix(e.prefix))).Find(ctx, 1)
@@ -222,6 +223,7 @@ func TestNearFlushedOnDisconnect(t *testing.T) {
 
 		p.stall() // Redis' message to here is held, then lost with the connection
 		require.NoError(t, there.Update(ctx, 1, paid))
+		e.settle() // its invalidation ended: Redis sent its message
 		p.cut()
 		reconnect(t, client)
 		e.events.take()

@@ -189,7 +189,9 @@ func runCacheWorker(s cacheSpec) (*cacheReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	repo, err := sqlstore.NewRepository[*hot, int64](db, m, rediscache.Wrap[*hot, int64](rediscache.New(client, opts...)),
+	cache := rediscache.New(client, opts...)
+	defer cache.Close() // the invalidations under way end before the report
+	repo, err := sqlstore.NewRepository[*hot, int64](db, m, rediscache.Wrap[*hot, int64](cache),
 		repository.WithRetry(repository.RetryPolicy{Attempts: 200, Backoff: time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 			// On PostgreSQL, the locking load of an Update skips a row that
 			// a concurrent transaction deleted, though it inserted it again:
@@ -253,6 +255,7 @@ func runCacheWorker(s cacheSpec) (*cacheReport, error) {
 		})
 	}
 	wg.Wait()
+	cache.Close()
 	return rep, nil
 }
 

@@ -64,6 +64,16 @@
 // safe. Nothing is written through: what the database holds after a write
 // (a time truncated to its precision, say) is read back by the next load.
 //
+// The write does not wait for Redis: the invalidation is sent as it
+// returns, and ends a round trip later, so that a save costs about what
+// it costs without the cache. Until it ends, a load of that aggregate by
+// this process waits for it (at most the timeout, then it reads the
+// database), so that the process never reads the entry its own write
+// made stale; another process may read it until the invalidation ends, as
+// it could an instant before the write. [Cache.Wait] and [Cache.Close]
+// wait for the invalidations under way: call Close when the service
+// stops.
+//
 // # A near cache
 //
 // With [WithNear], the cache keeps what this process read from Redis in
@@ -174,6 +184,17 @@ type Cache struct {
 	mu       sync.Mutex
 	suspects map[string]suspect // by key: entries that failed to invalidate
 	distrust time.Time          // every entry, until then, when suspects overflowed
+	flights  map[string]*flight // by key: the invalidations under way
+	// inflight counts the invalidations under way, for Close; pending
+	// too, for the loads to skip flights when there are none.
+	inflight sync.WaitGroup
+	pending  atomic.Int64
+}
+
+// flight is the invalidations of one key under way.
+type flight struct {
+	n    int
+	done chan struct{} // closed when the last one ends
 }
 
 // suspect is an entry this process failed to invalidate after a write
@@ -310,9 +331,20 @@ func (c *Cache) redial(opt rueidis.ClientOption) {
 	}
 }
 
-// Close closes the client that [Dial] made, and stops its connecting; it
-// leaves alone the client given to [New], which its owner closes.
+// Wait waits for the invalidations under way to end, each bounded by the
+// timeout: a write returns before its invalidation ends (see the package
+// doc), and once Wait returns, Redis holds no entry that a write of this
+// process that returned before made stale, unless its invalidation
+// failed (reported to the observer).
+func (c *Cache) Wait() { c.inflight.Wait() }
+
+// Close waits for the invalidations under way (each bounded by the
+// timeout), then closes the client that [Dial] made and stops its
+// connecting; it leaves alone the client given to [New], which its owner
+// closes after Close. A service calls it when it stops: a write returns
+// before its invalidation ends (see the package doc).
 func (c *Cache) Close() {
+	c.Wait()
 	c.dialMu.Lock()
 	if c.closed {
 		c.dialMu.Unlock()
@@ -652,6 +684,11 @@ func (h *hooks[T, ID]) Select(ctx context.Context, id ID) (T, error) {
 		c.report(ctx, Bypass, key, nil)
 		return h.next.Select(ctx, id)
 	}
+	if !c.settled(ctx, key) {
+		// A write of this process is still invalidating the entry.
+		c.report(ctx, Bypass, key, nil)
+		return h.next.Select(ctx, id)
+	}
 	if c.near != nil {
 		agg, st := h.nearSelect(ctx, key)
 		switch st {
@@ -834,19 +871,76 @@ func (h *hooks[T, ID]) written(ctx context.Context, id ID, floor int64, err erro
 	if err != nil {
 		// Nothing committed, or not known: dropping is safe either way.
 		c.near.written(key, floor, versioned)
-		h.invalidate(ctx, key, 0)
+		h.invalidateLater(ctx, key, 0)
 		return
 	}
 	repository.AfterCommit(ctx, func() {
 		c.near.written(key, floor, versioned)
-		h.invalidate(ctx, key, floor)
+		h.invalidateLater(ctx, key, floor)
 	})
 	if sc, ok := tracking.FromContext(ctx); ok && !sc.Done() {
 		sc.OnRollback(func() {
 			c.near.written(key, floor, versioned)
-			h.invalidate(ctx, key, 0)
+			h.invalidateLater(ctx, key, 0)
 		})
 	}
+}
+
+// invalidateLater starts the invalidation of the entry of key after a
+// write that committed version floor (0: none to keep), and returns at
+// once: the write does not wait for Redis. Until it ends, a load of key
+// by this process waits for it (see settled), so that it never reads the
+// entry the write made stale.
+func (h *hooks[T, ID]) invalidateLater(ctx context.Context, key string, floor int64) {
+	c := h.c
+	c.mu.Lock()
+	f := c.flights[key]
+	if f == nil {
+		if c.flights == nil {
+			c.flights = make(map[string]*flight)
+		}
+		f = &flight{done: make(chan struct{})}
+		c.flights[key] = f
+	}
+	f.n++
+	c.pending.Add(1)
+	c.inflight.Add(1)
+	c.mu.Unlock()
+	ctx = context.WithoutCancel(ctx)
+	go func() {
+		defer c.inflight.Done()
+		h.invalidate(ctx, key, floor)
+		c.mu.Lock()
+		if f.n--; f.n == 0 {
+			delete(c.flights, key)
+			close(f.done)
+		}
+		c.pending.Add(-1)
+		c.mu.Unlock()
+	}()
+}
+
+// settled waits for the invalidations of key under way in this process,
+// at most the timeout, and reports whether none is left.
+func (c *Cache) settled(ctx context.Context, key string) bool {
+	if c.pending.Load() == 0 {
+		return true
+	}
+	c.mu.Lock()
+	f := c.flights[key]
+	c.mu.Unlock()
+	if f == nil {
+		return true
+	}
+	t := time.NewTimer(c.timeout)
+	defer t.Stop()
+	select {
+	case <-f.done:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // Insert inserts agg, then invalidates its entry once committed.

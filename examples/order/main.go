@@ -250,6 +250,7 @@ func runCached(ctx context.Context, w io.Writer, cfg infrastructure.Config, redi
 	}()
 	var opts []repository.Option
 	var cached cacheLog
+	settle := func() {} // waits for the cache's invalidations under way
 	if redisURL != "" {
 		// Keys of this run's own: the scenario starts afresh, and must not
 		// read what an earlier run cached.
@@ -259,6 +260,7 @@ func runCached(ctx context.Context, w io.Writer, cfg infrastructure.Config, redi
 			return err
 		}
 		defer closeCache()
+		settle = cache.Wait
 		opts = append(opts, infrastructure.CacheOrders(cache))
 	}
 	orders, err := infrastructure.NewOrderRepository(db, opts...)
@@ -280,6 +282,7 @@ func runCached(ctx context.Context, w io.Writer, cfg infrastructure.Config, redi
 		cached.reset()
 		refused = nil
 		err := fn()
+		settle() // a save returns before its invalidation ends: print it in its step
 		rec.print(w)
 		if redisURL != "" {
 			fmt.Fprintf(w, "   cache: %s\n", cached.String())
