@@ -3,8 +3,12 @@ package rediscache_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/redis/rueidis"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dddkit/dddkit/cache/rediscache"
@@ -24,7 +28,8 @@ import (
 //   - op=copy: tracking.Copy of the aggregate, for scale.
 //
 // BenchmarkSave saves a change of one item of the same order, without
-// and with the cache (whose save adds an invalidation after the commit).
+// and with the cache (whose save sends an invalidation after the commit,
+// and does not wait for it), and with the near cache too.
 func BenchmarkFind(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("items=%d", n), func(b *testing.B) {
@@ -90,12 +95,13 @@ func BenchmarkFind(b *testing.B) {
 func BenchmarkSave(b *testing.B) {
 	for _, n := range []int{10, 100} {
 		b.Run(fmt.Sprintf("items=%d", n), func(b *testing.B) {
-			_, plain, cached := benchRepos(b, n)
+			e, plain, cached := benchRepos(b, n)
+			near := e.orders(b, e.cache(cachingClient(b, testdb.RedisAddr(b)), rediscache.WithNear(0, 0)))
 			ctx := context.Background()
 			for _, r := range []struct {
 				name string
 				repo *sqlstore.Repository[*order, int64]
-			}{{"cache=none", plain}, {"cache=redis", cached}} {
+			}{{"cache=none", plain}, {"cache=redis", cached}, {"cache=near", near}} {
 				b.Run(r.name, func(b *testing.B) {
 					o, err := r.repo.Find(ctx, 1)
 					require.NoError(b, err)
@@ -127,4 +133,64 @@ func benchRepos(b *testing.B, n int) (*env, *sqlstore.Repository[*order, int64],
 	}
 	require.NoError(b, plain.Save(ctx, o))
 	return e, plain, e.orders(b, e.cache(nil))
+}
+
+// BenchmarkNearInvalidation measures the invalidation delay of the near
+// cache: another process (a cache on a client of its own) saves an order
+// that the near cache of this one holds; the delay is from the moment
+// that save returns until the client of this process is told to drop the
+// entry (rueidis' OnInvalidations). It reports the median and the 99th
+// percentile (µs-p50, µs-p99); ns/op is a whole round (a save, and the
+// finds that fill the near cache again).
+func BenchmarkNearInvalidation(b *testing.B) {
+	e := pgEnv(b)
+	ctx := context.Background()
+	var key atomic.Value // the key watched
+	key.Store("")
+	told := make(chan time.Time, 64)
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{testdb.RedisAddr(b)},
+		OnInvalidations: func(keys []rueidis.RedisMessage) {
+			now := time.Now()
+			for _, k := range keys {
+				if s, err := k.ToString(); err == nil && s == key.Load() {
+					told <- now
+				}
+			}
+		}})
+	require.NoError(b, err)
+	defer client.Close()
+	here := e.orders(b, e.cache(client, rediscache.WithNear(0, 0)))
+	there := e.orders(b, e.cache(nil))
+	require.NoError(b, there.Save(ctx, &order{id: 1, status: "new", items: []*item{{id: 1, sku: "a", qty: 1}}}))
+	keys, err := e.redis.Do(ctx, e.redis.B().Keys().Pattern(e.prefix+"*:1").Build()).AsStrSlice()
+	require.NoError(b, err)
+	e.settle()
+	var delays []time.Duration
+	for i := 0; i < b.N; i++ {
+		// Filled, and held by the near cache of this process.
+		for near := false; !near; {
+			_, err := here.Find(ctx, 1)
+			require.NoError(b, err)
+			near = slices.Contains(e.events.take(), rediscache.NearHit)
+		}
+		if len(keys) == 0 {
+			keys, err = e.redis.Do(ctx, e.redis.B().Keys().Pattern(e.prefix+"*:1").Build()).AsStrSlice()
+			require.NoError(b, err)
+			require.Len(b, keys, 1)
+		}
+		key.Store(keys[0])
+		require.NoError(b, there.Update(ctx, 1, func(_ context.Context, o *order) error { o.items[0].qty++; return nil }))
+		saved := time.Now()
+		select {
+		case at := <-told:
+			delays = append(delays, max(at.Sub(saved), 0))
+		case <-time.After(time.Minute):
+			b.Fatal("never told")
+		}
+		key.Store("")
+		e.settle()
+	}
+	slices.Sort(delays)
+	b.ReportMetric(float64(delays[len(delays)/2].Microseconds()), "µs-p50")
+	b.ReportMetric(float64(delays[len(delays)*99/100].Microseconds()), "µs-p99")
 }
