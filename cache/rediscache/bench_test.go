@@ -124,6 +124,7 @@ func BenchmarkSave(b *testing.B) {
 // environment and two repositories of it: without and with the cache.
 func benchRepos(b *testing.B, n int) (*env, *sqlstore.Repository[*order, int64], *sqlstore.Repository[*order, int64]) {
 	e := pgEnv(b)
+	e.events.countOnly = true
 	ctx := context.Background()
 	plain, err := sqlstore.NewRepository[*order, int64](e.db, orderMapping(b))
 	require.NoError(b, err)
@@ -144,6 +145,7 @@ func benchRepos(b *testing.B, n int) (*env, *sqlstore.Repository[*order, int64],
 // finds that fill the near cache again).
 func BenchmarkNearInvalidation(b *testing.B) {
 	e := pgEnv(b)
+	e.events.countOnly = true
 	ctx := context.Background()
 	var key atomic.Value // the key watched
 	key.Store("")

@@ -1,6 +1,7 @@
 package rediscache
 
 import (
+	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -68,36 +69,72 @@ func TestNearState(t *testing.T) {
 	n.put("b", "V1\nb", 2)
 	n.put("c", "V1\nc", 3)
 	assert.Len(t, n.masters, 2, "bounded in count")
-	got, ok := n.get("c", "V1\nc")
+	got, ok := n.get("c", "V1\nc", time.Now())
 	assert.True(t, ok)
 	assert.Equal(t, 3, got)
-	_, ok = n.get("c", "V2\nc")
+	_, ok = n.get("c", "V2\nc", time.Now())
 	assert.False(t, ok, "another entry: not the aggregate of this one")
 	m := n.masters["c"]
 	m.until = time.Now().Add(-time.Second)
 	n.masters["c"] = m
-	_, ok = n.get("c", "V1\nc")
+	_, ok = n.get("c", "V1\nc", time.Now())
 	assert.False(t, ok, "bounded in age")
 
-	assert.True(t, n.usable("k", 0, true))
+	assert.True(t, n.usable("k", 0, true, time.Now()))
 	n.written("k", 0, true)
 	assert.Empty(t, n.floors, "version 0: nothing to refuse")
 	n.written("k", 5, true)
-	assert.False(t, n.usable("k", 4, true))
-	assert.True(t, n.usable("k", 5, true))
+	assert.False(t, n.usable("k", 4, true, time.Now()))
+	assert.True(t, n.usable("k", 5, true, time.Now()))
 	n.written("k", 1, true) // removed at 5, then created again
-	assert.False(t, n.usable("k", 4, true))
+	assert.False(t, n.usable("k", 4, true, time.Now()))
 	n.written("u", 0, false)
-	assert.False(t, n.usable("u", 0, false), "without a version, no entry after a write")
+	assert.False(t, n.usable("u", 0, false, time.Now()), "without a version, no entry after a write")
 	f := n.floors["k"]
 	f.until = time.Now().Add(-time.Second)
 	n.floors["k"] = f
-	assert.True(t, n.usable("k", 4, true), "for a TTL")
+	assert.True(t, n.usable("k", 4, true, time.Now()), "for a TTL")
 
 	for i := range maxFloors + 1 {
 		n.written(strconv.Itoa(i), 1, true)
 	}
-	assert.False(t, n.usable("other", 9, true), "past maxFloors, no entry for a TTL")
+	assert.False(t, n.usable("other", 9, true, time.Now()), "past maxFloors, no entry for a TTL")
 	var nilNear *near
 	nilNear.written("k", 1, true) // without a near cache: nothing
+}
+
+// TestLazyDeadline: the context of a near read starts no timer unless
+// asked for Done or Err, and then ends at its deadline, or with its
+// parent; stopped, it is over.
+func TestLazyDeadline(t *testing.T) {
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	l := &lazyDeadline{Context: parent, deadline: time.Now().Add(time.Hour)}
+	d, ok := l.Deadline()
+	assert.True(t, ok)
+	assert.Equal(t, l.deadline, d)
+	assert.Equal(t, "v", l.Value(key{}))
+	l.stop()
+	assert.Nil(t, l.inner, "never asked: no timer")
+	<-l.Done()
+	assert.ErrorIs(t, l.Err(), context.Canceled)
+
+	l = &lazyDeadline{Context: parent, deadline: time.Now().Add(time.Millisecond)}
+	<-l.Done() // its deadline
+	assert.ErrorIs(t, l.Err(), context.DeadlineExceeded)
+	l.stop()
+
+	l = &lazyDeadline{Context: parent, deadline: time.Now().Add(time.Hour)}
+	done := l.Done()
+	cancel()
+	<-done // its parent
+	assert.ErrorIs(t, l.Err(), context.Canceled)
+	l.stop()
+
+	short, cancelShort := context.WithDeadline(context.Background(), time.Now().Add(time.Minute))
+	defer cancelShort()
+	l = &lazyDeadline{Context: short, deadline: time.Now().Add(time.Hour)}
+	d, _ = l.Deadline()
+	want, _ := short.Deadline()
+	assert.Equal(t, want, d, "the parent's, when sooner")
 }

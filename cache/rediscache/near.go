@@ -119,9 +119,10 @@ func (h *hooks[T, ID]) nearSelect(ctx context.Context, key string) (T, nearState
 		c.report(ctx, Failed, key, fmt.Errorf("rediscache: near get: %w", err))
 		return zero, nearFailed
 	}
-	cctx, cancel := context.WithTimeout(ctx, c.timeout)
+	now := time.Now()
+	cctx := &lazyDeadline{Context: ctx, deadline: now.Add(c.timeout)}
 	res := client.DoCache(cctx, client.B().Get().Key(key).Cache(), n.ttl)
-	cancel()
+	cctx.stop()
 	raw, err := res.ToString()
 	if err != nil {
 		if rueidis.IsRedisNil(err) {
@@ -132,10 +133,10 @@ func (h *hooks[T, ID]) nearSelect(ctx context.Context, key string) (T, nearState
 	}
 	version, entry, ok := parseEntry(raw)
 	versioned := h.version != nil
-	if !ok || !n.usable(key, version, versioned) || !c.trusted(key, version, versioned) {
+	if !ok || !n.usable(key, version, versioned, now) || !c.trusted(key, version, versioned) {
 		return zero, nearMiss // a lease, a tombstone, or older than a write of this process
 	}
-	kept, ok := n.get(key, raw)
+	kept, ok := n.get(key, raw, now)
 	if !ok {
 		agg, err := h.codec.Decode([]byte(entry))
 		if err != nil {
@@ -158,10 +159,9 @@ func (h *hooks[T, ID]) nearSelect(ctx context.Context, key string) (T, nearState
 	return out, nearHit
 }
 
-// usable reports whether an entry of key at version may be used: no
-// write of this process committed a later version.
-func (n *near) usable(key string, version int64, versioned bool) bool {
-	now := time.Now()
+// usable reports whether an entry of key at version may be used at now:
+// no write of this process committed a later version.
+func (n *near) usable(key string, version int64, versioned bool, now time.Time) bool {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	if now.Before(n.distrust) {
@@ -174,9 +174,9 @@ func (n *near) usable(key string, version int64, versioned bool) bool {
 	return versioned && version >= f.floor
 }
 
-// get returns the aggregate decoded from raw, the entry of key.
-func (n *near) get(key, raw string) (any, bool) {
-	now := time.Now()
+// get returns the aggregate decoded from raw, the entry of key, unless
+// it is older than the TTL at now.
+func (n *near) get(key, raw string, now time.Time) (any, bool) {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	m, ok := n.masters[key]
@@ -242,3 +242,56 @@ func (n *near) written(key string, floor int64, versioned bool) {
 	}
 	n.floors[key] = nearFloor{floor: floor, until: until}
 }
+
+// lazyDeadline is a context with a deadline whose timer starts only when
+// Done or Err is asked for: rueidis asks for neither when it serves a read
+// from its client-side cache, which then costs no timer.
+type lazyDeadline struct {
+	context.Context // the parent
+	deadline        time.Time
+
+	once   sync.Once
+	inner  context.Context // nil when stopped before started
+	cancel context.CancelFunc
+}
+
+func (l *lazyDeadline) Deadline() (time.Time, bool) {
+	if d, ok := l.Context.Deadline(); ok && d.Before(l.deadline) {
+		return d, true
+	}
+	return l.deadline, true
+}
+
+// start makes the context with the deadline, unless stopped before.
+func (l *lazyDeadline) start() context.Context {
+	l.once.Do(func() { l.inner, l.cancel = context.WithDeadline(l.Context, l.deadline) })
+	return l.inner
+}
+
+func (l *lazyDeadline) Done() <-chan struct{} {
+	if inner := l.start(); inner != nil {
+		return inner.Done()
+	}
+	return closedChan
+}
+
+func (l *lazyDeadline) Err() error {
+	if inner := l.start(); inner != nil {
+		return inner.Err()
+	}
+	return context.Canceled
+}
+
+// stop ends the context: its timer, if it started one, is stopped.
+func (l *lazyDeadline) stop() {
+	l.once.Do(func() {})
+	if l.cancel != nil {
+		l.cancel()
+	}
+}
+
+var closedChan = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
